@@ -1,0 +1,144 @@
+"""Meeting point of Deferreds, coroutines and asyncio futures.
+
+A coroutine driven by Twisted cannot await an asyncio future, and a plain asyncio task
+cannot await a Deferred. User code (services, automations) is written for asyncio, so a
+coroutine returned by a handler runs as an asyncio task whenever an asyncio loop is running
+(the asyncio reactor's), wrapped so that it may await Deferreds too; it is driven by
+Twisted only on a fake clock in unit tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable, Coroutine, Generator
+from typing import Any, TypeVar
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.python.failure import Failure
+
+T = TypeVar("T")
+
+
+class UserCodeExit(Exception):
+    """User code called ``sys.exit()``; it ends that call, never the daemon."""
+
+    def __init__(self, code: object) -> None:
+        super().__init__(f"user code called sys.exit({code!r})")
+        self.code = code
+
+
+def running_loop() -> asyncio.AbstractEventLoop | None:
+    """The running asyncio loop of this thread, or None (fake clocks, before the reactor runs)."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+class _AwaitsDeferreds(Coroutine[Any, Any, T]):
+    """Wraps a coroutine for an asyncio task so that ``await deferred`` works inside it.
+
+    A Deferred being awaited yields itself up to the task; the task only understands
+    asyncio futures, so each yielded Deferred is swapped for a future that wakes the task
+    when the Deferred fires (Deferred.__iter__ then hands over the result or raises).
+    """
+
+    __slots__ = ("_coro", "_loop")
+
+    def __init__(self, coro: Coroutine[Any, Any, T], loop: asyncio.AbstractEventLoop) -> None:
+        self._coro = coro
+        self._loop = loop
+
+    def send(self, value: Any) -> Any:
+        return self._swap(self._coro.send(value))
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        if val is None and tb is None:
+            return self._swap(self._coro.throw(typ))
+        return self._swap(self._coro.throw(typ, val, tb))
+
+    def close(self) -> None:
+        self._coro.close()
+
+    def __await__(self) -> Generator[Any, None, T]:
+        return self
+
+    def __iter__(self) -> _AwaitsDeferreds[T]:
+        return self
+
+    def __next__(self) -> Any:
+        return self.send(None)
+
+    def _swap(self, yielded: Any) -> Any:
+        if not isinstance(yielded, Deferred):
+            return yielded
+        future: asyncio.Future[None] = self._loop.create_future()
+
+        def wake(result: object) -> object:
+            if not future.done():
+                future.set_result(None)
+            return result  # left on the Deferred for Deferred.__iter__ to take
+
+        def cancelled(fut: asyncio.Future[None]) -> None:
+            if fut.cancelled() and not yielded.called:
+                yielded.cancel()
+
+        yielded.addBoth(wake)
+        future.add_done_callback(cancelled)
+        future._asyncio_future_blocking = True
+        return future
+
+
+def create_task(
+    coro: Coroutine[Any, Any, T], *, name: str | None = None
+) -> asyncio.Task[T]:
+    """An asyncio task on the running loop that may await Deferreds and futures alike."""
+    loop = asyncio.get_running_loop()
+    return loop.create_task(_AwaitsDeferreds(_guard(coro), loop), name=name)
+
+
+def as_deferred(result: object, *, name: str | None = None) -> Deferred[Any]:
+    """Wrap a handler's result (plain value, Deferred, coroutine, future) as a Deferred."""
+    if isinstance(result, Deferred):
+        return result
+    if inspect.iscoroutine(result):
+        # An asyncio task that raises SystemExit re-raises it out of the loop (and so out
+        # of the reactor): the guard turns it into an ordinary exception first.
+        if running_loop() is not None:
+            return Deferred.fromFuture(create_task(result, name=name))
+        return Deferred.fromCoroutine(_guard(result))
+    if isinstance(result, asyncio.Future):
+        return Deferred.fromFuture(result)
+    if inspect.isawaitable(result):
+        return as_deferred(_await(result))
+    return succeed(result)
+
+
+async def _await(awaitable: Awaitable[T]) -> T:
+    return await awaitable
+
+
+async def _guard(awaitable: Awaitable[T]) -> T:
+    try:
+        return await awaitable
+    except SystemExit as exc:
+        raise UserCodeExit(exc.code) from exc
+
+
+def call_as_deferred(fn: Callable[..., object], *args: Any, **kwargs: Any) -> Deferred[Any]:
+    """Call ``fn`` and always get a Deferred, also when it raises (``SystemExit`` included).
+
+    User code must never stop the reactor: ``sys.exit()`` inside a handler becomes a
+    failed Deferred like any other exception.
+    """
+    try:
+        result = fn(*args, **kwargs)
+    except SystemExit as exc:
+        return fail(UserCodeExit(exc.code))
+    except Exception:
+        return fail(Failure())
+    return as_deferred(result)
+
+
+__all__ = ["UserCodeExit", "as_deferred", "call_as_deferred", "create_task", "running_loop"]
