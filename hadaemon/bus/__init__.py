@@ -1,0 +1,50 @@
+"""The bus every adapter and plugin uses to meet the others."""
+
+from hadaemon.bus.address import DEVICE, NODE, SERVICE, Address, InvalidAddress
+from hadaemon.bus.bus import Bus, Handler, Registration, Subscriber, Subscription
+from hadaemon.bus.errors import (
+    BusError,
+    DestinationGone,
+    EndpointExists,
+    QueueFull,
+    UnknownDestination,
+    WrongThread,
+)
+from hadaemon.bus.events import (
+    DeviceChanged,
+    ErrorEvent,
+    Event,
+    Level,
+    Lifecycle,
+    StatusUpdate,
+    VariableChanged,
+)
+from hadaemon.bus.topics import InvalidPattern, segment
+
+__all__ = [
+    "DEVICE",
+    "NODE",
+    "SERVICE",
+    "Address",
+    "Bus",
+    "BusError",
+    "DestinationGone",
+    "DeviceChanged",
+    "EndpointExists",
+    "ErrorEvent",
+    "Event",
+    "Handler",
+    "InvalidAddress",
+    "InvalidPattern",
+    "Level",
+    "Lifecycle",
+    "QueueFull",
+    "Registration",
+    "StatusUpdate",
+    "Subscriber",
+    "Subscription",
+    "UnknownDestination",
+    "VariableChanged",
+    "WrongThread",
+    "segment",
+]
