@@ -1,0 +1,535 @@
+"""The device registry: the one place devices and variables live, whatever their world.
+
+Adapters register devices with a :class:`DeviceOwner` and report values; anyone reads
+values, subscribes to changes (``VariableChanged`` events on the bus) and requests writes,
+which go to the owning adapter. Peer ids are persisted against ``(source, key)`` and never
+reused; the last reported values are persisted too (batched, see ``flush``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+from twisted.internet.defer import Deferred, DeferredList, fail, gatherResults, succeed
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from hadaemon.aio import as_deferred
+from hadaemon.bus import (
+    Address,
+    Bus,
+    DeviceChanged,
+    Event,
+    Registration,
+    Subscription,
+    VariableChanged,
+    segment,
+)
+from hadaemon.logs import get_logger
+from hadaemon.registry.errors import (
+    ConfirmationTimeout,
+    DuplicateDevice,
+    InvalidValue,
+    ReadOnly,
+    SystemVariableNotFound,
+    UnknownDevice,
+)
+from hadaemon.registry.model import (
+    SYSTEM_CHANNEL,
+    SYSTEM_PEER_ID,
+    ChannelSpec,
+    Device,
+    DeviceOwner,
+    Variable,
+)
+from hadaemon.sentinels import UNKNOWN
+
+SYSTEM_SOURCE = "system"
+
+_PEER_KEY = "registry/peer/"
+_NEXT_PEER = "registry/next-peer-id"
+_STATE_KEY = "registry/state/"
+_SYSVAR_KEY = "registry/sysvar/"
+
+
+class KeyValueStore(Protocol):
+    """The part of :class:`hadaemon.store.Store` the registry uses."""
+
+    def get(self, key: str, default: Any = None) -> Any: ...
+    def put(self, key: str, value: Any) -> None: ...
+    def put_many(self, items: Mapping[str, Any]) -> None: ...
+    def delete(self, key: str) -> None: ...
+    def items(self, prefix: str = "") -> list[tuple[str, Any]]: ...
+
+
+class Registry:
+    """Reactor thread only, like the bus it publishes on."""
+
+    def __init__(
+        self,
+        reactor: IReactorTime,
+        bus: Bus,
+        store: KeyValueStore,
+        *,
+        log: Logger | None = None,
+        state_flush_interval: float = 1.0,
+        confirm_timeout: float = 10.0,
+    ) -> None:
+        self._reactor = reactor
+        self._bus = bus
+        self._store = store
+        self._log = log or get_logger("hadaemon.registry")
+        self._devices: dict[int, Device] = {}
+        self._by_key: dict[tuple[str, str], int] = {}
+        self._endpoints: dict[int, Registration] = {}
+        self._sysvars: dict[str, Any] | None = None
+        self._dirty: dict[str, Any] = {}
+        self._flush_call: IDelayedCall | None = None
+        self.state_flush_interval = state_flush_interval
+        self.confirm_timeout = confirm_timeout
+        self._waiters: dict[tuple[int, int, str], list[tuple[Any, Deferred[None]]]] = {}
+        self._system_endpoint: Registration | None = None
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Load system variables and accept ``device:0`` messages; store must be open."""
+        self._load_sysvars()
+        if self._system_endpoint is None:
+            self._system_endpoint = self._bus.register(
+                f"device:{SYSTEM_PEER_ID}", self._on_system_message, name="system variables"
+            )
+
+    def stop(self) -> None:
+        """Write pending last-known values (the store flushes them to disk after)."""
+        self.flush()
+        if self._system_endpoint is not None:
+            self._system_endpoint.unregister()
+            self._system_endpoint = None
+
+    # -- devices ---------------------------------------------------------------------
+
+    def peer_id_for(self, source: str, key: str) -> int:
+        """The stable peer id of ``(source, key)``, allocated on first use, never reused."""
+        store_key = f"{_PEER_KEY}{segment(source)}/{key}"
+        existing = self._store.get(store_key)
+        if isinstance(existing, int):
+            return existing
+        peer_id = self._store.get(_NEXT_PEER, 1)
+        self._store.put_many({_NEXT_PEER: peer_id + 1, store_key: peer_id})
+        return int(peer_id)
+
+    def add_device(
+        self,
+        source: str,
+        key: str,
+        name: str,
+        channels: Sequence[ChannelSpec],
+        owner: DeviceOwner | None,
+        *,
+        type_name: str = "",
+        info: Mapping[str, Any] | None = None,
+    ) -> Device:
+        """Register (or re-describe) the device ``key`` of adapter ``source``."""
+        peer_id = self.peer_id_for(source, key)
+        old = self._devices.get(peer_id)
+        if old is not None and old.owner is not owner and old.owner is not None:
+            raise DuplicateDevice(f"{source}:{key} is already registered by another owner")
+        last_known = self._load_state(peer_id)
+        device = Device(
+            peer_id, source, key, name, type_name, channels, owner, info or {}, last_known
+        )
+        if old is not None:
+            # Re-described (e.g. bridge/devices republished): keep what was reported.
+            for index, channel in device.channels.items():
+                for var_name, var in channel.variables.items():
+                    try:
+                        prev = old.variable(index, var_name)
+                    except Exception:
+                        continue
+                    var.value, var.timestamp = prev.value, prev.timestamp
+        self._devices[peer_id] = device
+        self._by_key[(source, key)] = peer_id
+        if peer_id not in self._endpoints:
+            self._endpoints[peer_id] = self._bus.register(
+                f"device:{peer_id}", self._on_device_message, name=f"device {peer_id} ({name})"
+            )
+        if old is None:
+            change = DeviceChanged.ADDED
+        elif old.name != name:
+            change = DeviceChanged.RENAMED
+        else:
+            change = DeviceChanged.UPDATED
+        self._bus.publish(DeviceChanged(source, peer_id, change, name))
+        return device
+
+    def rename_device(self, peer_id: int, name: str) -> None:
+        device = self.device(peer_id)
+        if device.name != name:
+            device.name = name
+            self._bus.publish(DeviceChanged(device.source, peer_id, DeviceChanged.RENAMED, name))
+
+    def remove_device(self, peer_id: int) -> None:
+        """Forget a device for now; its peer id stays reserved for its key."""
+        device = self._devices.pop(peer_id, None)
+        if device is None:
+            raise UnknownDevice(peer_id)
+        self._by_key.pop((device.source, device.key), None)
+        registration = self._endpoints.pop(peer_id, None)
+        if registration is not None:
+            registration.unregister()
+        self._bus.publish(DeviceChanged(device.source, peer_id, DeviceChanged.REMOVED, device.name))
+
+    def device(self, peer_id: int) -> Device:
+        try:
+            return self._devices[peer_id]
+        except (KeyError, TypeError):
+            raise UnknownDevice(peer_id) from None
+
+    def find(self, source: str, key: str) -> Device | None:
+        peer_id = self._by_key.get((source, key))
+        return None if peer_id is None else self._devices[peer_id]
+
+    def devices(self, source: str | None = None) -> list[Device]:
+        """Registered devices by peer id, optionally of one adapter."""
+        return [
+            d for _, d in sorted(self._devices.items()) if source is None or d.source == source
+        ]
+
+    # -- values ----------------------------------------------------------------------
+
+    def report(
+        self,
+        peer_id: int,
+        channel: int,
+        name: str,
+        value: Any,
+        *,
+        timestamp: float | None = None,
+    ) -> bool:
+        """The owning adapter reports a value; returns whether an event was published."""
+        device = self.device(peer_id)
+        var = device.variable(channel, name)
+        now = self._reactor.seconds() if timestamp is None else timestamp
+        previous = var.value
+        var.timestamp = now
+        self._resolve_waiters(peer_id, channel, name, value)
+        if not var.spec.is_event and _same(previous, value):
+            return False
+        var.value = value
+        if not var.spec.is_event:
+            self._mark_dirty(f"{_STATE_KEY}{peer_id}/{channel}/{name}", value)
+        self._bus.publish(
+            VariableChanged(
+                device.source, peer_id, channel, name, value, now, previous, var.spec.is_event
+            )
+        )
+        return True
+
+    def report_many(self, peer_id: int, channel: int, values: Mapping[str, Any]) -> int:
+        """Report several values at once; returns how many events were published."""
+        return sum(self.report(peer_id, channel, n, v) for n, v in values.items())
+
+    def get_value(self, peer_id: int, channel: int, name: str) -> Any:
+        """The current value, or UNKNOWN if the device has not reported it yet."""
+        if peer_id == SYSTEM_PEER_ID:
+            return self.get_system_variable(name)
+        return self.device(peer_id).variable(channel, name).value
+
+    def variable(self, peer_id: int, channel: int, name: str) -> Variable:
+        return self.device(peer_id).variable(channel, name)
+
+    def set_value(
+        self,
+        peer_id: int,
+        channel: int,
+        name: str,
+        value: Any,
+        *,
+        confirm: bool = False,
+        timeout: float | None = None,
+    ) -> Deferred[None]:
+        """Write one variable; see :meth:`put_values`."""
+        return self.put_values(peer_id, channel, {name: value}, confirm=confirm, timeout=timeout)
+
+    def put_values(
+        self,
+        peer_id: int,
+        channel: int,
+        values: Mapping[str, Any],
+        *,
+        confirm: bool = False,
+        timeout: float | None = None,
+    ) -> Deferred[None]:
+        """Write variables of one channel through the owning adapter.
+
+        Fires when the adapter accepted the write, or with ``confirm`` once the device
+        reported every written value (:class:`ConfirmationTimeout` after ``timeout``).
+        Checks (unknown names, read-only, types, ranges) fail the Deferred at once and
+        nothing is written.
+        """
+        try:
+            if peer_id == SYSTEM_PEER_ID:
+                for name, value in values.items():
+                    self.set_system_variable(name, value)
+                return succeed(None)
+            device = self.device(peer_id)
+            checked: dict[str, Any] = {}
+            for name, value in values.items():
+                spec = device.variable(channel, name).spec
+                if not spec.writable:
+                    raise ReadOnly(peer_id, channel, name)
+                checked[name] = spec.check(value)
+            if device.owner is None:
+                raise ReadOnly(peer_id, channel, next(iter(values), ""))
+        except Exception:
+            return fail(Failure())
+        if not checked:
+            return succeed(None)
+        waits = (
+            [self._wait_for(peer_id, channel, n, v) for n, v in checked.items()] if confirm else []
+        )
+        try:
+            accepted = as_deferred(device.owner.write_values(device, channel, checked))
+        except Exception:
+            for waiter in waits:
+                waiter.cancel()
+            return fail(Failure())
+        if not confirm:
+            return accepted.addCallback(lambda _: None)
+        limit = self.confirm_timeout if timeout is None else timeout
+
+        def confirmed(_: object) -> Deferred[None]:
+            outcome: Deferred[None] = Deferred()
+
+            def expire() -> None:
+                outcome.errback(
+                    ConfirmationTimeout(
+                        f"device {peer_id} channel {channel} did not confirm "
+                        f"{sorted(checked)} within {limit}s"
+                    )
+                )
+                for waiter in waits:
+                    waiter.cancel()
+
+            timer = self._reactor.callLater(limit, expire)
+
+            def all_reported(_: object) -> None:
+                if not outcome.called:
+                    timer.cancel()
+                    outcome.callback(None)
+
+            gatherResults(waits, consumeErrors=True).addCallbacks(all_reported, lambda _: None)
+            return outcome
+
+        def rejected(f: Failure) -> Failure:
+            for waiter in waits:
+                waiter.cancel()
+            return f
+
+        return accepted.addCallbacks(confirmed, rejected)
+
+    def query(
+        self, peer_id: int, channel: int, names: Sequence[str] | None = None
+    ) -> Deferred[None]:
+        """Ask the device to report values again (queryable ones when names is None)."""
+        try:
+            device = self.device(peer_id)
+            chan = device.channel(channel)
+            wanted = list(names) if names is not None else [
+                n for n, v in chan.variables.items() if v.spec.queryable
+            ]
+            for n in wanted:
+                device.variable(channel, n)
+            if device.owner is None or not wanted:
+                return succeed(None)
+            return as_deferred(device.owner.query_values(device, channel, wanted)).addCallback(
+                lambda _: None
+            )
+        except Exception:
+            return fail(Failure())
+
+    def _wait_for(self, peer_id: int, channel: int, name: str, value: Any) -> Deferred[None]:
+        key = (peer_id, channel, name)
+        waiters = self._waiters.setdefault(key, [])
+
+        def cancelled(d: Deferred[None]) -> None:
+            entries = self._waiters.get(key, [])
+            self._waiters[key] = [(v, w) for v, w in entries if w is not d]
+            if not self._waiters[key]:
+                del self._waiters[key]
+
+        d: Deferred[None] = Deferred(cancelled)
+        waiters.append((value, d))
+        return d
+
+    def _resolve_waiters(self, peer_id: int, channel: int, name: str, value: Any) -> None:
+        key = (peer_id, channel, name)
+        waiters = self._waiters.get(key)
+        if not waiters:
+            return
+        keep = []
+        for expected, d in waiters:
+            if _same(expected, value):
+                d.callback(None)
+            else:
+                keep.append((expected, d))
+        if keep:
+            self._waiters[key] = keep
+        else:
+            del self._waiters[key]
+
+    # -- system variables (peer 0, channel -1) ---------------------------------------
+
+    def get_system_variable(self, name: str) -> Any:
+        sysvars = self._load_sysvars()
+        if name not in sysvars:
+            raise SystemVariableNotFound(name)
+        return sysvars[name]
+
+    def set_system_variable(self, name: str, value: Any) -> None:
+        """Set (and persist) a system variable; publishes a change from source "system"."""
+        if not isinstance(name, str) or not name:
+            raise InvalidValue(f"a system variable name is a non-empty string, got {name!r}")
+        sysvars = self._load_sysvars()
+        previous = sysvars.get(name, UNKNOWN)
+        self._store.put(_SYSVAR_KEY + name, value)  # validates the value model first
+        sysvars[name] = value
+        if not _same(previous, value):
+            self._bus.publish(
+                VariableChanged(
+                    SYSTEM_SOURCE, SYSTEM_PEER_ID, SYSTEM_CHANNEL, name, value,
+                    self._reactor.seconds(), previous,
+                )
+            )
+
+    def delete_system_variable(self, name: str) -> None:
+        sysvars = self._load_sysvars()
+        if name not in sysvars:
+            raise SystemVariableNotFound(name)
+        del sysvars[name]
+        self._store.delete(_SYSVAR_KEY + name)
+
+    def system_variables(self) -> dict[str, Any]:
+        return dict(self._load_sysvars())
+
+    def _load_sysvars(self) -> dict[str, Any]:
+        if self._sysvars is None:
+            self._sysvars = {
+                k[len(_SYSVAR_KEY):]: v for k, v in self._store.items(_SYSVAR_KEY)
+            }
+        return self._sysvars
+
+    # -- subscriptions ---------------------------------------------------------------
+
+    def subscribe(
+        self,
+        callback: Callable[[VariableChanged], object],
+        *,
+        source: str | None = None,
+        peer_id: int | None = None,
+        channel: int | None = None,
+        name: str | None = None,
+        subscriber: str | None = None,
+    ) -> Subscription:
+        """Variable changes, filtered by any of source, peer id, channel and name."""
+        parts = [
+            "variable",
+            "+" if source is None else segment(source),
+            "+" if peer_id is None else str(peer_id),
+            "+" if channel is None else str(channel),
+            "+" if name is None else segment(name),
+        ]
+
+        def deliver(event: Event) -> object:
+            assert isinstance(event, VariableChanged)
+            return callback(event)
+
+        return self._bus.subscribe(
+            "/".join(parts),
+            deliver,
+            name=subscriber or getattr(callback, "__qualname__", repr(callback)),
+            event_type=VariableChanged,
+        )
+
+    # -- bus endpoints -----------------------------------------------------------------
+
+    def _on_device_message(self, address: Address, message: Any) -> Deferred[None]:
+        peer_id = int(address.id)
+        if not isinstance(message, Mapping):
+            raise InvalidValue(
+                f"a message to {address} is a table of values to set, got {type(message).__name__}"
+            )
+        device = self.device(peer_id)
+        if address.path:
+            try:
+                channel = int(address.path)
+            except ValueError:
+                raise InvalidValue(f"{address}: the path must be a channel number") from None
+            return self.put_values(peer_id, channel, message)
+        by_channel: dict[int, dict[str, Any]] = {}
+        for name, value in message.items():
+            by_channel.setdefault(device.find_channel_of(name), {})[name] = value
+        writes = [self.put_values(peer_id, ch, vals) for ch, vals in by_channel.items()]
+        if len(writes) == 1:
+            return writes[0]
+        return DeferredList(writes, fireOnOneErrback=True, consumeErrors=True).addCallbacks(
+            lambda _: None, lambda f: f.value.subFailure
+        )
+
+    def _on_system_message(self, address: Address, message: Any) -> None:
+        if not isinstance(message, Mapping):
+            raise InvalidValue(f"a message to {address} is a table of system variables")
+        for name, value in message.items():
+            self.set_system_variable(name, value)
+
+    # -- persistence of last known values ------------------------------------------------
+
+    def _load_state(self, peer_id: int) -> dict[int, dict[str, Any]]:
+        prefix = f"{_STATE_KEY}{peer_id}/"
+        out: dict[int, dict[str, Any]] = {}
+        for key, value in self._store.items(prefix):
+            channel, _, name = key[len(prefix):].partition("/")
+            try:
+                out.setdefault(int(channel), {})[name] = value
+            except ValueError:
+                continue
+        return out
+
+    def _mark_dirty(self, key: str, value: Any) -> None:
+        self._dirty[key] = value
+        if self._flush_call is None:
+            self._flush_call = self._reactor.callLater(self.state_flush_interval, self.flush)
+
+    def flush(self) -> None:
+        """Persist the last known values reported since the previous flush (one write)."""
+        if self._flush_call is not None:
+            if self._flush_call.active():
+                self._flush_call.cancel()
+            self._flush_call = None
+        if not self._dirty:
+            return
+        dirty, self._dirty = self._dirty, {}
+        try:
+            self._store.put_many(dirty)
+        except TypeError:
+            # A value outside the store's value model: keep the others.
+            for key, value in dirty.items():
+                try:
+                    self._store.put(key, value)
+                except TypeError as exc:
+                    self._log.warn("not persisting {key}: {error}", key=key, error=str(exc))
+
+
+def _same(a: Any, b: Any) -> bool:
+    # 1 == True in Python, but a variable going from 1 to True did change type.
+    if a is UNKNOWN or b is UNKNOWN:
+        return a is b
+    if type(a) is not type(b):
+        return False
+    try:
+        return bool(a == b)
+    except Exception:
+        return False
