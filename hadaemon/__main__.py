@@ -1,0 +1,7 @@
+"""``python -m hadaemon`` is the ``hadaemon`` command."""
+
+import sys
+
+from hadaemon.cli import main
+
+sys.exit(main())

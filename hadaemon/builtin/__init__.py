@@ -1,0 +1,1 @@
+"""Plugins shipped with hadaemon (registered as ``hadaemon.plugins`` entry points)."""

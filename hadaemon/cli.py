@@ -1,0 +1,164 @@
+"""The ``hadaemon`` command: ``run``, ``check``, ``plugins``, ``version``."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from hadaemon._version import __version__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console-script entry point; returns the process exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    result: int = args.func(args)
+    return result
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hadaemon",
+        description="Home-automation plugin daemon: Node-BLUE Python nodes, zigbee2mqtt "
+        "automations and microServiceBus-style services in one Twisted process.",
+    )
+    parser.add_argument("--version", action="version", version=f"hadaemon {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the daemon in the foreground")
+    run.add_argument("--config", "-c", required=True, help="the TOML config file")
+    run.set_defaults(func=_cmd_run)
+
+    check = sub.add_parser("check", help="validate a config without starting anything")
+    check.add_argument("--config", "-c", required=True, help="the TOML config file")
+    check.add_argument("--quiet", "-q", action="store_true", help="print only problems")
+    check.set_defaults(func=_cmd_check)
+
+    plugins = sub.add_parser("plugins", help="list the plugins a config can enable")
+    plugins.add_argument("--config", "-c", required=True, help="the TOML config file")
+    plugins.set_defaults(func=_cmd_plugins)
+
+    version = sub.add_parser("version", help="print the version")
+    version.set_defaults(func=lambda _args: print(f"hadaemon {__version__}") or 0)
+    return parser
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from hadaemon.app import prepare
+    from hadaemon.config import ConfigErrors
+
+    try:
+        prepared = prepare(args.config, strict=True)
+    except ConfigErrors as exc:
+        for error in exc.errors:
+            print(error, file=sys.stderr)
+        return 1
+    for warning in prepared.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    for problem in prepared.errors:
+        print(problem, file=sys.stderr)
+    if prepared.errors:
+        print(f"{args.config}: {len(prepared.errors)} error(s)", file=sys.stderr)
+        return 1
+    if not args.quiet:
+        enabled = ", ".join(prepared.config.core.plugins) or "no plugins"
+        print(f"{args.config}: OK ({enabled})")
+    return 0
+
+
+def _cmd_plugins(args: argparse.Namespace) -> int:
+    from hadaemon.app import prepare
+    from hadaemon.config import ConfigErrors
+    from hadaemon.plugin import describe
+
+    try:
+        prepared = prepare(args.config, strict=False)
+    except ConfigErrors as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    enabled = {name: True for name in prepared.config.core.plugins}
+    for line in describe(prepared.catalog, enabled):
+        print(line)
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    # The asyncio reactor goes in before anything can import the default one.
+    from hadaemon.reactor import install_asyncio_reactor
+
+    reactor = install_asyncio_reactor()
+
+    from twisted.logger import globalLogBeginner
+
+    from hadaemon.app import add_file_log, prepare
+    from hadaemon.config import ConfigErrors
+    from hadaemon.daemon import Daemon
+    from hadaemon.logs import get_logger, make_output_observer
+
+    try:
+        prepared = prepare(args.config, strict=False)
+        prepared.raise_for_errors()
+    except ConfigErrors as exc:
+        for line in str(exc).splitlines():
+            print(line.lstrip(": "), file=sys.stderr)
+        return 1
+    config = prepared.config
+    if config.core.log_file == "-":
+        globalLogBeginner.beginLoggingTo(
+            [make_output_observer(config.core.log_format, sys.stdout)],
+            redirectStandardIO=False,
+        )
+    else:
+        globalLogBeginner.beginLoggingTo([], redirectStandardIO=False)
+        add_file_log(config)
+    log = get_logger("hadaemon.cli")
+    for warning in prepared.warnings:
+        log.warn("{warning}", warning=warning)
+    daemon = Daemon(config, reactor, catalog=prepared.catalog, owns_process=True)
+    status = {"code": 0}
+
+    def startup_failed(failure: Any) -> None:
+        status["code"] = 1  # the daemon already stopped the reactor
+
+    daemon.started.addErrback(startup_failed)
+    reactor.addSystemEventTrigger("before", "shutdown", daemon.stopService)
+    reactor.callWhenRunning(_install_signal_handlers, reactor, log)
+    daemon.startService()
+    reactor.run()
+    return status["code"]
+
+
+def _install_signal_handlers(reactor: Any, log: Any) -> None:
+    # Twisted's own handlers ignore a second Ctrl+C while stopping; people expect it to
+    # force the exit, so the second SIGINT/SIGTERM ends the process at once.
+    received: list[int] = []
+
+    def handler(signum: int, _frame: object) -> None:
+        received.append(signum)
+        if len(received) == 1:
+            name = signal.Signals(signum).name
+            reactor.callFromThread(_stop, reactor, log, name)
+        else:
+            import os
+
+            os.write(2, b"hadaemon: second signal, exiting without a clean stop\n")
+            os._exit(128 + signum)
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _stop(reactor: Any, log: Any, name: str) -> None:
+    log.info("received {signal}, stopping", signal=name)
+    if reactor.running:
+        reactor.stop()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,298 @@
+"""The daemon: the core parts, the plugins, and their lifecycle.
+
+Start: once the reactor runs (asyncio calls need the running loop), open the stores,
+start the registry, then start the enabled plugins in config order without waiting for
+one another; once every start has settled, publish ``lifecycle/daemon/started``.
+
+Stop: publish ``lifecycle/daemon/stopping``, stop the plugins one at a time in reverse
+order, each within its own timeout and all within the stop budget (a failing or hanging
+one is reported and skipped), then flush the registry and the stores.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Any
+
+from twisted.application.service import IService, Service
+from twisted.internet import defer
+from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.interfaces import IDelayedCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from hadaemon.aio import call_as_deferred
+from hadaemon.bus import Bus, ErrorEvent, Level, Lifecycle
+from hadaemon.config import Config
+from hadaemon.logs import get_logger, set_levels
+from hadaemon.plugin import Catalog, PluginContext, discover
+from hadaemon.registry import Registry
+from hadaemon.store import Store
+from hadaemon.watchdog import Watchdog
+
+DAEMON = "daemon"
+_FLUSH_RESERVE = 1.0  # seconds of the stop budget kept for flushing the stores
+
+
+class StartupError(Exception):
+    """The daemon could not start its core (the stores); plugins never started."""
+
+
+class Daemon(Service):
+    """The whole daemon as one Twisted service (twistd, ``hadaemon run`` and embedding)."""
+
+    def __init__(
+        self,
+        config: Config,
+        reactor: Any,
+        *,
+        catalog: Catalog | None = None,
+        owns_process: bool = False,
+        log: Logger | None = None,
+    ) -> None:
+        self.config = config
+        self.reactor = reactor
+        self.name = "hadaemon"
+        core = config.core
+        set_levels(core.log_level, core.log_levels)
+        self.log = log or get_logger("hadaemon.daemon")
+        self.catalog = catalog if catalog is not None else discover(core.plugin_dirs)
+        # A daemon that owns its process (twistd, hadaemon run) stops the reactor when it
+        # cannot start, and ends the process if the stop budget is blown; an embedded
+        # one never does either to its host program.
+        self.owns_process = owns_process
+        self.watchdog = (
+            Watchdog(reactor, threshold=core.watchdog_threshold) if core.watchdog_enabled else None
+        )
+        self.bus = Bus(reactor, watchdog=self.watchdog)
+        state_dir = core.state_dir
+        self.store = Store(
+            state_dir / "state.db",
+            reactor=reactor,
+            fsync_interval=core.fsync_interval,
+            compact_min_bytes=core.compact_min_bytes,
+        )
+        self.credentials = Store(
+            state_dir / "credentials.db",
+            reactor=reactor,
+            secret=True,
+            fsync_interval=core.fsync_interval,
+        )
+        self.registry = Registry(reactor, self.bus, self.store)
+        self.plugins: list[tuple[str, IService]] = []
+        self.failed: dict[str, str] = {}
+        self.started: Deferred[None] = Deferred()
+        self.startup_error: BaseException | None = None
+        self._start_call: IDelayedCall | None = None
+        self._core_started = False
+        self._stopping: Deferred[None] | None = None
+
+    # -- start -----------------------------------------------------------------------
+
+    def startService(self) -> None:
+        Service.startService(self)
+        # startService runs before the asyncio loop does (under twistd too): do the
+        # real work in the first reactor turn, where asyncio calls work.
+        self.reactor.callWhenRunning(self._schedule_start)
+
+    def _schedule_start(self) -> None:
+        if self.running and self._start_call is None and not self._core_started:
+            self._start_call = self.reactor.callLater(0, self._start)
+
+    def plugin(self, name: str) -> IService | None:
+        """The running plugin service called ``name``."""
+        return dict(self.plugins).get(name)
+
+    def _start(self) -> None:
+        self._start_call = None
+        self.bus.bind_thread()
+        if self.watchdog is not None:
+            self.watchdog.start()
+            self.watchdog.listeners.append(self._on_block)
+        try:
+            self.config.core.state_dir.mkdir(parents=True, exist_ok=True)
+            self.store.open()
+            self.credentials.open()
+            self.registry.start()
+        except Exception as exc:
+            self.startup_error = StartupError(f"cannot open the state store: {exc}")
+            self.log.critical(
+                "hadaemon cannot start: {error}", error=str(self.startup_error)
+            )
+            self.bus.publish(Lifecycle(DAEMON, Lifecycle.FAILED, {"error": str(exc)}))
+            self.started.errback(self.startup_error)
+            if self.owns_process and self.reactor.running:
+                self.reactor.stop()
+            return
+        self._core_started = True
+        for warning in [*self.store.load_warnings, *self.credentials.load_warnings]:
+            self.bus.publish(ErrorEvent("store", warning, Level.WARNING))
+        starts = [self._start_plugin(name) for name in self.config.core.plugins]
+        DeferredList(starts).addCallback(self._all_started)
+
+    def _start_plugin(self, name: str) -> Deferred[None]:
+        info = self.catalog.plugins.get(name)
+        if info is None:
+            problems = self.catalog.problems_for(name)
+            if problems:
+                for problem in problems:
+                    self._plugin_failed(name, problem.message, problem.traceback)
+            else:
+                known = ", ".join(sorted(self.catalog.plugins)) or "none"
+                self._plugin_failed(name, f"no such plugin (available: {known})")
+            return defer.succeed(None)
+        state_dir = self.config.core.state_dir / "plugins" / name
+        context = PluginContext(
+            name=name,
+            reactor=self.reactor,
+            bus=self.bus,
+            registry=self.registry,
+            store=self.store,
+            credentials=self.credentials,
+            config=self.config.section(name),
+            daemon_config=self.config,
+            log=get_logger(f"hadaemon.plugin.{name}"),
+            state_dir=state_dir,
+            watchdog=self.watchdog,
+        )
+        component = f"plugin {name}"
+        try:
+            service = self._track(component, info.factory, context)
+            IService(service)
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            self._plugin_failed(name, f"failed to create: {type(exc).__name__}: {exc}",
+                                Failure().getTraceback())
+            return defer.succeed(None)
+        self.plugins.append((name, service))
+        service.parent = self
+        started = self._track(component, call_as_deferred, service.startService)
+
+        def failed(failure: Failure) -> None:
+            self._plugin_failed(
+                name, f"failed to start: {failure.getErrorMessage()}", failure.getTraceback()
+            )
+
+        result: Deferred[None] = started.addCallbacks(lambda _: None, failed)
+        return result
+
+    def _track(self, component: str, fn: Any, *args: Any) -> Any:
+        if self.watchdog is not None:
+            return self.watchdog.track(component, fn, *args)
+        return fn(*args)
+
+    def _plugin_failed(self, name: str, message: str, tb: str = "") -> None:
+        self.failed[name] = message
+        self.log.error(
+            "plugin {plugin} {message}{tb}",
+            plugin=name,
+            message=message,
+            tb=("\n" + tb) if tb else "",
+        )
+        self.bus.publish(
+            ErrorEvent(f"plugin:{name}", message, Level.ERROR, {"traceback": tb})
+        )
+
+    def _all_started(self, _: object) -> None:
+        if self._stopping is not None:
+            return
+        running = [name for name, _s in self.plugins if name not in self.failed]
+        self.log.info(
+            "hadaemon started: {count} plugin(s) running ({names}){failed}",
+            count=len(running),
+            names=", ".join(running) or "none",
+            failed=(f"; failed: {', '.join(sorted(self.failed))}" if self.failed else ""),
+        )
+        self.bus.publish(
+            Lifecycle(DAEMON, Lifecycle.STARTED, {"plugins": running, "failed": dict(self.failed)})
+        )
+        if not self.started.called:
+            self.started.callback(None)
+
+    def _on_block(self, report: Any) -> None:
+        self.bus.publish(
+            ErrorEvent(
+                "watchdog",
+                f"{report.component or 'an unnamed callback'} blocked the reactor for "
+                f"{report.seconds:.2f}s",
+                Level.WARNING,
+                {"component": report.component, "seconds": report.seconds},
+            )
+        )
+
+    # -- stop ------------------------------------------------------------------------
+
+    def stopService(self) -> Deferred[None]:
+        if self._stopping is None:
+            Service.stopService(self)
+            self._stopping = Deferred.fromCoroutine(self._stop())
+        return self._stopping
+
+    async def _stop(self) -> None:
+        budget = self.config.core.stop_timeout
+        deadline = self.reactor.seconds() + budget
+        if self.owns_process:
+            _arm_hard_exit(budget + 5.0, self.log)
+        if self._start_call is not None and self._start_call.active():
+            self._start_call.cancel()
+            self._start_call = None
+        if self._core_started:
+            self.log.info("hadaemon stopping (budget {budget}s)", budget=budget)
+            self.bus.publish(Lifecycle(DAEMON, Lifecycle.STOPPING))
+        for name, service in reversed(self.plugins):
+            remaining = deadline - self.reactor.seconds() - _FLUSH_RESERVE
+            declared = getattr(service, "stop_timeout", None)
+            limit = min(
+                declared if isinstance(declared, int | float) and declared
+                else self.config.core.service_stop_timeout,
+                max(remaining, 0.1),
+            )
+            await self._stop_plugin(name, service, limit)
+        self.plugins.clear()
+        if self._core_started:
+            try:
+                self.registry.stop()
+            except Exception:
+                self.log.failure("flushing the registry failed")
+            for store in (self.store, self.credentials):
+                try:
+                    await store.stopService()
+                except Exception:
+                    self.log.failure("closing {path} failed", path=str(store.path))
+            self.bus.publish(Lifecycle(DAEMON, Lifecycle.STOPPED))
+            self.log.info("hadaemon stopped")
+        if self.watchdog is not None:
+            self.watchdog.stop()
+
+    async def _stop_plugin(self, name: str, service: IService, limit: float) -> None:
+        if not service.running:
+            return
+        stopping = self._track(f"plugin {name}", call_as_deferred, service.stopService)
+        stopping.addTimeout(limit, self.reactor)
+        try:
+            await stopping
+        except defer.TimeoutError:
+            self.log.error(
+                "plugin {plugin} did not stop within {limit:.1f}s; going on without it",
+                plugin=name,
+                limit=limit,
+            )
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            self.log.failure("plugin {plugin} failed to stop", failure=Failure(), plugin=name)
+
+
+def _arm_hard_exit(after: float, log: Logger) -> None:
+    # Last resort when user code blocks the reactor during shutdown: the process must
+    # still end. Only for processes the daemon owns (never when embedded in a program).
+    def expire() -> None:
+        time.sleep(after)
+        log.critical("stop budget exceeded by more than 5s; exiting now")
+        os._exit(1)
+
+    threading.Thread(target=expire, name="hadaemon-hard-exit", daemon=True).start()
+

@@ -1,0 +1,220 @@
+"""Finding plugins: modules in the configured directories and ``hadaemon.plugins`` entry points.
+
+Discovery imports plugin code (it has to, to read the schemas) but starts nothing. A plugin
+that fails to import is a :class:`PluginProblem` with its name and traceback, never an
+exception that stops the daemon or the other plugins.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import importlib.util
+import pathlib
+import sys
+import traceback
+import types
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from hadaemon.config.schema import Section
+from hadaemon.plugin.base import Plugin, PluginFactory
+
+ENTRY_POINT_GROUP = "hadaemon.plugins"
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """A plugin that can be enabled by ``name``."""
+
+    name: str
+    factory: PluginFactory
+    schema: Section | None
+    origin: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class PluginProblem:
+    """A plugin (or plugin file) that could not be loaded; ``name`` when it is known."""
+
+    name: str | None
+    origin: str
+    message: str
+    traceback: str = ""
+
+    def __str__(self) -> str:
+        who = f"plugin {self.name!r}" if self.name else "plugin file"
+        return f"{who} ({self.origin}): {self.message}"
+
+
+@dataclass
+class Catalog:
+    """The plugins found, and what went wrong while looking."""
+
+    plugins: dict[str, PluginInfo] = field(default_factory=dict)
+    problems: list[PluginProblem] = field(default_factory=list)
+
+    def schemas(self) -> dict[str, Section | None]:
+        """Section schemas by plugin name (None for plugins that failed to load)."""
+        out: dict[str, Section | None] = {p.name: None for p in self.problems if p.name}
+        out.update({name: info.schema for name, info in self.plugins.items()})
+        return out
+
+    def problems_for(self, name: str) -> list[PluginProblem]:
+        return [p for p in self.problems if p.name == name]
+
+    def _add(self, info: PluginInfo) -> None:
+        existing = self.plugins.get(info.name)
+        if existing is not None:
+            self.problems.append(
+                PluginProblem(
+                    info.name,
+                    info.origin,
+                    f"the name {info.name!r} is also used by {existing.origin}; "
+                    f"keeping that one",
+                )
+            )
+            return
+        self.plugins[info.name] = info
+
+
+def discover(
+    plugin_dirs: Iterable[pathlib.Path], *, entry_points: bool = True
+) -> Catalog:
+    """Plugins from directories (first) and installed entry points."""
+    catalog = Catalog()
+    for directory in plugin_dirs:
+        _scan_directory(pathlib.Path(directory), catalog)
+    if entry_points:
+        _scan_entry_points(catalog)
+    return catalog
+
+
+def _scan_directory(directory: pathlib.Path, catalog: Catalog) -> None:
+    if not directory.is_dir():
+        catalog.problems.append(
+            PluginProblem(None, str(directory), "plugin directory does not exist")
+        )
+        return
+    package = _directory_package(directory)
+    for path in sorted(directory.glob("*.py")):
+        if path.name.startswith("_"):
+            continue
+        module_name = f"{package.__name__}.{path.stem}"
+        try:
+            module = sys.modules.get(module_name) or _import_file(module_name, path)
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            catalog.problems.append(
+                PluginProblem(
+                    _guess_name(path),
+                    str(path),
+                    f"failed to import: {type(exc).__name__}: {exc}",
+                    traceback.format_exc(),
+                )
+            )
+            continue
+        found = False
+        for value in vars(module).values():
+            if (
+                isinstance(value, type)
+                and issubclass(value, Plugin)
+                and value.__module__ == module.__name__
+                and value.name
+            ):
+                found = True
+                catalog._add(_info(value.name, value, f"{path}:{value.__qualname__}"))
+        if not found:
+            catalog.problems.append(
+                PluginProblem(
+                    None,
+                    str(path),
+                    "defines no Plugin subclass with a name (class attribute 'name')",
+                )
+            )
+
+
+def _directory_package(directory: pathlib.Path) -> types.ModuleType:
+    # Each directory is its own namespace: two directories may both hold "utils.py",
+    # and a plugin can import its siblings relatively ("from . import utils").
+    resolved = directory.resolve()
+    digest = hashlib.sha1(str(resolved).encode(), usedforsecurity=False).hexdigest()[:10]
+    name = f"_hadaemon_plugins_{digest}"
+    package = sys.modules.get(name)
+    if package is None:
+        package = types.ModuleType(name, f"hadaemon plugins from {resolved}")
+        package.__path__ = [str(resolved)]
+        package.__package__ = name
+        sys.modules[name] = package
+    return package
+
+
+def _import_file(module_name: str, path: pathlib.Path) -> types.ModuleType:
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[module_name]
+        raise
+    return module
+
+
+def _scan_entry_points(catalog: Catalog) -> None:
+    for ep in sorted(
+        importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name
+    ):
+        origin = f"entry point {ep.name} = {ep.value}"
+        try:
+            factory = ep.load()
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            catalog.problems.append(
+                PluginProblem(
+                    ep.name,
+                    origin,
+                    f"failed to import: {type(exc).__name__}: {exc}",
+                    traceback.format_exc(),
+                )
+            )
+            continue
+        if not callable(factory):
+            catalog.problems.append(PluginProblem(ep.name, origin, "is not callable"))
+            continue
+        catalog._add(_info(ep.name, factory, origin))
+
+
+def _info(name: str, factory: Any, origin: str) -> PluginInfo:
+    schema = getattr(factory, "schema", None)
+    if schema is not None and not isinstance(schema, Section):
+        schema = None
+    description = getattr(factory, "description", "") or (factory.__doc__ or "").strip()
+    return PluginInfo(
+        name,
+        factory,
+        schema if schema is not None else Section(),
+        origin,
+        description.splitlines()[0] if description else "",
+    )
+
+
+def _guess_name(path: pathlib.Path) -> str:
+    return path.stem
+
+
+def describe(catalog: Catalog, enabled: Mapping[str, Any] | None = None) -> list[str]:
+    """Human-readable lines listing the catalog (``hadaemon plugins``)."""
+    lines = []
+    for name, info in sorted(catalog.plugins.items()):
+        mark = "*" if enabled and name in enabled else " "
+        lines.append(f"{mark} {name:<16} {info.description}  [{info.origin}]")
+    for problem in catalog.problems:
+        lines.append(f"! {problem}")
+    return lines
