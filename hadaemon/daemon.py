@@ -102,7 +102,9 @@ class Daemon(Service):
             self._start_call = self.reactor.callLater(0, self._start)
 
     def plugin(self, name: str) -> IService | None:
-        """The running plugin service called ``name``."""
+        """The running plugin service called ``name`` (None if absent or failed)."""
+        if name in self.failed:
+            return None
         return dict(self.plugins).get(name)
 
     def _start(self) -> None:
@@ -156,6 +158,7 @@ class Daemon(Service):
             log=get_logger(f"hadaemon.plugin.{name}"),
             state_dir=state_dir,
             watchdog=self.watchdog,
+            lookup=self.plugin,
         )
         component = f"plugin {name}"
         try:

@@ -42,6 +42,15 @@ class PluginContext:
     log: Logger
     state_dir: pathlib.Path
     watchdog: Watchdog | None = None
+    lookup: Callable[[str], Any] | None = None
+
+    def plugin(self, name: str) -> Any | None:
+        """Another running plugin's service by name (e.g. the shared ``mqtt`` connection).
+
+        Plugins start in config order: one that needs another should be listed after it,
+        or wait for :meth:`on_started`.
+        """
+        return self.lookup(name) if self.lookup is not None else None
 
     def key(self, *parts: object) -> str:
         """A store key in this plugin's namespace: ``plugin/<name>/<part>/...``."""

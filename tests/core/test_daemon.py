@@ -238,3 +238,21 @@ def test_asyncio_code_runs_in_plugins(tmp_path: pathlib.Path) -> None:
         await daemon.stopService()
 
     run_in_reactor(scenario, timeout=10)
+
+
+def test_plugins_find_each_other(tmp_path: pathlib.Path) -> None:
+    config = make_config(tmp_path, ["quick", "failsstart", "slowstart"])
+
+    async def scenario(reactor: Any) -> None:
+        daemon = Daemon(config, reactor)
+        daemon.startService()
+        await daemon.started
+        quick = daemon.plugin("quick")
+        slow = daemon.plugin("slowstart")
+        assert quick is not None and slow is not None
+        assert slow.context.plugin("quick") is quick  # type: ignore[attr-defined]
+        assert slow.context.plugin("failsstart") is None  # type: ignore[attr-defined]
+        assert slow.context.plugin("nothing") is None  # type: ignore[attr-defined]
+        await daemon.stopService()
+
+    run_in_reactor(scenario, timeout=10)
