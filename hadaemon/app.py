@@ -63,6 +63,8 @@ def prepare(
                 f"(available: {known})"
             )
             (errors if strict else warnings).append(message)
+    if strict and not errors:
+        errors.extend(_plugin_checks(config, catalog))
     for name in raw.data:
         if name in catalog.plugins and name not in enabled:
             warnings.append(
@@ -70,6 +72,23 @@ def prepare(
                 "in [daemon].plugins"
             )
     return Prepared(config, catalog, errors, warnings)
+
+
+def _plugin_checks(config: Config, catalog: Catalog) -> list[str]:
+    # Checks beyond the schema (a file that must compile, an automation that must
+    # type-check): a plugin factory may offer check_config(section, config) -> [problems].
+    problems: list[str] = []
+    for name in config.core.plugins:
+        info = catalog.plugins.get(name)
+        check = getattr(info.factory, "check_config", None) if info else None
+        if not callable(check):
+            continue
+        try:
+            found = check(config.section(name), config)
+        except Exception as exc:
+            found = [f"the check itself failed: {type(exc).__name__}: {exc}"]
+        problems.extend(f"{config.source}: [{name}]: {problem}" for problem in found)
+    return problems
 
 
 def add_file_log(config: Config, stream: IO[str] | None = None) -> IO[str] | None:

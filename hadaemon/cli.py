@@ -46,7 +46,24 @@ def _parser() -> argparse.ArgumentParser:
 
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(func=lambda _args: print(f"hadaemon {__version__}") or 0)
+    _add_plugin_commands(sub)
     return parser
+
+
+COMMANDS_GROUP = "hadaemon.commands"
+
+
+def _add_plugin_commands(sub: Any) -> None:
+    # Adapters add their own subcommands (e.g. "hadaemon zigbee generate") through the
+    # hadaemon.commands entry-point group: each is register(subparsers) -> None, and sets
+    # func(args) -> int on its parsers.
+    from importlib.metadata import entry_points
+
+    for ep in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
+        try:
+            ep.load()(sub)
+        except Exception as exc:  # a broken adapter must not break the other commands
+            print(f"hadaemon: command {ep.name!r} unavailable: {exc}", file=sys.stderr)
 
 
 def _cmd_check(args: argparse.Namespace) -> int:

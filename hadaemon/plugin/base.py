@@ -79,6 +79,8 @@ class Plugin(Service):
 
     name: str = ""
     schema: ClassVar[Section] = Section()
+    # Optional: a classmethod check_config(section, config) -> list[str] that
+    # ``hadaemon check`` calls for enabled plugins, for checks beyond the schema.
     description: ClassVar[str] = ""
     stop_timeout: ClassVar[float | None] = None
 

@@ -289,3 +289,28 @@ def test_twistd_reports_config_errors(tmp_path: pathlib.Path) -> None:
     )
     assert result.returncode != 0
     assert '[heartbeat].interval: expected a number, got "x"' in result.stdout + result.stderr
+
+
+def test_check_runs_plugin_checks(tmp_path: pathlib.Path) -> None:
+    pdir = tmp_path / "plugins"
+    pdir.mkdir()
+    (pdir / "picky.py").write_text(textwrap.dedent('''
+        from hadaemon.config import Section, Str
+        from hadaemon.plugin import Plugin
+
+        class Picky(Plugin):
+            name = "picky"
+            schema = Section({"file": Str()})
+
+            @classmethod
+            def check_config(cls, section, config):
+                return [] if section["file"].endswith(".py") else [
+                    f"file {section['file']!r} is not a Python file"]
+    '''))
+    config = write_config(tmp_path / "c.toml", {
+        "daemon": {"plugin_dirs": ["plugins"], "plugins": ["picky"]},
+        "picky": {"file": "automation.txt"},
+    })
+    result = run_cli("check", "--config", str(config))
+    assert result.returncode == 1
+    assert f"{config}: [picky]: file 'automation.txt' is not a Python file" in result.stderr
