@@ -1,0 +1,141 @@
+"""Embedding scenarios, each in a fresh process (the global reactor runs once per process)."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+from hadaemon.testing.processes import ChildProcesses
+
+SCENARIOS = pathlib.Path(__file__).resolve().parent / "scenarios.py"
+
+
+def run(
+    scenario: str, workdir: pathlib.Path, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(SCENARIOS), scenario, str(workdir)],
+        capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def wait_for(path: pathlib.Path, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.02)
+
+
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().split(") ")[1][0] == "Z"
+
+
+def test_legacy_program_calls_facade_events_and_stop(tmp_path: pathlib.Path) -> None:
+    out = ok(run("legacy", tmp_path))
+    for line in ["started", "calls ok", "facade ok", "events ok", "stopped ok"]:
+        assert line in out.splitlines(), out
+    assert (tmp_path / "stopped").exists()
+
+
+def test_sigint_stops_the_program_and_the_daemon(tmp_path: pathlib.Path,
+                                                 processes: ChildProcesses) -> None:
+    proc = processes.spawn([sys.executable, str(SCENARIOS), "wait_forever", str(tmp_path)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    wait_for(tmp_path / "child.pid")
+    child = int((tmp_path / "child.pid").read_text())
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == b"ready\n"
+    started = time.monotonic()
+    proc.send_signal(signal.SIGINT)  # Ctrl+C in the legacy program
+    status = proc.wait(timeout=15)
+    elapsed = time.monotonic() - started
+    assert proc.stderr is not None
+    err = proc.stderr.read().decode()
+    # The program's own behaviour: Python prints the KeyboardInterrupt and ends itself
+    # with SIGINT, so the parent sees a death by signal.
+    assert status == -signal.SIGINT and "KeyboardInterrupt" in err
+    assert elapsed < 5
+    assert (tmp_path / "stopped").exists()  # stopService ran
+    assert gone(child)
+
+
+def test_falling_off_the_end_stops_cleanly(tmp_path: pathlib.Path) -> None:
+    started = time.monotonic()
+    out = ok(run("fall_off", tmp_path, timeout=30))
+    assert time.monotonic() - started < 15
+    assert "ready" in out
+    assert (tmp_path / "stopped").exists()
+    child = int((tmp_path / "child.pid").read_text())
+    assert gone(child)
+    # the state was flushed: the system variable is in the store
+    from twisted.internet.defer import maybeDeferred
+    from twisted.internet.task import Clock
+
+    from hadaemon.store import Store
+
+    store = Store(tmp_path / "var" / "state.db", reactor=Clock(), run_in_thread=maybeDeferred)
+    store.open()
+    assert store.get("registry/sysvar/kept") == "yes"
+    store.stopService()
+
+
+def test_blocking_call_times_out_and_cancels(tmp_path: pathlib.Path) -> None:
+    out = ok(run("timeout", tmp_path))
+    assert "timeout after 0.3" in out and "did not finish within 0.3s" in out
+    assert "work cancelled" in out
+    assert "async timeout" in out and "async work cancelled" in out
+
+
+def test_exceptions_arrive_in_the_caller_and_deadlock_is_refused(tmp_path: pathlib.Path) -> None:
+    out = ok(run("errors", tmp_path))
+    assert "caught Custom: raised in the reactor thread" in out
+    assert "exit became UserCodeExit" in out
+    assert "deadlock refused: blocking call" in out
+    assert "deadlock refused in submit" in out
+
+
+def test_start_after_stop_is_refused(tmp_path: pathlib.Path) -> None:
+    out = ok(run("restart", tmp_path))
+    assert "refused: the reactor of this process already ran and stopped" in out
+
+
+def test_callers_own_asyncio_loop_is_left_alone(tmp_path: pathlib.Path) -> None:
+    assert "loops ok" in ok(run("own_loop", tmp_path))
+
+
+def test_attach_to_a_running_asyncio_reactor(tmp_path: pathlib.Path) -> None:
+    out = ok(run("attach", tmp_path))
+    assert "attach [True, 'deadlock guard', 'from a worker thread']" in out
+
+
+def test_another_reactor_is_refused(tmp_path: pathlib.Path) -> None:
+    out = ok(run("wrong_reactor", tmp_path))
+    assert "refused EPollReactor" in out and "asyncio reactor" in out
+    assert not (tmp_path / "started").exists()
+
+
+def test_forked_child_fails_at_once(tmp_path: pathlib.Path) -> None:
+    out = ok(run("fork", tmp_path))
+    assert "child refused after 0.0" in out and "forked after" in out
+    assert "parent ok" in out
+
+
+def test_log_goes_to_stdlib_logging_and_host_io_untouched(tmp_path: pathlib.Path) -> None:
+    result = run("stdlib_logging", tmp_path)
+    out = ok(result)
+    assert "logged by ['hadaemon.daemon']" in out
+    assert "the host's own warning" in result.stderr  # warnings still shown by the host
