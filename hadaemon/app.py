@@ -11,7 +11,7 @@ from twisted.logger import globalLogPublisher
 
 from hadaemon.config import Config, ConfigError, ConfigErrors, read, validate, validate_core
 from hadaemon.logs import make_output_observer
-from hadaemon.plugin import Catalog, discover
+from hadaemon.plugin import Catalog, discover_for
 
 
 @dataclass
@@ -42,7 +42,7 @@ def prepare(
     """
     raw = read(source, base_dir=base_dir, environ=environ)
     core, _ = validate_core(raw)
-    catalog = discover(core.plugin_dirs)
+    catalog = discover_for(core)
     config, config_errors = validate(raw, catalog.schemas())
     errors = [str(e) for e in config_errors]
     warnings: list[str] = []

@@ -27,7 +27,7 @@ from hadaemon.aio import call_as_deferred
 from hadaemon.bus import Bus, ErrorEvent, Level, Lifecycle
 from hadaemon.config import Config
 from hadaemon.logs import get_logger, set_levels
-from hadaemon.plugin import Catalog, PluginContext, discover
+from hadaemon.plugin import Catalog, PluginContext, discover_for
 from hadaemon.registry import Registry
 from hadaemon.store import Store
 from hadaemon.watchdog import Watchdog
@@ -58,7 +58,7 @@ class Daemon(Service):
         core = config.core
         set_levels(core.log_level, core.log_levels)
         self.log = log or get_logger("hadaemon.daemon")
-        self.catalog = catalog if catalog is not None else discover(core.plugin_dirs)
+        self.catalog = catalog if catalog is not None else discover_for(core)
         # A daemon that owns its process (twistd, hadaemon run) stops the reactor when it
         # cannot start, and ends the process if the stop budget is blown; an embedded
         # one never does either to its host program.

@@ -29,8 +29,9 @@ DAEMON = Section(
         ),
         "plugin_dirs": List(
             Path(),
-            default=[],
-            doc="Directories searched for plugin modules (besides installed entry points).",
+            default=["plugins"],
+            doc="Directories searched for plugin modules (besides installed entry points); "
+            "the default is skipped quietly when it does not exist.",
         ),
         "stop_timeout": Float(
             default=45.0,
@@ -109,6 +110,7 @@ class CoreSettings:
     watchdog_threshold: float
     fsync_interval: float
     compact_min_bytes: int
+    plugin_dirs_explicit: bool = False  # a missing default directory is no problem
 
     @classmethod
     def from_sections(cls, sections: Mapping[str, Mapping[str, Any]]) -> CoreSettings:

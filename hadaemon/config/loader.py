@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pathlib
 import tomllib
@@ -111,7 +112,7 @@ def validate(
         if isinstance(value, dict):
             sections[name] = schema.validate(value, ctx, (name,))
     core = CoreSettings.from_sections(sections) if not ctx.errors else _core_or_defaults(sections)
-    return Config(raw, core, sections), ctx.errors
+    return Config(raw, _mark_explicit(core, raw), sections), ctx.errors
 
 
 def validate_core(raw: RawConfig) -> tuple[CoreSettings, list[ConfigError]]:
@@ -124,7 +125,13 @@ def validate_core(raw: RawConfig) -> tuple[CoreSettings, list[ConfigError]]:
             ctx.error((name,), "expected a table ([" + name + "] section)")
             value = {}
         sections[name] = section.validate(value, ctx, (name,))
-    return _core_or_defaults(sections), ctx.errors
+    return _mark_explicit(_core_or_defaults(sections), raw), ctx.errors
+
+
+def _mark_explicit(core: CoreSettings, raw: RawConfig) -> CoreSettings:
+    daemon = raw.data.get("daemon")
+    explicit = isinstance(daemon, dict) and "plugin_dirs" in daemon
+    return dataclasses.replace(core, plugin_dirs_explicit=explicit)
 
 
 def load(

@@ -298,12 +298,12 @@ def start(
     """
     from hadaemon.app import Prepared, prepare
     from hadaemon.config import Config
-    from hadaemon.plugin import discover
+    from hadaemon.plugin import discover_for
 
     if PROCESS.forked:
         raise Forked("hadaemon.embed.start() in a process forked after start()")
     if isinstance(config, Config):
-        prepared = Prepared(config, discover(config.core.plugin_dirs))
+        prepared = Prepared(config, discover_for(config.core))
     else:
         prepared = prepare(config, base_dir=base_dir, environ=environ, strict=False)
     prepared.raise_for_errors()

@@ -8,6 +8,7 @@ from hadaemon.plugin.discovery import (
     PluginProblem,
     describe,
     discover,
+    discover_for,
 )
 
 __all__ = [
@@ -20,4 +21,5 @@ __all__ = [
     "PluginProblem",
     "describe",
     "discover",
+    "discover_for",
 ]

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from hadaemon.config.core import CoreSettings
 from hadaemon.config.schema import Section
 from hadaemon.plugin.base import Plugin, PluginFactory
 
@@ -81,15 +82,22 @@ class Catalog:
 
 
 def discover(
-    plugin_dirs: Iterable[pathlib.Path], *, entry_points: bool = True
+    plugin_dirs: Iterable[pathlib.Path], *, entry_points: bool = True, missing_ok: bool = False
 ) -> Catalog:
     """Plugins from directories (first) and installed entry points."""
     catalog = Catalog()
     for directory in plugin_dirs:
+        if missing_ok and not pathlib.Path(directory).exists():
+            continue
         _scan_directory(pathlib.Path(directory), catalog)
     if entry_points:
         _scan_entry_points(catalog)
     return catalog
+
+
+def discover_for(core: CoreSettings) -> Catalog:
+    """The plugins a config can enable (its directories, then entry points)."""
+    return discover(core.plugin_dirs, missing_ok=not core.plugin_dirs_explicit)
 
 
 def _scan_directory(directory: pathlib.Path, catalog: Catalog) -> None:

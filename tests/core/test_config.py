@@ -210,3 +210,11 @@ def test_config_reference_is_up_to_date() -> None:
     assert docs.read_text() == shipped_reference(), (
         "docs/config.md is stale: run python -m hadaemon.config.reference > docs/config.md"
     )
+
+
+def test_default_plugin_dir_is_next_to_the_config(tmp_path: pathlib.Path) -> None:
+    config = load(write(tmp_path, "[daemon]\n"), environ={})
+    assert config.core.plugin_dirs == [tmp_path / "plugins"]
+    assert not config.core.plugin_dirs_explicit
+    config = load(write(tmp_path, '[daemon]\nplugin_dirs = ["p"]\n'), environ={})
+    assert config.core.plugin_dirs_explicit

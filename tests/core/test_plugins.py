@@ -128,3 +128,17 @@ def test_shipped_example_plugins_load(tmp_path: pathlib.Path) -> None:
     catalog = discover([root / "plugins"], entry_points=False)
     assert catalog.problems == []
     assert catalog.plugins
+
+
+def test_missing_default_directory_is_quiet_but_configured_one_is_reported(
+    tmp_path: pathlib.Path,
+) -> None:
+    from hadaemon.app import prepare
+
+    (tmp_path / "c.toml").write_text("[daemon]\n")
+    assert not [w for w in prepare(tmp_path / "c.toml").warnings if "does not exist" in w]
+    (tmp_path / "d.toml").write_text('[daemon]\nplugin_dirs = ["nowhere"]\n')
+    warnings = prepare(tmp_path / "d.toml").warnings
+    assert any("nowhere" in w and "does not exist" in w for w in warnings)
+    write(tmp_path / "plugins", "greeter.py", GOOD)
+    assert "greeter" in prepare(tmp_path / "c.toml").catalog.plugins
