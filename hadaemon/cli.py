@@ -45,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     plugins.set_defaults(func=_cmd_plugins)
 
     version = sub.add_parser("version", help="print the version")
-    version.set_defaults(func=lambda _args: print(f"hadaemon {__version__}") or 0)
+    version.set_defaults(func=_cmd_version)
     _add_plugin_commands(sub)
     return parser
 
@@ -64,6 +64,11 @@ def _add_plugin_commands(sub: Any) -> None:
             ep.load()(sub)
         except Exception as exc:  # a broken adapter must not break the other commands
             print(f"hadaemon: command {ep.name!r} unavailable: {exc}", file=sys.stderr)
+
+
+def _cmd_version(args: argparse.Namespace) -> int:
+    print(f"hadaemon {__version__}")
+    return 0
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
