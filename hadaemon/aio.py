@@ -51,12 +51,22 @@ class _AwaitsDeferreds(Coroutine[Any, Any, T]):
         self._loop = loop
 
     def send(self, value: Any) -> Any:
-        return self._swap(self._coro.send(value))
+        try:
+            yielded = self._coro.send(value)
+        except SystemExit as exc:
+            # A task raising SystemExit re-raises it out of the loop: never let it out.
+            raise UserCodeExit(exc.code) from exc
+        return self._swap(yielded) if isinstance(yielded, Deferred) else yielded
 
     def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
-        if val is None and tb is None:
-            return self._swap(self._coro.throw(typ))
-        return self._swap(self._coro.throw(typ, val, tb))
+        try:
+            if val is None and tb is None:
+                yielded = self._coro.throw(typ)
+            else:
+                yielded = self._coro.throw(typ, val, tb)
+        except SystemExit as exc:
+            raise UserCodeExit(exc.code) from exc
+        return self._swap(yielded) if isinstance(yielded, Deferred) else yielded
 
     def close(self) -> None:
         self._coro.close()
@@ -70,9 +80,7 @@ class _AwaitsDeferreds(Coroutine[Any, Any, T]):
     def __next__(self) -> Any:
         return self.send(None)
 
-    def _swap(self, yielded: Any) -> Any:
-        if not isinstance(yielded, Deferred):
-            return yielded
+    def _swap(self, yielded: Deferred[Any]) -> Any:
         future: asyncio.Future[None] = self._loop.create_future()
 
         def wake(result: object) -> object:
@@ -95,7 +103,7 @@ def create_task(
 ) -> asyncio.Task[T]:
     """An asyncio task on the running loop that may await Deferreds and futures alike."""
     loop = asyncio.get_running_loop()
-    return loop.create_task(_AwaitsDeferreds(_guard(coro), loop), name=name)
+    return loop.create_task(_AwaitsDeferreds(coro, loop), name=name)
 
 
 def as_deferred(result: object, *, name: str | None = None) -> Deferred[Any]:

@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from hadaemon.bus.errors import BusError
+
 NODE = "node"
 SERVICE = "service"
 DEVICE = "device"
@@ -18,7 +20,7 @@ DEVICE = "device"
 _KIND = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
-class InvalidAddress(ValueError):
+class InvalidAddress(BusError, ValueError):
     """A string that is not ``kind:id[/path]``."""
 
 

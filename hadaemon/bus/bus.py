@@ -19,19 +19,23 @@ Contract (see docs/architecture.md):
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import threading
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
-from twisted.internet.defer import Deferred, fail
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.logger import Logger
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
-from hadaemon.aio import call_as_deferred
+from hadaemon.aio import UserCodeExit, as_deferred, create_task, running_loop
 from hadaemon.bus.address import Address, InvalidAddress
 from hadaemon.bus.errors import (
+    BusError,
     DestinationGone,
     EndpointExists,
     QueueFull,
@@ -48,6 +52,9 @@ Handler = Callable[[Address, Any], object]
 a Deferred or a coroutine (run as an asyncio task when an asyncio loop runs)."""
 
 Subscriber = Callable[[Event], object]
+
+Reply = Deferred[Any] | Callable[[object], object]
+"""Where a message's outcome goes: a Deferred, or a callable given the result or Failure."""
 
 _TOPIC_CACHE_LIMIT = 4096
 
@@ -124,7 +131,7 @@ class _Endpoint:
         self.maxsize = maxsize
         self.concurrency = concurrency
         self.name = name
-        self.queue: deque[tuple[Address, Any, Deferred[Any]]] = deque()
+        self.queue: deque[tuple[Address, Any, Reply | None]] = deque()
         self.in_flight = 0
         self.closed = False
         self.ready = False
@@ -148,8 +155,15 @@ class Bus:
         self._thread = threading.get_ident()
         self._endpoints: dict[str, _Endpoint] = {}
         self._ready: deque[_Endpoint] = deque()
-        self._drain_call: IDelayedCall | None = None
+        self._drain_scheduled = False
         self._draining: _Endpoint | None = None
+        # One drain per reactor turn. On the asyncio reactor the loop's call_soon is far
+        # cheaper than callLater(0) (no DelayedCall, no timer heap): it matters for
+        # request/reply latency, where every message needs a drain of its own.
+        loop = getattr(reactor, "_asyncioEventloop", None)
+        self._call_soon: Callable[[Callable[[], None]], object] = (
+            loop.call_soon if loop is not None else partial(reactor.callLater, 0)
+        )
         self._subscriptions: list[Subscription] = []
         self._topic_cache: dict[str, list[Subscription]] = {}
         self._pending_events: deque[Event] = deque()
@@ -206,39 +220,52 @@ class Bus:
     def send(self, address: str | Address, message: Any) -> Deferred[Any]:
         """Queue ``message`` for ``address``; the Deferred fires with the handler's result."""
         self._check_thread("send")
-        try:
-            addr = Address.parse(address)
-        except InvalidAddress as exc:
-            return fail(exc)
-        ep = self._endpoints.get(addr.endpoint)
-        if ep is None:
-            return fail(UnknownDestination(str(addr)))
-        if len(ep.queue) >= ep.maxsize:
-            return fail(QueueFull(str(addr), ep.maxsize))
         d: Deferred[Any] = Deferred()
-        ep.queue.append((addr, message, d))
-        if ep.in_flight < ep.concurrency and not ep.ready and ep is not self._draining:
-            self._mark_ready(ep)
+        try:
+            self.deliver(address, message, d)
+        except BusError as exc:
+            d.errback(exc)
         return d
 
     def post(self, address: str | Address, message: Any) -> None:
         """Fire and forget: like ``send``, but problems are only logged."""
-        self.send(address, message).addErrback(self._log_post_failure, str(address))
+        self._check_thread("post")
+        try:
+            self.deliver(address, message, None)
+        except BusError as exc:
+            self._log.warn("message to {address} not delivered: {error}",
+                           address=str(address), error=str(exc))
+        # A handler's failure is logged by the bus with the handler's name.
 
-    def _log_post_failure(self, failure: Failure, address: str) -> None:
-        if failure.check(UnknownDestination, QueueFull, DestinationGone, InvalidAddress):
-            self._log.warn("message to {address} not delivered: {error}", address=address,
-                           error=failure.getErrorMessage())
-        # Handler failures were already logged by the bus with the handler's name.
+    def deliver(
+        self, address: str | Address, message: Any, reply: Reply | None = None
+    ) -> None:
+        """The low-level send: refusals raise here, at once; the outcome goes to ``reply``.
+
+        ``reply`` is a Deferred (fired with the result or the Failure), a callable (called
+        with the result or the Failure), or None. Adapters on hot paths use this to avoid
+        a Deferred per message.
+        """
+        self._check_thread("deliver")
+        addr = Address.parse(address)
+        ep = self._endpoints.get(addr.endpoint)
+        if ep is None:
+            raise UnknownDestination(str(addr))
+        if len(ep.queue) >= ep.maxsize:
+            raise QueueFull(str(addr), ep.maxsize)
+        ep.queue.append((addr, message, reply))
+        if ep.in_flight < ep.concurrency and not ep.ready and ep is not self._draining:
+            self._mark_ready(ep)
 
     def _mark_ready(self, ep: _Endpoint) -> None:
         ep.ready = True
         self._ready.append(ep)
-        if self._drain_call is None:
-            self._drain_call = self._reactor.callLater(0, self._drain)
+        if not self._drain_scheduled:
+            self._drain_scheduled = True
+            self._call_soon(self._drain)
 
     def _drain(self) -> None:
-        self._drain_call = None
+        self._drain_scheduled = False
         # Only what is ready now; endpoints that become ready meanwhile get a new turn,
         # so a busy destination cannot starve the reactor.
         for _ in range(len(self._ready)):
@@ -250,37 +277,65 @@ class Bus:
                 for _ in range(len(ep.queue)):
                     if ep.in_flight >= ep.concurrency or ep.closed:
                         break
-                    addr, message, d = ep.queue.popleft()
+                    addr, message, reply = ep.queue.popleft()
                     ep.in_flight += 1
-                    self._deliver(ep, addr, message, d)
+                    self._deliver(ep, addr, message, reply)
             finally:
                 self._draining = None
             if ep.queue and not ep.closed and ep.in_flight < ep.concurrency and not ep.ready:
                 self._mark_ready(ep)
 
-    def _deliver(self, ep: _Endpoint, addr: Address, message: Any, d: Deferred[Any]) -> None:
-        if self._watchdog is not None:
-            result = self._watchdog.track(ep.name, call_as_deferred, ep.handler, addr, message)
+    def _deliver(self, ep: _Endpoint, addr: Address, message: Any, reply: Reply | None) -> None:
+        # The hot path: a plain result completes at once and a coroutine becomes a task
+        # with a done-callback, without a Deferred per message.
+        try:
+            if self._watchdog is not None:
+                result = self._watchdog.track(ep.name, ep.handler, addr, message)
+            else:
+                result = ep.handler(addr, message)
+        except SystemExit as exc:
+            result = Failure(UserCodeExit(exc.code))
+        except Exception:
+            result = Failure()
+        if isinstance(result, Deferred):
+            result.addBoth(self._done, ep, addr, reply)
+        elif inspect.iscoroutine(result) and running_loop() is not None:
+            task = create_task(result, name=ep.name)
+            task.add_done_callback(partial(self._task_done, ep, addr, reply))
+        elif isinstance(result, Failure) or not inspect.isawaitable(result):
+            self._done(result, ep, addr, reply)
         else:
-            result = call_as_deferred(ep.handler, addr, message)
-        if result.called:
-            # Synchronous handlers complete here: no extra Deferred callbacks per message.
-            self._done(result_value(result), ep, addr, d)
-        else:
-            result.addBoth(self._done, ep, addr, d)
+            as_deferred(result).addBoth(self._done, ep, addr, reply)
 
-    def _done(self, result: object, ep: _Endpoint, addr: Address, d: Deferred[Any]) -> None:
+    def _task_done(
+        self, ep: _Endpoint, addr: Address, reply: Reply | None, task: asyncio.Task[Any]
+    ) -> None:
+        if task.cancelled():
+            outcome: object = Failure(CancelledError(f"the handler of {addr} was cancelled"))
+        else:
+            exc = task.exception()
+            outcome = task.result() if exc is None else Failure(exc, type(exc),
+                                                                exc.__traceback__)
+        self._done(outcome, ep, addr, reply)
+
+    def _done(self, result: object, ep: _Endpoint, addr: Address, reply: Reply | None) -> None:
         ep.in_flight -= 1
         if isinstance(result, Failure):
             self._log.failure(
                 "handler {handler} failed on a message to {address}",
                 failure=result,
+                level=LogLevel.error,
                 handler=ep.name,
                 address=str(addr),
             )
-            d.errback(result)
-        else:
-            d.callback(result)
+        if reply is not None:
+            if isinstance(reply, Deferred):
+                if isinstance(result, Failure):
+                    reply.errback(result)
+                else:
+                    reply.callback(result)
+            else:
+                reply(result)
         if (
             ep.queue
             and not ep.closed
@@ -296,8 +351,12 @@ class Bus:
         del self._endpoints[ep.endpoint]
         ep.closed = True
         while ep.queue:
-            addr, _message, d = ep.queue.popleft()
-            d.errback(DestinationGone(str(addr)))
+            addr, _message, reply = ep.queue.popleft()
+            gone = Failure(DestinationGone(str(addr)))
+            if isinstance(reply, Deferred):
+                reply.errback(gone)
+            elif reply is not None:
+                reply(gone)
 
     # -- events ----------------------------------------------------------------------
 
@@ -349,28 +408,29 @@ class Bus:
             if not sub.active or (sub.event_type is not None and
                                   not isinstance(event, sub.event_type)):
                 continue
-            if self._watchdog is not None:
-                result = self._watchdog.track(sub.name, call_as_deferred, sub.callback, event)
-            else:
-                result = call_as_deferred(sub.callback, event)
-            if result.called:
-                value = result_value(result)
-                if isinstance(value, Failure):
-                    self._subscriber_failed(value, sub, topic)
-            else:
-                result.addErrback(self._subscriber_failed, sub, topic)
+            try:
+                if self._watchdog is not None:
+                    result = self._watchdog.track(sub.name, sub.callback, event)
+                else:
+                    result = sub.callback(event)
+            except SystemExit as exc:
+                self._subscriber_failed(Failure(UserCodeExit(exc.code)), sub, topic)
+                continue
+            except Exception:
+                self._subscriber_failed(Failure(), sub, topic)
+                continue
+            if result is not None and inspect.isawaitable(result):
+                # Not awaited (no backpressure on publishers); a failure is still logged.
+                as_deferred(result, name=sub.name).addErrback(
+                    self._subscriber_failed, sub, topic
+                )
 
     def _subscriber_failed(self, failure: Failure, sub: Subscription, topic: str) -> None:
         self._log.failure(
             "subscriber {subscriber} failed on event {topic}",
             failure=failure,
+            level=LogLevel.error,
             subscriber=sub.name,
             topic=topic,
         )
 
-
-def result_value(d: Deferred[Any]) -> object:
-    """The result of an already-fired Deferred (a Failure is consumed, not re-raised)."""
-    box: list[object] = []
-    d.addBoth(box.append)
-    return box[0]

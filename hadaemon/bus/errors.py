@@ -36,5 +36,6 @@ class EndpointExists(BusError):
     """Two registrations for one endpoint: ids must be unique within a kind."""
 
 
-class WrongThread(BusError):
-    """The bus was used from a thread other than the reactor thread."""
+class WrongThread(RuntimeError):
+    """The bus was used from a thread other than the reactor thread (a programming error,
+    raised at once, never turned into a failed Deferred)."""
