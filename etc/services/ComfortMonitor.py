@@ -1,0 +1,31 @@
+"""Example microServiceBus-style service (runs unchanged under the real agent's API).
+
+It watches the demo thermometer through a bus subscription (see [services.service.
+ComfortMonitor] in etc/hadaemon.toml), warns when it gets cold, and counts the readings
+it has seen in a system variable through the bus address of system variables.
+"""
+
+from base_service import CustomService
+
+
+class ComfortMonitor(CustomService):
+    def __init__(self, id, queue, config):
+        super(ComfortMonitor, self).__init__(id, queue, config)
+        self.readings = 0
+
+    async def Start(self):
+        try:
+            self.minimum = float(self.GetPropertyValue("static", "minimum"))
+            await self.Debug(f"Started, warning below {self.minimum} °C")
+        except Exception as ex:
+            await self.Debug(f"Failed to start: {ex}")
+
+    async def Stop(self):
+        await self.Debug(f"Stopped after {self.readings} readings")
+
+    async def on_temperature(self, msg):
+        event = msg.message[0]
+        self.readings += 1
+        if event["value"] < self.minimum:
+            await self.Warning(f"{event['value']} °C is below {self.minimum} °C")
+        await self.SubmitAction("device:0", "", {"comfort_readings": self.readings})

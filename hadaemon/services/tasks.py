@@ -1,0 +1,192 @@
+"""One call of a service's coroutine (an action, Start, Stop, a hook) as an asyncio task.
+
+:class:`ServiceCall` wraps the coroutine the way the task drives it, step by step, so that
+everything the services world promises happens at the one place user code runs:
+
+- each step (the code between two awaits) is timed: a step longer than the threshold
+  blocked the loop, and is reported by service and action;
+- ``sys.exit()`` becomes :class:`hadaemon.aio.UserCodeExit`, an ordinary failure (a task
+  raising ``SystemExit`` would stop the loop, and with it the reactor);
+- a failure is reported by the owner and never lost; the task itself then ends quietly,
+  so asyncio never logs "Task exception was never retrieved";
+- ``await deferred`` works, as in every hadaemon coroutine;
+- ``deferred`` fires with the coroutine's result (or failure) as soon as it is known.
+
+Reactor thread only (the asyncio reactor's loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Coroutine, Generator
+from time import perf_counter
+from typing import Any, Protocol
+
+from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
+
+from hadaemon.aio import UserCodeExit
+
+
+class CallOwner(Protocol):
+    """What a call reports to: the service runtime it belongs to."""
+
+    threshold: float
+
+    def call_finished(self, call: ServiceCall) -> None: ...
+    def call_failed(self, call: ServiceCall, failure: Failure) -> None: ...
+    def call_blocked(self, call: ServiceCall, seconds: float) -> None: ...
+
+
+class ServiceCall(Coroutine[Any, Any, Any]):
+    """Drives one service coroutine for its task; see the module docstring."""
+
+    __slots__ = ("_coro", "_loop", "_owner", "action", "deferred", "source", "task", "via_bus")
+
+    def __init__(
+        self,
+        coro: Coroutine[Any, Any, Any],
+        owner: CallOwner,
+        action: str,
+        loop: asyncio.AbstractEventLoop,
+        source: str = "",
+        via_bus: bool = False,
+    ) -> None:
+        self._coro = coro
+        self._owner = owner
+        self._loop = loop
+        self.action = action
+        self.source = source
+        self.via_bus = via_bus  # failures of bus deliveries are also logged by the bus
+        self.deferred: Deferred[Any] = Deferred(self._cancel)
+        self.task: asyncio.Task[Any] | None = None
+
+    def start(self, name: str) -> Deferred[Any]:
+        """Create the task (it runs from the loop's next iteration); returns ``deferred``."""
+        self.task = self._loop.create_task(self, name=name)
+        return self.deferred
+
+    def cancel(self) -> None:
+        """Cancel the task; ``deferred`` fires with None (a cancelled call is no failure)."""
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+
+    def _cancel(self, d: Deferred[Any]) -> None:
+        # Deferred.cancel() (e.g. a Stop timeout): stop the coroutine too.
+        self.cancel()
+
+    # -- the coroutine protocol, as the task calls it ----------------------------------
+
+    def __next__(self) -> Any:
+        # The hot path (every message's first step): kept flat, no helper calls.
+        started = perf_counter()
+        try:
+            yielded = self._coro.send(None)
+        except StopIteration as stop:
+            if perf_counter() - started > self._owner.threshold:
+                self._owner.call_blocked(self, perf_counter() - started)
+            self._settled(stop.value)
+            raise
+        except BaseException:
+            self._timed(started)
+            self._raised()
+            raise StopIteration from None
+        if perf_counter() - started > self._owner.threshold:
+            self._owner.call_blocked(self, perf_counter() - started)
+        if isinstance(yielded, Deferred):
+            return self._swap(yielded)
+        return yielded
+
+    def send(self, value: Any) -> Any:
+        if value is None:
+            return self.__next__()
+        return self._step(self._coro.send, value)
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        if val is None and tb is None:
+            return self._step(self._coro.throw, typ)
+        return self._step(lambda _: self._coro.throw(typ, val, tb), None)
+
+    def close(self) -> None:
+        self._coro.close()
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self
+
+    def __iter__(self) -> ServiceCall:
+        return self
+
+    def _step(self, method: Any, arg: Any) -> Any:
+        started = perf_counter()
+        try:
+            yielded = method(arg)
+        except StopIteration as stop:
+            self._timed(started)
+            self._settled(stop.value)
+            raise
+        except BaseException:
+            self._timed(started)
+            self._raised()
+            raise StopIteration from None
+        self._timed(started)
+        if isinstance(yielded, Deferred):
+            return self._swap(yielded)
+        return yielded
+
+    # -- outcomes ------------------------------------------------------------------------
+
+    def _timed(self, started: float) -> None:
+        elapsed = perf_counter() - started
+        if elapsed > self._owner.threshold:
+            self._owner.call_blocked(self, elapsed)
+
+    def _settled(self, value: Any) -> None:
+        self._owner.call_finished(self)
+        if not self.deferred.called:
+            self.deferred.callback(value)
+
+    def _raised(self) -> None:
+        # Called inside the ``except`` block: sys.exc_info() is the coroutine's exception.
+        exc = sys.exc_info()[1]
+        if isinstance(exc, asyncio.CancelledError):
+            self._owner.call_finished(self)
+            if not self.deferred.called:
+                self.deferred.callback(None)
+            raise exc  # the task ends as cancelled, which asyncio never logs
+        if isinstance(exc, KeyboardInterrupt):
+            self._owner.call_finished(self)
+            raise exc
+        if isinstance(exc, SystemExit):
+            try:
+                raise UserCodeExit(exc.code) from exc
+            except UserCodeExit:
+                failure = Failure()
+        else:
+            failure = Failure()
+        self._owner.call_finished(self)
+        self._owner.call_failed(self, failure)
+        if not self.deferred.called:
+            self.deferred.errback(failure)
+
+    def _swap(self, yielded: Deferred[Any]) -> asyncio.Future[None]:
+        # The task only understands asyncio futures: wake it through one when the
+        # Deferred fires; Deferred.__iter__ then hands over the result or raises.
+        future: asyncio.Future[None] = self._loop.create_future()
+
+        def wake(result: object) -> object:
+            if not future.done():
+                future.set_result(None)
+            return result
+
+        def cancelled(fut: asyncio.Future[None]) -> None:
+            if fut.cancelled() and not yielded.called:
+                yielded.cancel()
+
+        yielded.addBoth(wake)
+        future.add_done_callback(cancelled)
+        future._asyncio_future_blocking = True
+        return future
+
+
+__all__ = ["CallOwner", "ServiceCall"]

@@ -1,0 +1,109 @@
+"""Plain functions and data of the services package, without a reactor."""
+
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+from twisted.internet.task import Clock
+
+import hadaemon.services
+from hadaemon.bus import Bus, DeviceChanged, Lifecycle, VariableChanged
+from hadaemon.sentinels import UNKNOWN
+from hadaemon.services import SCHEMA, ServiceSettings, ServicesSettings, event_to_dict, service_id
+from hadaemon.services.config import Backoff, com_topic_problem
+from hadaemon.services.reporting import Reporter
+from hadaemon.services.upstream import encode_payload, format_topic
+
+
+def test_public_exports_stay_what_they_are() -> None:
+    assert hadaemon.services.__all__ == [
+        "SCHEMA", "ActionRefused", "CustomService", "InvalidRequirement",
+        "MqttConnection", "PipInstallFailed", "PipInstallPending", "PipPackageMissing",
+        "QueueMessage", "ServiceError", "ServiceLoadError", "ServiceLoader", "ServiceMessage",
+        "ServiceNotRunning", "ServiceQueue", "ServiceSettings", "ServiceState",
+        "ServicesPlugin", "ServicesSettings", "Undeliverable",
+        "event_to_dict", "service_id",
+    ]
+    for name in hadaemon.services.__all__:
+        assert getattr(hadaemon.services, name) is not None
+
+
+def test_ids_are_the_originals() -> None:
+    assert service_id("ReadGPIO") == "readgpio_py"
+    assert ServiceSettings("YOUR_SERVICE_NAME").id == "your_service_name_py"
+
+
+def test_backoff_grows_to_its_maximum_or_never() -> None:
+    backoff = Backoff(initial=1.0, factor=2.0, maximum=10.0)
+    assert [backoff.delay(n) for n in range(1, 7)] == [1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
+    assert Backoff(1.0, 2.0, 10.0).delay(100_000) == 10.0  # no overflow
+    assert Backoff(0.5, 1.0, 60.0).delay(9) == 0.5  # factor 1: constant
+    assert Backoff(never=True).delay(1) is None
+
+
+def test_settings_from_a_section_with_defaults(tmp_path: pathlib.Path) -> None:
+    section = {**SCHEMA.defaults(), "service": {"A": {"mailbox_size": 3}, "B": {}}}
+    settings = ServicesSettings.from_section(section, "my-daemon")
+    assert settings.node_name == "my-daemon"
+    assert [(s.name, s.mailbox_size, s.concurrency) for s in settings.services] == [
+        ("A", 3, 100), ("B", 1000, 100)
+    ]
+    assert settings.backoff == Backoff(1.0, 2.0, 60.0, never=False)
+    assert (settings.overflow, settings.pip_install, settings.com_qos) == ("wait", False, 1)
+
+
+def test_config_shape_is_the_originals() -> None:
+    service = ServiceSettings("A", enabled=False, static={"pin": 4}, security={},
+                              general={"x": [1, 2]})
+    assert service.config_shape() == {
+        "generalConfig": [{"id": "enabled", "value": False}, {"id": "x", "value": [1, 2]}],
+        "staticConfig": [{"id": "pin", "value": 4}],
+        "securityConfig": [],
+    }
+
+
+def test_events_become_plain_dicts() -> None:
+    change = VariableChanged("zigbee2mqtt", 7, 1, "temperature", 21.5, 100.0)
+    assert event_to_dict(change) == {
+        "type": "VariableChanged", "topic": "variable/zigbee2mqtt/7/1/temperature",
+        "source": "zigbee2mqtt", "peer_id": 7, "channel": 1, "name": "temperature",
+        "value": 21.5, "timestamp": 100.0, "previous": None, "is_event": False,
+    }
+    assert change.previous is UNKNOWN
+    assert event_to_dict(Lifecycle("mqtt", "connected", {"a": {"b": UNKNOWN}}))["details"] == {
+        "a": {"b": None}}
+    assert event_to_dict(DeviceChanged("x", 1, "added", "Lamp"))["change"] == "added"
+
+
+def test_upstream_payloads_and_topics() -> None:
+    assert encode_payload(b"\x00raw") == b"\x00raw"
+    assert encode_payload("text") == "text"
+    assert encode_payload({"t": 21.5, "ok": True}) == '{"t":21.5,"ok":true}'
+    assert encode_payload({"when": pathlib.PurePosixPath("/x")}) == '{"when":"/x"}'
+    assert format_topic("a/{node}/{service}", node="n", service="s_py") == "a/n/s_py"
+    assert com_topic_problem("a/{node}/{service}/events") is None
+    assert "only {node} and {service}" in str(com_topic_problem("a/{host}"))
+    assert "invalid com_topic" in str(com_topic_problem("a/{node"))
+
+
+def test_repeated_warnings_are_held_back_for_a_second() -> None:
+    clock = Clock()
+    reporter = Reporter(Bus(clock), clock.seconds)
+    key = ("a_py", "mailbox full")
+    assert reporter.throttled(key) == (True, 0)
+    assert reporter.throttled(key) == (False, 1)
+    assert reporter.throttled(key) == (False, 2)
+    assert reporter.throttled(("b_py", "mailbox full")) == (True, 0)
+    clock.advance(1.0)
+    assert reporter.throttled(key) == (True, 2)  # shown again, with the count held back
+    assert reporter.throttled(key) == (False, 1)
+
+
+@pytest.mark.parametrize("name", ["Read-GPIO", "1abc", "a b", ""])
+def test_service_names_must_be_identifiers(name: str) -> None:
+    from hadaemon.config import read, validate
+
+    raw = read({"services": {"service": {name: {}}}}, environ={})
+    _, errors = validate(raw, {"services": SCHEMA})
+    assert any("is not a service name" in str(e) for e in errors), errors
