@@ -107,6 +107,27 @@ def legacy(workdir: pathlib.Path) -> None:
         say("stopped ok")
 
 
+def services(workdir: pathlib.Path) -> None:
+    import hadaemon.embed as embed
+
+    cfg = config(workdir)
+    cfg["daemon"]["plugins"] = ["embedtest", "services"]
+    cfg["services"] = {"directories": [str(PLUGINS.parent / "services")],
+                       "service": {"Greeter": {}}}
+    handle = embed.start(cfg)
+    # a legacy thread calls a service action and gets its answer
+    assert handle.send("service:greeter_py/greet", "legacy") == "hello legacy"
+    # the service's own SubmitAction reached the node endpoint of the test plugin
+    seen = handle.call(lambda: handle.daemon.plugin("embedtest").seen)  # type: ignore[union-attr]
+    deadline = time.monotonic() + 5
+    while not seen and time.monotonic() < deadline:
+        time.sleep(0.01)
+        seen = handle.call(lambda: handle.daemon.plugin("embedtest").seen)  # type: ignore[union-attr]
+    assert seen == [("0", {"payload": "hello legacy"})], seen
+    handle.stop()
+    say("services ok")
+
+
 def wait_forever(workdir: pathlib.Path) -> None:
     import hadaemon.embed as embed
 

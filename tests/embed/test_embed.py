@@ -139,3 +139,7 @@ def test_log_goes_to_stdlib_logging_and_host_io_untouched(tmp_path: pathlib.Path
     out = ok(result)
     assert "logged by ['hadaemon.daemon']" in out
     assert "the host's own warning" in result.stderr  # warnings still shown by the host
+
+
+def test_facade_reaches_a_service(tmp_path: pathlib.Path) -> None:
+    assert "services ok" in ok(run("services", tmp_path))
