@@ -80,22 +80,32 @@ class _AwaitsDeferreds(Coroutine[Any, Any, T]):
     def __next__(self) -> Any:
         return self.send(None)
 
-    def _swap(self, yielded: Deferred[Any]) -> Any:
-        future: asyncio.Future[None] = self._loop.create_future()
+    def _swap(self, yielded: Deferred[Any]) -> asyncio.Future[None]:
+        return waker_for(yielded, self._loop)
 
-        def wake(result: object) -> object:
-            if not future.done():
-                future.set_result(None)
-            return result  # left on the Deferred for Deferred.__iter__ to take
 
-        def cancelled(fut: asyncio.Future[None]) -> None:
-            if fut.cancelled() and not yielded.called:
-                yielded.cancel()
+def waker_for(d: Deferred[Any], loop: asyncio.AbstractEventLoop) -> asyncio.Future[None]:
+    """What a task driver yields to its task in place of an awaited Deferred.
 
-        yielded.addBoth(wake)
-        future.add_done_callback(cancelled)
-        future._asyncio_future_blocking = True
-        return future
+    The task only understands asyncio futures: this one wakes it when ``d`` fires, and
+    ``Deferred.__iter__`` then hands over the result or raises; cancelling the task
+    cancels ``d``.
+    """
+    future: asyncio.Future[None] = loop.create_future()
+
+    def wake(result: object) -> object:
+        if not future.done():
+            future.set_result(None)
+        return result  # left on the Deferred for Deferred.__iter__ to take
+
+    def cancelled(fut: asyncio.Future[None]) -> None:
+        if fut.cancelled() and not d.called:
+            d.cancel()
+
+    d.addBoth(wake)
+    future.add_done_callback(cancelled)
+    future._asyncio_future_blocking = True
+    return future
 
 
 def create_task(

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
-from hadaemon.aio import UserCodeExit
+from hadaemon.aio import UserCodeExit, waker_for
 
 
 class CallOwner(Protocol):
@@ -170,23 +170,7 @@ class ServiceCall(Coroutine[Any, Any, Any]):
             self.deferred.errback(failure)
 
     def _swap(self, yielded: Deferred[Any]) -> asyncio.Future[None]:
-        # The task only understands asyncio futures: wake it through one when the
-        # Deferred fires; Deferred.__iter__ then hands over the result or raises.
-        future: asyncio.Future[None] = self._loop.create_future()
-
-        def wake(result: object) -> object:
-            if not future.done():
-                future.set_result(None)
-            return result
-
-        def cancelled(fut: asyncio.Future[None]) -> None:
-            if fut.cancelled() and not yielded.called:
-                yielded.cancel()
-
-        yielded.addBoth(wake)
-        future.add_done_callback(cancelled)
-        future._asyncio_future_blocking = True
-        return future
+        return waker_for(yielded, self._loop)
 
 
 __all__ = ["CallOwner", "ServiceCall"]
