@@ -1,0 +1,62 @@
+"""The ``mqtt`` plugin: the daemon's shared broker connection as a core service.
+
+Other plugins find it with ``context.plugin("mqtt")`` (list ``mqtt`` before them in
+``[daemon].plugins``) and use ``connected``, ``publish``, ``subscribe`` and the
+``lifecycle/mqtt/...`` events on the bus.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from twisted.internet.defer import Deferred
+
+from hadaemon.config import Section
+from hadaemon.mqtt.connection import MessageCallback, MqttConnection, MqttSubscription
+from hadaemon.mqtt.settings import SCHEMA, MqttSettings
+from hadaemon.plugin import Plugin, PluginContext
+
+
+class MqttService(Plugin):
+    """The broker connection shared by zigbee2mqtt, the services' com and other plugins."""
+
+    name = "mqtt"
+    description = "MQTT broker connection shared by the adapters"
+    schema: ClassVar[Section] = SCHEMA
+    stop_timeout: ClassVar[float | None] = 6.0
+
+    def __init__(self, context: PluginContext) -> None:
+        super().__init__(context)
+        self.settings = MqttSettings.from_config(context.config, context.daemon_config.core.name)
+        self.connection = MqttConnection(
+            context.reactor,
+            self.settings,
+            bus=context.bus,
+            component=context.name,
+            log=context.log,
+            watchdog=context.watchdog,
+        )
+
+    @property
+    def connected(self) -> bool:
+        """Whether the broker connection is up right now."""
+        return self.connection.connected
+
+    def publish(
+        self, topic: str, payload: bytes | str, *, qos: int = 1, retain: bool = False
+    ) -> Deferred[None]:
+        """See :meth:`MqttConnection.publish`."""
+        return self.connection.publish(topic, payload, qos=qos, retain=retain)
+
+    def subscribe(
+        self, pattern: str, callback: MessageCallback, *, qos: int = 1, name: str | None = None
+    ) -> MqttSubscription:
+        """See :meth:`MqttConnection.subscribe`."""
+        return self.connection.subscribe(pattern, callback, qos=qos, name=name)
+
+    def start(self) -> None:
+        self.connection.start()
+
+    def stop(self) -> Deferred[None]:
+        # Leaves 1 s of the plugin's own budget for the socket to close.
+        return self.connection.stop(timeout=(self.stop_timeout or 6.0) - 1.0)

@@ -1,0 +1,270 @@
+"""The shared connection against a real mosquitto: publish, subscribe, queue, lifecycle."""
+
+from __future__ import annotations
+
+import json
+import socket
+from typing import Any
+
+import pytest
+from twisted.internet.defer import Deferred
+
+from hadaemon.bus import Bus
+from hadaemon.mqtt import Message, NotConnected, OutboxFull
+from hadaemon.testing import BlockingClient, Broker, capture_logs, find_mosquitto, run_in_reactor
+
+from .util import Lifecycles, connection, settings_for, sleep, wait_until
+
+
+def test_publish_subscribe_and_status(broker: Broker) -> None:
+    watcher = BlockingClient(broker).connect()
+    watcher.subscribe("test/#")
+
+    async def scenario(reactor: Any) -> None:
+        bus = Bus(reactor)
+        events = Lifecycles(bus)
+        conn = connection(reactor, broker, bus)
+        got: list[Message] = []
+        conn.subscribe("test/in/+", got.append)
+        conn.start()
+        await conn.when_connected(5)
+        assert events.events == ["connected"]
+        watcher.publish("test/in/x", b'{"n": 1}')
+        await wait_until(reactor, lambda: got, what="a message")
+        assert got[0].topic == "test/in/x" and got[0].json() == {"n": 1}
+        assert got[0].qos == 1 and not got[0].retain
+        # QoS 1 fires on PUBACK, QoS 0 once written
+        await conn.publish("test/out/a", "text", qos=1)
+        await conn.publish("test/out/b", b"\x00bin", qos=0)
+        await conn.stop()
+
+    run_in_reactor(scenario, timeout=15)
+    # the retained status says online first, then offline after the clean stop
+    status = [watcher.expect("test/hadaemon-test/status") for _ in range(2)]
+    assert [json.loads(m.payload)["state"] for m in status] == ["online", "offline"]
+    assert watcher.expect("test/out/a").payload == b"text"
+    assert watcher.expect("test/out/b").payload == b"\x00bin"
+    watcher.close()
+
+
+def test_retained_messages_once_per_subscription(broker: Broker) -> None:
+    with BlockingClient(broker) as publisher:
+        publisher.publish("ret/a", b"1", retain=True)
+
+    async def scenario(reactor: Any) -> None:
+        conn = connection(reactor, broker)
+        first: list[str] = []
+        second: list[str] = []
+        conn.subscribe("ret/#", lambda m: first.append(m.text()))
+        conn.start()
+        await conn.when_connected(5)
+        await wait_until(reactor, lambda: first == ["1"], what="the retained message")
+        # an overlapping subscription gets the retained message; the first one not again
+        conn.subscribe("ret/a", lambda m: second.append(m.text()))
+        await wait_until(reactor, lambda: second == ["1"], what="retained for the new one")
+        await sleep(reactor, 0.1)
+        assert first == ["1"]
+        await conn.stop()
+
+    run_in_reactor(scenario, timeout=15)
+
+
+def test_cancel_and_failing_callbacks(broker: Broker) -> None:
+    publisher = BlockingClient(broker).connect()
+
+    async def scenario(reactor: Any) -> None:
+        conn = connection(reactor, broker)
+        seen: list[str] = []
+
+        def failing(message: Message) -> None:
+            raise RuntimeError("on purpose")
+
+        def once(message: Message) -> None:
+            seen.append("once")
+            sub_once.cancel()  # cancelling itself must not skip the next subscription
+
+        conn.subscribe("c/#", failing, name="failing subscriber")
+        sub_once = conn.subscribe("c/#", once)
+        kept = conn.subscribe("c/#", lambda m: seen.append(m.text()))
+        conn.start()
+        await conn.when_connected(5)
+        with capture_logs() as logs:
+            publisher.publish("c/x", b"1")
+            await wait_until(reactor, lambda: "1" in seen)
+        assert seen == ["once", "1"]
+        assert "failing subscriber failed on c/x" in logs.text()
+        kept.cancel()
+        conn.subscribe("other", lambda m: None)
+        publisher.publish("c/x", b"2")
+        await sleep(reactor, 0.2)
+        assert seen == ["once", "1"]
+        await conn.stop()
+
+    run_in_reactor(scenario, timeout=15)
+    publisher.close()
+
+
+def test_publishes_made_while_disconnected_are_sent_after_connect(tmp_path: Any) -> None:
+    if find_mosquitto() is None:
+        pytest.skip("needs mosquitto's persistent sessions")
+    # The watcher's session must exist before the connection flushes its queue (which
+    # happens the moment the broker is back), so it is made first and kept across the
+    # broker's restart: a persistent session with a QoS 1 subscription.
+    store = tmp_path / "persist"
+    store.mkdir()
+    broker = Broker(workdir=tmp_path / "b", impl="mosquitto",
+                    extra_config=["persistence true", f"persistence_location {store}/"])
+    broker.start()
+    session = BlockingClient(broker, "watcher", clean_session=False).connect()
+    session.subscribe("q/#", qos=1)
+    session.close()
+    broker.stop()  # now down: the connection below starts disconnected
+
+    async def scenario(reactor: Any) -> None:
+        bus = Bus(reactor)
+        events = Lifecycles(bus)
+        conn = connection(reactor, broker, bus, queue_limit=50)
+        conn.start()
+        pending = [conn.publish(f"q/{i}", str(i)) for i in range(50)]
+        overflow = conn.publish("q/overflow", "x")
+        with pytest.raises(OutboxFull):
+            await overflow
+        with pytest.raises(NotConnected):
+            await conn.publish("q/zero", "x", qos=0)
+        await sleep(reactor, 0.3)  # a few failed attempts, backing off
+        assert not conn.connected and events.events == []
+        watcher = await reactor_thread(reactor, _start_and_watch, broker)
+        for d in pending:
+            await d
+        got = [watcher.expect("q/+", timeout=5).payload for _ in range(50)]
+        assert got == [str(i).encode() for i in range(50)]  # all, in order
+        watcher.close()
+        await conn.stop()
+        assert events.events == ["connected"]
+
+    try:
+        run_in_reactor(scenario, timeout=20)
+    finally:
+        broker.close()
+
+
+def _start_and_watch(broker: Broker) -> BlockingClient:
+    broker.restart()
+    return BlockingClient(broker, "watcher", clean_session=False).connect()
+
+
+def reactor_thread(reactor: Any, fn: Any, *args: Any) -> Deferred[Any]:
+    from twisted.internet.threads import deferToThreadPool
+
+    return deferToThreadPool(reactor, reactor.getThreadPool(), fn, *args)
+
+
+def test_tcp_nodelay_is_set(broker: Broker) -> None:
+    async def scenario(reactor: Any) -> None:
+        for nodelay in (True, False):
+            conn = connection(reactor, broker, client_id=f"nd-{nodelay}", tcp_nodelay=nodelay)
+            conn.start()
+            await conn.when_connected(5)
+            sock = conn._session.client.socket()
+            assert bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)) is nodelay
+            await conn.stop()
+
+    run_in_reactor(scenario, timeout=15)
+
+
+def test_last_will_when_the_connection_dies(broker: Broker) -> None:
+    watcher = BlockingClient(broker).connect()
+    watcher.subscribe("test/will/status")
+
+    async def scenario(reactor: Any) -> None:
+        conn = connection(reactor, broker, client_id="will", status_topic="test/will/status")
+        conn.start()
+        await conn.when_connected(5)
+        await wait_until(reactor, watcher.pending, what="online status")
+        conn._session.abort("simulated crash")  # no DISCONNECT: the broker sends the will
+        await wait_until(reactor, lambda: len(watcher.pending()) >= 2, what="the last will")
+        await conn.stop()
+
+    run_in_reactor(scenario, timeout=15)
+    states = [json.loads(watcher.expect("test/will/status").payload)["state"] for _ in range(2)]
+    assert states[:2] == ["online", "offline"]
+    watcher.close()
+
+
+def test_subscribe_rejects_bad_filters_and_publish_bad_topics(broker: Broker) -> None:
+    async def scenario(reactor: Any) -> None:
+        conn = connection(reactor, broker)
+        with pytest.raises(ValueError, match="must be the last level"):
+            conn.subscribe("a/#/b", lambda m: None)
+        with pytest.raises(ValueError, match="wildcards"):
+            await conn.publish("a/+", "x")
+        with pytest.raises(ValueError, match="qos"):
+            await conn.publish("a", "x", qos=2)
+        await conn.stop()
+
+    run_in_reactor(scenario, timeout=10)
+
+
+def test_settings_from_config_defaults() -> None:
+    from hadaemon.mqtt import SCHEMA, MqttSettings
+
+    section = SCHEMA.defaults()
+    settings = MqttSettings.from_config(section, "home/daemon")
+    assert settings.client_id.startswith("hadaemon-home-daemon-")
+    assert settings.status_topic == "hadaemon/home-daemon/status"
+    assert settings.tls_verify and settings.tcp_nodelay
+    secret = MqttSettings(password="s3cret")
+    assert "s3cret" not in repr(secret)
+    assert settings_for  # keep the helper import used
+
+
+def test_a_burst_bigger_than_one_wakeup_is_read_to_the_end(broker: Broker) -> None:
+    # Regression: packets left in our read buffer after a wake-up's packet limit were
+    # only read when the next packet arrived, up to a keepalive (60 s) later.
+    import time
+
+    publisher = BlockingClient(broker).connect()
+
+    async def scenario(reactor: Any) -> None:
+        conn = connection(reactor, broker)
+        got: list[bytes] = []
+        conn.subscribe("burst/#", lambda m: got.append(m.payload), qos=0)
+        conn.start()
+        await conn.when_connected(5)
+
+        def flood() -> None:
+            for i in range(2500):
+                publisher.client.publish("burst/x", str(i).encode(), qos=0)
+            publisher.publish("burst/end", b"end")
+
+        reactor.callInThread(flood)
+        time.sleep(0.5)  # the reactor is busy: everything piles up in the socket
+        await wait_until(reactor, lambda: got and got[-1] == b"end", timeout=10,
+                         what="the last message of the burst")
+        assert len(got) == 2501
+        await conn.stop()
+
+    run_in_reactor(scenario, timeout=30)
+    publisher.close()
+
+
+def test_mqtt_5(broker: Broker) -> None:
+    if not broker.mqtt5:
+        pytest.skip(f"{broker.impl} speaks MQTT 3.1.1 only")
+    watcher = BlockingClient(broker).connect()
+    watcher.subscribe("v5/#")
+
+    async def scenario(reactor: Any) -> None:
+        conn = connection(reactor, broker, client_id="v5", protocol="5")
+        got: list[bytes] = []
+        conn.subscribe("v5/in", lambda m: got.append(m.payload))
+        conn.start()
+        await conn.when_connected(5)
+        await conn.publish("v5/out", "five")
+        watcher.publish("v5/in", b"back")
+        await wait_until(reactor, lambda: got == [b"back"])
+        await conn.stop()
+
+    run_in_reactor(scenario, timeout=15)
+    assert watcher.expect("v5/out").payload == b"five"
+    watcher.close()
