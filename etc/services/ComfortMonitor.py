@@ -10,7 +10,7 @@ from base_service import CustomService
 
 class ComfortMonitor(CustomService):
     def __init__(self, id, queue, config):
-        super(ComfortMonitor, self).__init__(id, queue, config)
+        super().__init__(id, queue, config)
         self.readings = 0
 
     async def Start(self):

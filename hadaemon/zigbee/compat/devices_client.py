@@ -1,0 +1,5 @@
+"""``pyziggy.devices_client``: ``Device`` and ``DevicesClient``."""
+
+from hadaemon.zigbee.devices import Device, DevicesClient, Group
+
+__all__ = ["Device", "DevicesClient", "Group"]

@@ -1,0 +1,173 @@
+"""The ``zigbee2mqtt`` plugin: the network in the registry, and the automations.
+
+It uses the shared broker connection of the ``mqtt`` plugin (``[zigbee2mqtt].mqtt`` names
+it), which must be listed before ``zigbee2mqtt`` in ``[daemon].plugins``; without it the
+plugin fails to start with a message saying so.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+
+from twisted.internet.defer import Deferred
+
+from hadaemon.config import Bool, Float, Int, List, Path, Section, Str
+from hadaemon.plugin import Plugin, PluginContext
+from hadaemon.zigbee.automation import AutomationRuntime
+from hadaemon.zigbee.network import Network, NetworkSettings
+
+SCHEMA = Section(
+    {
+        "mqtt": Str(
+            default="mqtt", non_empty=True,
+            doc="The MQTT connection plugin to use; list it before zigbee2mqtt in "
+            "[daemon].plugins.",
+        ),
+        "base_topic": Str(default="zigbee2mqtt", non_empty=True,
+                          doc="zigbee2mqtt's base topic (its mqtt.base_topic)."),
+        "qos": Int(default=1, min=0, max=1,
+                   doc="QoS of /set and /get messages (1: none lost across reconnects)."),
+        "initial_query": Bool(
+            default=True,
+            doc="On the first connect, ask mains-powered devices for their queryable "
+            "values (throttled by query_interval).",
+        ),
+        "requery_on_reconnect": Bool(default=True,
+                                     doc="Ask again after a reconnect, to re-sync the state."),
+        "query_interval": Float(default=0.25, min=0.0,
+                                doc="Seconds between two devices' queries (no flooding)."),
+        "query_battery_devices": Bool(
+            default=False, doc="Also query battery devices (they sleep and rarely answer)."
+        ),
+        "devices_timeout": Float(
+            default=3.0, min=0.05,
+            doc="Seconds to wait for bridge/devices after connecting before automations' "
+            "on_connect runs anyway.",
+        ),
+        "request_timeout": Float(default=10.0, min=0.1,
+                                 doc="Seconds a bridge/request waits for its response."),
+        "automations": List(
+            Path(must_exist=True, kind="file"), default=[],
+            doc="Automation files (pyziggy style) to run, in this order.",
+        ),
+        "generate": Bool(
+            default=False,
+            doc="Keep pyziggy_autogenerate/available_devices.py next to each automation "
+            "up to date with the live network (rewritten only when it changes).",
+        ),
+        "typecheck": Bool(
+            default=True,
+            doc="hadaemon check runs mypy on the automations (needs the 'zigbee' extra).",
+        ),
+    },
+    doc="zigbee2mqtt devices in the registry, and pyziggy-style automations.",
+)
+
+
+class ZigbeeAdapter(Plugin):
+    """zigbee2mqtt devices as registry devices, and pyziggy-style automations."""
+
+    name = "zigbee2mqtt"
+    description = "zigbee2mqtt devices and pyziggy-style automations"
+    schema: ClassVar[Section] = SCHEMA
+    stop_timeout: ClassVar[float | None] = 5.0
+
+    def __init__(self, context: PluginContext, *,
+                 on_exit: Callable[[int], object] | None = None) -> None:
+        super().__init__(context)
+        self.on_exit = on_exit
+        self.network: Network | None = None
+        self.automations: list[AutomationRuntime] = []
+        self._generated: dict[pathlib.Path, str] = {}
+
+    def start(self) -> None:
+        mqtt_name = self.config["mqtt"]
+        mqtt = self.context.plugin(mqtt_name)
+        if mqtt is None or not hasattr(mqtt, "publish"):
+            raise RuntimeError(
+                f"zigbee2mqtt needs the {mqtt_name!r} plugin (the shared MQTT connection): "
+                f"add {mqtt_name!r} to [daemon].plugins before 'zigbee2mqtt' and configure "
+                f"[{mqtt_name}]"
+            )
+        settings = NetworkSettings(
+            base_topic=self.config["base_topic"],
+            qos=self.config["qos"],
+            initial_query=self.config["initial_query"],
+            requery_on_reconnect=self.config["requery_on_reconnect"],
+            query_interval=self.config["query_interval"],
+            query_battery_devices=self.config["query_battery_devices"],
+            devices_timeout=self.config["devices_timeout"],
+            request_timeout=self.config["request_timeout"],
+        )
+        self.network = Network(
+            self.reactor, mqtt, self.registry, self.bus, self.context.store, settings,
+            mqtt_component=mqtt_name, source=self.name, store_prefix=self.context.key(),
+            log=self.log,
+        )
+        for path in self.config["automations"]:
+            runtime = AutomationRuntime(
+                pathlib.Path(path), self.network, reactor=self.reactor, bus=self.bus,
+                log=self.log, watchdog=self.context.watchdog, on_exit=self.on_exit,
+            )
+            runtime.load()
+            self.automations.append(runtime)
+        if self.config["generate"]:
+            self.network.add_observer(_Regenerate(self))
+        self.network.start()
+
+    def stop(self) -> Deferred[Any] | None:
+        for runtime in reversed(self.automations):
+            runtime.stop()
+        if self.network is None:
+            return None
+        # Pending sets go out (and are acknowledged) before the mqtt plugin stops.
+        return self.network.stop(timeout=(self.stop_timeout or 5.0) - 1.0)
+
+    def regenerate(self) -> None:
+        """Rewrite the generated module next to each automation if the network changed."""
+        from hadaemon.zigbee.codegen import write_module
+
+        network = self.network
+        if network is None or network.devices_payload is None:
+            return
+        for runtime in self.automations:
+            try:
+                path, written, _result = write_module(runtime.path.parent,
+                                                      network.devices_payload,
+                                                      network.groups_payload)
+            except OSError as exc:
+                self.log.warn("cannot write the generated module next to {file}: {error}",
+                              file=str(runtime.path), error=str(exc))
+                continue
+            if written:
+                self.log.info("generated {path}", path=str(path))
+
+    @classmethod
+    def check_config(cls, section: Mapping[str, Any], config: Any) -> list[str]:
+        """``hadaemon check``: each automation compiles and type-checks (mypy)."""
+        from hadaemon.zigbee.typecheck import check_automations
+
+        paths = [pathlib.Path(p) for p in section.get("automations") or []]
+        return check_automations(paths, typecheck=bool(section.get("typecheck", True)),
+                                 cache_dir=config.core.state_dir / "mypy-cache")
+
+
+class _Regenerate:
+    """Observer that regenerates the typed module when the network changes."""
+
+    def __init__(self, plugin: ZigbeeAdapter) -> None:
+        self.plugin = plugin
+
+    def network_ready(self, first: bool) -> None:
+        self.plugin.regenerate()
+
+    def network_disconnected(self) -> None:
+        pass
+
+    def bridge_event(self, payload: dict[str, Any]) -> None:
+        pass
+
+    def devices_changed(self) -> None:
+        self.plugin.regenerate()

@@ -1,0 +1,478 @@
+"""Record and replay zigbee2mqtt traffic to test automations, on ``task.Clock`` time.
+
+A traffic log is readable text, one message per line (continuation lines, indented, may
+carry a long payload)::
+
+    # time   kind       topic (a JSON string)              payload
+    0.000    RECV       "zigbee2mqtt/bridge/devices"       @devices.json
+    1.000    RECV       "zigbee2mqtt/Hall motion"          {"occupancy": true}
+    1.000    EXPECT     "zigbee2mqtt/Hallway Hue/set"      {"state": "ON"}
+    1.000    UNORDERED  "zigbee2mqtt/+/set"                {"brightness": "*"}
+    5.000    PROHIBIT   "zigbee2mqtt/Hallway Hue/set"      *
+
+- ``RECV``: a message from the broker, delivered to the automation at that time.
+- ``SEND``: a message the automation sent when the log was recorded (not checked).
+- ``EXPECT``: the automation must publish a matching message after the previous ``RECV``
+  and before the next one (or the end); ``EXPECT`` lines are matched in order.
+- ``UNORDERED``: the same, in any order.
+- ``PROHIBIT``: no matching message in that window.
+
+Topics may use MQTT wildcards (``+``, ``#``). A payload pattern is JSON in which the string
+``"*"`` matches any value and an object matches when its keys are present with matching
+values (extra keys are fine); ``=`` before an object makes it exact. A bare ``*`` matches
+any payload; ``@file`` loads the payload from a file next to the log.
+
+``replay(log, automation=path)`` runs the automation against the log with hadaemon's real
+adapter (a fake broker connection, a fake clock) and returns what matched and what failed.
+``hadaemon zigbee record`` records a log from a live network.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.task import Clock
+from twisted.logger import Logger
+
+from hadaemon.bus import Bus, Lifecycle
+from hadaemon.mqtt.connection import Message, MqttSubscription
+from hadaemon.mqtt.topics import InvalidTopic, matches, validate_filter, validate_topic
+from hadaemon.registry import Registry
+
+KINDS = ("RECV", "SEND", "EXPECT", "UNORDERED", "PROHIBIT")
+ANY = object()
+_ENTRY = re.compile(r'^(\d+(?:\.\d*)?)\s+([A-Z]+)\s+("(?:[^"\\]|\\.)*")\s*(.*)$')
+
+
+class LogError(ValueError):
+    """A traffic log line that cannot be read; the message names the line."""
+
+
+@dataclass
+class Entry:
+    """One line of a traffic log."""
+
+    time: float
+    kind: str
+    topic: str
+    payload: Any = None  # parsed JSON, a str (not JSON), ANY, or None (empty)
+    exact: bool = False
+    line: int = 0
+
+    def matches(self, topic: str, payload: Any) -> bool:
+        topic_ok = matches(self.topic, topic) if _wild(self.topic) else self.topic == topic
+        return topic_ok and pattern_matches(self.payload, payload, exact=self.exact)
+
+    def render(self) -> str:
+        if self.payload is ANY:
+            body = "*"
+        elif self.payload is None:
+            body = ""
+        else:
+            body = ("=" if self.exact else "") + json.dumps(self.payload, ensure_ascii=False)
+        topic = json.dumps(self.topic, ensure_ascii=False)
+        return f"{self.time:.3f}  {self.kind:<9}  {topic}  {body}".rstrip()
+
+
+def _wild(topic: str) -> bool:
+    return "+" in topic or "#" in topic
+
+
+def pattern_matches(pattern: Any, actual: Any, *, exact: bool = False) -> bool:
+    """Whether ``actual`` (a parsed payload) matches ``pattern`` (see the module doc)."""
+    if pattern is ANY or pattern == "*":
+        return True
+    if isinstance(pattern, dict):
+        if not isinstance(actual, dict):
+            return False
+        if exact and set(actual) != set(pattern):
+            return False
+        return all(key in actual and pattern_matches(value, actual[key], exact=exact)
+                   for key, value in pattern.items())
+    if isinstance(pattern, list):
+        return (isinstance(actual, list) and len(actual) == len(pattern)
+                and all(pattern_matches(p, a, exact=exact) for p, a in zip(pattern, actual,
+                                                                             strict=True)))
+    if isinstance(pattern, bool) or isinstance(actual, bool):
+        return pattern is actual
+    return bool(pattern == actual)
+
+
+def parse_payload(data: bytes) -> Any:
+    """A payload as a test kit value: JSON if it parses, else its text, None if empty."""
+    if not data:
+        return None
+    try:
+        return json.loads(data)
+    except ValueError:
+        return data.decode("utf-8", errors="replace")
+
+
+@dataclass
+class TrafficLog:
+    """Entries in time order (stable for equal times)."""
+
+    entries: list[Entry] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, path: str | pathlib.Path) -> TrafficLog:
+        path = pathlib.Path(path)
+        return cls.parse(path.read_text(encoding="utf-8"), base=path.parent, source=str(path))
+
+    @classmethod
+    def parse(cls, text: str, *, base: pathlib.Path | None = None,
+              source: str = "<log>") -> TrafficLog:
+        entries: list[Entry] = []
+        pending: list[str] = []
+        head: tuple[int, re.Match[str]] | None = None
+
+        def finish() -> None:
+            if head is None:
+                return
+            number, match = head
+            body = " ".join([match.group(4), *pending]).strip()
+            entries.append(_entry(number, match, body, base, source))
+
+        for number, raw in enumerate(text.splitlines(), 1):
+            line = raw.rstrip()
+            stripped = line.strip()
+            if not stripped or stripped.startswith("#"):
+                continue
+            match = _ENTRY.match(stripped)
+            if match is not None:
+                finish()
+                head, pending = (number, match), []
+            elif head is not None and raw[:1].isspace():
+                pending.append(stripped)  # a long payload, continued and indented
+            else:
+                raise LogError(f"{source}:{number}: expected '<time> <KIND> \"<topic>\" "
+                               f"[payload]', got {stripped[:60]!r}")
+        finish()
+        entries.sort(key=lambda e: e.time)
+        return cls(entries)
+
+    def dump(self) -> str:
+        lines = ["# hadaemon zigbee traffic log (see hadaemon.zigbee.testkit)",
+                 "# time    kind       topic  payload"]
+        lines += [entry.render() for entry in self.entries]
+        return "\n".join(lines) + "\n"
+
+    def add(self, time: float, kind: str, topic: str, payload: Any) -> None:
+        self.entries.append(Entry(time, kind, topic, payload))
+
+
+def _entry(number: int, match: re.Match[str], body: str, base: pathlib.Path | None,
+           source: str) -> Entry:
+    kind = match.group(2)
+    if kind not in KINDS:
+        raise LogError(f"{source}:{number}: unknown kind {kind!r} (one of {', '.join(KINDS)})")
+    try:
+        topic = json.loads(match.group(3))
+    except ValueError:
+        raise LogError(f"{source}:{number}: the topic is not a valid JSON string") from None
+    try:
+        if kind in ("RECV", "SEND"):
+            validate_topic(topic)
+        else:
+            validate_filter(topic)
+    except InvalidTopic as exc:
+        raise LogError(f"{source}:{number}: {exc}") from None
+    exact = False
+    payload: Any
+    if body == "*":
+        payload = ANY
+    elif not body:
+        payload = None
+    elif body.startswith("@"):
+        path = (base or pathlib.Path.cwd()) / body[1:]
+        try:
+            payload = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise LogError(f"{source}:{number}: cannot load {path}: {exc}") from None
+    else:
+        if body.startswith("="):
+            exact, body = True, body[1:]
+        try:
+            payload = json.loads(body)
+        except ValueError as exc:
+            raise LogError(f"{source}:{number}: payload is not JSON ({exc}); use * for "
+                           "any payload") from None
+    return Entry(float(match.group(1)), kind, topic, payload, exact, number)
+
+
+# -- the fake broker connection ------------------------------------------------------------------
+
+
+class ReplayReactor(Clock):
+    """``task.Clock`` plus ``callFromThread`` (as a next-turn call), for automations."""
+
+    def callFromThread(self, f: Any, *args: Any, **kwargs: Any) -> None:
+        self.callLater(0, f, *args, **kwargs)
+
+
+class FakeConnection:
+    """An in-memory broker connection with the ``mqtt`` plugin's API."""
+
+    def __init__(self, clock: Clock, bus: Bus, component: str = "mqtt") -> None:
+        self.clock = clock
+        self.bus = bus
+        self.component = component
+        self.connected = False
+        self.sent: list[tuple[float, str, Any]] = []
+        self._subs: list[MqttSubscription] = []
+        self._ever = False
+
+    def connect(self) -> None:
+        self.connected = True
+        self.bus.publish(Lifecycle(self.component, "reconnected" if self._ever else "connected"))
+        self._ever = True
+
+    def disconnect(self) -> None:
+        self.connected = False
+        self.bus.publish(Lifecycle(self.component, "disconnected"))
+
+    def publish(self, topic: str, payload: bytes | str, *, qos: int = 1,
+                retain: bool = False) -> Deferred[None]:
+        data = payload.encode() if isinstance(payload, str) else payload
+        self.sent.append((self.clock.seconds(), topic, parse_payload(data)))
+        return succeed(None)
+
+    def subscribe(self, pattern: str, callback: Any, *, qos: int = 1,
+                  name: str | None = None) -> MqttSubscription:
+        sub = MqttSubscription(pattern, callback, qos, name or "replay")
+        self._subs.append(sub)
+        return sub
+
+    def deliver(self, topic: str, payload: Any, retain: bool = False) -> None:
+        if payload is None:
+            data = b""
+        elif isinstance(payload, str):
+            data = payload.encode()
+        else:
+            data = json.dumps(payload).encode()
+        message = Message(topic, data, 1, retain)
+        for sub in list(self._subs):
+            if sub.active and matches(sub.pattern, topic):
+                sub.callback(message)
+
+
+class _MemoryStore:
+    def __init__(self) -> None:
+        self.data: dict[str, Any] = {}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.data.get(key, default)
+
+    def put(self, key: str, value: Any) -> None:
+        self.data[key] = value
+
+    def put_many(self, items: Any) -> None:
+        self.data.update(items)
+
+    def delete(self, key: str) -> None:
+        self.data.pop(key, None)
+
+    def items(self, prefix: str = "") -> list[tuple[str, Any]]:
+        return [(k, v) for k, v in sorted(self.data.items()) if k.startswith(prefix)]
+
+
+# -- replay ----------------------------------------------------------------------------------
+
+
+@dataclass
+class ReplayResult:
+    """What the automation sent, and which expectations failed."""
+
+    sent: list[tuple[float, str, Any]]
+    failures: list[str]
+    log: TrafficLog
+    errors: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def report(self) -> str:
+        lines = [f"{len(self.failures)} failure(s)" if self.failures else "all expectations met"]
+        lines += [f"  - {failure}" for failure in self.failures]
+        lines.append("sent:")
+        lines += [f"  {time:8.3f}  {json.dumps(topic)}  {json.dumps(payload)}"
+                  for time, topic, payload in self.sent]
+        return "\n".join(lines)
+
+
+def replay(
+    log: TrafficLog | str | pathlib.Path,
+    automation: str | pathlib.Path | None = None,
+    *,
+    text: str | None = None,
+    base_topic: str = "zigbee2mqtt",
+    tail: float = 1.0,
+    initial_query: bool = False,
+    log_errors_fail: bool = True,
+) -> ReplayResult:
+    """Run an automation (a file, or its ``text``) against a traffic log; see the module."""
+    from hadaemon.logs import get_logger
+    from hadaemon.zigbee.automation import AutomationRuntime
+    from hadaemon.zigbee.codegen import write_module
+    from hadaemon.zigbee.network import Network, NetworkSettings
+
+    traffic = log if isinstance(log, TrafficLog) else TrafficLog.load(log)
+    tmp = tempfile.TemporaryDirectory(prefix="hadaemon-replay-")
+    if text is not None:
+        automation = pathlib.Path(tmp.name) / "automation.py"
+        automation.write_text(text, encoding="utf-8")
+    if automation is None:
+        raise ValueError("replay needs an automation file or its text")
+    generated_dir = pathlib.Path(automation).parent
+    if not (generated_dir / "pyziggy_autogenerate").is_dir():
+        # As pyziggy runs: the typed module from the log's bridge/devices, made first.
+        devices = next((e.payload for e in traffic.entries if e.kind == "RECV"
+                        and e.topic == f"{base_topic}/bridge/devices"), None)
+        groups = next((e.payload for e in traffic.entries if e.kind == "RECV"
+                       and e.topic == f"{base_topic}/bridge/groups"), None)
+        if isinstance(devices, list):
+            generated_dir = pathlib.Path(tmp.name)
+            write_module(generated_dir, devices, groups)
+    clock = ReplayReactor()
+    bus = Bus(clock)
+    registry = Registry(clock, bus, _MemoryStore())
+    connection = FakeConnection(clock, bus)
+    logger: Logger = get_logger("hadaemon.zigbee.replay")
+    network = Network(clock, connection, registry, bus, _MemoryStore(),
+                      NetworkSettings(base_topic=base_topic, initial_query=initial_query,
+                                      requery_on_reconnect=False, devices_timeout=0.5),
+                      log=logger)
+    runtime = AutomationRuntime(pathlib.Path(automation), network, reactor=clock, bus=bus,
+                                log=logger, on_exit=lambda code: None,
+                                instance=f"replay-{id(clock)}", generated_dir=generated_dir)
+    try:
+        if not runtime.load():
+            return ReplayResult([], [f"{automation} failed to load (see the log)"], traffic, 1)
+        network.start()
+        connection.connect()
+        failures = _drive(clock, connection, traffic, tail)
+        runtime.stop()
+        network.stop()
+        clock.advance(0)
+        if log_errors_fail and runtime.errors:
+            failures.append(f"the automation raised {runtime.errors} error(s) (see the log)")
+        return ReplayResult(connection.sent, failures, traffic, runtime.errors)
+    finally:
+        runtime.importer.unload()
+        tmp.cleanup()
+
+
+def _drive(clock: Clock, connection: FakeConnection, log: TrafficLog, tail: float) -> list[str]:
+    failures: list[str] = []
+    entries = log.entries
+    receive_times = sorted({e.time for e in entries if e.kind == "RECV"})
+    end = (entries[-1].time if entries else 0.0) + tail
+    boundaries = [*receive_times, end]
+    window_start = 0.0
+    checked_upto = 0
+    for index, boundary in enumerate(boundaries):
+        _advance_to(clock, boundary)
+        # everything sent before this boundary belongs to the window that just ended
+        window_sent = connection.sent[checked_upto:]
+        checked_upto = len(connection.sent)
+        window_entries = [e for e in entries if window_start <= e.time < boundary
+                          and e.kind in ("EXPECT", "UNORDERED", "PROHIBIT")]
+        if index == len(boundaries) - 1:
+            window_entries += [e for e in entries if e.time >= boundary
+                               and e.kind in ("EXPECT", "UNORDERED", "PROHIBIT")]
+        failures += _check(window_entries, window_sent, window_start, boundary)
+        if index < len(receive_times):
+            for entry in entries:
+                if entry.kind == "RECV" and entry.time == boundary:
+                    retained = "/bridge/" in entry.topic or entry.topic.endswith("/availability")
+                    connection.deliver(entry.topic, entry.payload, retained)
+            clock.advance(0)
+            window_start = boundary
+    return failures
+
+
+def _advance_to(clock: Clock, when: float) -> None:
+    while True:
+        pending = [c.getTime() for c in clock.getDelayedCalls() if c.getTime() <= when]
+        if not pending:
+            break
+        clock.advance(max(0.0, min(pending) - clock.seconds()))
+    if when > clock.seconds():
+        clock.advance(when - clock.seconds())
+
+
+def _check(expectations: Sequence[Entry], sent: Sequence[tuple[float, str, Any]],
+           start: float, end: float) -> list[str]:
+    failures: list[str] = []
+    used: set[int] = set()
+    position = 0
+    where = f"between {start:.3f} and {end:.3f} s"
+    for entry in expectations:
+        if entry.kind != "EXPECT":
+            continue
+        for i in range(position, len(sent)):
+            if i not in used and entry.matches(sent[i][1], sent[i][2]):
+                used.add(i)
+                position = i + 1
+                break
+        else:
+            failures.append(f"line {entry.line}: expected {entry.render().strip()} {where}")
+    for entry in expectations:
+        if entry.kind != "UNORDERED":
+            continue
+        for i, message in enumerate(sent):
+            if i not in used and entry.matches(message[1], message[2]):
+                used.add(i)
+                break
+        else:
+            failures.append(f"line {entry.line}: expected (any order) "
+                            f"{entry.render().strip()} {where}")
+    for entry in expectations:
+        if entry.kind != "PROHIBIT":
+            continue
+        for message in sent:
+            if entry.matches(message[1], message[2]):
+                failures.append(f"line {entry.line}: prohibited message sent at "
+                                f"{message[0]:.3f} s: {json.dumps(message[1])} "
+                                f"{json.dumps(message[2])}")
+                break
+    return failures
+
+
+# -- recording ----------------------------------------------------------------------------------
+
+
+async def record(reactor: Any, settings: Any, base_topic: str, seconds: float) -> TrafficLog:
+    """Record ``<base>/#`` for ``seconds``: zigbee2mqtt's messages as RECV, commands sent
+    to it (``/set``, ``/get``, ``bridge/request``) as SEND."""
+    from twisted.internet.task import deferLater
+
+    from hadaemon.mqtt import MqttConnection
+
+    connection = MqttConnection(reactor, settings, status=False, component="record")
+    log = TrafficLog()
+    start: list[float] = []
+
+    def keep(message: Message) -> None:
+        if not start:
+            start.append(reactor.seconds())
+        rest = message.topic[len(base_topic) + 1:]
+        command = (rest.endswith(("/set", "/get")) or "/set/" in rest or "/get/" in rest
+                   or rest.startswith("bridge/request/"))
+        log.add(round(reactor.seconds() - start[0], 3), "SEND" if command else "RECV",
+                message.topic, parse_payload(message.payload))
+
+    connection.subscribe(f"{base_topic}/#", keep)
+    connection.start()
+    await connection.when_connected(10.0)
+    await deferLater(reactor, seconds, lambda: None)
+    await connection.stop(timeout=2.0)
+    return log
