@@ -1,0 +1,148 @@
+"""``from homegear import Homegear``: Node-BLUE's Python node API, served by hadaemon.
+
+Node files written for Homegear run unchanged::
+
+    hg = Homegear(sys.argv[1], eventHandler, sys.argv[2], nodeInput)
+    while hg.connected():
+        time.sleep(1)
+
+- The constructor connects and waits up to ~2 s; it returns anyway and keeps
+  reconnecting in the background. ``connected()`` tells the state.
+- Any other attribute is an RPC method: ``hg.getValue(peerId, channel, name)``. A fault
+  raises ``Exception(faultString)``; while disconnected a call returns None; a call
+  without an answer within ``callTimeout`` seconds raises ``TimeoutError``.
+- The eleven node methods get the node id put first (``hg.nodeOutput(0, msg)`` is sent
+  as ``nodeOutput(nodeId, 0, msg)``).
+- ``eventHandler(eventSource, peerId, channel, variableName, value)`` and
+  ``nodeInput(nodeInfo, inputIndex, msg)`` run on two worker threads, each in order.
+  An exception in them is printed to stderr with its traceback and reported with
+  ``nodeLog`` level 2 (the real module lost them silently).
+- ``nodeOutput(index, msg)`` returns once the message is on its way (the daemon's answer
+  is not awaited, so a node is not held to one round trip per message); pass
+  ``synchronous=True`` to wait for the daemon's answer and get its errors raised.
+- Values are exact both ways: None, bool, int of any size, float (every bit), str (NUL
+  and lone surrogates included), bytes, list (tuples arrive as lists), dict with str or
+  int keys, nested.
+
+Runs under any Python 3.7+ without Twisted or hadaemon; uses msgpack when installed and
+a bundled pure-Python codec otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import TYPE_CHECKING, Any
+
+try:
+    from . import _homegear_rpc as _rpc
+except ImportError:
+    import _homegear_rpc as _rpc  # type: ignore[no-redef, import-not-found]
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ["Homegear"]
+
+NODE_METHODS = frozenset(
+    {
+        "nodeOutput",
+        "nodeLog",
+        "nodeEvent",
+        "getNodeData",
+        "setNodeData",
+        "getFlowData",
+        "setFlowData",
+        "getGlobalData",
+        "setGlobalData",
+        "getNodeCredentials",
+        "setNodeCredentials",
+    }
+)
+"""The methods that get the node id prepended on the wire."""
+
+_CONNECT_WAIT = 2.0
+_SERVE_DELAY = 0.1
+_DEFAULT_CALL_TIMEOUT = 30.0
+
+
+def _strip_quotes(path: str) -> str:
+    # Homegear passes the socket path wrapped in literal double quotes.
+    if len(path) >= 2 and path[0] == '"' and path[-1] == '"':
+        return path[1:-1]
+    return path
+
+
+def _default_timeout() -> float:
+    try:
+        return float(os.environ.get(_rpc.ENV_CALL_TIMEOUT, _DEFAULT_CALL_TIMEOUT))
+    except ValueError:
+        return _DEFAULT_CALL_TIMEOUT
+
+
+class Homegear:
+    """A node's connection to the daemon (see the module docstring)."""
+
+    def __init__(
+        self,
+        socketPath: str,
+        eventHandler: Callable[..., Any] | None = None,
+        nodeId: str | None = None,
+        nodeInput: Callable[[Any, int, Any], Any] | None = None,
+        callTimeout: float | None = None,
+    ) -> None:
+        self._node_id = nodeId or ""
+        # The token proves to the daemon which node this process is; children of the
+        # node must not inherit it.
+        token = os.environ.pop(_rpc.ENV_TOKEN, None)
+        identity = self._node_id or os.environ.get(_rpc.ENV_NODE_ID, "")
+        self._connection = _rpc.Connection(
+            _strip_quotes(str(socketPath)),
+            identity,
+            token,
+            nodeInput,
+            eventHandler,
+            _default_timeout() if callTimeout is None else float(callTimeout),
+        )
+        self._connection.start()
+        self._connection.wait_connected(_CONNECT_WAIT)
+        # Inputs and events start flowing once this node answers the daemon's ping. Their
+        # callbacks usually use the object the script assigns (``hg = Homegear(...)``),
+        # which happens only after this constructor returned: so the answer waits for
+        # the first use of the object (``hg.connected()`` in the templates), or 0.1 s.
+        timer = threading.Timer(_SERVE_DELAY, self._connection.serve)
+        timer.daemon = True
+        timer.start()
+
+    def connected(self) -> bool:
+        """True while connected and authenticated."""
+        self._connection.serve()
+        return self._connection.connected()
+
+    def nodeOutput(self, index: int, msg: Any, synchronous: bool = False) -> None:
+        """Send ``msg`` on output ``index`` (see the module docstring)."""
+        self._connection.serve()
+        params = [self._require_node_id(), index, msg]
+        if synchronous:
+            self._connection.call("nodeOutput", [*params, True])
+        else:
+            self._connection.post("nodeOutput", params)
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        if name.startswith("_"):
+            raise AttributeError(name)
+
+        def method(*args: Any) -> Any:
+            self._connection.serve()
+            params = list(args)
+            if name in NODE_METHODS:
+                params.insert(0, self._require_node_id())
+            return self._connection.call(name, params)
+
+        method.__name__ = name
+        return method
+
+    def _require_node_id(self) -> str:
+        if not self._node_id:
+            raise Exception("Node ID was not set in Object constructor.")
+        return self._node_id

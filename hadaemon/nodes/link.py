@@ -1,0 +1,111 @@
+"""What the dispatcher needs from a connection to a node, whatever its wire.
+
+hadaemon's own wire is msgpack-rpc (:mod:`hadaemon.nodes.protocol`); Homegear's binary
+RPC can be served through the same :class:`~hadaemon.nodes.dispatcher.Dispatcher` by a
+second protocol implementing :class:`NodeLink` (the server tells them apart by the first
+bytes, see :mod:`hadaemon.nodes.server`). Outgoing messages are built once and encoded
+lazily per wire, so a message fanned out to many nodes is packed once per wire.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import msgpack
+from twisted.internet.defer import Deferred
+
+from hadaemon.nodes import wire
+from hadaemon.nodes.auth import PeerCredentials
+from hadaemon.store.values import pack
+
+InputDone = Callable[[Any, Any], None]
+"""``done(error, result)``: called once, on the reactor thread, when the node answered a
+``nodeInput`` (error None), or with an exception when the answer cannot come."""
+
+
+class LinkLost(Exception):
+    """The connection went away before the node answered."""
+
+
+class OutgoingMessage:
+    """A message for one or more node inputs; its encodings are made once, when needed.
+
+    ``decoded`` says the message was just decoded from the node wire (plus keys the
+    daemon added): it is then known to be in the value model, and is encoded by the C
+    packer directly instead of being checked item by item first.
+    """
+
+    __slots__ = ("_packed", "decoded", "msg")
+
+    def __init__(self, msg: dict[str, Any], *, decoded: bool = False) -> None:
+        self.msg = msg
+        self.decoded = decoded
+        self._packed: bytes | None = None
+
+    @property
+    def packed(self) -> bytes:
+        """The msgpack bytes (value model); raises UnsupportedValue for a bad value."""
+        if self._packed is None:
+            self._packed = fast_pack(self.msg) if self.decoded else pack(self.msg)
+        return self._packed
+
+
+def fast_pack(value: Any) -> bytes:
+    """Pack a value decoded from the wire: the C packer, unless it holds an int beyond
+    64 bits or a str with lone surrogates (ext types), which take the value model's way.
+
+    For such values the bytes are exactly those of :func:`hadaemon.store.values.pack`.
+    """
+    try:
+        data: bytes = msgpack.packb(value, use_bin_type=True)
+    except (OverflowError, UnicodeEncodeError, TypeError, ValueError):
+        return pack(value)
+    return data
+
+
+class EventMessage:
+    """One ``eventHandler(source, peerId, channel, name, value)`` call for many nodes."""
+
+    __slots__ = ("_encoded", "channel", "name", "peer_id", "source", "value")
+
+    def __init__(self, source: str, peer_id: int, channel: int, name: str, value: Any) -> None:
+        self.source = source
+        self.peer_id = peer_id
+        self.channel = channel
+        self.name = name
+        self.value = value
+        self._encoded: bytes | None = None
+
+    @property
+    def msgpack(self) -> bytes:
+        if self._encoded is None:
+            self._encoded = wire.encode_event(
+                self.source, self.peer_id, self.channel, self.name, self.value
+            )
+        return self._encoded
+
+
+class NodeLink(Protocol):
+    """A connection of a node process (reactor thread only).
+
+    ``node_id`` is None until the connection proved which node it is. ``window`` is how
+    many ``nodeInput`` calls may be in flight at once on this wire.
+    """
+
+    wire: str
+    node_id: str | None
+    window: int
+    peer: PeerCredentials | None
+
+    def send_input(self, port: int, message: OutgoingMessage, done: InputDone) -> None:
+        """Call ``nodeInput`` on the node; ``done`` gets the answer."""
+
+    def send_event(self, event: EventMessage) -> bool:
+        """Queue an event; False if it was dropped (the node does not keep up)."""
+
+    def ping(self) -> Deferred[Any]:
+        """Call ``ping``; fires when the node answered."""
+
+    def close(self, reason: str) -> None:
+        """Close the connection (logged with ``reason``)."""

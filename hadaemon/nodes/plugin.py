@@ -1,0 +1,476 @@
+"""The ``nodes`` plugin: Homegear Node-BLUE Python nodes as processes of the daemon.
+
+Start: build the flows (config and flows.json), open the node socket, make every node a
+bus endpoint (``node:<id>``, the path is the input: ``node:n1/0``), follow the
+registry's variable changes and the nodes' errors, start the reaper and the nodes.
+Once the daemon published "started" and every node answered ping (or
+``start_deadline`` passed), each started node gets ``startUpComplete``; a node started
+later gets it right after its ping.
+
+Stop: SIGTERM to every node, SIGKILL after ``grace``; then the socket, the endpoints
+and the reaper go. The plugin's ``stop_timeout`` is ``grace`` plus a small margin; it
+must fit in ``[daemon].stop_timeout`` (``hadaemon check`` says so if it does not).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pathlib
+import shutil
+import socket
+import stat
+import tempfile
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall, IListeningPort
+
+from hadaemon.bus import (
+    Address,
+    ErrorEvent,
+    Event,
+    Level,
+    Lifecycle,
+    QueueFull,
+    Registration,
+    StatusUpdate,
+    Subscription,
+)
+from hadaemon.bus.errors import DestinationGone
+from hadaemon.config import Config
+from hadaemon.logs import get_logger
+from hadaemon.nodes import flows as flows_module
+from hadaemon.nodes.auth import Tokens
+from hadaemon.nodes.delivery import NodeInputs, Throttle
+from hadaemon.nodes.dispatcher import CREDITS, STATUS_SOURCE, Dispatcher
+from hadaemon.nodes.faults import Fault
+from hadaemon.nodes.flows import FlowError, Flows, NodeSpec
+from hadaemon.nodes.flowsjson import import_flows
+from hadaemon.nodes.link import OutgoingMessage
+from hadaemon.nodes.protocol import Limits
+from hadaemon.nodes.reaper import Reaper
+from hadaemon.nodes.routing import Router, as_message
+from hadaemon.nodes.rpc import RegistryMethods
+from hadaemon.nodes.runtime import NodeRuntime
+from hadaemon.nodes.scopes import DataScopes, NodeCredentials
+from hadaemon.nodes.server import NodeServerFactory
+from hadaemon.nodes.settings import DEFAULT_GRACE, SCHEMA, STOP_MARGIN
+from hadaemon.nodes.supervisor import Policy, Supervisor
+from hadaemon.plugin import Plugin, PluginContext
+
+SOCKET_NAME = "nodes.sock"
+_MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes on Linux; keep a margin
+
+
+def build_flows(section: Mapping[str, Any], base_dir: pathlib.Path) -> tuple[Flows, list[str]]:
+    """The flows of a validated ``[nodes]`` section, and warnings; FlowError lists problems."""
+    problems: list[str] = []
+    warnings: list[str] = []
+    nodes: list[NodeSpec] = []
+    default_flow = section.get("default_flow", "flow")
+    for index, entry in enumerate(section.get("node", [])):
+        if entry.get("disabled"):
+            continue
+        node = flows_module.node_from_config(
+            entry, f"[nodes].node[{index}] ({entry.get('id')!r})", default_flow, problems
+        )
+        if node is not None:
+            nodes.append(node)
+    flows_file = section.get("flows_file")
+    if flows_file is not None:
+        imported = import_flows(pathlib.Path(flows_file), section.get("types", {}))
+        problems.extend(imported.problems)
+        warnings.extend(imported.warnings)
+        nodes.extend(imported.nodes)
+    problems.extend(flows_module.check(nodes, base_dir, section.get("interpreter", "")))
+    if problems:
+        raise FlowError(problems)
+    return Flows(nodes), warnings
+
+
+class NodesPlugin(Plugin):
+    """Homegear Node-BLUE Python nodes."""
+
+    name = "nodes"
+    description = "Homegear Node-BLUE Python nodes (from homegear import Homegear)"
+    schema = SCHEMA
+    stop_timeout: ClassVar[float | None] = DEFAULT_GRACE + STOP_MARGIN
+
+    def __init__(self, context: PluginContext) -> None:
+        super().__init__(context)
+        # The stop may take the grace period plus the time to kill and reap.
+        # (an instance value: the class attribute is the default the daemon reads)
+        self.__dict__["stop_timeout"] = (
+            float(context.config.get("grace", DEFAULT_GRACE)) + STOP_MARGIN
+        )
+        self.flows = Flows([])
+        self.runtimes: dict[str, NodeRuntime] = {}
+        self.socket_path = ""
+        self._socket_dir: pathlib.Path | None = None
+        self._temporary_dir = False
+        self._port: IListeningPort | None = None
+        self._endpoints: list[Registration] = []
+        self._subscriptions: list[Subscription] = []
+        self._deadline: IDelayedCall | None = None
+        self._daemon_started = False
+        self._deadline_passed = False
+        self.startup_done = False
+        self._started_once: set[str] = set()
+        self.reaper: Reaper | None = None
+        self.supervisor: Supervisor | None = None
+        self.dispatcher: Dispatcher | None = None
+
+    @classmethod
+    def check_config(cls, section: Mapping[str, Any], config: Config) -> list[str]:
+        """``hadaemon check``: the flows, and the stop budget."""
+        problems: list[str] = []
+        try:
+            build_flows(section, config.base_dir)
+        except FlowError as exc:
+            problems.extend(exc.problems)
+        grace = float(section.get("grace", DEFAULT_GRACE))
+        budget = config.core.stop_timeout
+        if grace + STOP_MARGIN > budget:
+            problems.append(
+                f"grace ({grace:g} s) plus {STOP_MARGIN:g} s to kill and reap does not fit "
+                f"in [daemon].stop_timeout ({budget:g} s): raise it or lower grace"
+            )
+        return problems
+
+    # -- start --------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        config = self.config
+        base_dir = self.context.daemon_config.base_dir
+        try:
+            self.flows, warnings = build_flows(config, base_dir)
+        except FlowError as exc:
+            raise FlowError(exc.problems) from None
+        for warning in warnings:
+            self.log.warn("{warning}", warning=warning)
+        reactor = self.reactor
+        namespace = self.log.namespace
+        capacity = int(config["queue_size"])
+        for node_id, spec in self.flows.nodes.items():
+            senders = {w["id"] for port in self.flows.node_info(node_id)["wiresIn"] for w in port}
+            inputs = NodeInputs(node_id, capacity, reactor,
+                                stall_timeout=float(config["stall_timeout"]),
+                                on_stall=self._stalled,
+                                in_transit=CREDITS * max(1, len(senders)))
+            self.runtimes[node_id] = NodeRuntime(
+                spec, inputs, get_logger(f"{namespace}.{node_id}")
+            )
+            _warn_shadowing(spec, self.log)
+        tokens = Tokens()
+        store, credentials = self.context.store, self.context.credentials
+        router = Router(
+            {i: r.inputs for i, r in self.runtimes.items()}, self.bus, reactor, self._report
+        )
+        self.dispatcher = Dispatcher(
+            self.flows,
+            self.runtimes,
+            tokens,
+            RegistryMethods(self.registry, self._node_log),
+            DataScopes(store, self.context.key),
+            NodeCredentials(credentials, self.context.key),
+            router,
+            self.bus,
+            self.log,
+            Throttle(reactor),
+            self._node_ready,
+        )
+        self._listen()
+        for node_id in self.runtimes:
+            self._endpoints.append(self.bus.register(
+                f"node:{node_id}", self._bus_input, queue_size=capacity,
+                concurrency=capacity, name=f"node {node_id} (inputs)",
+            ))
+        self._subscriptions.append(self.registry.subscribe(
+            self.dispatcher.broadcast, subscriber="nodes: events to nodes"
+        ))
+        self._subscriptions.append(self.bus.subscribe(
+            "error/#", self._error_event, name="nodes: catch nodes", event_type=ErrorEvent
+        ))
+        self.reaper = Reaper(reactor, self.log)
+        self.reaper.start()
+        self.supervisor = Supervisor(
+            reactor,
+            self.runtimes,
+            tokens,
+            self.reaper,
+            Policy(
+                grace=float(config["grace"]),
+                restart_delay=float(config["restart_delay"]),
+                restart_delay_max=float(config["restart_delay_max"]),
+                stable_after=float(config["stable_after"]),
+                crash_loop_restarts=int(config["crash_loop_restarts"]),
+                crash_loop_window=float(config["crash_loop_window"]),
+                call_timeout=float(config["call_timeout"]),
+            ),
+            self.socket_path,
+            str(config["interpreter"]),
+            base_dir,
+            self._process_event,
+            self._disconnect,
+        )
+        self._subscriptions.append(self.context.on_started(self._on_daemon_started))
+        self._deadline = reactor.callLater(float(config["start_deadline"]), self._deadline_over)
+        self.supervisor.start_all()
+        self.log.info("{count} node(s) starting; socket {path}", count=len(self.runtimes),
+                      path=self.socket_path)
+
+    def _listen(self) -> None:
+        config = self.config
+        directory, temporary = _socket_directory(config.get("socket_dir"), self.context.state_dir)
+        self._socket_dir, self._temporary_dir = directory, temporary
+        path = directory / SOCKET_NAME
+        _clear_stale_socket(path)
+        self.socket_path = str(path)
+        factory = NodeServerFactory(
+            _dispatcher(self.dispatcher),
+            Limits(
+                max_frame=int(config["max_frame"]),
+                max_buffer=int(config["max_buffer"]),
+                overflow=str(config["overflow"]),
+                window=int(config["window"]),
+            ),
+            self.reactor,
+            self.log,
+        )
+        self._port = self.reactor.listenUNIX(str(path), factory, mode=0o600)
+        os.chmod(path, 0o600)
+
+    # -- runtime events -------------------------------------------------------------------
+
+    def _node_log(self, node_id: str) -> Any:
+        runtime = self.runtimes.get(node_id)
+        return runtime.log if runtime is not None else self.log
+
+    def _report(self, node_id: str, message: str, level: int) -> None:
+        _dispatcher(self.dispatcher).report(node_id, message, level)
+
+    def _stalled(self, inputs: NodeInputs, released: int) -> None:
+        self._report(
+            inputs.node_id,
+            f"node {inputs.node_id} answered no input for "
+            f"{inputs.stall_timeout:g} s: {released} held nodeOutput call(s) to it go on, "
+            f"senders are no longer held for it, and messages beyond {inputs.limit} waiting "
+            f"are dropped until it answers again",
+            int(Level.ERROR),
+        )
+
+    def _node_ready(self, runtime: NodeRuntime) -> None:
+        if self.supervisor is not None:
+            self.supervisor.node_ready(runtime.id)
+        self._started_once.add(runtime.id)
+        if self.startup_done:
+            _dispatcher(self.dispatcher).send_startup_complete(runtime)
+        else:
+            self._maybe_startup_complete()
+
+    def _on_daemon_started(self) -> None:
+        self._daemon_started = True
+        self._maybe_startup_complete()
+
+    def _deadline_over(self) -> None:
+        self._deadline = None
+        self._deadline_passed = True
+        self._maybe_startup_complete()
+
+    def _maybe_startup_complete(self) -> None:
+        if self.startup_done or not self._daemon_started:
+            return
+        if not self._deadline_passed and len(self._started_once) < len(self.runtimes):
+            return
+        self.startup_done = True
+        if self._deadline is not None and self._deadline.active():
+            self._deadline.cancel()
+        self._deadline = None
+        missing = sorted(set(self.runtimes) - self._started_once)
+        if missing:
+            self.log.warn("startUpComplete sent before these nodes started: {nodes}",
+                          nodes=", ".join(missing))
+        dispatcher = _dispatcher(self.dispatcher)
+        for runtime in self.runtimes.values():
+            if runtime.ready:
+                dispatcher.send_startup_complete(runtime)
+
+    def _process_event(self, runtime: NodeRuntime, event: str, details: dict[str, Any]) -> None:
+        component = f"node:{runtime.id}"
+        if event == "spawned":
+            runtime.startup_sent = False
+        elif event == "started":
+            self.bus.publish(Lifecycle(component, Lifecycle.STARTED, details))
+        elif event == "exited":
+            self.bus.publish(Lifecycle(component, Lifecycle.FAILED, details))
+        elif event == "crash_loop":
+            runtime.status = {
+                "text": f"crash loop: {details['exits']} exits; retrying every "
+                        f"{details['restart_in']:g} s",
+                "shape": "ring",
+                "fill": "red",
+            }
+            self.bus.publish(Lifecycle(component, "crash_loop", details))
+            self.bus.publish(StatusUpdate(STATUS_SOURCE, runtime.id, runtime.status))
+        elif event == "recovered":
+            runtime.status = {}
+            self.bus.publish(StatusUpdate(STATUS_SOURCE, runtime.id, {}))
+        elif event == "stopped":
+            self.bus.publish(Lifecycle(component, Lifecycle.STOPPED, details))
+
+    def _disconnect(self, runtime: NodeRuntime) -> None:
+        link = runtime.link
+        if link is not None:
+            _dispatcher(self.dispatcher).unbind(link)
+            link.close("the node process exited")
+
+    def _error_event(self, event: Event) -> None:
+        assert isinstance(event, ErrorEvent)
+        _dispatcher(self.dispatcher).deliver_error(event)
+
+    def _bus_input(self, address: Address, message: Any) -> Deferred[Any]:
+        """Anything on the bus sends to ``node:<id>/<input>``; fires with the node's answer
+        (the return value of its ``nodeInput``)."""
+        runtime = self.runtimes[address.id]
+        inputs = runtime.spec.inputs
+        path = address.path or "0"
+        if not path.isdigit() or int(path) >= inputs:
+            raise ValueError(f"{address}: the path is the input index, 0 to {inputs - 1}")
+        outgoing = OutgoingMessage(as_message(message))
+        outgoing.packed  # noqa: B018 (a value outside the value model fails the sender now)
+        answer: Deferred[Any] = Deferred()
+
+        def done(error: Any, result: Any) -> None:
+            if error is None:
+                answer.callback(result)
+            elif isinstance(error, BaseException):
+                answer.errback(error)
+            elif isinstance(error, dict):
+                answer.errback(Fault(int(error.get("faultCode", -32500)),
+                                     str(error.get("faultString", error))))
+            else:
+                answer.errback(Exception(str(error)))
+
+        # Bus senders cannot be held back: they get QueueFull at queue_size.
+        if runtime.inputs.full or not runtime.inputs.offer(int(path), outgoing, done):
+            raise QueueFull(str(address), runtime.inputs.capacity)
+        return answer
+
+    # -- views ------------------------------------------------------------------------------
+
+    def nodes(self) -> dict[str, dict[str, Any]]:
+        """Every node's state (process, connection, status, counters)."""
+        out = {}
+        for node_id, runtime in self.runtimes.items():
+            snapshot = runtime.snapshot()
+            if self.supervisor is not None:
+                process = self.supervisor.processes[node_id]
+                snapshot.update(
+                    restarts=process.restarts,
+                    crash_loop=process.crash_loop,
+                    last_exit=process.last_exit,
+                    ready_after=process.ready_after,
+                )
+            out[node_id] = snapshot
+        return out
+
+    # -- stop -------------------------------------------------------------------------------
+
+    async def stop(self) -> None:
+        if self._deadline is not None and self._deadline.active():
+            self._deadline.cancel()
+        self._deadline = None
+        for subscription in self._subscriptions:
+            subscription.cancel()
+        self._subscriptions = []
+        if self.supervisor is not None:
+            await self.supervisor.stop_all()
+        for runtime in self.runtimes.values():
+            if runtime.link is not None:
+                runtime.link.close("the daemon is stopping")
+        if self._port is not None:
+            stopping = self._port.stopListening()
+            self._port = None
+            if stopping is not None:
+                await stopping
+        for endpoint in self._endpoints:
+            endpoint.unregister()
+        self._endpoints = []
+        for node_id, runtime in self.runtimes.items():
+            runtime.inputs.clear(DestinationGone(f"node:{node_id}"))
+        if self.reaper is not None:
+            await self.reaper.stop()
+        if self._socket_dir is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self._socket_dir / SOCKET_NAME)
+            if self._temporary_dir:
+                shutil.rmtree(self._socket_dir, ignore_errors=True)
+        self.log.info("nodes stopped")
+
+
+def _dispatcher(dispatcher: Dispatcher | None) -> Dispatcher:
+    assert dispatcher is not None, "the nodes plugin has not started"
+    return dispatcher
+
+
+def _socket_directory(
+    configured: pathlib.Path | None, state_dir: pathlib.Path
+) -> tuple[pathlib.Path, bool]:
+    """The socket's directory, mode 0700; True if it is a temporary one to remove."""
+    if configured is not None:
+        directory = pathlib.Path(configured)
+        if len(str(directory / SOCKET_NAME)) > _MAX_SOCKET_PATH:
+            raise ValueError(f"[nodes].socket_dir {directory}: the socket path would be "
+                             f"longer than {_MAX_SOCKET_PATH} bytes (a Unix socket limit)")
+        _private_directory(directory)
+        return directory, False
+    directory = state_dir / "run"
+    if len(str(directory / SOCKET_NAME)) <= _MAX_SOCKET_PATH:
+        _private_directory(directory)
+        return directory, False
+    # The state directory is too deep for a Unix socket path: use a private temp dir.
+    base = os.environ.get("XDG_RUNTIME_DIR") or None
+    return pathlib.Path(tempfile.mkdtemp(prefix="hadaemon-nodes-", dir=base)), True
+
+
+def _private_directory(directory: pathlib.Path) -> None:
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = directory.stat()
+    if info.st_uid != os.geteuid():
+        raise PermissionError(f"{directory} belongs to uid {info.st_uid}, not to the daemon")
+    if stat.S_IMODE(info.st_mode) != 0o700:
+        os.chmod(directory, 0o700)
+
+
+def _clear_stale_socket(path: pathlib.Path) -> None:
+    """Remove a socket left by a killed daemon; refuse one that still answers."""
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise FileExistsError(f"{path} exists and is not a socket")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(path))
+    except OSError:
+        path.unlink()
+        return
+    finally:
+        probe.close()
+    raise FileExistsError(f"{path} is in use by another running daemon")
+
+
+def _warn_shadowing(spec: NodeSpec, log: Any) -> None:
+    # Python puts the script's own directory before PYTHONPATH: a homegear module there
+    # would win over hadaemon's.
+    folder = spec.file.parent
+    for candidate in ("homegear.py", "homegear"):
+        if (folder / candidate).exists():
+            log.warn(
+                "node {node}: {path} shadows hadaemon's homegear module for this node "
+                "(a script's own directory comes first on its import path)",
+                node=spec.id, path=str(folder / candidate),
+            )

@@ -1,0 +1,486 @@
+"""hadaemon's node wire: msgpack-rpc over the Unix socket, as a Twisted protocol.
+
+Lifecycle of a connection (an explicit state machine):
+
+``AUTHENTICATING``
+    Only ``authenticate(nodeId, token, info)`` is accepted; any other call is refused
+    (``-32002``) and the connection closed, so is a wrong token (``-32001``: the client
+    then exits), so is silence beyond the authentication timeout.
+``BOUND``
+    The dispatcher bound it to its node and pinged it; node methods, RPC methods, and
+    the daemon's ``nodeInput`` calls and events flow.
+``CLOSED``
+    After a protocol error, an overflow, a replacement, or the peer going away.
+
+Incoming data is decoded as a stream, never holding more than ``max_frame`` bytes of an
+unfinished message: a larger message, malformed msgpack or a message that is not
+msgpack-rpc closes the connection with a log line naming the node and the problem.
+
+Outgoing data is bounded: when the node does not read, the transport asks this protocol
+(its producer) to pause; later messages wait here, and past ``max_buffer`` bytes events
+are dropped and counted (``overflow = "drop"``) or the node is disconnected
+(``"disconnect"``). What must not be dropped (answers, ``nodeInput``) may take twice
+``max_buffer`` before the node is disconnected anyway.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall, IPushProducer
+from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from hadaemon.nodes import faults
+from hadaemon.nodes.auth import PeerCredentials
+from hadaemon.nodes.faults import Fault
+from hadaemon.nodes.link import EventMessage, InputDone, LinkLost, OutgoingMessage
+from hadaemon.nodes.wire import (
+    Notification,
+    ProtocolError,
+    Request,
+    Response,
+    encode_input,
+    encode_notification,
+    encode_request,
+    encode_response,
+    parse,
+)
+from hadaemon.store.values import make_unpacker
+
+if TYPE_CHECKING:
+    from hadaemon.nodes.dispatcher import Dispatcher
+
+
+class State(Enum):
+    AUTHENTICATING = "authenticating"
+    BOUND = "bound"
+    CLOSED = "closed"
+
+
+class Limits:
+    """Per-connection limits, from the ``[nodes]`` config."""
+
+    def __init__(
+        self,
+        *,
+        max_frame: int = 16 << 20,
+        max_buffer: int = 4 << 20,
+        overflow: str = "drop",
+        window: int = 64,
+        auth_timeout: float = 10.0,
+    ) -> None:
+        self.max_frame = max_frame
+        self.max_buffer = max_buffer
+        self.overflow = overflow
+        self.window = window
+        self.auth_timeout = auth_timeout
+
+
+_CLOSE_GRACE = 1.0  # seconds a closing connection may take to flush before it is aborted
+_WRITE_NOW = 65536  # bytes queued in one turn that are written at once, not at its end
+
+
+@implementer(IPushProducer)
+class MsgpackNodeProtocol(Protocol):
+    """One node connection speaking msgpack-rpc; a :class:`~hadaemon.nodes.link.NodeLink`."""
+
+    wire = "msgpack"
+
+    @property
+    def _t(self) -> Any:
+        """The transport (a Unix socket connection: abortConnection, producers...)."""
+        return self.transport
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        limits: Limits,
+        reactor: Any,
+        log: Logger,
+        peer: PeerCredentials | None = None,
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.limits = limits
+        self.window = limits.window
+        self.reactor = reactor
+        self.log = log
+        self.peer = peer
+        self.node_id: str | None = None
+        self.state = State.AUTHENTICATING
+        self._unpacker = make_unpacker(max_buffer_size=limits.max_frame + 1)
+        self._fed = 0
+        self._message_start = 0
+        self._next_id = 1
+        self._calls: dict[int, Callable[[Any, Any], None]] = {}
+        self._paused = False
+        self._backlog: deque[bytes] = deque()
+        self._backlog_bytes = 0
+        self._flush_call: IDelayedCall | None = None
+        self._credits_due = 0
+        self.events_dropped = 0
+        self._timer: IDelayedCall | None = None
+
+    # -- connection -----------------------------------------------------------------------
+
+    def connectionMade(self) -> None:
+        self._t.registerProducer(self, True)
+        self._timer = self.reactor.callLater(self.limits.auth_timeout, self._auth_timeout)
+
+    def _auth_timeout(self) -> None:
+        self._timer = None
+        if self.state is State.AUTHENTICATING:
+            self._fail("did not authenticate within "
+                       f"{self.limits.auth_timeout:g} s")
+
+    def is_closed(self) -> bool:
+        return self.state is State.CLOSED
+
+    def who(self) -> str:
+        """The peer, for log lines: the node if known, else its pid."""
+        if self.node_id is not None:
+            return f"node {self.node_id}"
+        return f"unauthenticated peer pid {self.peer.pid}" if self.peer else "unknown peer"
+
+    def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:  # noqa: B008
+        previous = self.state
+        self.state = State.CLOSED
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        if self._flush_call is not None and self._flush_call.active():
+            self._flush_call.cancel()
+        self._flush_call = None
+        self._backlog.clear()
+        self._backlog_bytes = 0
+        calls, self._calls = self._calls, {}
+        if previous is State.BOUND:
+            self.dispatcher.unbind(self)
+        lost = LinkLost(f"connection of {self.who()} lost")
+        for done in calls.values():
+            done(lost, None)
+
+    def close(self, reason: str) -> None:
+        """Close after flushing what is queued (aborted if that takes too long)."""
+        if self.state is State.CLOSED:
+            return
+        self.log.info("closing the connection of {who}: {reason}", who=self.who(),
+                      reason=reason)
+        self._close()
+
+    def _close(self) -> None:
+        if self.state is State.BOUND:
+            self.dispatcher.unbind(self)
+        self.state = State.CLOSED
+        self._flush_backlog(force=True)
+        self._t.loseConnection()
+        self.reactor.callLater(_CLOSE_GRACE, self._abort)
+
+    def _abort(self) -> None:
+        if self.transport is not None and self._t.connected:
+            self._t.abortConnection()
+
+    def _fail(self, problem: str, answer: bytes | None = None) -> None:
+        """A protocol error: log it, answer if possible, close."""
+        if self.state is State.CLOSED:
+            return
+        self.log.warn("node socket: {who}: {problem}; closing the connection",
+                      who=self.who(), problem=problem)
+        if answer is not None:
+            self._send(answer)
+        self._close()
+
+    # -- incoming -----------------------------------------------------------------------
+
+    def dataReceived(self, data: bytes) -> None:
+        view = memoryview(data)
+        limit = self.limits.max_frame
+        while view and not self.is_closed():
+            # The unpacker parses incrementally (its own buffer limit does not bound a
+            # message), so count the bytes of the unfinished message here.
+            room = limit - (self._fed - self._message_start)
+            if room <= 0:
+                self._fail(f"message larger than the limit of {limit} bytes ([nodes].max_frame)")
+                return
+            chunk, view = view[:room], view[room:]
+            self._unpacker.feed(chunk)
+            self._fed += len(chunk)
+            while True:
+                try:
+                    obj = next(self._unpacker)
+                except StopIteration:
+                    break
+                except Exception as exc:  # FormatError, bad UTF-8, unhashable keys...
+                    self._fail(f"malformed msgpack ({type(exc).__name__}: {exc})")
+                    return
+                self._message_start = self._unpacker.tell()
+                self._received(obj)
+                if self.is_closed():
+                    return
+
+    def _received(self, obj: Any) -> None:
+        # The two most frequent messages, straight through: an answer to one of our
+        # nodeInput calls, and a nodeOutput that wants no answer.
+        if type(obj) is list:
+            size = len(obj)
+            if size == 4 and obj[0] == 1 and type(obj[0]) is int and type(obj[1]) is int:
+                done = self._calls.pop(obj[1], None)
+                if done is not None:
+                    done(obj[2], obj[3])
+                    return
+            elif (size == 3 and obj[1] == "nodeOutput" and obj[0] == 2
+                  and type(obj[0]) is int and type(obj[2]) is list
+                  and self.state is State.BOUND):
+                self._notification(Notification("nodeOutput", obj[2]))
+                return
+        try:
+            message = parse(obj)
+        except ProtocolError as exc:
+            answer = None
+            if exc.msgid is not None:
+                answer = encode_response(
+                    exc.msgid, faults.Fault(faults.INVALID_PARAMS, str(exc)).as_dict(), None
+                )
+            self._fail(f"not msgpack-rpc: {exc}", answer)
+            return
+        if isinstance(message, Request):
+            self._request(message)
+        elif isinstance(message, Response):
+            done = self._calls.pop(message.msgid, None)
+            if done is None:
+                self.log.debug("{who}: answer to unknown call {msgid} ignored",
+                               who=self.who(), msgid=message.msgid)
+            else:
+                done(message.error, message.result)
+        elif isinstance(message, Notification):
+            self._notification(message)
+
+    def _request(self, request: Request) -> None:
+        if self.state is State.AUTHENTICATING:
+            self._authenticate(request)
+            return
+        try:
+            result = self.dispatcher.call(self, request.method, request.params)
+        except Fault as fault:
+            self._answer(request.msgid, fault.as_dict(), None)
+            return
+        except Exception as exc:
+            self.log.failure("{who}: {method} failed", failure=Failure(), who=self.who(),
+                             method=request.method)
+            self._answer(request.msgid, faults.from_exception(exc).as_dict(), None)
+            return
+        if isinstance(result, Deferred):
+            result.addCallbacks(
+                self._deferred_answer, self._deferred_fault,
+                (request.msgid,), {}, (request.msgid, request.method),
+            )
+        else:
+            self._answer(request.msgid, None, result)
+
+    def _notification(self, note: Notification) -> None:
+        """A call whose answer is not wanted (the client's nodeOutput, nodeLog...).
+
+        The client spends a credit on each; it gets it back once the call was handled,
+        later if the answer is held (a full destination): that is its flow control.
+        """
+        if self.state is not State.BOUND:
+            self._fail(f"sent {note.method} before authenticating")
+            return
+        try:
+            result = self.dispatcher.call(self, note.method, note.params)
+        except Fault as fault:
+            self._note_fault(note.method, fault)
+            result = None
+        except Exception as exc:
+            self.log.failure("{who}: {method} failed", failure=Failure(), who=self.who(),
+                             method=note.method)
+            self._note_fault(note.method, faults.from_exception(exc))
+            result = None
+        if isinstance(result, Deferred):
+            result.addCallbacks(self._credit_back, self._held_fault, (), {}, (note.method,))
+        else:
+            self._grant(1)
+
+    def _credit_back(self, _: object = None) -> None:
+        self._grant(1)
+
+    def _held_fault(self, failure: Failure, method: str) -> None:
+        self._note_fault(method, faults.from_exception(failure.value))
+        self._grant(1)
+
+    def _note_fault(self, method: str, fault: Fault) -> None:
+        self.log.debug("{who}: {method} (no answer wanted) failed: {error}",
+                       who=self.who(), method=method, error=fault.message)
+        self._send(encode_notification("fault", [f"{method}: {fault.message}"]))
+
+    def _grant(self, credits: int) -> None:
+        if self.state is State.CLOSED:
+            return
+        self._credits_due += credits
+        if self._flush_call is None and not self._paused:
+            self._flush_call = self.reactor.callLater(0, self._flush_turn)
+
+    def _deferred_answer(self, result: Any, msgid: int) -> None:
+        self._answer(msgid, None, result)
+
+    def _deferred_fault(self, failure: Failure, msgid: int, method: str) -> None:
+        fault = faults.from_exception(failure.value)
+        if fault.code == faults.APPLICATION_ERROR:
+            self.log.failure("{who}: {method} failed", failure=failure, who=self.who(),
+                             method=method)
+        self._answer(msgid, fault.as_dict(), None)
+
+    def _answer(self, msgid: int, error: Any, result: Any) -> None:
+        if self.state is not State.CLOSED:
+            self._send(encode_response(msgid, error, result))
+
+    def _authenticate(self, request: Request) -> None:
+        if request.method != "authenticate":
+            fault = Fault(faults.NOT_AUTHENTICATED,
+                          f"{request.method}: not authenticated (call authenticate first)")
+            self._fail(f"called {request.method} before authenticating",
+                       encode_response(request.msgid, fault.as_dict(), None))
+            return
+        params = request.params
+        node_id = params[0] if params else None
+        token = params[1] if len(params) > 1 else None
+        try:
+            result = self.dispatcher.authenticate(self, node_id, token)
+        except Fault as fault:
+            shown = node_id if isinstance(node_id, str) else type(node_id).__name__
+            self._fail(f"refused as node {shown!r}: {fault.message}",
+                       encode_response(request.msgid, fault.as_dict(), None))
+            return
+        assert isinstance(node_id, str)
+        self.state = State.BOUND
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        self._answer(request.msgid, None, result)
+        self.dispatcher.bind(self, node_id)
+
+    # -- outgoing calls -------------------------------------------------------------------
+
+    def _call(self, method: str, params: list[Any], done: Callable[[Any, Any], None]) -> None:
+        msgid = self._next_id
+        self._next_id = msgid + 1 if msgid < 0xFFFFFFFF else 1
+        self._calls[msgid] = done
+        self._send(encode_request(msgid, method, params))
+
+    def send_input(self, port: int, message: OutgoingMessage, done: InputDone) -> None:
+        if self.state is not State.BOUND:
+            done(LinkLost(f"{self.who()} is not connected"), None)
+            return
+        msgid = self._next_id
+        self._next_id = msgid + 1 if msgid < 0xFFFFFFFF else 1
+        self._calls[msgid] = done
+        self._send(encode_input(msgid, port, message.packed))
+
+    def ping(self) -> Deferred[Any]:
+        d: Deferred[Any] = Deferred()
+
+        def answered(error: Any, result: Any) -> None:
+            if error is None:
+                d.callback(result)
+            else:
+                d.errback(error if isinstance(error, Exception) else
+                          Exception(str(error)))
+
+        self._call("ping", [], answered)
+        return d
+
+    def send_event(self, event: EventMessage) -> bool:
+        if self.state is not State.BOUND:
+            return False
+        return self._send(event.msgpack, droppable=True)
+
+    # -- the outgoing buffer --------------------------------------------------------------
+
+    def _send(self, data: bytes, droppable: bool = False) -> bool:
+        """Queue ``data``; it is written once per reactor turn, many messages at once."""
+        if self.state is State.CLOSED:
+            return False
+        size = len(data)
+        if self._paused:
+            limit = self.limits.max_buffer
+            if self._backlog_bytes + size > limit:
+                if self.limits.overflow == "disconnect":
+                    self._overflow(f"more than {limit} bytes are waiting to be sent")
+                    return False
+                if droppable:
+                    self._dropped_event()
+                    return False
+                if self._backlog_bytes + size > 2 * limit:
+                    self._overflow(f"more than {2 * limit} bytes of answers and inputs are "
+                                   "waiting to be sent")
+                    return False
+        self._backlog.append(data)
+        self._backlog_bytes += size
+        if not self._paused:
+            if self._backlog_bytes >= _WRITE_NOW:
+                self._flush_backlog()
+            elif self._flush_call is None:
+                self._flush_call = self.reactor.callLater(0, self._flush_turn)
+        return True
+
+    def _dropped_event(self) -> None:
+        self.events_dropped += 1
+        count = self.events_dropped
+        if count in (1, 10, 100, 1000) or count % 10000 == 0:
+            self.log.warn(
+                "{who} does not read its socket: {count} event(s) dropped so far "
+                "({pending} bytes waiting, [nodes].max_buffer = {limit})",
+                who=self.who(), count=count, pending=self._backlog_bytes,
+                limit=self.limits.max_buffer,
+            )
+
+    def _overflow(self, problem: str) -> None:
+        self.log.error("{who} does not read its socket ({problem}); disconnecting it",
+                       who=self.who(), problem=problem)
+        if self.state is State.BOUND:
+            self.dispatcher.unbind(self)
+        self.state = State.CLOSED
+        self._backlog.clear()
+        self._backlog_bytes = 0
+        self._t.abortConnection()
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes waiting here (not yet handed to the transport)."""
+        return self._backlog_bytes
+
+    def _flush_turn(self) -> None:
+        self._flush_call = None
+        self._flush_backlog()
+
+    def _flush_backlog(self, force: bool = False) -> None:
+        """Hand what waits to the transport (which pauses us when its buffer is full)."""
+        if self._paused and not force:
+            return
+        if self._credits_due:
+            # Many credits, one message: granted at the end of the turn that earned them.
+            self._backlog.append(encode_notification("credit", [self._credits_due]))
+            self._credits_due = 0
+        if not self._backlog:
+            return
+        data = b"".join(self._backlog)
+        self._backlog.clear()
+        self._backlog_bytes = 0
+        # While writing, the transport may call pauseProducing: later sends then wait.
+        self._t.write(data)
+
+    def pauseProducing(self) -> None:
+        self._paused = True
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        self._flush_backlog()
+
+    def stopProducing(self) -> None:
+        self._paused = True

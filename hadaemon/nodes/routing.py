@@ -1,0 +1,130 @@
+"""``nodeOutput``: a node's message to every wire of one of its outputs, in wire order.
+
+A wire to a node input queues the message at that node (:class:`NodeInputs`); a wire to
+any other bus address (a service action, a device) sends it on the bus. Every
+destination gets its own copy. Problems (an output without wires, a full queue, a bus
+destination that fails) are reported as the sending node's errors, throttled so a flood
+stays readable. A destination that is full holds the sender's answer until it has room
+(flow control, see :mod:`hadaemon.nodes.delivery`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.python.failure import Failure
+
+from hadaemon.bus import Bus, Level
+from hadaemon.nodes.delivery import NodeInputs, Reporter, Throttle, suppressed
+from hadaemon.nodes.faults import INVALID_PARAMS, Fault
+from hadaemon.nodes.flows import NodeSpec, Target
+from hadaemon.nodes.link import OutgoingMessage
+from hadaemon.store.values import unpack
+
+
+def as_message(value: Any, source: str | None = None) -> dict[str, Any]:
+    """A node message: a dict with ``payload`` (None if missing) and, when ``source`` is
+    given, ``source`` unless the message already names one. Non-dicts become payloads."""
+    msg = value if type(value) is dict else {"payload": value}
+    if "payload" not in msg:
+        msg["payload"] = None
+    if source is not None and "source" not in msg:
+        msg["source"] = source
+    return msg
+
+
+class Router:
+    """Routes node outputs along the wires (reactor thread only)."""
+
+    def __init__(
+        self,
+        inputs: Mapping[str, NodeInputs],
+        bus: Bus,
+        reactor: IReactorTime,
+        report: Reporter,
+    ) -> None:
+        self._inputs = inputs
+        self._bus = bus
+        self._report = report
+        self._throttle = Throttle(reactor)
+        self.routed = 0
+
+    def output(self, source: NodeSpec, index: Any, msg: Any) -> Deferred[None] | None:
+        """Send ``msg`` (decoded from a node's call) on output ``index`` of ``source``.
+
+        Returns None when the sender may go on at once, or a Deferred that fires once
+        every full destination has room again (see :mod:`hadaemon.nodes.delivery`).
+        """
+        if isinstance(index, bool) or not isinstance(index, int):
+            raise Fault(INVALID_PARAMS, f"nodeOutput: the output index must be an integer, "
+                        f"got {type(index).__name__}")
+        targets = source.targets(index)
+        if not targets:
+            if index < 0 or index >= source.outputs:
+                problem = f"nodeOutput: output {index} does not exist ({source.outputs} output(s))"
+            else:
+                problem = f"nodeOutput: output {index} has no wires"
+            self._throttled(("unwired", source.id, index), source.id, problem, Level.ERROR)
+            return None
+        message = OutgoingMessage(as_message(msg, source.id), decoded=True)
+        self.routed += 1
+        sender = self._inputs[source.id]
+        full: list[NodeInputs] = []
+        for target in targets:
+            node_id = target.node_id
+            if node_id is None:
+                self._to_bus(source, target, message)
+                continue
+            inputs = self._inputs.get(node_id)
+            if inputs is None:
+                self._throttled(("gone", source.id, node_id), source.id,
+                                f"no node {node_id!r} to deliver to", Level.ERROR)
+            elif not inputs.offer(target.port, message):
+                self._throttled(
+                    ("full", source.id, node_id), source.id,
+                    f"message to node {node_id} input {target.port} dropped: "
+                    f"{len(inputs.queue)} messages are already waiting for it",
+                    Level.ERROR,
+                )
+            elif inputs.full and inputs.can_hold_for(sender) and inputs not in full:
+                full.append(inputs)
+        if not full:
+            return None
+        return self._hold(sender, full)
+
+    @staticmethod
+    def _hold(sender: NodeInputs, full: list[NodeInputs]) -> Deferred[None]:
+        """The sender's answer, once every full destination has room."""
+        answer: Deferred[None] = Deferred()
+        sender.held += 1
+        remaining = [len(full)]
+
+        def room() -> None:
+            remaining[0] -= 1
+            if remaining[0] == 0:
+                sender.held -= 1
+                answer.callback(None)
+
+        for inputs in full:
+            inputs.wait_for_room(room)
+        return answer
+
+    def _to_bus(self, source: NodeSpec, target: Target, message: OutgoingMessage) -> None:
+        value = unpack(message.packed)  # a copy of its own for every destination
+        if target.payload_only:
+            value = value.get("payload")
+        self._bus.send(target.address, value).addErrback(self._bus_failed, source, target)
+
+    def _bus_failed(self, failure: Failure, source: NodeSpec, target: Target) -> None:
+        self._throttled(
+            ("bus", source.id, str(target.address), failure.type), source.id,
+            f"message to {target.address} failed: {failure.getErrorMessage()}", Level.ERROR,
+        )
+
+    def _throttled(self, key: Any, node_id: str, message: str, level: Level) -> None:
+        count = self._throttle.hit(key)
+        if count is not None:
+            self._report(node_id, message + suppressed(count), int(level))

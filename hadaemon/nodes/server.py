@@ -1,0 +1,135 @@
+"""The node socket: who may connect, and which wire each connection speaks.
+
+Every connection first goes through :class:`WireSelector`, which refuses a peer of
+another user (``SO_PEERCRED``) and then picks the wire from the first bytes: every
+Homegear binary RPC packet starts with ``b"Bin"``, which no msgpack-rpc message does
+(those start with an array header, ``0x93``/``0x94``). Wires are pluggable
+(:class:`NodeServerFactory` ``wires``): hadaemon's msgpack-rpc is built in; Homegear's
+binary RPC, for the real ``homegear`` C++ module, registers under ``b"Bin"`` and is
+served by the same dispatcher.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.interfaces import IAddress, IDelayedCall
+from twisted.internet.protocol import Factory, Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from hadaemon.nodes.auth import PeerCredentials, peer_credentials, same_user
+from hadaemon.nodes.protocol import Limits, MsgpackNodeProtocol
+
+if TYPE_CHECKING:
+    from hadaemon.nodes.dispatcher import Dispatcher
+
+BINARY_MAGIC = b"Bin"
+
+WireFactory = Callable[["Dispatcher", Limits, Any, Logger, PeerCredentials | None], Protocol]
+"""Builds the protocol of one wire for one connection."""
+
+
+class WireSelector(Protocol):
+    """Checks the peer, then hands the connection to the protocol of its wire."""
+
+    @property
+    def _t(self) -> Any:
+        return self.transport
+
+    def __init__(self, factory: NodeServerFactory) -> None:
+        self.factory = factory
+        self.peer: PeerCredentials | None = None
+        self.chosen: Protocol | None = None
+        self._head = b""
+        self._timer: IDelayedCall | None = None
+
+    def connectionMade(self) -> None:
+        log = self.factory.log
+        try:
+            self.peer = peer_credentials(self._t.getHandle())
+        except OSError as exc:
+            log.warn("node socket: cannot read the peer's credentials ({error}); refused",
+                     error=str(exc))
+            self._t.abortConnection()
+            return
+        if not same_user(self.peer):
+            log.warn("node socket: refused a connection from uid {uid} (pid {pid}): only "
+                     "the daemon's own user may connect",
+                     uid=getattr(self.peer, "uid", "?"), pid=getattr(self.peer, "pid", "?"))
+            self._t.abortConnection()
+            return
+        self._timer = self.factory.reactor.callLater(
+            self.factory.limits.auth_timeout, self._silent
+        )
+
+    def _silent(self) -> None:
+        self._timer = None
+        if self.chosen is None:
+            self.factory.log.warn("node socket: peer pid {pid} sent nothing; closed",
+                                  pid=getattr(self.peer, "pid", "?"))
+            self._t.abortConnection()
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.chosen is not None:
+            self.chosen.dataReceived(data)
+            return
+        self._head += data
+        head = self._head
+        if len(head) < len(BINARY_MAGIC) and BINARY_MAGIC.startswith(head):
+            return  # could still be "Bin": wait for the third byte
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        magic = BINARY_MAGIC if head.startswith(BINARY_MAGIC) else b""
+        make = self.factory.wires.get(magic)
+        if make is None:
+            self.factory.log.warn(
+                "node socket: peer pid {pid} speaks Homegear binary RPC, which this "
+                "hadaemon does not serve; closed", pid=getattr(self.peer, "pid", "?"),
+            )
+            self._t.abortConnection()
+            return
+        f = self.factory
+        self.chosen = make(f.dispatcher, f.limits, f.reactor, f.log, self.peer)
+        self.chosen.makeConnection(self.transport)
+        self._head = b""
+        self.chosen.dataReceived(head)
+
+    def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:  # noqa: B008
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        if self.chosen is not None:
+            self.chosen.connectionLost(reason)
+
+
+def _msgpack_wire(
+    dispatcher: Dispatcher, limits: Limits, reactor: Any, log: Logger,
+    peer: PeerCredentials | None,
+) -> Protocol:
+    return MsgpackNodeProtocol(dispatcher, limits, reactor, log, peer)
+
+
+class NodeServerFactory(Factory):
+    """Builds a :class:`WireSelector` per connection on the node socket."""
+
+    noisy = False  # no "Starting factory" lines: the plugin logs what matters
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        limits: Limits,
+        reactor: Any,
+        log: Logger,
+        wires: Mapping[bytes, WireFactory] | None = None,
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.limits = limits
+        self.reactor = reactor
+        self.log = log
+        self.wires: dict[bytes, WireFactory] = {b"": _msgpack_wire, **(wires or {})}
+
+    def buildProtocol(self, addr: IAddress | None) -> Protocol:
+        return WireSelector(self)

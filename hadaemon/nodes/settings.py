@@ -1,0 +1,168 @@
+"""The ``[nodes]`` config section: the schema, declared as data (see docs/nodes.md).
+
+Nodes and their wires are listed as ``[[nodes.node]]`` tables and/or imported from a
+Node-BLUE/Node-RED ``flows.json`` (``flows_file`` with a ``types`` map from node type to
+Python file).
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from hadaemon.config import Bool, Choice, Float, Int, List, Map, Path, Section, Str, Table
+from hadaemon.config.errors import KeyPath, show_value
+from hadaemon.config.schema import Context, Field, Invalid
+
+MIB = 1024 * 1024
+DEFAULT_GRACE = 30.0
+STOP_MARGIN = 2.0
+"""Seconds the plugin's stop may take beyond the grace period (killing and reaping)."""
+
+
+class AnyValue(Field):
+    """Any TOML value that fits hadaemon's value model (dates and times do not)."""
+
+    kind = "any value"
+
+    def convert(self, value: Any, ctx: Context, path: KeyPath) -> Any:
+        return _plain(value)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime.date | datetime.time):
+        raise Invalid(f"dates and times cannot be passed to a node, got {show_value(value)}; "
+                      "use a string")
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+_WIRE_TABLE = Section(
+    {
+        "id": Str(default="", doc="Target node id."),
+        "port": Int(default=0, min=0, doc="Target node input."),
+        "address": Str(default="", doc="Any bus address instead of a node."),
+        "payload_only": Bool(default=False, doc="Send msg.payload, not the whole msg."),
+    }
+)
+
+
+class WireField(Field):
+    """A wire: ``"n2"`` (node n2, input 0), ``{id = "n2", port = 1}``, or a bus address
+    (``"service:echo/ping"``, ``{address = "device:3", payload_only = true}``)."""
+
+    kind = 'a node id, a bus address, or a table {id, port} / {address}'
+
+    def convert(self, value: Any, ctx: Context, path: KeyPath) -> Any:
+        if isinstance(value, str):
+            if not value:
+                raise Invalid("expected a node id or a bus address, got an empty string")
+            return {"address": value} if ":" in value else {"id": value, "port": 0}
+        if not isinstance(value, dict):
+            raise Invalid(f"expected {self.kind}, got {show_value(value)}")
+        table = _WIRE_TABLE.validate(value, ctx, path)
+        if bool(table.get("id")) == bool(table.get("address")):
+            raise Invalid("a wire table has either 'id' (a node) or 'address' (any bus address)")
+        if table.get("address"):
+            return {"address": table["address"], "payload_only": table["payload_only"]}
+        return {"id": table["id"], "port": table["port"]}
+
+
+_TYPE_TABLE = Section(
+    {
+        "file": Path(must_exist=True, kind="file", doc="The Python file of this node type."),
+        "inputs": Int(default=-1, min=-1, doc="Inputs (-1: as many as are wired)."),
+        "outputs": Int(default=-1, min=-1, doc="Outputs (-1: as many as wires lists)."),
+        "interpreter": Str(default="", doc="Python to run it with."),
+        "catch": Choice("", "flow", "all", default="", doc="Receive errors (catch node)."),
+    }
+)
+
+
+class NodeTypeField(Field):
+    """A flows.json node type: its Python file, or a table with ``file`` and options."""
+
+    kind = "a path or a table {file, inputs, outputs, interpreter, catch}"
+
+    def convert(self, value: Any, ctx: Context, path: KeyPath) -> Any:
+        if isinstance(value, str):
+            value = {"file": value}
+        if not isinstance(value, dict):
+            raise Invalid(f"expected {self.kind}, got {show_value(value)}")
+        return _TYPE_TABLE.validate(value, ctx, path)
+
+
+NODE = Section(
+    {
+        "id": Str(non_empty=True, doc="Node id (unique; no '/', ':' or spaces)."),
+        "file": Path(must_exist=True, kind="file", doc="The node's Python file."),
+        "flow": Str(default="", doc="Flow (tab) id; default: [nodes].default_flow."),
+        "type": Str(default="", doc="Node type (default: the file name without .py)."),
+        "name": Str(default="", doc="Display name."),
+        "interpreter": Str(default="", doc="Python to run it with (default: [nodes])."),
+        "inputs": Int(default=1, min=0, max=1000, doc="Number of inputs."),
+        "outputs": Int(default=1, min=0, max=1000, doc="Number of outputs."),
+        "wires": List(List(WireField()), default=[], doc="Per output, the wires."),
+        "info": Map(AnyValue(), default={}, doc="Settings, seen as nodeInfo['info']."),
+        "catch": Choice("", "flow", "all", default="",
+                        doc="Receive the errors of its flow or of all flows."),
+        "events": List(Str(), default=["variable/#"],
+                       doc="Variable events it receives (topic patterns; [] for none)."),
+        "env": Map(Str(), default={}, doc="Extra environment variables."),
+        "disabled": Bool(default=False, doc="Configured but not run."),
+    }
+)
+
+SCHEMA = Section(
+    {
+        "socket_dir": Path(default=None, doc="Directory of the node socket (made 0700); "
+                           "default: a 'run' directory in the plugin's state directory."),
+        "grace": Float(default=DEFAULT_GRACE, min=0.0,
+                       doc="Seconds between SIGTERM and SIGKILL when stopping a node."),
+        "start_deadline": Float(default=10.0, min=0.1,
+                                doc="startUpComplete is sent once every node started, or "
+                                "this many seconds after the start, whichever is first."),
+        "restart_delay": Float(default=0.5, min=0.01,
+                               doc="First delay before restarting a node that exited."),
+        "restart_delay_max": Float(default=60.0, min=0.01, doc="Cap of the restart backoff."),
+        "stable_after": Float(default=10.0, min=0.1,
+                              doc="Seconds running after which the backoff starts over."),
+        "crash_loop_restarts": Int(default=5, min=1,
+                                   doc="Exits within crash_loop_window that mark a node "
+                                   "as crash-looping."),
+        "crash_loop_window": Float(default=60.0, min=0.1, doc="See crash_loop_restarts."),
+        "max_frame": Int(default=16 * MIB, min=1024,
+                         doc="Largest message accepted from a node, in bytes."),
+        "max_buffer": Int(default=4 * MIB, min=1024,
+                          doc="Bytes waiting to be sent to one node before events to it "
+                          "are dropped (or it is disconnected)."),
+        "overflow": Choice("drop", "disconnect", default="drop",
+                           doc="When max_buffer is exceeded: drop events to that node "
+                           "(counted), or disconnect it."),
+        "window": Int(default=64, min=1, max=100000,
+                      doc="Inputs in flight to one node (sent, not yet answered)."),
+        "queue_size": Int(default=1000, min=1,
+                          doc="Inputs waiting for one node before its senders are held "
+                          "back (four times this many, plus 128 per sending node: further "
+                          "messages are dropped, reported)."),
+        "stall_timeout": Float(default=10.0, min=0.1,
+                               doc="A node answering no input this long while senders wait "
+                               "for it no longer holds them back."),
+        "call_timeout": Float(default=30.0, min=0.1,
+                              doc="Seconds a node's call waits for an answer."),
+        "interpreter": Str(default="", doc="Python for all nodes (default: the daemon's)."),
+        "default_flow": Str(default="flow", non_empty=True,
+                            doc="Flow id of configured nodes that name none."),
+        "flows_file": Path(default=None, doc="A Node-BLUE/Node-RED flows.json to import."),
+        "types": Map(NodeTypeField(), default={},
+                     doc="flows.json node type -> Python file (or {file, ...})."),
+        "node": List(Table(NODE), default=[], doc="The nodes ([[nodes.node]] tables)."),
+    },
+    doc="Homegear Node-BLUE Python nodes.",
+)
+
+
+__all__ = ["NODE", "SCHEMA", "AnyValue", "NodeTypeField", "WireField"]

@@ -1,0 +1,355 @@
+"""Node processes: start, watch, restart with backoff, stop (an explicit state machine).
+
+::
+
+    STOPPED --start--> STARTING --answered ping--> RUNNING
+       ^                  |  \\                       |
+       |                  |   `---- exited ----------+--> BACKOFF --delay--> STARTING
+       |                  v                                  (crash loop: flagged)
+       +--- exited --- STOPPING <--stop (SIGTERM; SIGKILL after the grace period)
+
+- A node that exits unexpectedly is restarted after a delay that doubles with every
+  quick exit, up to a cap; running ``stable_after`` seconds starts it over. Exiting
+  ``crash_loop_restarts`` times within ``crash_loop_window`` marks it crash-looping
+  (log, status, lifecycle event) while it keeps being retried at the capped delay.
+  Other nodes are never touched.
+- When a node's process exits, whatever is left in its process group is killed before
+  the process is reaped; its token is revoked, so nothing can act as it any more.
+- Every spawn gets a fresh token and the supervisor tells the reaper its process group.
+
+Reactor thread only (nodes must be spawned on it, see :mod:`hadaemon.nodes.spawn`).
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import signal
+import subprocess
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.interfaces import IDelayedCall
+
+from hadaemon.nodes.auth import Tokens
+from hadaemon.nodes.client import CLIENT_DIR
+from hadaemon.nodes.client._homegear_rpc import (
+    ENV_CALL_TIMEOUT,
+    ENV_DAEMON_PID,
+    ENV_NODE_ID,
+    ENV_TOKEN,
+)
+from hadaemon.nodes.flows import resolve_interpreter
+from hadaemon.nodes.reaper import Reaper
+from hadaemon.nodes.runtime import NodeRuntime
+from hadaemon.nodes.spawn import ExitWatcher, LineReader, signal_group, spawn
+
+
+class ProcessState(Enum):
+    STOPPED = "stopped"
+    STARTING = "starting"
+    RUNNING = "running"
+    BACKOFF = "backoff"
+    STOPPING = "stopping"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Restart and stop settings, from the ``[nodes]`` config."""
+
+    grace: float = 30.0
+    restart_delay: float = 0.5
+    restart_delay_max: float = 60.0
+    stable_after: float = 10.0
+    crash_loop_restarts: int = 5
+    crash_loop_window: float = 60.0
+    call_timeout: float = 30.0
+
+
+StateListener = Callable[[NodeRuntime, str, dict[str, Any]], None]
+"""``listener(runtime, event, details)``: "spawned", "started", "exited", "crash_loop",
+"recovered", "stopped"."""
+
+
+class NodeProcess:
+    """The process side of one node (see the module docstring)."""
+
+    def __init__(self, supervisor: Supervisor, runtime: NodeRuntime) -> None:
+        self.supervisor = supervisor
+        self.runtime = runtime
+        self.state = ProcessState.STOPPED
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.pgid: int | None = None
+        self.started_at = 0.0
+        self.spawned_at: float | None = None
+        self.ready_after: float | None = None  # seconds from spawn to answering ping
+        self.exits: deque[float] = deque()
+        self.quick_exits = 0
+        self.crash_loop = False
+        self.restarts = 0
+        self.last_exit: int | None = None
+        self._restart_call: IDelayedCall | None = None
+        self._stable_call: IDelayedCall | None = None
+        self._watcher: ExitWatcher | None = None
+        self._readers: list[LineReader] = []
+        self._stopped: list[Deferred[None]] = []
+
+    @property
+    def id(self) -> str:
+        return self.runtime.id
+
+    def _set(self, state: ProcessState) -> None:
+        self.state = state
+        self.runtime.process = state.value
+
+    # -- start --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.state not in (ProcessState.STOPPED, ProcessState.BACKOFF):
+            return
+        self._restart_call = None
+        sup = self.supervisor
+        spec = self.runtime.spec
+        interpreter = resolve_interpreter(spec.interpreter or sup.interpreter, sup.base_dir)
+        token = sup.tokens.issue(spec.id)
+        env = dict(os.environ)
+        env.update(spec.env)
+        env.setdefault("PYTHONUNBUFFERED", "1")  # print() lines reach the log at once
+        existing = env.get("PYTHONPATH")
+        env["PYTHONPATH"] = CLIENT_DIR + (os.pathsep + existing if existing else "")
+        env[ENV_TOKEN] = token
+        env[ENV_NODE_ID] = spec.id
+        env[ENV_DAEMON_PID] = str(os.getpid())
+        env[ENV_CALL_TIMEOUT] = repr(sup.policy.call_timeout)
+        self._set(ProcessState.STARTING)
+        self.started_at = sup.reactor.seconds()
+        self.ready_after = None
+        try:
+            if interpreter is None:
+                raise FileNotFoundError(f"interpreter {spec.interpreter or sup.interpreter!r} "
+                                        "not found")
+            proc = spawn([interpreter, str(spec.file), sup.socket_path, spec.id], env,
+                         str(spec.file.parent))
+        except OSError as exc:
+            sup.tokens.revoke(spec.id)
+            self.runtime.log.error("cannot start node {node}: {error}", node=spec.id,
+                                   error=str(exc))
+            self._unexpected_exit(None)
+            return
+        self.proc = proc
+        self.pgid = proc.pid  # the leader of its own group
+        self.runtime.pid = proc.pid
+        sup.reaper.watch(proc.pid)
+        log = self.runtime.log
+        self._readers = [
+            LineReader(sup.reactor, proc.stdout, self._stdout, f"node {spec.id} stdout"),
+            LineReader(sup.reactor, proc.stderr, self._stderr, f"node {spec.id} stderr"),
+        ]
+        self._watcher = ExitWatcher(sup.reactor, proc.pid, self._exited, f"node {spec.id}")
+        self._stable_call = sup.reactor.callLater(sup.policy.stable_after, self._stable)
+        log.info("node {node} started: pid {pid}", node=spec.id, pid=proc.pid)
+        sup.notify(self.runtime, "spawned", {"pid": proc.pid})
+
+    def _stdout(self, line: str) -> None:
+        self.runtime.log.info("{line}", line=line, node=self.id, stream="stdout")
+
+    def _stderr(self, line: str) -> None:
+        self.runtime.log.error("{line}", line=line, node=self.id, stream="stderr")
+
+    def ready(self) -> None:
+        """The process answered ping."""
+        if self.state is ProcessState.STARTING:
+            self._set(ProcessState.RUNNING)
+            self.ready_after = self.supervisor.reactor.seconds() - self.started_at
+            self.supervisor.notify(self.runtime, "started", {"pid": self.runtime.pid})
+
+    def _stable(self) -> None:
+        self._stable_call = None
+        self.quick_exits = 0
+        if self.crash_loop:
+            self.crash_loop = False
+            self.runtime.log.info("node {node} runs again after a crash loop", node=self.id)
+            self.supervisor.notify(self.runtime, "recovered", {})
+
+    # -- exit ---------------------------------------------------------------------------
+
+    def _exited(self) -> None:
+        sup = self.supervisor
+        proc, pgid = self.proc, self.pgid
+        self._watcher = None
+        if pgid is not None:
+            # Whatever the node spawned goes with it (signalled before reaping, so the
+            # group id cannot have been reused).
+            signal_group(pgid, signal.SIGKILL)
+            sup.reaper.forget(pgid)
+        code = proc.wait() if proc is not None else None
+        for reader in self._readers:
+            reader.close()
+        self._readers = []
+        self.proc = None
+        self.pgid = None
+        self.runtime.pid = None
+        self.last_exit = code
+        sup.tokens.revoke(self.id)
+        sup.disconnect(self.runtime)
+        if self._stable_call is not None and self._stable_call.active():
+            self._stable_call.cancel()
+        self._stable_call = None
+        if self.state is ProcessState.STOPPING:
+            self._set(ProcessState.STOPPED)
+            self.runtime.log.info("node {node} stopped ({how})", node=self.id,
+                                  how=describe_exit(code))
+            sup.notify(self.runtime, "stopped", {"code": code})
+            stopped, self._stopped = self._stopped, []
+            for d in stopped:
+                d.callback(None)
+            return
+        self._unexpected_exit(code)
+
+    def _unexpected_exit(self, code: int | None) -> None:
+        sup = self.supervisor
+        policy = sup.policy
+        now = sup.reactor.seconds()
+        self.exits.append(now)
+        while self.exits and now - self.exits[0] > policy.crash_loop_window:
+            self.exits.popleft()
+        self.quick_exits += 1
+        delay = min(policy.restart_delay * (2 ** (self.quick_exits - 1)),
+                    policy.restart_delay_max)
+        entering = not self.crash_loop and len(self.exits) >= policy.crash_loop_restarts
+        if entering:
+            self.crash_loop = True
+        self._set(ProcessState.BACKOFF)
+        self.restarts += 1
+        details = {"code": code, "restart_in": delay, "crash_loop": self.crash_loop,
+                   "exits": len(self.exits)}
+        self.runtime.log.error(
+            "node {node} exited unexpectedly ({how}); restarting in {delay:.2f} s{loop}",
+            node=self.id, how=describe_exit(code), delay=delay,
+            loop=" (crash loop)" if self.crash_loop else "",
+        )
+        sup.notify(self.runtime, "exited", details)
+        if entering:
+            self.runtime.log.critical(
+                "node {node} is crash-looping: {count} exits within {window:g} s; it is "
+                "retried at most every {cap:g} s", node=self.id, count=len(self.exits),
+                window=policy.crash_loop_window, cap=policy.restart_delay_max,
+            )
+            sup.notify(self.runtime, "crash_loop", details)
+        self._restart_call = sup.reactor.callLater(delay, self.start)
+
+    # -- stop ---------------------------------------------------------------------------
+
+    def terminate(self) -> Deferred[None]:
+        """SIGTERM to the node's group; fires once the node exited (see :meth:`kill`)."""
+        if self._restart_call is not None and self._restart_call.active():
+            self._restart_call.cancel()
+        self._restart_call = None
+        if self.proc is None:
+            self._set(ProcessState.STOPPED)
+            return succeed(None)
+        self._set(ProcessState.STOPPING)
+        if self.pgid is not None:
+            signal_group(self.pgid, signal.SIGTERM)
+        d: Deferred[None] = Deferred()
+        self._stopped.append(d)
+        return d
+
+    def kill(self) -> None:
+        """SIGKILL to the node's group (after the grace period)."""
+        if self.pgid is not None and self.proc is not None:
+            self.runtime.log.warn("node {node} did not stop within the grace period; "
+                                  "killing it", node=self.id)
+            signal_group(self.pgid, signal.SIGKILL)
+
+
+def describe_exit(code: int | None) -> str:
+    if code is None:
+        return "not started"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit status {code}"
+
+
+class Supervisor:
+    """All node processes (reactor thread only)."""
+
+    def __init__(
+        self,
+        reactor: Any,
+        runtimes: Mapping[str, NodeRuntime],
+        tokens: Tokens,
+        reaper: Reaper,
+        policy: Policy,
+        socket_path: str,
+        interpreter: str,
+        base_dir: pathlib.Path,
+        listener: StateListener,
+        disconnect: Callable[[NodeRuntime], None],
+    ) -> None:
+        self.reactor = reactor
+        self.tokens = tokens
+        self.reaper = reaper
+        self.policy = policy
+        self.socket_path = socket_path
+        self.interpreter = interpreter
+        self.base_dir = base_dir
+        self._listener = listener
+        self.disconnect = disconnect
+        self.processes: dict[str, NodeProcess] = {
+            node_id: NodeProcess(self, runtime) for node_id, runtime in runtimes.items()
+        }
+        self._pending: deque[NodeProcess] = deque()
+        self._spawn_call: IDelayedCall | None = None
+
+    def notify(self, runtime: NodeRuntime, event: str, details: dict[str, Any]) -> None:
+        self._listener(runtime, event, details)
+
+    def start_all(self) -> None:
+        """Start every node, one per reactor turn (a fork blocks the reactor briefly)."""
+        self._pending.extend(self.processes.values())
+        self._spawn_next()
+
+    def _spawn_next(self) -> None:
+        self._spawn_call = None
+        if self._pending:
+            self._pending.popleft().start()
+        if self._pending:
+            self._spawn_call = self.reactor.callLater(0, self._spawn_next)
+
+    def node_ready(self, node_id: str) -> None:
+        process = self.processes.get(node_id)
+        if process is not None:
+            process.ready()
+
+    async def stop_all(self) -> None:
+        """SIGTERM every node, SIGKILL those still there after the grace period."""
+        self._pending.clear()
+        if self._spawn_call is not None and self._spawn_call.active():
+            self._spawn_call.cancel()
+        self._spawn_call = None
+        everyone = DeferredList([p.terminate() for p in self.processes.values()])
+        if self.policy.grace > 0 and not everyone.called:
+            waited: Deferred[None] = Deferred()
+
+            def over(result: object = None) -> object:
+                if timer.active():
+                    timer.cancel()
+                if not waited.called:
+                    waited.callback(None)
+                return result
+
+            timer = self.reactor.callLater(self.policy.grace, over)
+            everyone.addBoth(over)
+            await waited
+        for process in self.processes.values():
+            if process.state is ProcessState.STOPPING:
+                process.kill()
+        await everyone

@@ -1,0 +1,4 @@
+"""Test node: fails before it ever connects."""
+
+print("about to fail", flush=True)
+raise SystemExit("this node cannot start")

@@ -1,0 +1,61 @@
+"""Registry changes reach every node's eventHandler; nodes may opt into a filter."""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Any
+
+from hadaemon.registry import Access, ChannelSpec, ValueType, VariableSpec
+from hadaemon.testing import run_in_reactor
+from tests.nodes.helpers import make_config, node, running
+
+
+def test_every_change_reaches_every_node_unless_it_filters(tmp_path: pathlib.Path) -> None:
+    config = make_config(tmp_path, [
+        node("all1", "relay.py", info={"events_output": 0}, wires=[["test:sink/all1"]]),
+        node("all2", "relay.py", info={"events_output": 0}, wires=[["test:sink/all2"]]),
+        node("temps", "relay.py", info={"events_output": 0}, wires=[["test:sink/temps"]],
+             events=["variable/+/+/+/temperature"]),
+        node("deaf", "relay.py", info={"events_output": 0}, wires=[["test:sink/deaf"]],
+             events=[]),
+        node("runtime", "calls.py", wires=[["test:sink/calls"]],
+             events=["variable/system/#"]),
+    ], plugins=("nodes", "demo"))
+
+    async def scenario(reactor: Any) -> None:
+        async with running(reactor, config) as run:
+            registry = run.daemon.registry
+            sensor = registry.add_device(
+                "zigbee2mqtt", "0x00158d0001", "Sensor",
+                [ChannelSpec(1, [VariableSpec("temperature", ValueType.FLOAT, Access.READ),
+                                 VariableSpec("battery", ValueType.INT, Access.READ)])],
+                owner=None,
+            )
+            registry.report(sensor.peer_id, 1, "temperature", 21.5)
+            registry.report(sensor.peer_id, 1, "battery", 97)
+            registry.set_system_variable("mode", "away")
+            thermometer = registry.find("demo", "thermometer")
+            assert thermometer is not None
+            registry.report(thermometer.peer_id, 0, "temperature", -3.25)
+            expected = [
+                ["zigbee2mqtt", sensor.peer_id, 1, "temperature", 21.5],
+                ["zigbee2mqtt", sensor.peer_id, 1, "battery", 97],
+                ["system", 0, -1, "mode", "away"],
+                ["demo", thermometer.peer_id, 0, "temperature", -3.25],
+            ]
+            for sink in ("all1", "all2"):
+                got = await run.sink.wait(reactor, 4, sink)
+                assert got[-4:] == expected
+            temps = await run.sink.wait(reactor, 2, "temps")
+            assert [e[3] for e in temps] == ["temperature", "temperature"]
+            assert run.sink.payloads("deaf") == []
+            # A node may change its filter itself (hadaemon's extension).
+            await run.send("node:deaf/0", {"payload": "x"})  # (tags and outputs it)
+            await run.sink.wait(reactor, 1, "deaf")
+            await run.send("node:runtime/0", {"payload": ["setEventFilter",
+                                                          [["variable/demo/#"]]]})
+            assert (await run.sink.wait(reactor, 1, "calls"))[0] == {"result": None}
+            await run.send("node:runtime/0", {"payload": ["setEventFilter", [["bad/#/x"]]]})
+            assert "invalid pattern" in (await run.sink.wait(reactor, 2, "calls"))[1]["error"]
+
+    run_in_reactor(scenario, timeout=30)

@@ -1,0 +1,184 @@
+"""Node processes: restarts with backoff, crash loops, stubborn and stuck nodes."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import pathlib
+import time
+from typing import Any
+
+from twisted.logger import LogLevel
+
+from hadaemon.bus import Lifecycle, StatusUpdate
+from hadaemon.testing import capture_logs, run_in_reactor
+from tests.nodes.helpers import (
+    Events,
+    alive,
+    logged,
+    make_config,
+    node,
+    running,
+    sleep,
+    wait_for,
+)
+
+
+def test_a_node_that_crashes_at_start_backs_off_and_is_marked_crash_looping(
+    tmp_path: pathlib.Path,
+) -> None:
+    config = make_config(
+        tmp_path,
+        [node("bad", "crash_at_start.py"), node("good", "relay.py", wires=[["test:sink/g"]])],
+        restart_delay=0.05, restart_delay_max=0.4, crash_loop_restarts=4,
+        crash_loop_window=30.0, start_deadline=0.5,
+    )
+
+    async def scenario(reactor: Any) -> None:
+        with capture_logs() as logs:
+            async with running(reactor, config, wait=False) as run:
+                events = Events(run.daemon, "lifecycle/node:bad/#")
+                statuses = Events(run.daemon, "status/nodes/bad")
+                spawned: list[float] = []
+                supervisor = run.plugin.supervisor
+                assert supervisor is not None
+                process = supervisor.processes["bad"]
+                original = process.start
+
+                def start() -> None:
+                    spawned.append(time.monotonic())
+                    original()
+
+                process.start = start  # type: ignore[method-assign]
+                # The deadline lets the good node start its flows although "bad" never
+                # answers ping.
+                await run.ready("good")
+                await wait_for(reactor, lambda: run.state("bad")["crash_loop"],
+                               "the crash loop", timeout=10)
+                await wait_for(reactor, lambda: len(spawned) >= 5, "more restarts")
+                gaps = [b - a for a, b in itertools.pairwise(spawned)]
+                # Exponential backoff (0.05, 0.1, 0.2, then the 0.4 cap), not a spin.
+                assert gaps[0] >= 0.09 and gaps[1] >= 0.18, gaps
+                assert all(gap >= 0.35 for gap in gaps[2:]), gaps
+                assert all(gap < 2.0 for gap in gaps), gaps
+                bad = run.state("bad")
+                assert bad["process"] in ("backoff", "starting")
+                assert "crash loop" in bad["status"]["text"]
+                assert any(isinstance(e, Lifecycle) and e.state == "crash_loop"
+                           for e in events.events)
+                assert any(isinstance(e, StatusUpdate) and "crash loop" in e.status["text"]
+                           for e in statuses.events)
+                failed = [e for e in events.events if e.state == Lifecycle.FAILED]
+                assert failed and failed[0].details["code"] == 1
+                # The other node was never touched.
+                good = run.state("good")
+                assert good["restarts"] == 0 and good["process"] == "running"
+                await run.send("node:good/0", {"payload": "still here"})
+                assert await run.sink.wait(reactor, 1, "g") == ["still here"]
+        lines = logged(logs, "hadaemon.plugin.nodes.bad", LogLevel.info)
+        assert "about to fail" in lines  # stdout, at info
+        assert "this node cannot start" in lines  # stderr, at error
+        assert any("crash-looping" in line for line in logged(logs, level=LogLevel.critical))
+
+    run_in_reactor(scenario, timeout=30)
+
+
+def test_a_node_ignoring_sigterm_and_its_child_are_killed_after_the_grace_period(
+    tmp_path: pathlib.Path,
+) -> None:
+    pids_file = tmp_path / "pids.json"
+    config = make_config(
+        tmp_path,
+        [node("stubborn", "stubborn.py", info={"pids": str(pids_file)}),
+         node("polite", "seed_template.py")],
+        grace=0.5,
+    )
+
+    async def scenario(reactor: Any) -> float:
+        async with running(reactor, config) as run:
+            await wait_for(reactor, pids_file.exists, "the pids file")
+            polite = run.state("polite")["pid"]
+            started = time.monotonic()
+        stopped = time.monotonic() - started
+        pids = json.loads(pids_file.read_text())
+        assert not alive(polite)
+        assert not alive(pids["node"]), "the node survived"
+        assert not alive(pids["child"]), "the node's child survived"
+        return stopped
+
+    stopped = run_in_reactor(scenario, timeout=30)
+    assert 0.5 <= stopped < 5.0
+
+
+def test_a_node_that_never_answers_does_not_hold_up_the_others(tmp_path: pathlib.Path) -> None:
+    config = make_config(tmp_path, [
+        node("source", "relay.py", outputs=1, info={"mode": "fanout"},
+             wires=[["stuck", "test:sink/copy"]]),
+        node("stuck", "stuck.py", wires=[["test:sink/entered"]]),
+        node("a", "relay.py", wires=[["b"]]),
+        node("b", "relay.py", wires=[["test:sink/ab"]]),
+    ], window=2, queue_size=5, stall_timeout=0.3)
+
+    async def scenario(reactor: Any) -> None:
+        with capture_logs() as logs:
+            async with running(reactor, config) as run:
+                for i in range(200):
+                    await run.send("node:source/0", {"payload": i})
+                # The stuck node got its first input and never returned...
+                assert await run.sink.wait(reactor, 1, "entered") == ["entered"]
+                # ...the source was held back once 5 waited for it, until the stuck
+                # node was declared stalled; its window (2) and queue (4 x 5 + 128 for
+                # its one sender) are full, the rest was dropped, and every copy reached
+                # the sink, in order.
+                assert await run.sink.wait(reactor, 200, "copy") == list(range(200))
+                await wait_for(reactor, lambda: run.state("stuck")["dropped"] == 50,
+                               "the drops to be counted")
+                stuck = run.state("stuck")
+                assert stuck["in_flight"] == 2 and stuck["queued"] == 148
+                # Other flows, events, calls: all unaffected.
+                for i in range(50):
+                    await run.send("node:a/0", {"payload": i})
+                assert await run.sink.wait(reactor, 50, "ab") == list(range(50))
+                run.daemon.registry.set_system_variable("ping", 1)
+                await wait_for(reactor, lambda: run.daemon.store.get(
+                    "plugin/nodes/node/stuck/last_event") == ["ping", 1],
+                    "the stuck node's event handler")
+                # Bus senders get QueueFull at once.
+                try:
+                    await run.send("node:stuck/0", {"payload": "more"})
+                except Exception as exc:
+                    assert type(exc).__name__ == "QueueFull"
+                else:
+                    raise AssertionError("a full queue accepted a message")
+            drops = [line for line in logged(logs, "hadaemon.plugin.nodes.source")
+                     if "dropped" in line]
+            assert drops and "message to node stuck input 0 dropped" in drops[0]
+            assert len(drops) == 1  # throttled: one line for the flood
+            stalled = logged(logs, "hadaemon.plugin.nodes.stuck")
+            assert any("node stuck answered no input for 0.3 s" in line
+                       for line in stalled), stalled
+
+    run_in_reactor(scenario, timeout=30)
+
+
+def test_an_exit_is_noticed_at_once_without_sigchld_or_closed_pipes(
+    tmp_path: pathlib.Path,
+) -> None:
+    # run_in_reactor runs without signal handlers (as a daemon embedded in a thread
+    # does): no SIGCHLD. The node closes its stdout and stderr well before it exits.
+    config = make_config(tmp_path, [node("x", "exits.py")], restart_delay=0.05)
+
+    async def scenario(reactor: Any) -> None:
+        async with running(reactor, config) as run:
+            pid = await run.send("node:x/0", {"payload": "hello"})
+            assert pid == run.state("x")["pid"]
+            await run.send("node:x/0", {"payload": "exit"})
+            await sleep(reactor, 0.15)
+            assert run.state("x")["pid"] == pid  # closed pipes alone mean nothing
+            await wait_for(reactor, lambda: run.state("x")["restarts"] == 1,
+                           "the exit to be noticed", timeout=2.0)
+            assert run.state("x")["last_exit"] == 3
+            await run.ready("x")
+            assert await run.send("node:x/0", {"payload": "again"}) != pid
+
+    run_in_reactor(scenario, timeout=30)

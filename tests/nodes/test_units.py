@@ -1,0 +1,168 @@
+"""Plain logic on a fake clock: message shapes, the input window and flow-control rules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
+
+from hadaemon.nodes.delivery import NodeInputs, Throttle
+from hadaemon.nodes.link import EventMessage, InputDone, LinkLost, OutgoingMessage, fast_pack
+from hadaemon.nodes.wire import (
+    Notification,
+    ProtocolError,
+    Request,
+    Response,
+    encode_event,
+    encode_input,
+    encode_response,
+    parse,
+)
+from hadaemon.store.values import pack, unpack
+
+
+class FakeLink:
+    wire = "fake"
+    node_id = "n"
+    peer = None
+
+    def __init__(self, window: int) -> None:
+        self.window = window
+        self.sent: list[tuple[int, Any, InputDone]] = []
+
+    def send_input(self, port: int, message: OutgoingMessage, done: InputDone) -> None:
+        self.sent.append((port, message.msg, done))
+
+    def send_event(self, event: EventMessage) -> bool:
+        return True
+
+    def ping(self) -> Deferred[Any]:
+        return Deferred()
+
+    def close(self, reason: str) -> None:
+        pass
+
+
+def message(i: int) -> OutgoingMessage:
+    return OutgoingMessage({"payload": i})
+
+
+def test_parse_shapes() -> None:
+    assert parse([0, 1, "getValue", [1, 2]]) == Request(1, "getValue", [1, 2])
+    assert parse([1, 7, None, {"a": 1}]) == Response(7, None, {"a": 1})
+    assert parse([2, "nodeOutput", []]) == Notification("nodeOutput", [])
+    for bad, text in (
+        ({}, "non-empty array"), ([], "non-empty array"), ([3], "unknown message type 3"),
+        ([True, 1, "x", []], "unknown message type True"), ([0, -1, "x", []], "msgid"),
+        ([0, 1, "", []], "method"), ([0, 1, 5, []], "method"), ([0, 1, "x"], "4 elements"),
+        ([2, "x", {}], "notification"), ([1, 1, None], "4 elements"),
+    ):
+        with pytest.raises(ProtocolError, match=text):
+            parse(bad)
+    with pytest.raises(ProtocolError) as info:
+        parse([0, 9, "x", "not a list"])
+    assert info.value.msgid == 9  # answerable
+
+
+def test_hand_built_encodings_equal_the_value_model() -> None:
+    packed = pack({"payload": [1, "x"]})
+    expected = pack([0, 70000, "nodeInput", [3, {"payload": [1, "x"]}]])
+    assert encode_input(70000, 3, packed) == expected
+    assert encode_response(1, None, None) == pack([1, 1, None, None])
+    assert encode_response(1, None, {1, 2})[:3] == pack([1, 1, {"a": 1}, None])[:3]
+    assert "the result cannot be sent" in unpack(encode_response(1, None, {1}))[2]["faultString"]
+    assert encode_event("demo", 3, 0, "t", 2**70) == pack([2, "event", ["demo", 3, 0, "t", 2**70]])
+    for value in ({"a": 2**70, "s": "\ud800"}, {"f": float("nan"), "b": b""}, {"k": [1, {2: 3}]}):
+        assert fast_pack(value) == pack(value)
+
+
+def test_window_order_and_loss() -> None:
+    clock = Clock()
+    inputs = NodeInputs("n", 10, clock)
+    for i in range(5):
+        assert inputs.offer(0, message(i))
+    link = FakeLink(window=2)
+    inputs.open(link)
+    assert [m["payload"] for _p, m, _d in link.sent] == [0, 1]  # the window
+    link.sent[0][2](None, "ok")
+    assert [m["payload"] for _p, m, _d in link.sent] == [0, 1, 2]
+    assert inputs.delivered == 1 and inputs.in_flight == 2
+    inputs.close()
+    link.sent[1][2](LinkLost("gone"), None)
+    link.sent[2][2](LinkLost("gone"), None)
+    assert inputs.lost == 2 and len(inputs.queue) == 2  # the rest waits for the next link
+    again = FakeLink(window=5)
+    inputs.open(again)
+    assert [m["payload"] for _p, m, _d in again.sent] == [3, 4]
+
+
+def test_flow_control_rules() -> None:
+    clock = Clock()
+    stalls: list[int] = []
+    slow = NodeInputs("slow", 4, clock, stall_timeout=5.0,
+                      on_stall=lambda inputs, n: stalls.append(n))
+    sender = NodeInputs("sender", 4, clock)
+    for i in range(4):
+        slow.offer(0, message(i))
+    assert slow.full
+    assert slow.can_hold_for(sender)
+    assert not slow.can_hold_for(slow)  # never held for oneself
+    slow.held = 1
+    assert not slow.can_hold_for(sender)  # never for a node that is held itself
+    slow.held = 0
+    released: list[str] = []
+    slow.wait_for_room(lambda: released.append("room"))
+    link = FakeLink(window=1)
+    slow.open(link)
+    assert released == []  # 3 still waiting: more than half of 4
+    link.sent[0][2](None, None)
+    assert released == ["room"]  # down to 2 = half
+    # A node answering nothing while senders wait is declared stalled.
+    for i in range(4):
+        slow.offer(0, message(10 + i))
+    slow.wait_for_room(lambda: released.append("late"))
+    clock.advance(4.9)
+    assert stalls == []
+    clock.advance(0.2)
+    assert stalls == [1] and released[-1] == "late" and slow.stalled
+    assert not slow.can_hold_for(sender)
+    link.sent[-1][2](None, None)  # it answers again
+    assert not slow.stalled
+
+
+def test_hard_limit_drops_and_counts() -> None:
+    inputs = NodeInputs("n", 2, Clock(), in_transit=3)
+    assert inputs.limit == 11
+    assert all(inputs.offer(0, message(i)) for i in range(11))
+    assert not inputs.offer(0, message(99))
+    assert inputs.dropped == 1
+
+
+def test_throttle() -> None:
+    clock = Clock()
+    throttle = Throttle(clock, period=10.0)
+    assert throttle.hit("k") == 0
+    assert throttle.hit("k") is None and throttle.hit("k") is None
+    clock.advance(10)
+    assert throttle.hit("k") == 2
+    assert throttle.hit("other") == 0
+
+
+def test_the_socket_path_may_come_in_double_quotes() -> None:
+    from hadaemon.nodes.client.homegear import _strip_quotes
+
+    assert _strip_quotes('"/run/x.sock"') == "/run/x.sock"
+    assert _strip_quotes("/run/x.sock") == "/run/x.sock"
+    assert _strip_quotes('"') == '"'
+
+
+def test_public_exports() -> None:
+    import hadaemon.nodes
+
+    assert set(hadaemon.nodes.__all__) == {
+        "SCHEMA", "Fault", "FlowError", "Flows", "NodeSpec", "NodesPlugin", "Target",
+        "build_flows",
+    }
+    assert hadaemon.nodes.NodesPlugin.name == "nodes"
