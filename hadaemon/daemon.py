@@ -19,6 +19,7 @@ from typing import Any
 from twisted.application.service import IService, Service
 from twisted.internet import defer
 from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.threads import deferToThreadPool
 from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -86,6 +87,7 @@ class Daemon(Service):
         self.started: Deferred[None] = Deferred()
         self.startup_error: BaseException | None = None
         self._start_call: IDelayedCall | None = None
+        self._opening: Deferred[None] | None = None
         self._core_started = False
         self._stopping: Deferred[None] | None = None
 
@@ -113,10 +115,19 @@ class Daemon(Service):
         if self.watchdog is not None:
             self.watchdog.start()
             self.watchdog.listeners.append(self._on_block)
+        self._opening = Deferred.fromCoroutine(self._open_and_start())
+
+    def _open_stores(self) -> None:
+        # In a thread: loading a large store, or repairing a damaged one (which fsyncs),
+        # must not block the reactor.
+        self.config.core.state_dir.mkdir(parents=True, exist_ok=True)
+        self.store.open()
+        self.credentials.open()
+
+    async def _open_and_start(self) -> None:
         try:
-            self.config.core.state_dir.mkdir(parents=True, exist_ok=True)
-            self.store.open()
-            self.credentials.open()
+            await deferToThreadPool(self.reactor, self.reactor.getThreadPool(),
+                                    self._open_stores)
             self.registry.start()
         except Exception as exc:
             self.startup_error = StartupError(f"cannot open the state store: {exc}")
@@ -129,6 +140,10 @@ class Daemon(Service):
                 self.reactor.stop()
             return
         self._core_started = True
+        if self._stopping is not None:
+            # Stopped while the stores were opening: no plugin starts; _stop closes them.
+            self.started.errback(StartupError("the daemon was stopped while starting"))
+            return
         for warning in [*self.store.load_warnings, *self.credentials.load_warnings]:
             self.bus.publish(ErrorEvent("store", warning, Level.WARNING))
         starts = [self._start_plugin(name) for name in self.config.core.plugins]
@@ -242,6 +257,8 @@ class Daemon(Service):
         if self._start_call is not None and self._start_call.active():
             self._start_call.cancel()
             self._start_call = None
+        if self._opening is not None and not self._opening.called:
+            await self._opening  # never fails: its errors are reported inside
         if self._core_started:
             self.log.info("hadaemon stopping (budget {budget}s)", budget=budget)
             self.bus.publish(Lifecycle(DAEMON, Lifecycle.STOPPING))

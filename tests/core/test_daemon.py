@@ -256,3 +256,32 @@ def test_plugins_find_each_other(tmp_path: pathlib.Path) -> None:
         await daemon.stopService()
 
     run_in_reactor(scenario, timeout=10)
+
+
+def test_stop_while_starting_starts_no_plugin(tmp_path: pathlib.Path) -> None:
+    config = make_config(tmp_path, ["quick"])
+
+    async def scenario(reactor: Any) -> str:
+        daemon = Daemon(config, reactor)
+        daemon.startService()
+        await deferLater(reactor, 0, lambda: None)  # the stores are opening in a thread
+        await daemon.stopService()
+        try:
+            await daemon.started
+        except Exception as exc:
+            return str(exc)
+        return "started"
+
+    assert run_in_reactor(scenario, timeout=10) == "the daemon was stopped while starting"
+    assert records(tmp_path) == []
+    # the stores were closed: they open again (a left-open store would be locked)
+    config2 = make_config(tmp_path, ["quick"])
+
+    async def again(reactor: Any) -> None:
+        daemon = Daemon(config2, reactor)
+        daemon.startService()
+        await daemon.started
+        await daemon.stopService()
+
+    run_in_reactor(again, timeout=10)
+    assert records(tmp_path) == ["start quick", "stop quick"]
