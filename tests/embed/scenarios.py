@@ -128,6 +128,33 @@ def services(workdir: pathlib.Path) -> None:
     say("services ok")
 
 
+def nodes(workdir: pathlib.Path) -> None:
+    import hadaemon.embed as embed
+
+    os.environ["EMBED_WORKDIR"] = str(workdir)  # the node inherits it
+    cfg = config(workdir)
+    cfg["daemon"]["plugins"] = ["embedtest", "nodes"]
+    cfg["nodes"] = {"grace": 2.0, "node": [{
+        "id": "doubler",
+        "file": str(PLUGINS.parent / "nodes" / "doubler.py"),
+        "wires": [["service:echo_py/doubled"]],
+    }]}
+    handle = embed.start(cfg)
+    # from the legacy thread to a real node process, and its output back on the bus
+    handle.send("node:doubler/0", {"payload": 21, "topic": "t"})
+    seen: list[Any] = []
+    deadline = time.monotonic() + 10
+    while not seen and time.monotonic() < deadline:
+        time.sleep(0.02)
+        seen = handle.call(lambda: list(handle.daemon.plugin("embedtest").seen))  # type: ignore[union-attr]
+    action, message = seen[0]
+    assert action == "doubled" and message["payload"] == 42 and message["topic"] == "t", seen
+    state = handle.call(lambda: handle.daemon.plugin("nodes").nodes())  # type: ignore[union-attr]
+    (workdir / "node.pid").write_text(str(state["doubler"]["pid"]))
+    say("nodes ok")
+    # no stop(): the program ends; the node and its grandchild must go too
+
+
 def wait_forever(workdir: pathlib.Path) -> None:
     import hadaemon.embed as embed
 

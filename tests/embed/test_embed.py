@@ -143,3 +143,18 @@ def test_log_goes_to_stdlib_logging_and_host_io_untouched(tmp_path: pathlib.Path
 
 def test_facade_reaches_a_service(tmp_path: pathlib.Path) -> None:
     assert "services ok" in ok(run("services", tmp_path))
+
+
+def test_facade_reaches_a_node_and_the_node_ends_with_the_program(
+    tmp_path: pathlib.Path,
+) -> None:
+    result = run("nodes", tmp_path)
+    out = ok(result)
+    assert "nodes ok" in out
+    node = int((tmp_path / "node.pid").read_text())
+    assert gone(node)
+    grandchild = int((tmp_path / "grandchild.pid").read_text())
+    deadline = time.monotonic() + 5  # a node's whole process group ends with it
+    while not gone(grandchild) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert gone(grandchild), result.stdout + result.stderr

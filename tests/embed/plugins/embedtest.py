@@ -43,6 +43,7 @@ class EmbedTest(Plugin):
         (self.dir / "started").write_text("")
 
     def echo(self, address: Address, message: Any) -> Any:
+        self.seen.append((address.path, message))
         return {"action": address.path, "message": message}
 
     def node_input(self, address: Address, message: Any) -> str:
