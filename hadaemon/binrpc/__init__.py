@@ -10,6 +10,7 @@ from hadaemon.binrpc.packets import (
     Response,
     encode_fault,
     encode_request,
+    encode_request_encoded,
     encode_response,
     encode_with_headers,
     parse_body,
@@ -17,10 +18,12 @@ from hadaemon.binrpc.packets import (
 from hadaemon.binrpc.values import (
     Base64,
     BinRpcError,
+    Integer,
     decode_float,
     decode_value,
     encode_float,
     encode_value,
+    encoded_array,
 )
 
 __all__ = [
@@ -30,6 +33,7 @@ __all__ = [
     "Base64",
     "BinRpcError",
     "Decoder",
+    "Integer",
     "Packet",
     "Request",
     "Response",
@@ -38,8 +42,10 @@ __all__ = [
     "encode_fault",
     "encode_float",
     "encode_request",
+    "encode_request_encoded",
     "encode_response",
     "encode_value",
     "encode_with_headers",
+    "encoded_array",
     "parse_body",
 ]

@@ -11,6 +11,7 @@ body is one value. Faults are responses holding ``{faultCode, faultString}`` (al
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,15 +53,20 @@ class Response:
 Packet = Request | Response
 
 
-def encode_request(method: str, params: list[Any]) -> bytes:
-    body = encode_string(method) + _I32.pack(len(params)) + b"".join(
-        encode_value(p) for p in params
-    )
-    return _frame(REQUEST, body)
+def encode_request(method: str, params: list[Any], *, lossy: bool = False) -> bytes:
+    """A request packet (``lossy``: see :mod:`hadaemon.binrpc.values`)."""
+    return encode_request_encoded(method, [encode_value(p, lossy=lossy) for p in params])
 
 
-def encode_response(value: Any) -> bytes:
-    return _frame(RESPONSE, encode_value(value))
+def encode_request_encoded(method: str, params: Sequence[bytes]) -> bytes:
+    """A request whose parameters are already encoded values (an encoding shared by
+    many packets is made once)."""
+    return _frame(REQUEST, encode_string(method) + _I32.pack(len(params)) + b"".join(params))
+
+
+def encode_response(value: Any, *, lossy: bool = False) -> bytes:
+    """A response packet (``lossy``: see :mod:`hadaemon.binrpc.values`)."""
+    return _frame(RESPONSE, encode_value(value, lossy=lossy))
 
 
 def encode_fault(code: int, message: str) -> bytes:
@@ -83,9 +89,11 @@ def encode_with_headers(flag: int, headers: dict[str, str], body: bytes) -> byte
             + _U32.pack(len(body)) + body)
 
 
-def parse_body(flag: int, body: bytes, headers: dict[str, str] | None = None) -> Packet:
-    """Decode one packet's body."""
-    reader = Reader(body)
+def parse_body(
+    flag: int, body: bytes, headers: dict[str, str] | None = None, *, plain: bool = False
+) -> Packet:
+    """Decode one packet's body (``plain``: Base64 values as plain str)."""
+    reader = Reader(body, plain=plain)
     if flag & ~HEADER_FLAG == REQUEST:
         method = reader.string()
         count = reader.length("parameter list")
@@ -105,13 +113,21 @@ class Decoder:
 
     Sizes are checked as soon as a length is read, so an oversized or malformed packet is
     refused before its body is buffered. After an error the stream cannot be resynced:
-    close the connection.
+    close the connection. ``plain`` decodes Base64 values as plain str.
     """
 
-    def __init__(self, max_data: int = MAX_DATA, max_header: int = MAX_HEADER) -> None:
+    def __init__(
+        self, max_data: int = MAX_DATA, max_header: int = MAX_HEADER, *, plain: bool = False
+    ) -> None:
         self._buffer = bytearray()
         self.max_data = max_data
         self.max_header = max_header
+        self.plain = plain
+
+    @property
+    def buffered(self) -> int:
+        """Bytes of an unfinished packet held."""
+        return len(self._buffer)
 
     def feed(self, data: bytes) -> list[Packet]:
         self._buffer += data
@@ -142,7 +158,7 @@ class Decoder:
                 return None
             body = bytes(buf[8:8 + size])
             del buf[:8 + size]
-            return parse_body(flag, body)
+            return parse_body(flag, body, plain=self.plain)
         self._check(size, self.max_header, "header")
         if len(buf) < 8 + size + 4:
             return None
@@ -154,16 +170,16 @@ class Decoder:
         headers = _parse_headers(bytes(buf[8:8 + size]))
         body = bytes(buf[12 + size:end])
         del buf[:end]
-        return parse_body(flag, body, headers)
+        return parse_body(flag, body, headers, plain=self.plain)
 
     @staticmethod
     def _check(size: int, limit: int, what: str) -> None:
         if size == 0:
             raise BinRpcError(f"invalid packet: {what} length 0")
         if size > limit:
-            raise BinRpcError(
-                f"packet {what} of {size} bytes exceeds the {limit / (1 << 20):g} MiB limit"
-            )
+            shown = (f"the {limit >> 20} MiB limit" if limit % (1 << 20) == 0
+                     else f"the limit of {limit} bytes")
+            raise BinRpcError(f"packet {what} of {size} bytes exceeds {shown}")
 
 
 def _parse_headers(block: bytes) -> dict[str, str]:

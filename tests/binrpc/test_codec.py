@@ -15,14 +15,17 @@ from hadaemon.binrpc import (
     Base64,
     BinRpcError,
     Decoder,
+    Integer,
     Request,
     Response,
     decode_value,
     encode_fault,
     encode_request,
+    encode_request_encoded,
     encode_response,
     encode_value,
     encode_with_headers,
+    encoded_array,
 )
 
 
@@ -62,6 +65,13 @@ def test_golden_ping() -> None:
     assert ping == Request("ping", [1, []])  # an Integer (0x01) packet id
     assert Decoder().feed(PING_RESPONSE) == [Response([1, None])]
     assert encode_response([1, None]) == PING_RESPONSE
+    # The server's side of it: the packet id goes as Integer, as Homegear sends it.
+    assert encode_request("ping", [Integer(1), []]) == PING_REQUEST
+    assert encode_request_encoded("ping", [encode_value(Integer(1)), encoded_array([])]) == (
+        PING_REQUEST)
+    assert type(decode_value(h("00000001 00000005"))) is int
+    with pytest.raises(BinRpcError, match="32 bits"):
+        encode_value(Integer(1 << 31))
 
 
 @pytest.mark.parametrize(
@@ -108,6 +118,38 @@ def test_strings_base64_and_binary() -> None:
     assert encode_value("\udcff") == h("00000003 00000001 ff")
 
 
+def test_lone_surrogates_and_int_keys_strict_or_lossy() -> None:
+    # Strict: what surrogateescape cannot map back to bytes is refused, naming why.
+    with pytest.raises(BinRpcError, match="lone surrogate"):
+        encode_value("a\ud800")
+    with pytest.raises(BinRpcError, match="struct keys are strings"):
+        encode_value({1: 2})
+    # Lossy (what the real client can take): U+FFFD, keys as decimal strings.
+    assert encode_value("a\ud800", lossy=True) == h("00000003 00000004 61 efbfbd")
+    assert encode_value("\udcff", lossy=True) == h("00000003 00000003 efbfbd")
+    assert encode_value("\ud83d\ude00", lossy=True) == encode_value("\U0001f600")
+    assert encode_value({7: None, "k": 1}, lossy=True) == h(
+        '00000101 00000002 00000001 "7" 00000000 00000001 "k" 000000d1 0000000000000001')
+    with pytest.raises(BinRpcError, match="64 bits"):
+        encode_value([1 << 64], lossy=True)  # no lossy form for that
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(st.characters(exclude_categories=())))
+def test_lossy_strings_are_always_valid_utf8(text: str) -> None:
+    data = encode_value(text, lossy=True)[8:]
+    assert data.decode("utf-8") == text.encode("utf-16-le", "surrogatepass").decode(
+        "utf-16-le", "replace")
+
+
+def test_plain_decoding_gives_the_value_models_types() -> None:
+    packet = encode_response([Base64("QQ=="), "x"])
+    (plain,) = Decoder(plain=True).feed(packet)
+    assert plain == Response(["QQ==", "x"]) and type(plain.value[0]) is str
+    (kept,) = Decoder().feed(packet)
+    assert type(kept.value[0]) is Base64
+
+
 def test_header_variant() -> None:
     body = encode_request("ping", [])[8:]
     packet = encode_with_headers(0x00, {"Authorization": "Basic x"}, body)
@@ -146,7 +188,7 @@ def test_malformed_packets_are_refused_with_a_reason(data: bytes, message: str) 
 
 def test_oversized_packet_refused_before_buffering() -> None:
     decoder = Decoder(max_data=1000)
-    with pytest.raises(BinRpcError, match="1001 bytes"):
+    with pytest.raises(BinRpcError, match="1001 bytes exceeds the limit of 1000 bytes"):
         decoder.feed(b"Bin\x00" + struct.pack(">I", 1001))  # no body sent at all
 
 
