@@ -9,7 +9,13 @@ Prints, in one run:
    speaking msgpack over Unix sockets, blocking I/O, no hadaemon), which keeps the same
    ordering guarantee (B handles messages one at a time, in order);
 3. a node process's RSS and its start-to-ready time (spawn to answering ping);
-4. the time for 100 nodes to reach startUpComplete.
+4. the time for 100 nodes to reach startUpComplete, and how long each spawn blocks the
+   reactor: as nodes are spawned now (vfork, the client arms its own parent-death
+   signal), and as they were before (a parent-death step between fork and exec, which
+   makes every spawn a full fork of the daemon; still so for binary-wire nodes);
+5. the same A -> B on Homegear's binary wire, with the nodes on the test stand-in for
+   the real module (tests/nodes/binclient, pure Python: slower than the real C++ client;
+   every nodeOutput waits for its answer and the window is one input).
 
 Run it by hand: ``.venv/bin/python benchmarks/node_routing.py [--messages 50000]``.
 Latency is measured with the system-wide monotonic clock (comparable across processes).
@@ -36,8 +42,18 @@ from hadaemon.bus import Address
 from hadaemon.config import read, validate
 from hadaemon.daemon import Daemon
 from hadaemon.nodes import SCHEMA, NodesPlugin
+from hadaemon.nodes import supervisor as supervisor_module
 from hadaemon.plugin import Catalog, PluginInfo
 from hadaemon.testing import run_in_reactor
+
+BINCLIENT = pathlib.Path(__file__).resolve().parent.parent / "tests" / "nodes" / "binclient"
+
+
+def wired(node: dict[str, Any], wire: str) -> dict[str, Any]:
+    """A node table on ``wire`` (binrpc: the test stand-in for the real module)."""
+    if wire == "binrpc":
+        return {**node, "wire": "binrpc", "env": {"PYTHONPATH": str(BINCLIENT)}}
+    return node
 
 SOURCE = '''
 import sys, time
@@ -209,13 +225,15 @@ async def wait_for(reactor: Any, predicate: Any, timeout: float = 120.0) -> None
         await deferLater(reactor, 0.005, lambda: None)
 
 
-def hadaemon_routing(workdir: pathlib.Path, count: int) -> dict[str, Any]:
+def hadaemon_routing(workdir: pathlib.Path, count: int, wire: str = "msgpack") -> dict[str, Any]:
+    workdir = workdir / f"routing-{wire}"
+    workdir.mkdir(exist_ok=True)
     (workdir / "source.py").write_text(SOURCE)
     (workdir / "sink.py").write_text(SINK)
     nodes = [
-        {"id": "a", "file": str(workdir / "source.py"), "wires": [["b"]]},
-        {"id": "b", "file": str(workdir / "sink.py"), "wires": [["bench:results"]],
-         "info": {"last": count - 1}},
+        wired({"id": "a", "file": str(workdir / "source.py"), "wires": [["b"]]}, wire),
+        wired({"id": "b", "file": str(workdir / "sink.py"), "wires": [["bench:results"]],
+               "info": {"last": count - 1}}, wire),
     ]
     out: dict[str, Any] = {}
 
@@ -346,12 +364,26 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def hundred_nodes(workdir: pathlib.Path, n: int = 100) -> float:
-    many = workdir / "many"
+def hundred_nodes(
+    workdir: pathlib.Path, n: int = 100, wire: str = "msgpack", as_before: bool = False
+) -> tuple[float, list[float]]:
+    """Seconds until n nodes got startUpComplete, and the seconds each spawn took on the
+    reactor thread (``as_before``: with the parent-death step every spawn had before)."""
+    many = workdir / f"many-{wire}-{as_before}"
     many.mkdir(exist_ok=True)
     (many / "template.py").write_text(TEMPLATE)
-    nodes = [{"id": f"n{i}", "file": str(many / "template.py")} for i in range(n)]
+    nodes = [wired({"id": f"n{i}", "file": str(many / "template.py")}, wire)
+             for i in range(n)]
     out: dict[str, float] = {}
+    spawns: list[float] = []
+    original = supervisor_module.spawn
+
+    def timed(argv: Any, env: Any, cwd: str, *, parent_death: bool = False) -> Any:
+        started = time.perf_counter()
+        try:
+            return original(argv, env, cwd, parent_death=parent_death or as_before)
+        finally:
+            spawns.append(time.perf_counter() - started)
 
     async def scenario(reactor: Any) -> None:
         daemon = Daemon(config(many, nodes), reactor, catalog=catalog())
@@ -366,14 +398,43 @@ def hundred_nodes(workdir: pathlib.Path, n: int = 100) -> float:
         finally:
             await daemon.stopService()
 
-    run_in_reactor(scenario, timeout=300)
-    return out["elapsed"]
+    supervisor_module.spawn = timed  # type: ignore[assignment]
+    try:
+        run_in_reactor(scenario, timeout=300)
+    finally:
+        supervisor_module.spawn = original
+    return out["elapsed"], spawns
+
+
+def idle_spawn_cost(parent_death: bool, count: int = 40) -> list[float]:
+    """Seconds :func:`hadaemon.nodes.spawn.spawn` takes in this process (the daemon's
+    code loaded, CPUs idle): one spawn at a time, each child reaped before the next."""
+    from hadaemon.nodes.spawn import spawn
+
+    times = []
+    for _ in range(count):
+        started = time.perf_counter()
+        proc = spawn([sys.executable, "-S", "-c", "pass"], dict(os.environ), "/",
+                     parent_death=parent_death)
+        times.append(time.perf_counter() - started)
+        proc.communicate()
+    return times
+
+
+def spawn_line(label: str, result: tuple[float, list[float]]) -> str:
+    elapsed, spawns = result
+    spawns = sorted(spawns)
+    return (f"  {label:<44} {elapsed:5.2f} s;  each spawn blocks the reactor "
+            f"{statistics.median(spawns) * 1000:5.2f} ms (median), "
+            f"{spawns[int(len(spawns) * 0.99) - 1] * 1000:5.2f} ms (p99)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=50_000)
     parser.add_argument("--paced", type=int, default=3_000, help="messages at 1000/s")
+    parser.add_argument("--binary", type=int, default=10_000,
+                        help="messages on the binary wire")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="hadaemon-bench-", dir="/tmp") as tmp:
         workdir = pathlib.Path(tmp)
@@ -404,7 +465,25 @@ def main() -> None:
         for node_id in ("a", "b"):
             print(f"  {node_id}: RSS {ours['rss'][node_id] / 1e6:.1f} MB, "
                   f"start to ready {ours['ready_after'][node_id] * 1000:.0f} ms")
-        print(f"100 nodes to startUpComplete: {hundred_nodes(workdir):.2f} s")
+        idle = {pd: sorted(idle_spawn_cost(pd)) for pd in (False, True)}
+        print(f"one spawn on an idle daemon (RSS {rss(os.getpid()) / 1e6:.0f} MB), "
+              "reactor blocked: "
+              f"{statistics.median(idle[False]) * 1000:.2f} ms now (vfork), "
+              f"{statistics.median(idle[True]) * 1000:.2f} ms with the parent-death step "
+              "(before; binary-wire nodes) (medians)")
+        print(f"100 nodes to startUpComplete (100 interpreters starting on {os.cpu_count()} "
+              "CPUs: a spawn waits for a CPU to exec, whichever way):")
+        print(spawn_line("hadaemon's wire", hundred_nodes(workdir)))
+        print(spawn_line("hadaemon's wire, spawned as before", hundred_nodes(
+            workdir, as_before=True)))
+        print(spawn_line("Homegear binary wire (parent-death step)", hundred_nodes(
+            workdir, wire="binrpc")))
+        binary = hadaemon_routing(workdir, args.binary, "binrpc")
+        print(f"A -> daemon -> B on Homegear's binary wire ({args.binary} messages, "
+              "test stand-in client):")
+        print(line("flat out", summary(binary["flat"])))
+        print(f"  CPU per message: daemon {binary['cpu']['daemon'] / args.binary * 1e6:.1f} us, "
+              f"nodes A and B {binary['cpu']['nodes'] / args.binary * 1e6:.1f} us")
 
 
 if __name__ == "__main__":

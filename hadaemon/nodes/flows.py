@@ -26,6 +26,12 @@ CATCH_NONE = ""
 CATCH_FLOW = "flow"
 CATCH_ALL = "all"
 
+WIRE_MSGPACK = "msgpack"
+"""hadaemon's own wire and ``homegear`` module (the default)."""
+WIRE_BINRPC = "binrpc"
+"""Homegear's binary RPC, for the real ``homegear`` C++ module (hadaemon's module is not
+put on the node's path)."""
+
 
 class FlowError(ValueError):
     """The flows cannot be built; ``problems`` lists every reason, each naming its node."""
@@ -75,6 +81,7 @@ class NodeSpec:
     events: tuple[str, ...] = ("variable/#",)
     env: dict[str, str] = field(default_factory=dict)
     origin: str = ""
+    wire: str = ""  # WIRE_MSGPACK or WIRE_BINRPC; "" until the section's default applies
 
     @property
     def address(self) -> Address:
@@ -212,6 +219,7 @@ def node_from_config(
         events=tuple(entry.get("events", ("variable/#",))),
         env=dict(entry.get("env", {})),
         origin=where,
+        wire=entry.get("wire", ""),
     )
 
 

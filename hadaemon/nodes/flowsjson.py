@@ -163,6 +163,7 @@ def import_flows(path: pathlib.Path, types: Mapping[str, Mapping[str, Any]]) -> 
                 info=obj,
                 catch=catch,
                 origin=where,
+                wire=str(options.get("wire", "")),
             )
         )
     return out

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import msgpack
 from twisted.internet.defer import Deferred
 
+from hadaemon import binrpc
 from hadaemon.nodes import wire
 from hadaemon.nodes.auth import PeerCredentials
 from hadaemon.store.values import pack
@@ -36,12 +37,13 @@ class OutgoingMessage:
     packer directly instead of being checked item by item first.
     """
 
-    __slots__ = ("_packed", "decoded", "msg")
+    __slots__ = ("_binrpc", "_packed", "decoded", "msg")
 
     def __init__(self, msg: dict[str, Any], *, decoded: bool = False) -> None:
         self.msg = msg
         self.decoded = decoded
         self._packed: bytes | None = None
+        self._binrpc: bytes | binrpc.BinRpcError | None = None
 
     @property
     def packed(self) -> bytes:
@@ -49,6 +51,13 @@ class OutgoingMessage:
         if self._packed is None:
             self._packed = fast_pack(self.msg) if self.decoded else pack(self.msg)
         return self._packed
+
+    @property
+    def binrpc(self) -> bytes:
+        """The message as one Homegear binary RPC value (lossy where the real client
+        would be, see :mod:`hadaemon.binrpc.values`); raises BinRpcError for a value that
+        wire cannot carry (an int beyond 64 bits)."""
+        return _binrpc_cached(self, lambda: binrpc.encode_value(self.msg, lossy=True))
 
 
 def fast_pack(value: Any) -> bytes:
@@ -67,7 +76,7 @@ def fast_pack(value: Any) -> bytes:
 class EventMessage:
     """One ``eventHandler(source, peerId, channel, name, value)`` call for many nodes."""
 
-    __slots__ = ("_encoded", "channel", "name", "peer_id", "source", "value")
+    __slots__ = ("_binrpc", "_encoded", "channel", "name", "peer_id", "source", "value")
 
     def __init__(self, source: str, peer_id: int, channel: int, name: str, value: Any) -> None:
         self.source = source
@@ -76,6 +85,7 @@ class EventMessage:
         self.name = name
         self.value = value
         self._encoded: bytes | None = None
+        self._binrpc: bytes | binrpc.BinRpcError | None = None
 
     @property
     def msgpack(self) -> bytes:
@@ -84,6 +94,30 @@ class EventMessage:
                 self.source, self.peer_id, self.channel, self.name, self.value
             )
         return self._encoded
+
+    @property
+    def binrpc(self) -> bytes:
+        """The arguments of Homegear's ``broadcastEvent(source, peerId, channel, [name],
+        [value])`` as one encoded Array (the two lists always of equal length: the real
+        client never answers otherwise); raises BinRpcError like
+        :attr:`OutgoingMessage.binrpc`."""
+        return _binrpc_cached(self, lambda: binrpc.encode_value(
+            [self.source, self.peer_id, self.channel, [self.name], [self.value]], lossy=True
+        ))
+
+
+def _binrpc_cached(holder: OutgoingMessage | EventMessage, encode: Callable[[], bytes]) -> bytes:
+    """Encode once for every binary-wire node, failure included."""
+    cached = holder._binrpc
+    if cached is None:
+        try:
+            cached = encode()
+        except binrpc.BinRpcError as exc:
+            cached = exc
+        holder._binrpc = cached
+    if isinstance(cached, binrpc.BinRpcError):
+        raise binrpc.BinRpcError(str(cached))  # a fresh one: no traceback piles up
+    return cached
 
 
 class NodeLink(Protocol):

@@ -43,13 +43,13 @@ from hadaemon.config import Config
 from hadaemon.logs import get_logger
 from hadaemon.nodes import flows as flows_module
 from hadaemon.nodes.auth import Tokens
+from hadaemon.nodes.connection import Limits
 from hadaemon.nodes.delivery import NodeInputs, Throttle
 from hadaemon.nodes.dispatcher import CREDITS, STATUS_SOURCE, Dispatcher
 from hadaemon.nodes.faults import Fault
 from hadaemon.nodes.flows import FlowError, Flows, NodeSpec
 from hadaemon.nodes.flowsjson import import_flows
 from hadaemon.nodes.link import OutgoingMessage
-from hadaemon.nodes.protocol import Limits
 from hadaemon.nodes.reaper import Reaper
 from hadaemon.nodes.routing import Router, as_message
 from hadaemon.nodes.rpc import RegistryMethods
@@ -84,6 +84,9 @@ def build_flows(section: Mapping[str, Any], base_dir: pathlib.Path) -> tuple[Flo
         problems.extend(imported.problems)
         warnings.extend(imported.warnings)
         nodes.extend(imported.nodes)
+    default_wire = section.get("wire") or flows_module.WIRE_MSGPACK
+    for node in nodes:
+        node.wire = node.wire or default_wire
     problems.extend(flows_module.check(nodes, base_dir, section.get("interpreter", "")))
     if problems:
         raise FlowError(problems)
@@ -162,7 +165,8 @@ class NodesPlugin(Plugin):
             self.runtimes[node_id] = NodeRuntime(
                 spec, inputs, get_logger(f"{namespace}.{node_id}")
             )
-            _warn_shadowing(spec, self.log)
+            if spec.wire == flows_module.WIRE_MSGPACK:
+                _warn_shadowing(spec, self.log)
         tokens = Tokens()
         store, credentials = self.context.store, self.context.credentials
         router = Router(
@@ -235,6 +239,7 @@ class NodesPlugin(Plugin):
                 max_buffer=int(config["max_buffer"]),
                 overflow=str(config["overflow"]),
                 window=int(config["window"]),
+                call_timeout=float(config["call_timeout"]),
             ),
             self.reactor,
             self.log,

@@ -1,6 +1,6 @@
 """hadaemon's node wire: msgpack-rpc over the Unix socket, as a Twisted protocol.
 
-Lifecycle of a connection (an explicit state machine):
+The connection's life is :mod:`hadaemon.nodes.connection`'s state machine:
 
 ``AUTHENTICATING``
     Only ``authenticate(nodeId, token, info)`` is accepted; any other call is refused
@@ -15,30 +15,22 @@ Lifecycle of a connection (an explicit state machine):
 Incoming data is decoded as a stream, never holding more than ``max_frame`` bytes of an
 unfinished message: a larger message, malformed msgpack or a message that is not
 msgpack-rpc closes the connection with a log line naming the node and the problem.
-
-Outgoing data is bounded: when the node does not read, the transport asks this protocol
-(its producer) to pause; later messages wait here, and past ``max_buffer`` bytes events
-are dropped and counted (``overflow = "drop"``) or the node is disconnected
-(``"disconnect"``). What must not be dropped (answers, ``nodeInput``) may take twice
-``max_buffer`` before the node is disconnected anyway.
+Outgoing data is bounded as every node connection's is (see
+:mod:`hadaemon.nodes.connection`).
 """
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
-from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IDelayedCall, IPushProducer
-from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from zope.interface import implementer
 
 from hadaemon.nodes import faults
 from hadaemon.nodes.auth import PeerCredentials
+from hadaemon.nodes.connection import Limits, NodeConnection, State
 from hadaemon.nodes.faults import Fault
 from hadaemon.nodes.link import EventMessage, InputDone, LinkLost, OutgoingMessage
 from hadaemon.nodes.wire import (
@@ -58,45 +50,10 @@ if TYPE_CHECKING:
     from hadaemon.nodes.dispatcher import Dispatcher
 
 
-class State(Enum):
-    AUTHENTICATING = "authenticating"
-    BOUND = "bound"
-    CLOSED = "closed"
-
-
-class Limits:
-    """Per-connection limits, from the ``[nodes]`` config."""
-
-    def __init__(
-        self,
-        *,
-        max_frame: int = 16 << 20,
-        max_buffer: int = 4 << 20,
-        overflow: str = "drop",
-        window: int = 64,
-        auth_timeout: float = 10.0,
-    ) -> None:
-        self.max_frame = max_frame
-        self.max_buffer = max_buffer
-        self.overflow = overflow
-        self.window = window
-        self.auth_timeout = auth_timeout
-
-
-_CLOSE_GRACE = 1.0  # seconds a closing connection may take to flush before it is aborted
-_WRITE_NOW = 65536  # bytes queued in one turn that are written at once, not at its end
-
-
-@implementer(IPushProducer)
-class MsgpackNodeProtocol(Protocol):
+class MsgpackNodeProtocol(NodeConnection):
     """One node connection speaking msgpack-rpc; a :class:`~hadaemon.nodes.link.NodeLink`."""
 
     wire = "msgpack"
-
-    @property
-    def _t(self) -> Any:
-        """The transport (a Unix socket connection: abortConnection, producers...)."""
-        return self.transport
 
     def __init__(
         self,
@@ -106,95 +63,19 @@ class MsgpackNodeProtocol(Protocol):
         log: Logger,
         peer: PeerCredentials | None = None,
     ) -> None:
-        self.dispatcher = dispatcher
-        self.limits = limits
+        super().__init__(dispatcher, limits, reactor, log, peer)
         self.window = limits.window
-        self.reactor = reactor
-        self.log = log
-        self.peer = peer
-        self.node_id: str | None = None
-        self.state = State.AUTHENTICATING
         self._unpacker = make_unpacker(max_buffer_size=limits.max_frame + 1)
         self._fed = 0
         self._message_start = 0
         self._next_id = 1
         self._calls: dict[int, Callable[[Any, Any], None]] = {}
-        self._paused = False
-        self._backlog: deque[bytes] = deque()
-        self._backlog_bytes = 0
-        self._flush_call: IDelayedCall | None = None
         self._credits_due = 0
-        self.events_dropped = 0
-        self._timer: IDelayedCall | None = None
 
-    # -- connection -----------------------------------------------------------------------
-
-    def connectionMade(self) -> None:
-        self._t.registerProducer(self, True)
-        self._timer = self.reactor.callLater(self.limits.auth_timeout, self._auth_timeout)
-
-    def _auth_timeout(self) -> None:
-        self._timer = None
-        if self.state is State.AUTHENTICATING:
-            self._fail("did not authenticate within "
-                       f"{self.limits.auth_timeout:g} s")
-
-    def is_closed(self) -> bool:
-        return self.state is State.CLOSED
-
-    def who(self) -> str:
-        """The peer, for log lines: the node if known, else its pid."""
-        if self.node_id is not None:
-            return f"node {self.node_id}"
-        return f"unauthenticated peer pid {self.peer.pid}" if self.peer else "unknown peer"
-
-    def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:  # noqa: B008
-        previous = self.state
-        self.state = State.CLOSED
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
-        if self._flush_call is not None and self._flush_call.active():
-            self._flush_call.cancel()
-        self._flush_call = None
-        self._backlog.clear()
-        self._backlog_bytes = 0
+    def _fail_calls(self, lost: LinkLost) -> None:
         calls, self._calls = self._calls, {}
-        if previous is State.BOUND:
-            self.dispatcher.unbind(self)
-        lost = LinkLost(f"connection of {self.who()} lost")
         for done in calls.values():
             done(lost, None)
-
-    def close(self, reason: str) -> None:
-        """Close after flushing what is queued (aborted if that takes too long)."""
-        if self.state is State.CLOSED:
-            return
-        self.log.info("closing the connection of {who}: {reason}", who=self.who(),
-                      reason=reason)
-        self._close()
-
-    def _close(self) -> None:
-        if self.state is State.BOUND:
-            self.dispatcher.unbind(self)
-        self.state = State.CLOSED
-        self._flush_backlog(force=True)
-        self._t.loseConnection()
-        self.reactor.callLater(_CLOSE_GRACE, self._abort)
-
-    def _abort(self) -> None:
-        if self.transport is not None and self._t.connected:
-            self._t.abortConnection()
-
-    def _fail(self, problem: str, answer: bytes | None = None) -> None:
-        """A protocol error: log it, answer if possible, close."""
-        if self.state is State.CLOSED:
-            return
-        self.log.warn("node socket: {who}: {problem}; closing the connection",
-                      who=self.who(), problem=problem)
-        if answer is not None:
-            self._send(answer)
-        self._close()
 
     # -- incoming -----------------------------------------------------------------------
 
@@ -358,10 +239,7 @@ class MsgpackNodeProtocol(Protocol):
                        encode_response(request.msgid, fault.as_dict(), None))
             return
         assert isinstance(node_id, str)
-        self.state = State.BOUND
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
+        self._authenticated()
         self._answer(request.msgid, None, result)
         self.dispatcher.bind(self, node_id)
 
@@ -400,87 +278,8 @@ class MsgpackNodeProtocol(Protocol):
             return False
         return self._send(event.msgpack, droppable=True)
 
-    # -- the outgoing buffer --------------------------------------------------------------
-
-    def _send(self, data: bytes, droppable: bool = False) -> bool:
-        """Queue ``data``; it is written once per reactor turn, many messages at once."""
-        if self.state is State.CLOSED:
-            return False
-        size = len(data)
-        if self._paused:
-            limit = self.limits.max_buffer
-            if self._backlog_bytes + size > limit:
-                if self.limits.overflow == "disconnect":
-                    self._overflow(f"more than {limit} bytes are waiting to be sent")
-                    return False
-                if droppable:
-                    self._dropped_event()
-                    return False
-                if self._backlog_bytes + size > 2 * limit:
-                    self._overflow(f"more than {2 * limit} bytes of answers and inputs are "
-                                   "waiting to be sent")
-                    return False
-        self._backlog.append(data)
-        self._backlog_bytes += size
-        if not self._paused:
-            if self._backlog_bytes >= _WRITE_NOW:
-                self._flush_backlog()
-            elif self._flush_call is None:
-                self._flush_call = self.reactor.callLater(0, self._flush_turn)
-        return True
-
-    def _dropped_event(self) -> None:
-        self.events_dropped += 1
-        count = self.events_dropped
-        if count in (1, 10, 100, 1000) or count % 10000 == 0:
-            self.log.warn(
-                "{who} does not read its socket: {count} event(s) dropped so far "
-                "({pending} bytes waiting, [nodes].max_buffer = {limit})",
-                who=self.who(), count=count, pending=self._backlog_bytes,
-                limit=self.limits.max_buffer,
-            )
-
-    def _overflow(self, problem: str) -> None:
-        self.log.error("{who} does not read its socket ({problem}); disconnecting it",
-                       who=self.who(), problem=problem)
-        if self.state is State.BOUND:
-            self.dispatcher.unbind(self)
-        self.state = State.CLOSED
-        self._backlog.clear()
-        self._backlog_bytes = 0
-        self._t.abortConnection()
-
-    @property
-    def pending_bytes(self) -> int:
-        """Bytes waiting here (not yet handed to the transport)."""
-        return self._backlog_bytes
-
-    def _flush_turn(self) -> None:
-        self._flush_call = None
-        self._flush_backlog()
-
-    def _flush_backlog(self, force: bool = False) -> None:
-        """Hand what waits to the transport (which pauses us when its buffer is full)."""
-        if self._paused and not force:
-            return
+    def _before_flush(self) -> None:
         if self._credits_due:
             # Many credits, one message: granted at the end of the turn that earned them.
             self._backlog.append(encode_notification("credit", [self._credits_due]))
             self._credits_due = 0
-        if not self._backlog:
-            return
-        data = b"".join(self._backlog)
-        self._backlog.clear()
-        self._backlog_bytes = 0
-        # While writing, the transport may call pauseProducing: later sends then wait.
-        self._t.write(data)
-
-    def pauseProducing(self) -> None:
-        self._paused = True
-
-    def resumeProducing(self) -> None:
-        self._paused = False
-        self._flush_backlog()
-
-    def stopProducing(self) -> None:
-        self._paused = True

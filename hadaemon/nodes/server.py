@@ -3,10 +3,10 @@
 Every connection first goes through :class:`WireSelector`, which refuses a peer of
 another user (``SO_PEERCRED``) and then picks the wire from the first bytes: every
 Homegear binary RPC packet starts with ``b"Bin"``, which no msgpack-rpc message does
-(those start with an array header, ``0x93``/``0x94``). Wires are pluggable
-(:class:`NodeServerFactory` ``wires``): hadaemon's msgpack-rpc is built in; Homegear's
-binary RPC, for the real ``homegear`` C++ module, registers under ``b"Bin"`` and is
-served by the same dispatcher.
+(those start with an array header, ``0x93``/``0x94``). Both are served by the same
+dispatcher: hadaemon's msgpack-rpc (:mod:`hadaemon.nodes.protocol`) and Homegear's binary
+RPC for the real ``homegear`` C++ module (:mod:`hadaemon.nodes.binwire`), registered
+under ``b"Bin"``. Wires are pluggable (:class:`NodeServerFactory` ``wires``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from hadaemon.nodes.auth import PeerCredentials, peer_credentials, same_user
-from hadaemon.nodes.protocol import Limits, MsgpackNodeProtocol
+from hadaemon.nodes.binwire import BinaryNodeProtocol
+from hadaemon.nodes.connection import Limits
+from hadaemon.nodes.protocol import MsgpackNodeProtocol
 
 if TYPE_CHECKING:
     from hadaemon.nodes.dispatcher import Dispatcher
@@ -112,6 +114,13 @@ def _msgpack_wire(
     return MsgpackNodeProtocol(dispatcher, limits, reactor, log, peer)
 
 
+def _binary_wire(
+    dispatcher: Dispatcher, limits: Limits, reactor: Any, log: Logger,
+    peer: PeerCredentials | None,
+) -> Protocol:
+    return BinaryNodeProtocol(dispatcher, limits, reactor, log, peer)
+
+
 class NodeServerFactory(Factory):
     """Builds a :class:`WireSelector` per connection on the node socket."""
 
@@ -129,7 +138,9 @@ class NodeServerFactory(Factory):
         self.limits = limits
         self.reactor = reactor
         self.log = log
-        self.wires: dict[bytes, WireFactory] = {b"": _msgpack_wire, **(wires or {})}
+        self.wires: dict[bytes, WireFactory] = {
+            b"": _msgpack_wire, BINARY_MAGIC: _binary_wire, **(wires or {})
+        }
 
     def buildProtocol(self, addr: IAddress | None) -> Protocol:
         return WireSelector(self)

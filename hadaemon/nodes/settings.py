@@ -78,6 +78,8 @@ _TYPE_TABLE = Section(
         "outputs": Int(default=-1, min=-1, doc="Outputs (-1: as many as wires lists)."),
         "interpreter": Str(default="", doc="Python to run it with."),
         "catch": Choice("", "flow", "all", default="", doc="Receive errors (catch node)."),
+        "wire": Choice("", "msgpack", "binrpc", default="",
+                       doc="Its wire (default: [nodes].wire)."),
     }
 )
 
@@ -113,6 +115,9 @@ NODE = Section(
                        doc="Variable events it receives (topic patterns; [] for none)."),
         "env": Map(Str(), default={}, doc="Extra environment variables."),
         "disabled": Bool(default=False, doc="Configured but not run."),
+        "wire": Choice("", "msgpack", "binrpc", default="",
+                       doc="'msgpack': hadaemon's homegear module; 'binrpc': Homegear's "
+                       "binary RPC, for the real homegear module (default: [nodes].wire)."),
     }
 )
 
@@ -152,8 +157,13 @@ SCHEMA = Section(
                                doc="A node answering no input this long while senders wait "
                                "for it no longer holds them back."),
         "call_timeout": Float(default=30.0, min=0.1,
-                              doc="Seconds a node's call waits for an answer."),
+                              doc="Seconds a node's call waits for an answer (and, on the "
+                              "binary wire, the daemon's calls to a node)."),
         "interpreter": Str(default="", doc="Python for all nodes (default: the daemon's)."),
+        "wire": Choice("msgpack", "binrpc", default="msgpack",
+                       doc="The wire of nodes that name none: 'msgpack' (hadaemon's homegear "
+                       "module, put first on their path) or 'binrpc' (Homegear's binary "
+                       "RPC, for the real homegear module they import themselves)."),
         "default_flow": Str(default="flow", non_empty=True,
                             doc="Flow id of configured nodes that name none."),
         "flows_file": Path(default=None, doc="A Node-BLUE/Node-RED flows.json to import."),

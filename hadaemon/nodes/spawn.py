@@ -1,10 +1,17 @@
 """Starting a node process and watching it from the reactor, in any thread mode.
 
 - The node is executed directly (``<python> <file> <socket> <node id>``, no shell), as the
-  leader of its own process group, so stopping it reaches whatever it spawned.
-- A parent-death signal (``prctl(PR_SET_PDEATHSIG, SIGKILL)`` through ctypes, set
-  between fork and exec) ends the node if the daemon dies, even by SIGKILL. It fires
-  when the *thread* that forked exits, so nodes are spawned on the reactor thread.
+  leader of its own process group, so stopping it reaches whatever it spawned; and its
+  pid is the one the Homegear binary wire identifies it by.
+- A parent-death signal (``prctl(PR_SET_PDEATHSIG, SIGKILL)``) ends the node if the daemon
+  dies, even by SIGKILL. It fires when the *thread* that forked exits, so nodes are
+  spawned on the reactor thread. hadaemon's own client arms it itself as it is imported
+  (:mod:`hadaemon.nodes.client`), so those nodes are spawned with nothing run between
+  fork and exec: subprocess then uses vfork, ~0.5 ms of the reactor instead of the 8-20 ms
+  a full fork of the daemon costs. Nodes on the Homegear binary wire run the real C++
+  client, which cannot arm it: for them (``parent_death=True``) it is set between fork
+  and exec, through ctypes, and the cost is paid. Either way the reaper
+  (:mod:`hadaemon.nodes.reaper`) kills the node's whole process group too.
 - Its exit is seen at once through a pidfd the reactor watches: that works when the
   reactor runs in a background thread with no SIGCHLD handler, and does not depend on
   the node closing its stdout. Without pidfd support, a 0.1 s poll does the same.
@@ -56,9 +63,10 @@ def _child_setup(daemon_pid: int) -> Callable[[], None]:
 
 
 def spawn(
-    argv: Sequence[str], env: Mapping[str, str], cwd: str
+    argv: Sequence[str], env: Mapping[str, str], cwd: str, *, parent_death: bool = False
 ) -> subprocess.Popen[bytes]:
-    """Start a node process (raises OSError if it cannot be started)."""
+    """Start a node process (raises OSError if it cannot be started); ``parent_death``:
+    arm its parent-death signal between fork and exec (a full fork, see above)."""
     proc = subprocess.Popen(
         list(argv),
         stdin=subprocess.DEVNULL,
@@ -70,7 +78,7 @@ def spawn(
         process_group=0,
         # Only a prepared ctypes call and getppid run between fork and exec: no imports,
         # no locks, so the reactor's other threads cannot deadlock the child.
-        preexec_fn=_child_setup(os.getpid()),  # noqa: PLW1509
+        preexec_fn=_child_setup(os.getpid()) if parent_death else None,  # noqa: PLW1509
     )
     for stream in (proc.stdout, proc.stderr):
         if stream is not None:

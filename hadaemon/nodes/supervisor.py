@@ -43,7 +43,7 @@ from hadaemon.nodes.client._homegear_rpc import (
     ENV_NODE_ID,
     ENV_TOKEN,
 )
-from hadaemon.nodes.flows import resolve_interpreter
+from hadaemon.nodes.flows import WIRE_BINRPC, resolve_interpreter
 from hadaemon.nodes.reaper import Reaper
 from hadaemon.nodes.runtime import NodeRuntime
 from hadaemon.nodes.spawn import ExitWatcher, LineReader, signal_group, spawn
@@ -115,16 +115,21 @@ class NodeProcess:
         sup = self.supervisor
         spec = self.runtime.spec
         interpreter = resolve_interpreter(spec.interpreter or sup.interpreter, sup.base_dir)
-        token = sup.tokens.issue(spec.id)
         env = dict(os.environ)
         env.update(spec.env)
         env.setdefault("PYTHONUNBUFFERED", "1")  # print() lines reach the log at once
-        existing = env.get("PYTHONPATH")
-        env["PYTHONPATH"] = CLIENT_DIR + (os.pathsep + existing if existing else "")
-        env[ENV_TOKEN] = token
-        env[ENV_NODE_ID] = spec.id
-        env[ENV_DAEMON_PID] = str(os.getpid())
-        env[ENV_CALL_TIMEOUT] = repr(sup.policy.call_timeout)
+        binary = spec.wire == WIRE_BINRPC
+        if not binary:
+            # hadaemon's client first on the path; it proves the node with the token and
+            # arms its own parent-death signal (see hadaemon.nodes.spawn).
+            existing = env.get("PYTHONPATH")
+            env["PYTHONPATH"] = CLIENT_DIR + (os.pathsep + existing if existing else "")
+            env[ENV_TOKEN] = sup.tokens.issue(spec.id)
+            env[ENV_NODE_ID] = spec.id
+            env[ENV_DAEMON_PID] = str(os.getpid())
+            env[ENV_CALL_TIMEOUT] = repr(sup.policy.call_timeout)
+        # (Homegear's binary wire: the node imports whatever homegear module its Python
+        # has, the real one; it is known by its pid, and gets nothing of hadaemon's.)
         self._set(ProcessState.STARTING)
         self.started_at = sup.reactor.seconds()
         self.ready_after = None
@@ -133,7 +138,9 @@ class NodeProcess:
                 raise FileNotFoundError(f"interpreter {spec.interpreter or sup.interpreter!r} "
                                         "not found")
             proc = spawn([interpreter, str(spec.file), sup.socket_path, spec.id], env,
-                         str(spec.file.parent))
+                         str(spec.file.parent), parent_death=binary)
+            # First thing: should the daemon die now, the reaper ends the node's group.
+            sup.reaper.watch(proc.pid)
         except OSError as exc:
             sup.tokens.revoke(spec.id)
             self.runtime.log.error("cannot start node {node}: {error}", node=spec.id,
@@ -143,7 +150,6 @@ class NodeProcess:
         self.proc = proc
         self.pgid = proc.pid  # the leader of its own group
         self.runtime.pid = proc.pid
-        sup.reaper.watch(proc.pid)
         log = self.runtime.log
         self._readers = [
             LineReader(sup.reactor, proc.stdout, self._stdout, f"node {spec.id} stdout"),

@@ -22,6 +22,11 @@ from hadaemon.nodes import SCHEMA, NodesPlugin
 from hadaemon.plugin import Catalog, PluginInfo
 
 NODES = pathlib.Path(__file__).parent / "nodes"
+BINCLIENT = pathlib.Path(__file__).parent / "binclient"
+"""The pure-Python stand-in for the real homegear module (Homegear binary RPC)."""
+
+WIRES = ("msgpack", "binrpc")
+"""Both node wires, for tests parametrized over them."""
 
 # Every plugin started by a test, so that a failed test still cannot leave nodes behind.
 LIVE_PLUGINS: list[NodesPlugin] = []
@@ -34,11 +39,19 @@ def catalog() -> Catalog:
     })
 
 
-def node(node_id: str, file: str, **options: Any) -> dict[str, Any]:
-    """A ``[[nodes.node]]`` table; ``file`` is a name in tests/nodes/nodes/."""
+def node(node_id: str, file: str, wire: str = "msgpack", **options: Any) -> dict[str, Any]:
+    """A ``[[nodes.node]]`` table; ``file`` is a name in tests/nodes/nodes/.
+
+    With ``wire="binrpc"`` the node speaks Homegear binary RPC through the test client
+    (tests/nodes/binclient), on its path as the real module would be installed.
+    """
     path = pathlib.Path(file)
-    return {"id": node_id, "file": str(path if path.is_absolute() else NODES / file),
-            **options}
+    table = {"id": node_id, "file": str(path if path.is_absolute() else NODES / file),
+             **options}
+    if wire == "binrpc":
+        table["wire"] = "binrpc"
+        table["env"] = {**table.get("env", {}), "PYTHONPATH": str(BINCLIENT)}
+    return table
 
 
 def make_config(

@@ -68,6 +68,32 @@ def test_schema_errors_come_from_hadaemon_check(tmp_path: pathlib.Path) -> None:
     assert "dates and times cannot be passed to a node" in text
 
 
+def test_each_node_chooses_its_wire(tmp_path: pathlib.Path) -> None:
+    flows = tmp_path / "flows.json"
+    flows.write_text(json.dumps([
+        {"id": "t", "type": "tab"},
+        {"id": "f1", "type": "real", "z": "t", "wires": []},
+        {"id": "f2", "type": "ours", "z": "t", "wires": []},
+    ]))
+    sections = {"daemon": {"plugins": ["nodes"]}, "nodes": {
+        "wire": "binrpc",  # the default of nodes that name none
+        "node": [node("a", "relay.py"), {**node("b", "relay.py"), "wire": "msgpack"},
+                 node("c", "relay.py", wire="binrpc")],
+        "flows_file": str(flows),
+        "types": {"real": RELAY, "ours": {"file": RELAY, "wire": "msgpack"}},
+    }}
+    config, errors = validate(read(sections, base_dir=tmp_path, environ={}),
+                              catalog().schemas())
+    assert not errors
+    built, _warnings = build_flows(config.section("nodes"), tmp_path)
+    assert {i: n.wire for i, n in built.nodes.items()} == {
+        "a": "binrpc", "b": "msgpack", "c": "binrpc", "f1": "binrpc", "f2": "msgpack"}
+    # Without [nodes].wire: hadaemon's own.
+    assert check(tmp_path, {"node": [node("a", "relay.py")]}) == []
+    errors = check(tmp_path, {"node": [{**node("a", "relay.py"), "wire": "xmlrpc"}]})
+    assert any("[nodes].node[0].wire: expected one of" in e for e in errors), errors
+
+
 def test_prepare_runs_the_plugin_check(tmp_path: pathlib.Path) -> None:
     # What `hadaemon check` does, with the plugin found through its entry point.
     prepared = prepare({

@@ -1,4 +1,5 @@
-"""The daemon as a process (`hadaemon run`): nodes never outlive it, even a SIGKILL."""
+"""The daemon as a process (`hadaemon run`): nodes never outlive it, even a SIGKILL: on
+either wire, whether or not the node imports a homegear module at all."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ import os
 import pathlib
 import re
 import signal
+import subprocess
+import sys
 import time
 
+from hadaemon.nodes.client import CLIENT_DIR
 from hadaemon.testing import ChildProcesses, DaemonProcess, write_config
-from tests.nodes.helpers import NODES, alive
+from tests.nodes.helpers import BINCLIENT, NODES, alive
 
 PLUGIN = (
     "# The nodes plugin, found through a plugin directory (as before its entry point).\n"
@@ -27,23 +31,37 @@ def start(
     plugins.mkdir()
     (plugins / "nodes_plugin.py").write_text(PLUGIN)
     pids_file = tmp_path / "pids.json"
+    binary_pids_file = tmp_path / "binary-pids.json"
+    plain_pid_file = tmp_path / "plain.pid"
+    binary = {"wire": "binrpc", "env": {"PYTHONPATH": str(BINCLIENT)}}
     config = write_config(tmp_path / "hadaemon.toml", {
         "daemon": {"state_dir": "var", "plugin_dirs": ["plugins"], "plugins": ["nodes"],
                    "stop_timeout": 10.0},
-        "nodes": {"grace": 1.0, "node": [
+        "nodes": {"grace": 1.0, "start_deadline": 0.5, "node": [
             {"id": "template", "file": str(NODES / "seed_template.py")},
             {"id": "stubborn", "file": str(NODES / "stubborn.py"),
              "info": {"pids": str(pids_file)}},
+            # The same on Homegear's binary wire: the real client cannot arm a
+            # parent-death signal, the daemon does it for such nodes.
+            {"id": "binary", "file": str(NODES / "stubborn.py"),
+             "info": {"pids": str(binary_pids_file)}, **binary},
+            # No homegear module at all: only the reaper is there for it.
+            {"id": "plain", "file": str(NODES / "plain.py"),
+             "env": {"PLAIN_PID_FILE": str(plain_pid_file)}},
         ]},
     })
     daemon = DaemonProcess(config, processes=processes).start(timeout=30)
     deadline = time.monotonic() + 10
-    while not pids_file.exists() and time.monotonic() < deadline:
+    files = (pids_file, binary_pids_file, plain_pid_file)
+    while not all(f.exists() for f in files) and time.monotonic() < deadline:
         time.sleep(0.02)
     stubborn = json.loads(pids_file.read_text())
+    binary_stubborn = json.loads(binary_pids_file.read_text())
     found = dict(re.findall(r"node (\w+) started: pid (\d+)", daemon.output()))
     pids = {"template": int(found["template"]), "stubborn": stubborn["node"],
-            "stubborn's child": stubborn["child"]}
+            "stubborn's child": stubborn["child"], "binary": binary_stubborn["node"],
+            "binary's child": binary_stubborn["child"],
+            "plain": int(plain_pid_file.read_text())}
     for what, pid in pids.items():
         assert alive(pid), what
     return daemon, pids
@@ -84,3 +102,59 @@ def test_a_sigkilled_daemon_leaves_no_node_behind(
 
             os.kill(pid, signal.SIGKILL)  # clean up before failing
     assert left == []
+
+
+def reaper_of(daemon_pid: int) -> int:
+    """The pid of the daemon's node reaper (its child running reaper_process.py)."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rpartition(")")[2].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except OSError:
+            continue
+        if ppid == daemon_pid and b"reaper_process.py" in cmdline:
+            return int(entry)
+    raise AssertionError("no reaper found")
+
+
+def test_each_node_process_has_its_own_parent_death_signal(
+    tmp_path: pathlib.Path, processes: ChildProcesses
+) -> None:
+    # With the reaper killed first, only the parent-death signal is left: hadaemon's
+    # client arms it itself, the daemon arms it for nodes on the binary wire (whose real
+    # client cannot). What they spawned, and a node without any homegear module, were
+    # the reaper's: they survive this (cleaned up here).
+    daemon, pids = start(tmp_path, processes)
+    assert daemon.proc is not None
+    os.kill(reaper_of(daemon.proc.pid), signal.SIGKILL)
+    daemon.stop(signal.SIGKILL, timeout=10)
+    nodes = {what: pid for what, pid in pids.items() if what in ("template", "stubborn",
+                                                                   "binary")}
+    left = gone_within(nodes, 5.0)
+    for pid in pids.values():
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    assert left == []
+
+
+def test_the_client_ends_a_node_whose_daemon_is_already_gone() -> None:
+    # The node arms its parent-death signal as it imports homegear; had the daemon died
+    # before that, the signal would never come: the client sees it and exits.
+    check = ("import ctypes, homegear\n"
+             "state = ctypes.c_int()\n"
+             "ctypes.CDLL(None).prctl(2, ctypes.byref(state))  # PR_GET_PDEATHSIG\n"
+             "import os; print(state.value, 'HADAEMON_DAEMON_PID' in os.environ)\n")
+    env = {**os.environ, "PYTHONPATH": CLIENT_DIR}
+    mine = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
+                          env={**env, "HADAEMON_DAEMON_PID": str(os.getpid())}, timeout=20)
+    assert mine.stdout.split() == [str(int(signal.SIGKILL)), "False"], mine.stderr
+    orphan = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
+                            env={**env, "HADAEMON_DAEMON_PID": "1"}, timeout=20)
+    assert orphan.returncode == 70 and orphan.stdout == ""
+    alone = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
+                           env=env, timeout=20)  # not started by a daemon: left alone
+    assert alone.stdout.split() == ["0", "False"], alone.stderr

@@ -5,23 +5,26 @@ from __future__ import annotations
 import pathlib
 from typing import Any
 
+import pytest
 from twisted.logger import LogLevel
 
 from hadaemon.bus import ErrorEvent, Level, StatusUpdate
 from hadaemon.nodes import Fault
 from hadaemon.testing import capture_logs, run_in_reactor
-from tests.nodes.helpers import Events, logged, make_config, node, running, wait_for
+from tests.nodes.helpers import WIRES, Events, logged, make_config, node, running, wait_for
 
 
 def call(method: str, *args: Any) -> dict[str, Any]:
     return {"payload": [method, list(args)]}
 
 
-def test_node_log_levels_errors_and_catch_nodes(tmp_path: pathlib.Path) -> None:
+@pytest.mark.parametrize("wire", WIRES)
+def test_node_log_levels_errors_and_catch_nodes(tmp_path: pathlib.Path, wire: str) -> None:
     config = make_config(tmp_path, [
-        node("worker", "calls.py", flow="f1", name="Worker", wires=[["test:sink/worker"]]),
-        node("other", "calls.py", flow="f2", wires=[["test:sink/other"]]),
-        node("catcher", "relay.py", flow="f1", catch="flow", info={"mode": "echo"},
+        node("worker", "calls.py", wire, flow="f1", name="Worker",
+             wires=[["test:sink/worker"]]),
+        node("other", "calls.py", wire, flow="f2", wires=[["test:sink/other"]]),
+        node("catcher", "relay.py", wire, flow="f1", catch="flow", info={"mode": "echo"},
              wires=[["test:sink/caught"]]),
         node("catch_all", "relay.py", flow="f3", catch="all", info={"mode": "echo"},
              wires=[["test:sink/caught_all"]]),
@@ -60,8 +63,9 @@ def test_node_log_levels_errors_and_catch_nodes(tmp_path: pathlib.Path) -> None:
     run_in_reactor(scenario, timeout=30)
 
 
-def test_status_is_kept_and_published(tmp_path: pathlib.Path) -> None:
-    config = make_config(tmp_path, [node("n1", "calls.py", wires=[["test:sink/out"]])])
+@pytest.mark.parametrize("wire", WIRES)
+def test_status_is_kept_and_published(tmp_path: pathlib.Path, wire: str) -> None:
+    config = make_config(tmp_path, [node("n1", "calls.py", wire, wires=[["test:sink/out"]])])
 
     async def scenario(reactor: Any) -> None:
         async with running(reactor, config) as run:
@@ -80,6 +84,7 @@ def test_status_is_kept_and_published(tmp_path: pathlib.Path) -> None:
 
 
 def test_exceptions_in_callbacks_are_logged_and_reported(tmp_path: pathlib.Path) -> None:
+    # hadaemon's client only: the real module loses them silently.
     config = make_config(tmp_path, [
         node("r", "raiser.py", wires=[["test:sink/out"]]),
         node("catcher", "relay.py", catch="flow", info={"mode": "echo"},

@@ -1,24 +1,31 @@
-"""Registry changes reach every node's eventHandler; nodes may opt into a filter."""
+"""Registry changes reach every node's eventHandler (on both wires); nodes may opt into a
+filter."""
 
 from __future__ import annotations
 
 import pathlib
 from typing import Any
 
+import pytest
+
 from hadaemon.registry import Access, ChannelSpec, ValueType, VariableSpec
 from hadaemon.testing import run_in_reactor
-from tests.nodes.helpers import make_config, node, running
+from tests.nodes.helpers import WIRES, make_config, node, running
 
 
-def test_every_change_reaches_every_node_unless_it_filters(tmp_path: pathlib.Path) -> None:
+@pytest.mark.parametrize("wire", WIRES)
+def test_every_change_reaches_every_node_unless_it_filters(
+    tmp_path: pathlib.Path, wire: str
+) -> None:
     config = make_config(tmp_path, [
-        node("all1", "relay.py", info={"events_output": 0}, wires=[["test:sink/all1"]]),
+        node("all1", "relay.py", wire, info={"events_output": 0}, wires=[["test:sink/all1"]]),
+        # (all2 stays on hadaemon's wire: both wires side by side get the same events)
         node("all2", "relay.py", info={"events_output": 0}, wires=[["test:sink/all2"]]),
-        node("temps", "relay.py", info={"events_output": 0}, wires=[["test:sink/temps"]],
-             events=["variable/+/+/+/temperature"]),
-        node("deaf", "relay.py", info={"events_output": 0}, wires=[["test:sink/deaf"]],
+        node("temps", "relay.py", wire, info={"events_output": 0},
+             wires=[["test:sink/temps"]], events=["variable/+/+/+/temperature"]),
+        node("deaf", "relay.py", wire, info={"events_output": 0}, wires=[["test:sink/deaf"]],
              events=[]),
-        node("runtime", "calls.py", wires=[["test:sink/calls"]],
+        node("runtime", "calls.py", wire, wires=[["test:sink/calls"]],
              events=["variable/system/#"]),
     ], plugins=("nodes", "demo"))
 
@@ -49,7 +56,8 @@ def test_every_change_reaches_every_node_unless_it_filters(tmp_path: pathlib.Pat
             temps = await run.sink.wait(reactor, 2, "temps")
             assert [e[3] for e in temps] == ["temperature", "temperature"]
             assert run.sink.payloads("deaf") == []
-            # A node may change its filter itself (hadaemon's extension).
+            # A node may change its filter itself (hadaemon's extension, an ordinary RPC
+            # call for the real module).
             await run.send("node:deaf/0", {"payload": "x"})  # (tags and outputs it)
             await run.sink.wait(reactor, 1, "deaf")
             await run.send("node:runtime/0", {"payload": ["setEventFilter",

@@ -1,27 +1,35 @@
-"""Messages along wires between real node processes: flows, inputs, fan-out, order."""
+"""Messages along wires between real node processes: flows, inputs, fan-out, order.
+
+Every test runs on both node wires (hadaemon's msgpack-rpc client, and Homegear binary
+RPC through the test client that speaks it as the real module does)."""
 
 from __future__ import annotations
 
 import pathlib
 from typing import Any
 
+import pytest
+
 from hadaemon.testing import run_in_reactor
-from tests.nodes.helpers import make_config, node, running, wait_for
+from tests.nodes.helpers import WIRES, make_config, node, running, wait_for
 
 
-def test_two_and_three_node_flows(tmp_path: pathlib.Path) -> None:
+@pytest.mark.parametrize("wire", WIRES)
+def test_two_and_three_node_flows(tmp_path: pathlib.Path, wire: str) -> None:
     config = make_config(tmp_path, [
         # a -> b -> sink/two ; c -> d -> e -> sink/three
-        node("a", "relay.py", wires=[[{"id": "b", "port": 0}]]),
-        node("b", "relay.py", wires=[["test:sink/two"]]),
-        node("c", "relay.py", wires=[["d"]]),
-        node("d", "relay.py", wires=[[{"id": "e"}]]),
-        node("e", "relay.py", wires=[[{"address": "test:sink/three"}]]),
+        node("a", "relay.py", wire, wires=[[{"id": "b", "port": 0}]]),
+        node("b", "relay.py", wire, wires=[["test:sink/two"]]),
+        node("c", "relay.py", wire, wires=[["d"]]),
+        node("d", "relay.py", wire, wires=[[{"id": "e"}]]),
+        node("e", "relay.py", wire, wires=[[{"address": "test:sink/three"}]]),
     ])
 
     async def scenario(reactor: Any) -> None:
         async with running(reactor, config) as run:
-            assert await run.send("node:a/0", {"payload": 1, "keep": "me"}) == "ok"
+            # (the real client answers every nodeInput with Void)
+            answer = await run.send("node:a/0", {"payload": 1, "keep": "me"})
+            assert answer == ("ok" if wire == "msgpack" else None)
             await run.send("node:c", {"payload": 2})  # no path: input 0
             two = await run.sink.wait(reactor, 1, "two")
             three = await run.sink.wait(reactor, 1, "three")
@@ -37,17 +45,18 @@ def test_two_and_three_node_flows(tmp_path: pathlib.Path) -> None:
     run_in_reactor(scenario, timeout=30)
 
 
-def test_multiple_inputs_and_fan_out(tmp_path: pathlib.Path) -> None:
+@pytest.mark.parametrize("wire", WIRES)
+def test_multiple_inputs_and_fan_out(tmp_path: pathlib.Path, wire: str) -> None:
     config = make_config(tmp_path, [
         # "split" sends every message to all three of its outputs: two go to the two
         # inputs of "join", one to the sink. "join" tags the input it got it on and
         # outputs on the output of the same index.
-        node("split", "relay.py", outputs=3, info={"mode": "fanout"}, wires=[
+        node("split", "relay.py", wire, outputs=3, info={"mode": "fanout"}, wires=[
             [{"id": "join", "port": 0}],
             [{"id": "join", "port": 1}, "test:sink/direct"],
             ["test:sink/direct2", "test:sink/direct3"],
         ]),
-        node("join", "relay.py", inputs=2, outputs=2,
+        node("join", "relay.py", wire, inputs=2, outputs=2,
              wires=[["test:sink/in0"], ["test:sink/in1"]]),
     ])
 
@@ -73,11 +82,13 @@ def test_multiple_inputs_and_fan_out(tmp_path: pathlib.Path) -> None:
     run_in_reactor(scenario, timeout=30)
 
 
-def test_order_is_kept_and_inputs_never_overlap(tmp_path: pathlib.Path) -> None:
-    # A window of 4 messages in flight; 500 messages pass a -> b in order.
+@pytest.mark.parametrize("wire", WIRES)
+def test_order_is_kept_and_inputs_never_overlap(tmp_path: pathlib.Path, wire: str) -> None:
+    # A window of 4 messages in flight (on the binary wire always 1: the real client runs
+    # the daemon's calls on a pool of ten threads); 500 messages pass a -> b in order.
     config = make_config(tmp_path, [
-        node("a", "relay.py", wires=[["b"]]),
-        node("b", "relay.py", wires=[["test:sink/out"]]),
+        node("a", "relay.py", wire, wires=[["b"]]),
+        node("b", "relay.py", wire, wires=[["test:sink/out"]]),
     ], window=4)
 
     async def scenario(reactor: Any) -> None:
@@ -86,6 +97,7 @@ def test_order_is_kept_and_inputs_never_overlap(tmp_path: pathlib.Path) -> None:
                 run.daemon.bus.post("node:a/0", {"payload": i})
             got = await run.sink.wait(reactor, 500, "out", timeout=20)
             assert got == list(range(500))
+            assert not any("overlap" in m for _p, m in run.sink.messages)
             state = run.state("b")
             assert state["delivered"] == 500 and state["dropped"] == 0
 
@@ -118,12 +130,15 @@ def test_node_answer_is_the_bus_senders_result(tmp_path: pathlib.Path) -> None:
     run_in_reactor(scenario, timeout=30)
 
 
-def test_a_fast_sender_is_slowed_to_its_destination_not_dropped(tmp_path: pathlib.Path) -> None:
+@pytest.mark.parametrize("wire", WIRES)
+def test_a_fast_sender_is_slowed_to_its_destination_not_dropped(
+    tmp_path: pathlib.Path, wire: str
+) -> None:
     # 300 messages flat out into a node taking 2 ms each, with room for 10 waiting (40 at
     # most): the sender is held back instead of losing 250 of them.
     config = make_config(tmp_path, [
-        node("fast", "relay.py", info={"mode": "burst"}, wires=[["slow"]]),
-        node("slow", "relay.py", info={"mode": "slow", "delay": 0.002, "output": 0},
+        node("fast", "relay.py", wire, info={"mode": "burst"}, wires=[["slow"]]),
+        node("slow", "relay.py", wire, info={"mode": "slow", "delay": 0.002, "output": 0},
              wires=[["test:sink/out"]]),
     ], queue_size=10, window=4)
 
@@ -137,15 +152,16 @@ def test_a_fast_sender_is_slowed_to_its_destination_not_dropped(tmp_path: pathli
     run_in_reactor(scenario, timeout=40)
 
 
-def test_a_cycle_of_full_nodes_does_not_deadlock(tmp_path: pathlib.Path) -> None:
+@pytest.mark.parametrize("wire", WIRES)
+def test_a_cycle_of_full_nodes_does_not_deadlock(tmp_path: pathlib.Path, wire: str) -> None:
     # Tokens bounce between a and b until their count runs out. With tiny queues both
     # fill up: were each held for the other, both would wait forever (until the stall
     # timeout, set far beyond the test's patience here).
     config = make_config(tmp_path, [
-        node("source", "relay.py", info={"mode": "burst", "modulo": 30}, wires=[["a"]]),
-        node("a", "relay.py", outputs=2, info={"mode": "countdown"},
+        node("source", "relay.py", wire, info={"mode": "burst", "modulo": 30}, wires=[["a"]]),
+        node("a", "relay.py", wire, outputs=2, info={"mode": "countdown"},
              wires=[["b"], ["test:sink/done"]]),
-        node("b", "relay.py", outputs=2, info={"mode": "countdown"},
+        node("b", "relay.py", wire, outputs=2, info={"mode": "countdown"},
              wires=[["a"], ["test:sink/done"]]),
     ], queue_size=5, window=2, stall_timeout=120.0)
 

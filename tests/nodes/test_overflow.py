@@ -5,11 +5,15 @@ from __future__ import annotations
 import pathlib
 from typing import Any
 
+import pytest
 from twisted.logger import LogLevel
 
 from hadaemon.registry import Access, ChannelSpec, ValueType, VariableSpec
 from hadaemon.testing import capture_logs, run_in_reactor
-from tests.nodes.helpers import logged, make_config, node, running, sleep, wait_for
+from tests.nodes.helpers import WIRES, logged, make_config, node, running, sleep, wait_for
+
+RAW = {"msgpack": "raw.py", "binrpc": "raw_binary.py"}
+DEAF = {"info": {"scenario": "no_read"}, "env": {"RAW_SCENARIO": "no_read"}}
 
 MAX_BUFFER = 256 * 1024
 EVENT_SIZE = 10_000
@@ -37,9 +41,12 @@ async def flood(run: Any, reactor: Any) -> None:
         await sleep(reactor, 0)
 
 
-def test_events_to_a_node_that_does_not_read_are_dropped(tmp_path: pathlib.Path) -> None:
+@pytest.mark.parametrize("wire", WIRES)
+def test_events_to_a_node_that_does_not_read_are_dropped(
+    tmp_path: pathlib.Path, wire: str
+) -> None:
     config = make_config(tmp_path, [
-        node("deaf", "raw.py", info={"scenario": "no_read"}),
+        node("deaf", RAW[wire], wire, **DEAF),
         node("fine", "relay.py", info={"events_output": 0}, wires=[["test:sink/fine"]],
              events=["variable/system/#"]),
     ], max_buffer=MAX_BUFFER)
@@ -68,9 +75,11 @@ def test_events_to_a_node_that_does_not_read_are_dropped(tmp_path: pathlib.Path)
     run_in_reactor(scenario, timeout=60)
 
 
-def test_or_it_is_disconnected(tmp_path: pathlib.Path) -> None:
-    config = make_config(tmp_path, [node("deaf", "raw.py", info={"scenario": "no_read"})],
-                         max_buffer=MAX_BUFFER, overflow="disconnect")
+@pytest.mark.parametrize("wire", WIRES)
+def test_or_it_is_disconnected(tmp_path: pathlib.Path, wire: str) -> None:
+    config = make_config(tmp_path, [
+        node("deaf", RAW[wire], wire, **DEAF)
+    ], max_buffer=MAX_BUFFER, overflow="disconnect")
 
     async def scenario(reactor: Any) -> None:
         with capture_logs() as logs:

@@ -1,14 +1,20 @@
-"""RPC methods backed by the registry, with Homegear's fault codes, from real nodes."""
+"""RPC methods backed by the registry, with Homegear's fault codes, from real nodes on
+both wires."""
 
 from __future__ import annotations
 
 import pathlib
 from typing import Any
 
+import pytest
+
 from hadaemon.nodes.rpc import adjust
 from hadaemon.registry import UNKNOWN, ValueType
 from hadaemon.testing import run_in_reactor
-from tests.nodes.helpers import make_config, node, running, wait_for
+from tests.nodes.helpers import WIRES, make_config, node, running, wait_for
+
+RAW = {"msgpack": "raw.py", "binrpc": "raw_binary.py"}
+"""The test node that makes raw calls, per wire."""
 
 # The demo plugin starts first in a fresh state directory: thermometer 1, lamp 2, button 3.
 THERMOMETER, LAMP, BUTTON = 1, 2, 3
@@ -48,11 +54,12 @@ CALLS = [
 ]
 
 
-def test_rpc_methods_and_fault_codes(tmp_path: pathlib.Path) -> None:
+@pytest.mark.parametrize("wire", WIRES)
+def test_rpc_methods_and_fault_codes(tmp_path: pathlib.Path, wire: str) -> None:
     config = make_config(tmp_path, [
-        node("rpc", "raw.py", info={"scenario": "calls", "calls": CALLS},
+        node("rpc", RAW[wire], wire, info={"scenario": "calls", "calls": CALLS},
              wires=[["test:sink/answers"]]),
-        node("client", "calls.py", wires=[["test:sink/client"]]),
+        node("client", "calls.py", wire, wires=[["test:sink/client"]]),
     ], plugins=("demo", "nodes"))
 
     async def scenario(reactor: Any) -> None:

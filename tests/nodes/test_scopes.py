@@ -1,15 +1,16 @@
 """Node, flow and global data and node credentials: the right scope, kept across restarts,
-and credentials never in the log."""
+and credentials never in the log; on both wires."""
 
 from __future__ import annotations
 
 import pathlib
 from typing import Any
 
+import pytest
 from twisted.logger import formatEvent
 
 from hadaemon.testing import capture_logs, run_in_reactor
-from tests.nodes.helpers import make_config, node, running
+from tests.nodes.helpers import WIRES, make_config, node, running
 
 SECRET = "hunter2-do-not-log-me"
 
@@ -27,13 +28,15 @@ async def results(run: Any, reactor: Any, address: str, *calls: dict[str, Any]) 
     return got[before:]
 
 
-def test_each_data_scope_survives_a_daemon_restart(tmp_path: pathlib.Path) -> None:
+@pytest.mark.parametrize("wire", WIRES)
+def test_each_data_scope_survives_a_daemon_restart(tmp_path: pathlib.Path, wire: str) -> None:
     nodes = [
-        node("a", "calls.py", flow="f1", wires=[["test:sink/out"]]),
-        node("b", "calls.py", flow="f1", wires=[["test:sink/out"]]),
-        node("c", "calls.py", flow="f2", wires=[["test:sink/out"]]),
+        node("a", "calls.py", wire, flow="f1", wires=[["test:sink/out"]]),
+        node("b", "calls.py", wire, flow="f1", wires=[["test:sink/out"]]),
+        node("c", "calls.py", wire, flow="f2", wires=[["test:sink/out"]]),
     ]
     config = make_config(tmp_path, nodes)
+    big = 2**80 if wire == "msgpack" else 2**62  # the binary wire's ints are 64-bit
 
     async def first(reactor: Any) -> None:
         async with running(reactor, config) as run:
@@ -41,7 +44,7 @@ def test_each_data_scope_survives_a_daemon_restart(tmp_path: pathlib.Path) -> No
                 run, reactor, "node:a/0",
                 call("setNodeData", "count", 3),
                 call("setFlowData", "mode", "eco"),
-                call("setGlobalData", "house", {"rooms": [1, 2], "big": 2**80}),
+                call("setGlobalData", "house", {"rooms": [1, 2], "big": big}),
                 call("setNodeCredentials", {"password": SECRET}),
             ) == [{"result": None}] * 4
 
@@ -54,7 +57,7 @@ def test_each_data_scope_survives_a_daemon_restart(tmp_path: pathlib.Path) -> No
                 call("getNodeData", ""),
             )
             assert got == [{"result": 3}, {"result": "eco"},
-                           {"result": {"rooms": [1, 2], "big": 2**80}},
+                           {"result": {"rooms": [1, 2], "big": big}},
                            {"result": {"password": SECRET}}, {"result": {"count": 3}}]
             # b shares a's flow and the global scope, not a's node data or credentials.
             got = await results(
@@ -63,7 +66,7 @@ def test_each_data_scope_survives_a_daemon_restart(tmp_path: pathlib.Path) -> No
                 call("getGlobalData", "house"), call("getNodeCredentials"),
             )
             assert got == [{"result": None}, {"result": "eco"},
-                           {"result": {"rooms": [1, 2], "big": 2**80}}, {"result": {}}]
+                           {"result": {"rooms": [1, 2], "big": big}}, {"result": {}}]
             # c is in another flow.
             got = await results(run, reactor, "node:c/0", call("getFlowData", "mode"),
                                 call("getFlowData", ""))
@@ -83,8 +86,9 @@ def test_each_data_scope_survives_a_daemon_restart(tmp_path: pathlib.Path) -> No
     run_in_reactor(second, timeout=30)
 
 
-def test_credentials_never_reach_the_log(tmp_path: pathlib.Path) -> None:
-    config = make_config(tmp_path, [node("a", "calls.py", wires=[["test:sink/out"]])])
+@pytest.mark.parametrize("wire", WIRES)
+def test_credentials_never_reach_the_log(tmp_path: pathlib.Path, wire: str) -> None:
+    config = make_config(tmp_path, [node("a", "calls.py", wire, wires=[["test:sink/out"]])])
 
     async def scenario(reactor: Any) -> None:
         with capture_logs() as logs:

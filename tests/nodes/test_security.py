@@ -21,7 +21,7 @@ from twisted.logger import LogLevel
 
 from hadaemon.nodes.client import CLIENT_DIR
 from hadaemon.testing import capture_logs, run_in_reactor
-from tests.nodes.helpers import logged, make_config, node, running
+from tests.nodes.helpers import WIRES, logged, make_config, node, running
 
 
 def exchange(path: str, *frames: bytes, timeout: float = 3.0) -> tuple[list[Any], bool]:
@@ -78,7 +78,6 @@ def test_garbage_oversized_and_malformed_frames(tmp_path: pathlib.Path) -> None:
                     "unauthenticated": [pack([0, 1, "getVersion", []])],
                     "wrong token": [pack([0, 0, "authenticate", ["a", "not-the-token", {}]])],
                     "unknown node": [pack([0, 0, "authenticate", ["zz", "x", {}]])],
-                    "binary rpc": [b"Bin\x00\x00\x00\x00\x10"],
                     "split magic": [b"B", b"i", b"x"],  # "Bi" could still be binary RPC
                 }
                 results = {}
@@ -100,14 +99,14 @@ def test_garbage_oversized_and_malformed_frames(tmp_path: pathlib.Path) -> None:
         lines = "\n".join(logged(logs, level=LogLevel.warn))
         for expected in ("malformed msgpack", "larger than the limit of 4096 bytes",
                          "unknown message type 5", "called getVersion before authenticating",
-                         "refused as node 'a'", "speaks Homegear binary RPC",
-                         "a message is a non-empty array"):
+                         "refused as node 'a'", "a message is a non-empty array"):
             assert expected in lines, expected
 
     run_in_reactor(scenario, timeout=60)
 
 
-def test_a_node_cannot_act_as_another(tmp_path: pathlib.Path) -> None:
+@pytest.mark.parametrize("wire", WIRES)
+def test_a_node_cannot_act_as_another(tmp_path: pathlib.Path, wire: str) -> None:
     calls = [
         ["setNodeData", ["victim", "k", "forged"]],
         ["nodeOutput", ["victim", 0, {"payload": "forged"}]],
@@ -117,9 +116,9 @@ def test_a_node_cannot_act_as_another(tmp_path: pathlib.Path) -> None:
         ["nodeOutput", ["impostor", 0, {"payload": "mine"}]],
     ]
     config = make_config(tmp_path, [
-        node("impostor", "raw.py", info={"scenario": "calls", "calls": calls},
-             wires=[["test:sink/impostor"]]),
-        node("victim", "calls.py", wires=[["test:sink/victim"]]),
+        node("impostor", "raw.py" if wire == "msgpack" else "raw_binary.py", wire,
+             info={"scenario": "calls", "calls": calls}, wires=[["test:sink/impostor"]]),
+        node("victim", "calls.py", wire, wires=[["test:sink/victim"]]),
     ])
 
     async def scenario(reactor: Any) -> None:

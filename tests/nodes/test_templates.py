@@ -8,16 +8,31 @@ import signal
 import sys
 from typing import Any
 
+import pytest
+
 from hadaemon.nodes.client import CLIENT_DIR
 from hadaemon.testing import capture_logs, run_in_reactor
-from tests.nodes.helpers import NODES, alive, logged, make_config, node, running, wait_for
+from tests.nodes.helpers import (
+    BINCLIENT,
+    NODES,
+    WIRES,
+    alive,
+    logged,
+    make_config,
+    node,
+    running,
+    wait_for,
+)
 
 
-def test_seed_templates_start_get_startup_complete_and_stop(tmp_path: pathlib.Path) -> None:
+@pytest.mark.parametrize("wire", WIRES)
+def test_seed_templates_start_get_startup_complete_and_stop(
+    tmp_path: pathlib.Path, wire: str
+) -> None:
     config = make_config(tmp_path, [
-        node("template", "seed_template.py"),
-        node("startup", "seed_startup.py"),
-        node("asyncio", "seed_asyncio.py"),
+        node("template", "seed_template.py", wire),
+        node("startup", "seed_startup.py", wire),
+        node("asyncio", "seed_asyncio.py", wire),
     ])
 
     async def scenario(reactor: Any) -> None:
@@ -40,13 +55,15 @@ def test_seed_templates_start_get_startup_complete_and_stop(tmp_path: pathlib.Pa
     run_in_reactor(scenario, timeout=30)
 
 
+@pytest.mark.parametrize("wire", WIRES)
 def test_startup_complete_waits_for_all_nodes_and_carries_node_info(
-    tmp_path: pathlib.Path,
+    tmp_path: pathlib.Path, wire: str
 ) -> None:
     config = make_config(tmp_path, [
-        node("first", "relay.py", info={"announce": True, "color": "blue"},
+        node("first", "relay.py", wire, info={"announce": True, "color": "blue"},
              wires=[["test:sink/first"]]),
-        node("second", "relay.py", info={"announce": True}, wires=[["test:sink/second"]]),
+        node("second", "relay.py", wire, info={"announce": True},
+             wires=[["test:sink/second"]]),
     ])
 
     async def scenario(reactor: Any) -> None:
@@ -76,6 +93,7 @@ def test_how_a_node_is_started(tmp_path: pathlib.Path) -> None:
     config = make_config(tmp_path, [
         node("who", "whoami.py", wires=[["test:sink/who"]],
              env={"PYTHONPATH": str(fake_site)}),  # an installed "homegear" elsewhere
+        node("real", "whoami.py", "binrpc", wires=[["test:sink/real"]]),
     ])
 
     async def scenario(reactor: Any) -> None:
@@ -90,6 +108,17 @@ def test_how_a_node_is_started(tmp_path: pathlib.Path) -> None:
             assert report["leader"]  # its own process group
             assert report["homegear"].startswith(CLIENT_DIR)  # hadaemon's comes first
             assert not report["token_in_env"]  # the client took it out
+            # (nor left the daemon's pid to the node's children)
+            assert "HADAEMON_DAEMON_PID" not in report["hadaemon_env"]
             assert report["cwd"] == str(NODES)
+            # A node on Homegear's binary wire imports the homegear module its Python has
+            # (the real one; here the test stand-in), started the same way, and gets
+            # nothing of hadaemon's: neither its module nor a token.
+            real = (await run.sink.wait(reactor, 1, "real"))[0]
+            assert real["cmdline"] == [sys.executable, node_file, socket_path, "real"]
+            assert real["leader"] and real["cwd"] == str(NODES)
+            assert real["homegear"] == str(BINCLIENT / "homegear.py")
+            assert not real["token_in_env"] and real["hadaemon_env"] == []
+            assert CLIENT_DIR not in real["path"]
 
     run_in_reactor(scenario, timeout=30)

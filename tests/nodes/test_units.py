@@ -166,3 +166,117 @@ def test_public_exports() -> None:
         "build_flows",
     }
     assert hadaemon.nodes.NodesPlugin.name == "nodes"
+
+
+class BinaryDispatcher:
+    """What BinaryNodeProtocol asks of the dispatcher, recorded (node "n" is pid 42)."""
+
+    def __init__(self) -> None:
+        self.bound: list[Any] = []
+        self.calls: list[tuple[str, list[Any]]] = []
+        self.reports: list[str] = []
+        self.answers: dict[str, Any] = {}
+        self.flows = self
+
+    def node_info(self, node_id: str) -> dict[str, Any]:
+        return {"id": node_id}
+
+    def node_for_pid(self, pid: int) -> str | None:
+        return "n" if pid == 42 else None
+
+    def bind(self, link: Any, node_id: str) -> None:
+        link.node_id = node_id
+        self.bound.append(link)
+
+    def unbind(self, link: Any) -> None:
+        pass
+
+    def call(self, link: Any, method: str, params: list[Any]) -> Any:
+        self.calls.append((method, params))
+        return self.answers.get(method)
+
+    def report(self, node_id: str, message: str, level: int) -> None:
+        self.reports.append(message)
+
+
+def binary_link(pid: int = 42) -> tuple[Any, BinaryDispatcher, Any, Clock]:
+    from twisted.internet.testing import StringTransport
+    from twisted.logger import Logger
+
+    from hadaemon.nodes.auth import PeerCredentials
+    from hadaemon.nodes.binwire import BinaryNodeProtocol
+    from hadaemon.nodes.connection import Limits
+
+    clock = Clock()
+    dispatcher = BinaryDispatcher()
+    link = BinaryNodeProtocol(dispatcher, Limits(call_timeout=5.0), clock,  # type: ignore[arg-type]
+                              Logger(), PeerCredentials(pid, 0, 0))
+    transport = StringTransport()
+    link.makeConnection(transport)
+    return link, dispatcher, transport, clock
+
+
+def sent(transport: Any, clock: Clock) -> list[Any]:
+    from hadaemon import binrpc
+
+    clock.advance(0)  # the end of the reactor turn: written
+    data = transport.value()
+    transport.clear()
+    return binrpc.Decoder().feed(data) if data else []
+
+
+def test_binary_wire_answers_out_of_order_and_times_out_each_call() -> None:
+    from hadaemon import binrpc
+    from hadaemon.nodes.binwire import CallTimeout
+
+    link, dispatcher, transport, clock = binary_link()
+    held: Deferred[Any] = Deferred()
+    dispatcher.answers["setValue"] = held
+    dispatcher.answers["getVersion"] = "v"
+    link.dataReceived(
+        binrpc.encode_request("setValue", [7, 1, [1, 0, "x", 1]])
+        + binrpc.encode_request("setPid", [9, 0, [42]])
+        + binrpc.encode_request("getVersion", [8, 2, []])
+    )
+    assert dispatcher.bound == [link]
+    assert [p.value for p in sent(transport, clock)] == [[9, 0, None], [8, 2, "v"]]
+    held.callback(None)
+    assert [p.value for p in sent(transport, clock)] == [[7, 1, None]]
+    # The daemon's calls: each times out at its own deadline (one timer for them all);
+    # an answer that comes too late is ignored.
+    results: list[Any] = []
+    for port in range(3):
+        link.send_input(port, OutgoingMessage({"payload": port}),
+                        lambda e, r: results.append((e, r)))
+        clock.advance(1.0)
+    requests = sent(transport, clock)
+    assert [p.method for p in requests] == ["nodeInput"] * 3
+    ids = [p.params[0] for p in requests]
+    link.dataReceived(binrpc.encode_response([ids[1], None]))
+    assert results == [(None, None)]
+    clock.advance(2.0)  # 5 s after the first
+    assert len(results) == 2 and isinstance(results[1][0], CallTimeout)
+    assert "did not answer nodeInput within 5 s" in str(results[1][0])
+    link.dataReceived(binrpc.encode_response([ids[0], None]))  # too late: ignored
+    clock.advance(2.0)
+    assert len(results) == 3 and isinstance(results[2][0], CallTimeout)
+    assert len(dispatcher.reports) == 1  # reported, throttled
+    assert not [c for c in clock.getDelayedCalls() if c.active() and c.getTime() > 100]
+
+
+def test_binary_wire_refuses_a_stranger_and_a_wrong_set_pid() -> None:
+    from hadaemon import binrpc
+
+    link, dispatcher, transport, clock = binary_link(pid=5)
+    link.dataReceived(binrpc.encode_request("getVersion", [1, 2, []]))
+    (answer,) = sent(transport, clock)
+    assert answer.value[:2] == [1, 2] and answer.value[2]["faultCode"] == -32001
+    assert dispatcher.calls == [] and link.is_closed()
+    link, dispatcher, transport, clock = binary_link()
+    link.dataReceived(binrpc.encode_request("getNodeData", [1, 1, ["n", "k"]]))
+    link.dataReceived(binrpc.encode_request("setPid", [1, 2, [43]]))
+    early, refused = sent(transport, clock)
+    assert dispatcher.calls == [("getNodeData", ["n", "k"])]  # served before setPid
+    assert early.value == [1, 1, None]
+    assert refused.value[2]["faultCode"] == -32001 and link.is_closed()
+    assert dispatcher.bound == []

@@ -54,6 +54,43 @@ _EVENT_QUEUE_LIMIT = 10000  # events waiting for a slow eventHandler before some
 _ACK_BATCH = 64
 
 
+def _take_daemon_pid() -> int | None:
+    """The pid of the daemon that started this node (None when not started by one).
+
+    Taken out of the environment, so that what the node starts does not inherit it (a
+    Python child importing this module would otherwise take itself for the node).
+    """
+    value = os.environ.pop(ENV_DAEMON_PID, "")
+    return int(value) if value.isdigit() else None
+
+
+def _die_with_the_daemon(daemon_pid: int | None) -> None:
+    """End this process when its daemon dies, even by SIGKILL.
+
+    The daemon spawns nodes with vfork and nothing in between (a parent-death step run
+    between fork and exec makes every spawn a full fork of the daemon: ~10-20 ms of its
+    reactor each), so the node arms its parent-death signal itself, first thing, and
+    then checks that the daemon did not die before that. Before it is armed (the
+    interpreter's start), the daemon's reaper covers the node's process group.
+    """
+    if daemon_pid is None or not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass  # no ctypes: the reaper, and the connection's orphan check, still end it
+    if os.getppid() != daemon_pid:
+        os._exit(70)  # the daemon died before the signal was armed
+
+
+# Only as a node's client: the daemon imports this module too, for its constants.
+DAEMON_PID = None if __name__.startswith("hadaemon.") else _take_daemon_pid()
+_die_with_the_daemon(DAEMON_PID)
+
+
 class _Disconnected(Exception):
     """The connection went away while a call waited (the call returns None)."""
 
@@ -112,8 +149,7 @@ class Connection:
         self._on_input = on_input
         self._on_event = on_event
         self.call_timeout = call_timeout
-        daemon_pid = os.environ.get(ENV_DAEMON_PID, "")
-        self._daemon_pid = int(daemon_pid) if daemon_pid.isdigit() else None
+        self._daemon_pid = DAEMON_PID
         self._sock: socket.socket | None = None
         self._out: list[bytes] = []  # waiting for the writer thread, in order
         self._out_ready = threading.Condition()

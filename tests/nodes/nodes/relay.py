@@ -10,8 +10,10 @@
 - "burst": output messages with payloads 0 to payload - 1 (modulo info["modulo"]) on
   output 0, flat out.
 It also keeps every event it gets: "events" outputs them on output info["events_output"].
+A message that arrives while another nodeInput still runs gets msg["overlap"] = True.
 """
 import sys
+import threading
 import time
 
 from homegear import Homegear
@@ -31,7 +33,23 @@ def eventHandler(eventSource, peerId, channel, variableName, value):
         hg.nodeOutput(info["events_output"], {"payload": event})
 
 
+running = [0]
+running_lock = threading.Lock()
+
+
 def nodeInput(nodeInfo, inputIndex, msg):
+    with running_lock:
+        running[0] += 1
+        if running[0] > 1:
+            msg["overlap"] = True
+    try:
+        return handle(nodeInfo, inputIndex, msg)
+    finally:
+        with running_lock:
+            running[0] -= 1
+
+
+def handle(nodeInfo, inputIndex, msg):
     info = nodeInfo["info"]
     mode = info.get("mode", "tag")
     if mode == "echo":

@@ -19,6 +19,8 @@ def eventHandler(eventSource, peerId, channel, variableName, value):
             "leader": os.getpgid(0) == os.getpid(),
             "homegear": homegear.__file__,
             "token_in_env": "HADAEMON_NODE_TOKEN" in os.environ,
+            "hadaemon_env": sorted(k for k in os.environ if k.startswith("HADAEMON_")),
+            "path": sys.path,
             "cwd": os.getcwd(),
         }})
 

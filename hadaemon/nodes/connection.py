@@ -1,0 +1,287 @@
+"""What every node connection shares, whatever its wire: states, limits, the bounded
+outgoing buffer, closing.
+
+Lifecycle of a connection (an explicit state machine, the same on every wire):
+
+``AUTHENTICATING``
+    The connection has not proved which node it is yet (msgpack-rpc: ``authenticate``
+    with the node's token; Homegear binary RPC: ``setPid`` agreeing with the peer's
+    pid). Silence beyond ``auth_timeout`` closes it.
+``BOUND``
+    The dispatcher bound it to its node and pinged it; node methods, RPC methods, and
+    the daemon's ``nodeInput`` calls and events flow.
+``CLOSED``
+    After a protocol error, an overflow, a replacement, or the peer going away.
+
+Outgoing data is bounded: when the node does not read, the transport asks the
+connection (its producer) to pause; later messages wait here, and past ``max_buffer``
+bytes events are dropped and counted (``overflow = "drop"``) or the node is disconnected
+(``"disconnect"``). What must not be dropped (answers, ``nodeInput``) may take twice
+``max_buffer`` before the node is disconnected anyway. What is queued in one reactor
+turn is written at its end, many messages per system call.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall, IPushProducer
+from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from hadaemon.nodes.auth import PeerCredentials
+from hadaemon.nodes.link import EventMessage, InputDone, LinkLost, OutgoingMessage
+
+if TYPE_CHECKING:
+    from hadaemon.nodes.dispatcher import Dispatcher
+
+
+class State(Enum):
+    AUTHENTICATING = "authenticating"
+    BOUND = "bound"
+    CLOSED = "closed"
+
+
+class Limits:
+    """Per-connection limits, from the ``[nodes]`` config."""
+
+    def __init__(
+        self,
+        *,
+        max_frame: int = 16 << 20,
+        max_buffer: int = 4 << 20,
+        overflow: str = "drop",
+        window: int = 64,
+        auth_timeout: float = 10.0,
+        call_timeout: float = 30.0,
+    ) -> None:
+        self.max_frame = max_frame
+        self.max_buffer = max_buffer
+        self.overflow = overflow
+        self.window = window
+        self.auth_timeout = auth_timeout
+        self.call_timeout = call_timeout
+
+
+CLOSE_GRACE = 1.0  # seconds a closing connection may take to flush before it is aborted
+WRITE_NOW = 65536  # bytes queued in one turn that are written at once, not at its end
+
+
+@implementer(IPushProducer)
+class NodeConnection(Protocol):
+    """The shared half of a node connection (reactor thread only).
+
+    A wire's protocol subclasses it, parses what comes in, and implements the rest of
+    :class:`~hadaemon.nodes.link.NodeLink`; hooks: :meth:`_auth_problem` (the text when
+    the peer did not authenticate in time), :meth:`_fail_calls` (the connection went
+    while the daemon's calls to the node waited) and :meth:`_before_flush`.
+    """
+
+    wire = "?"
+    window = 1
+
+    @property
+    def _t(self) -> Any:
+        """The transport (a Unix socket connection: abortConnection, producers...)."""
+        return self.transport
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        limits: Limits,
+        reactor: Any,
+        log: Logger,
+        peer: PeerCredentials | None = None,
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.limits = limits
+        self.reactor = reactor
+        self.log = log
+        self.peer = peer
+        self.node_id: str | None = None
+        self.state = State.AUTHENTICATING
+        self._paused = False
+        self._backlog: deque[bytes] = deque()
+        self._backlog_bytes = 0
+        self._flush_call: IDelayedCall | None = None
+        self._auth_timer: IDelayedCall | None = None
+        self.events_dropped = 0
+
+    # -- connection -----------------------------------------------------------------------
+
+    def connectionMade(self) -> None:
+        self._t.registerProducer(self, True)
+        self._auth_timer = self.reactor.callLater(self.limits.auth_timeout, self._auth_timeout)
+
+    def _auth_timeout(self) -> None:
+        self._auth_timer = None
+        if self.state is State.AUTHENTICATING:
+            self._fail(self._auth_problem())
+
+    def _auth_problem(self) -> str:
+        return f"did not authenticate within {self.limits.auth_timeout:g} s"
+
+    def _authenticated(self) -> None:
+        """The peer proved who it is: no authentication deadline any more."""
+        self.state = State.BOUND
+        if self._auth_timer is not None and self._auth_timer.active():
+            self._auth_timer.cancel()
+        self._auth_timer = None
+
+    def is_closed(self) -> bool:
+        return self.state is State.CLOSED
+
+    def who(self) -> str:
+        """The peer, for log lines: the node if known, else its pid."""
+        if self.node_id is not None:
+            return f"node {self.node_id}"
+        return f"unauthenticated peer pid {self.peer.pid}" if self.peer else "unknown peer"
+
+    def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:  # noqa: B008
+        previous = self.state
+        self.state = State.CLOSED
+        if self._auth_timer is not None and self._auth_timer.active():
+            self._auth_timer.cancel()
+        self._auth_timer = None
+        if self._flush_call is not None and self._flush_call.active():
+            self._flush_call.cancel()
+        self._flush_call = None
+        self._backlog.clear()
+        self._backlog_bytes = 0
+        if previous is State.BOUND:
+            self.dispatcher.unbind(self)
+        self._fail_calls(LinkLost(f"connection of {self.who()} lost"))
+
+    def _fail_calls(self, lost: LinkLost) -> None:
+        """Fail every call to the node still waiting for its answer."""
+
+    # -- the rest of NodeLink, per wire ---------------------------------------------------
+
+    def send_input(self, port: int, message: OutgoingMessage, done: InputDone) -> None:
+        raise NotImplementedError
+
+    def send_event(self, event: EventMessage) -> bool:
+        raise NotImplementedError
+
+    def ping(self) -> Deferred[Any]:
+        raise NotImplementedError
+
+    def close(self, reason: str) -> None:
+        """Close after flushing what is queued (aborted if that takes too long)."""
+        if self.state is State.CLOSED:
+            return
+        self.log.info("closing the connection of {who}: {reason}", who=self.who(),
+                      reason=reason)
+        self._close()
+
+    def _close(self) -> None:
+        if self.state is State.BOUND:
+            self.dispatcher.unbind(self)
+        self.state = State.CLOSED
+        self._flush_backlog(force=True)
+        self._t.loseConnection()
+        self.reactor.callLater(CLOSE_GRACE, self._abort)
+
+    def _abort(self) -> None:
+        if self.transport is not None and self._t.connected:
+            self._t.abortConnection()
+
+    def _fail(self, problem: str, answer: bytes | None = None) -> None:
+        """A protocol error: log it, answer if possible, close."""
+        if self.state is State.CLOSED:
+            return
+        self.log.warn("node socket: {who}: {problem}; closing the connection",
+                      who=self.who(), problem=problem)
+        if answer is not None:
+            self._send(answer)
+        self._close()
+
+    # -- the outgoing buffer --------------------------------------------------------------
+
+    def _send(self, data: bytes, droppable: bool = False) -> bool:
+        """Queue ``data``; it is written once per reactor turn, many messages at once."""
+        if self.state is State.CLOSED:
+            return False
+        size = len(data)
+        if self._paused:
+            limit = self.limits.max_buffer
+            if self._backlog_bytes + size > limit:
+                if self.limits.overflow == "disconnect":
+                    self._overflow(f"more than {limit} bytes are waiting to be sent")
+                    return False
+                if droppable:
+                    self._dropped_event()
+                    return False
+                if self._backlog_bytes + size > 2 * limit:
+                    self._overflow(f"more than {2 * limit} bytes of answers and inputs are "
+                                   "waiting to be sent")
+                    return False
+        self._backlog.append(data)
+        self._backlog_bytes += size
+        if not self._paused:
+            if self._backlog_bytes >= WRITE_NOW:
+                self._flush_backlog()
+            elif self._flush_call is None:
+                self._flush_call = self.reactor.callLater(0, self._flush_turn)
+        return True
+
+    def _dropped_event(self) -> None:
+        self.events_dropped += 1
+        count = self.events_dropped
+        if count in (1, 10, 100, 1000) or count % 10000 == 0:
+            self.log.warn(
+                "{who} does not read its socket: {count} event(s) dropped so far "
+                "({pending} bytes waiting, [nodes].max_buffer = {limit})",
+                who=self.who(), count=count, pending=self._backlog_bytes,
+                limit=self.limits.max_buffer,
+            )
+
+    def _overflow(self, problem: str) -> None:
+        self.log.error("{who} does not read its socket ({problem}); disconnecting it",
+                       who=self.who(), problem=problem)
+        if self.state is State.BOUND:
+            self.dispatcher.unbind(self)
+        self.state = State.CLOSED
+        self._backlog.clear()
+        self._backlog_bytes = 0
+        self._t.abortConnection()
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes waiting here (not yet handed to the transport)."""
+        return self._backlog_bytes
+
+    def _flush_turn(self) -> None:
+        self._flush_call = None
+        self._flush_backlog()
+
+    def _before_flush(self) -> None:
+        """Add what a wire sends once per turn (msgpack: the credits earned in it)."""
+
+    def _flush_backlog(self, force: bool = False) -> None:
+        """Hand what waits to the transport (which pauses us when its buffer is full)."""
+        if self._paused and not force:
+            return
+        self._before_flush()
+        if not self._backlog:
+            return
+        data = b"".join(self._backlog)
+        self._backlog.clear()
+        self._backlog_bytes = 0
+        # While writing, the transport may call pauseProducing: later sends then wait.
+        self._t.write(data)
+
+    def pauseProducing(self) -> None:
+        self._paused = True
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        self._flush_backlog()
+
+    def stopProducing(self) -> None:
+        self._paused = True
