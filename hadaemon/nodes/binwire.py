@@ -55,7 +55,14 @@ from hadaemon.nodes.auth import PeerCredentials
 from hadaemon.nodes.connection import Limits, NodeConnection, State
 from hadaemon.nodes.delivery import Throttle, suppressed
 from hadaemon.nodes.faults import Fault
-from hadaemon.nodes.link import EventMessage, InputDone, LinkLost, OutgoingMessage
+from hadaemon.nodes.link import (
+    EventMessage,
+    InputDone,
+    InputSink,
+    LinkLost,
+    OutgoingMessage,
+    input_ended,
+)
 
 if TYPE_CHECKING:
     from hadaemon.nodes.dispatcher import Dispatcher
@@ -274,9 +281,11 @@ class BinaryNodeProtocol(NodeConnection):
                                   f"{self.limits.call_timeout:g} s ([nodes].call_timeout)"),
                       None)
 
-    def send_input(self, port: int, message: OutgoingMessage, done: InputDone) -> None:
+    def send_input(
+        self, port: int, message: OutgoingMessage, done: InputDone | None, sink: InputSink
+    ) -> None:
         if self.state is not State.BOUND:
-            done(LinkLost(f"{self.who()} is not connected"), None)
+            input_ended(done, sink, LinkLost(f"{self.who()} is not connected"), None)
             return
         try:
             args = binrpc.encoded_array(
@@ -287,14 +296,14 @@ class BinaryNodeProtocol(NodeConnection):
                 f"Homegear binary RPC, which cannot carry it ({exc})")
             self._report(("undeliverable",), str(error))
             # Answered in a later turn: never from inside the queue's own send loop.
-            self.reactor.callLater(0, done, error, None)
+            self.reactor.callLater(0, input_ended, done, sink, error, None)
             return
 
         def answered(error: Any, result: Any) -> None:
             if isinstance(error, CallTimeout):
                 self._report(("timeout",), f"{error}: the next input is sent (the "
                              "callback may still be running)")
-            done(error, result)
+            input_ended(done, sink, error, result)
 
         self._call("nodeInput", args, answered)
 
@@ -345,3 +354,4 @@ class BinaryNodeProtocol(NodeConnection):
         count = self._throttle.hit(key)
         if count is not None and self.node_id is not None:
             self.dispatcher.report(self.node_id, message + suppressed(count), int(Level.ERROR))
+

@@ -35,7 +35,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from hadaemon.nodes.auth import PeerCredentials
-from hadaemon.nodes.link import EventMessage, InputDone, LinkLost, OutgoingMessage
+from hadaemon.nodes.link import EventMessage, InputDone, InputSink, LinkLost, OutgoingMessage
 
 if TYPE_CHECKING:
     from hadaemon.nodes.dispatcher import Dispatcher
@@ -162,7 +162,9 @@ class NodeConnection(Protocol):
 
     # -- the rest of NodeLink, per wire ---------------------------------------------------
 
-    def send_input(self, port: int, message: OutgoingMessage, done: InputDone) -> None:
+    def send_input(
+        self, port: int, message: OutgoingMessage, done: InputDone | None, sink: InputSink
+    ) -> None:
         raise NotImplementedError
 
     def send_event(self, event: EventMessage) -> bool:
@@ -205,6 +207,15 @@ class NodeConnection(Protocol):
 
     def _send(self, data: bytes, droppable: bool = False) -> bool:
         """Queue ``data``; it is written once per reactor turn, many messages at once."""
+        if not self._paused and self.state is not State.CLOSED:
+            # The usual case, short: the node reads.
+            self._backlog.append(data)
+            self._backlog_bytes += len(data)
+            if self._backlog_bytes >= WRITE_NOW:
+                self._flush_backlog()
+            elif self._flush_call is None:
+                self._flush_call = self.reactor.callLater(0, self._flush_turn)
+            return True
         if self.state is State.CLOSED:
             return False
         size = len(data)

@@ -33,9 +33,10 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
-from hadaemon.nodes.link import InputDone, LinkLost, NodeLink, OutgoingMessage
+from hadaemon.nodes.link import InputDone, NodeLink, OutgoingMessage
 
 HARD_LIMIT_FACTOR = 4
 """The queue never holds more than this times ``queue_size`` messages."""
@@ -45,6 +46,7 @@ class NodeInputs:
     """One node's input queue, window, and the senders waiting for room (reactor thread)."""
 
     __slots__ = (
+        "_pumping",
         "_stall_check",
         "capacity",
         "clock",
@@ -64,6 +66,7 @@ class NodeInputs:
         "stall_timeout",
         "stalled",
         "waiters",
+        "waiting_senders",
     )
 
     def __init__(
@@ -90,7 +93,11 @@ class NodeInputs:
         self.link: NodeLink | None = None
         self.waiters: list[Callable[[], None]] = []  # senders held until there is room
         self.held = 0  # this node's own nodeOutput answers being held
+        # Per destination that holds this node's answers: the pending hold, shared by
+        # every answer held for it (see Router).
+        self.waiting_senders: dict[NodeInputs, Deferred[None]] = {}
         self.stalled = False
+        self._pumping = False
         self.last_progress = clock.seconds()
         self._stall_check: IDelayedCall | None = None
         self.delivered = 0  # answered by the node
@@ -148,33 +155,36 @@ class NodeInputs:
 
     def _pump(self) -> None:
         link = self.link
+        if link is None or self._pumping:
+            return
         queue = self.queue
-        while link is not None and queue and self.in_flight < link.window:
-            port, message, done = queue.popleft()
-            self.in_flight += 1
-            link.send_input(port, message, self._completion(done))
-            link = self.link  # a send may fail and close the link
+        window = link.window
+        send = link.send_input
+        self._pumping = True  # a send that fails at once reports back: no recursion
+        try:
+            while queue and self.in_flight < window:
+                port, message, done = queue.popleft()
+                self.in_flight += 1
+                send(port, message, done, self)
+                if self.link is not link:
+                    break  # a send may fail and close the link
+        finally:
+            self._pumping = False
         if self.waiters and len(queue) <= self.resume_at:
             self._release()
 
-    def _completion(self, done: InputDone | None) -> InputDone:
-        def completed(error: Any, result: Any) -> None:
-            self.in_flight -= 1
-            if error is None:
-                self.delivered += 1
-            elif isinstance(error, LinkLost):
-                self.lost += 1
-            else:
-                self.failed += 1
-            if not isinstance(error, LinkLost):
-                self.last_progress = self.clock.seconds()
-                self.stalled = False
-            if done is not None:
-                done(error, result)
-            if self.queue and self.link is not None:
-                self._pump()
-
-        return completed
+    def inputs_done(self, handled: int, failed: int, lost: int) -> None:
+        """The link's report (:class:`~hadaemon.nodes.link.InputSink`): inputs ended;
+        the window has room for as many more."""
+        self.in_flight -= handled + failed + lost
+        if handled or failed:
+            self.delivered += handled
+            self.failed += failed
+            self.last_progress = self.clock.seconds()
+            self.stalled = False
+        self.lost += lost
+        if self.queue and self.link is not None:
+            self._pump()
 
     # -- waiting senders ---------------------------------------------------------------
 

@@ -191,6 +191,18 @@ class Dispatcher:
             return rpc(node_id, params)
         raise faults.method_not_found(method)
 
+    def output_route(self, node_id: str) -> Callable[[Any, Any], Deferred[None] | None]:
+        """``route(index, msg)``: the node's ``nodeOutput`` for a wire's fast path, once
+        the wire checked that the call carries this node's id (the same as
+        :meth:`call` with ``nodeOutput``, without the lookups)."""
+        spec = self.runtimes[node_id].spec
+        output = self.router.output
+
+        def route(index: Any, msg: Any) -> Deferred[None] | None:
+            return output(spec, index, msg)
+
+        return route
+
     # -- node methods -------------------------------------------------------------------
 
     def _node_output(self, runtime: NodeRuntime, params: list[Any]) -> Deferred[None] | None:

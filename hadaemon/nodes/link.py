@@ -25,8 +25,32 @@ InputDone = Callable[[Any, Any], None]
 ``nodeInput`` (error None), or with an exception when the answer cannot come."""
 
 
+class InputSink(Protocol):
+    """Where a link reports how its ``nodeInput`` calls ended (the node's input queue).
+
+    A link reports every input it was given, exactly once: handled (the callback
+    returned), failed (it raised, or the answer timed out) or lost (the connection went
+    first). Counts, so that a wire may report many at once.
+    """
+
+    def inputs_done(self, handled: int, failed: int, lost: int) -> None:
+        """``handled + failed + lost`` inputs in flight have ended."""
+
+
 class LinkLost(Exception):
     """The connection went away before the node answered."""
+
+
+def input_ended(done: InputDone | None, sink: InputSink, error: Any, result: Any) -> None:
+    """A ``nodeInput`` call ended: its sender (if any) gets the answer, the queue the count."""
+    if done is not None:
+        done(error, result)
+    if error is None:
+        sink.inputs_done(1, 0, 0)
+    elif isinstance(error, LinkLost):
+        sink.inputs_done(0, 0, 1)
+    else:
+        sink.inputs_done(0, 1, 0)
 
 
 class OutgoingMessage:
@@ -65,12 +89,17 @@ def fast_pack(value: Any) -> bytes:
     64 bits or a str with lone surrogates (ext types), which take the value model's way.
 
     For such values the bytes are exactly those of :func:`hadaemon.store.values.pack`.
+    Reactor thread only (one packer, kept: making one per message costs more than
+    packing a small message).
     """
     try:
-        data: bytes = msgpack.packb(value, use_bin_type=True)
+        data: bytes = _packb(value)
     except (OverflowError, UnicodeEncodeError, TypeError, ValueError):
         return pack(value)
     return data
+
+
+_packb = msgpack.Packer(use_bin_type=True).pack  # resets itself after a failure
 
 
 class EventMessage:
@@ -132,8 +161,12 @@ class NodeLink(Protocol):
     window: int
     peer: PeerCredentials | None
 
-    def send_input(self, port: int, message: OutgoingMessage, done: InputDone) -> None:
-        """Call ``nodeInput`` on the node; ``done`` gets the answer."""
+    def send_input(
+        self, port: int, message: OutgoingMessage, done: InputDone | None, sink: InputSink
+    ) -> None:
+        """Call ``nodeInput`` on the node. ``done`` (if any) gets the answer, then
+        ``sink`` learns how the input ended. Without ``done`` nobody wants the callback's
+        return value: a wire may then send it without asking for an answer."""
 
     def send_event(self, event: EventMessage) -> bool:
         """Queue an event; False if it was dropped (the node does not keep up)."""

@@ -21,6 +21,7 @@ Outgoing data is bounded as every node connection's is (see
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -32,13 +33,22 @@ from hadaemon.nodes import faults
 from hadaemon.nodes.auth import PeerCredentials
 from hadaemon.nodes.connection import Limits, NodeConnection, State
 from hadaemon.nodes.faults import Fault
-from hadaemon.nodes.link import EventMessage, InputDone, LinkLost, OutgoingMessage
+from hadaemon.nodes.link import (
+    EventMessage,
+    InputDone,
+    InputSink,
+    LinkLost,
+    OutgoingMessage,
+    input_ended,
+)
 from hadaemon.nodes.wire import (
+    COUNTED_INPUTS,
     Notification,
     ProtocolError,
     Request,
     Response,
     encode_input,
+    encode_input_notification,
     encode_notification,
     encode_request,
     encode_response,
@@ -71,54 +81,127 @@ class MsgpackNodeProtocol(NodeConnection):
         self._next_id = 1
         self._calls: dict[int, Callable[[Any, Any], None]] = {}
         self._credits_due = 0
+        # Set once bound: the node's nodeOutput, straight to the router.
+        self._route: Callable[[Any, Any], Deferred[None] | None] | None = None
+        # Answers held while a destination is full, by the Deferred they wait for.
+        self._held: dict[Deferred[None], int] = {}
+        # Inputs sent as notifications (the client counts them, see wire.COUNTED_INPUTS).
+        self._counted_inputs = False
+        self._counted = 0  # of those, in flight
+        self._sink: InputSink | None = None
 
     def _fail_calls(self, lost: LinkLost) -> None:
         calls, self._calls = self._calls, {}
         for done in calls.values():
             done(lost, None)
+        counted, self._counted = self._counted, 0
+        if counted and self._sink is not None:
+            self._sink.inputs_done(0, 0, counted)
 
     # -- incoming -----------------------------------------------------------------------
 
     def dataReceived(self, data: bytes) -> None:
-        view = memoryview(data)
+        """Decode and handle every complete message, never buffering more than
+        ``max_frame`` bytes of an unfinished one."""
         limit = self.limits.max_frame
-        while view and not self.is_closed():
+        unpacker = self._unpacker
+        while data and not self.is_closed():
             # The unpacker parses incrementally (its own buffer limit does not bound a
-            # message), so count the bytes of the unfinished message here.
+            # message), so count the bytes of the unfinished message here: never feed
+            # more than would complete a message beyond the limit.
             room = limit - (self._fed - self._message_start)
             if room <= 0:
                 self._fail(f"message larger than the limit of {limit} bytes ([nodes].max_frame)")
                 return
-            chunk, view = view[:room], view[room:]
-            self._unpacker.feed(chunk)
+            if len(data) > room:
+                chunk, data = data[:room], data[room:]
+            else:
+                chunk, data = data, b""
+            unpacker.feed(chunk)
             self._fed += len(chunk)
-            while True:
-                try:
-                    obj = next(self._unpacker)
-                except StopIteration:
-                    break
-                except Exception as exc:  # FormatError, bad UTF-8, unhashable keys...
-                    self._fail(f"malformed msgpack ({type(exc).__name__}: {exc})")
-                    return
-                self._message_start = self._unpacker.tell()
-                self._received(obj)
-                if self.is_closed():
-                    return
+            if not self._drain(unpacker):
+                return
+            self._message_start = unpacker.tell()
+
+    def _drain(self, unpacker: Any) -> bool:
+        """Handle every complete message buffered; False once the connection closed."""
+        received = self._received
+        while True:
+            try:
+                obj = next(unpacker)
+            except StopIteration:
+                return True
+            except Exception as exc:  # FormatError, bad UTF-8, unhashable keys...
+                self._fail(f"malformed msgpack ({type(exc).__name__}: {exc})")
+                return False
+            # The most frequent messages straight through: a nodeOutput that wants no
+            # answer, and the count of inputs the node handled.
+            if type(obj) is list and len(obj) == 3 and obj[0] == 2 and type(obj[0]) is int:
+                method = obj[1]
+                params = obj[2]
+                if type(params) is list and self.state is State.BOUND:
+                    if method == "nodeOutput":
+                        self._node_output(params)
+                        continue
+                    if method == "inputDone":
+                        self._inputs_done(params)
+                        if self.is_closed():
+                            return False
+                        continue
+            received(obj)
+            if self.is_closed():
+                return False
+
+    def _node_output(self, params: list[Any]) -> None:
+        """``nodeOutput(nodeId, index, msg)`` as a notification (the client's usual way)."""
+        route = self._route
+        if route is None or len(params) < 3 or params[0] != self.node_id:
+            # Anything unusual takes the general way, which faults as it should.
+            self._notification(Notification("nodeOutput", params))
+            return
+        try:
+            held = route(params[1], params[2])
+        except Fault as fault:
+            self._note_fault("nodeOutput", fault)
+            held = None
+        except Exception as exc:
+            self.log.failure("{who}: nodeOutput failed", failure=Failure(), who=self.who())
+            self._note_fault("nodeOutput", faults.from_exception(exc))
+            held = None
+        if held is None:
+            self._credits_due += 1
+            if self._flush_call is None and not self._paused:
+                self._flush_call = self.reactor.callLater(0, self._flush_turn)
+            return
+        # The credit comes back once the destination has room: the sender waits.
+        count = self._held.get(held)
+        if count is None:
+            self._held[held] = 1
+            held.addCallback(self._unhold, held)
+        else:
+            self._held[held] = count + 1
+
+    def _unhold(self, _: object, held: Deferred[None]) -> None:
+        self._grant(self._held.pop(held, 0))
+
+    def _inputs_done(self, params: list[Any]) -> None:
+        """``inputDone(handled, failed)``: the node ran that many counted inputs."""
+        if (len(params) != 2 or type(params[0]) is not int or type(params[1]) is not int
+                or params[0] < 0 or params[1] < 0 or params[0] + params[1] > self._counted):
+            self._fail(f"inputDone{tuple(params)!r} does not match the {self._counted} "
+                       "input(s) in flight")
+            return
+        handled, failed = params
+        self._counted -= handled + failed
+        if self._sink is not None:
+            self._sink.inputs_done(handled, failed, 0)
 
     def _received(self, obj: Any) -> None:
-        # The two most frequent messages, straight through: an answer to one of our
-        # nodeInput calls, and a nodeOutput that wants no answer.
-        if type(obj) is list:
-            size = len(obj)
-            if size == 4 and obj[0] == 1 and type(obj[0]) is int and type(obj[1]) is int:
-                done = self._calls.pop(obj[1], None)
-                if done is not None:
-                    done(obj[2], obj[3])
-                    return
-            elif (size == 3 and obj[1] == "nodeOutput" and obj[0] == 2
-                  and type(obj[0]) is int and type(obj[2]) is list
-                  and self.state is State.BOUND):
-                self._notification(Notification("nodeOutput", obj[2]))
+        # An answer to one of our calls (a ping, a nodeInput someone waits for).
+        if type(obj) is list and len(obj) == 4 and obj[0] == 1 and type(obj[0]) is int:
+            done = self._calls.pop(obj[1], None) if type(obj[1]) is int else None
+            if done is not None:
+                done(obj[2], obj[3])
                 return
         try:
             message = parse(obj)
@@ -239,9 +322,13 @@ class MsgpackNodeProtocol(NodeConnection):
                        encode_response(request.msgid, fault.as_dict(), None))
             return
         assert isinstance(node_id, str)
+        info = params[2] if len(params) > 2 else None
+        protocol = info.get("protocol") if type(info) is dict else None
+        self._counted_inputs = type(protocol) is int and protocol >= COUNTED_INPUTS
         self._authenticated()
         self._answer(request.msgid, None, result)
         self.dispatcher.bind(self, node_id)
+        self._route = self.dispatcher.output_route(node_id)
 
     # -- outgoing calls -------------------------------------------------------------------
 
@@ -251,13 +338,23 @@ class MsgpackNodeProtocol(NodeConnection):
         self._calls[msgid] = done
         self._send(encode_request(msgid, method, params))
 
-    def send_input(self, port: int, message: OutgoingMessage, done: InputDone) -> None:
+    def send_input(
+        self, port: int, message: OutgoingMessage, done: InputDone | None, sink: InputSink
+    ) -> None:
         if self.state is not State.BOUND:
-            done(LinkLost(f"{self.who()} is not connected"), None)
+            if done is not None:
+                done(LinkLost(f"{self.who()} is not connected"), None)
+            sink.inputs_done(0, 0, 1)
+            return
+        if done is None and self._counted_inputs:
+            # Nobody wants the value: a notification, counted back by inputDone.
+            self._sink = sink
+            self._counted += 1
+            self._send(encode_input_notification(port, message.packed))
             return
         msgid = self._next_id
         self._next_id = msgid + 1 if msgid < 0xFFFFFFFF else 1
-        self._calls[msgid] = done
+        self._calls[msgid] = functools.partial(input_ended, done, sink)
         self._send(encode_input(msgid, port, message.packed))
 
     def ping(self) -> Deferred[Any]:
@@ -283,3 +380,4 @@ class MsgpackNodeProtocol(NodeConnection):
             # Many credits, one message: granted at the end of the turn that earned them.
             self._backlog.append(encode_notification("credit", [self._credits_due]))
             self._credits_due = 0
+

@@ -36,6 +36,11 @@ def as_message(value: Any, source: str | None = None) -> dict[str, Any]:
     return msg
 
 
+Route = list[tuple[NodeInputs | None, Target]]
+"""One output's wires, each with the input queue of its node (None: a bus address, or a
+node that does not exist)."""
+
+
 class Router:
     """Routes node outputs along the wires (reactor thread only)."""
 
@@ -50,19 +55,33 @@ class Router:
         self._bus = bus
         self._report = report
         self._throttle = Throttle(reactor)
+        self._routes: dict[str, list[Route]] = {}
         self.routed = 0
+
+    def _resolve(self, source: NodeSpec) -> list[Route]:
+        """Every output's wires with their queues, looked up once per node."""
+        routes = [[(self._inputs.get(t.node_id) if t.node_id is not None else None, t)
+                   for t in targets] for targets in source.wires]
+        self._routes[source.id] = routes
+        return routes
 
     def output(self, source: NodeSpec, index: Any, msg: Any) -> Deferred[None] | None:
         """Send ``msg`` (decoded from a node's call) on output ``index`` of ``source``.
 
         Returns None when the sender may go on at once, or a Deferred that fires once
-        every full destination has room again (see :mod:`hadaemon.nodes.delivery`).
+        every full destination has room again (see :mod:`hadaemon.nodes.delivery`); the
+        answers held for the same destination share one.
         """
-        if isinstance(index, bool) or not isinstance(index, int):
-            raise Fault(INVALID_PARAMS, f"nodeOutput: the output index must be an integer, "
-                        f"got {type(index).__name__}")
-        targets = source.targets(index)
-        if not targets:
+        if type(index) is not int:  # the wire decodes exact types: bool is not int here
+            if isinstance(index, bool) or not isinstance(index, int):
+                raise Fault(INVALID_PARAMS, f"nodeOutput: the output index must be an "
+                            f"integer, got {type(index).__name__}")
+            index = int(index)
+        routes = self._routes.get(source.id)
+        if routes is None:
+            routes = self._resolve(source)
+        route = routes[index] if 0 <= index < len(routes) else None
+        if not route:
             if index < 0 or index >= source.outputs:
                 problem = f"nodeOutput: output {index} does not exist ({source.outputs} output(s))"
             else:
@@ -71,33 +90,42 @@ class Router:
             return None
         message = OutgoingMessage(as_message(msg, source.id), decoded=True)
         self.routed += 1
-        sender = self._inputs[source.id]
-        full: list[NodeInputs] = []
-        for target in targets:
-            node_id = target.node_id
-            if node_id is None:
-                self._to_bus(source, target, message)
-                continue
-            inputs = self._inputs.get(node_id)
+        full: list[NodeInputs] | None = None
+        for inputs, target in route:
             if inputs is None:
-                self._throttled(("gone", source.id, node_id), source.id,
-                                f"no node {node_id!r} to deliver to", Level.ERROR)
+                if target.node_id is None:
+                    self._to_bus(source, target, message)
+                else:
+                    self._throttled(("gone", source.id, target.node_id), source.id,
+                                    f"no node {target.node_id!r} to deliver to", Level.ERROR)
             elif not inputs.offer(target.port, message):
                 self._throttled(
-                    ("full", source.id, node_id), source.id,
-                    f"message to node {node_id} input {target.port} dropped: "
+                    ("full", source.id, inputs.node_id), source.id,
+                    f"message to node {inputs.node_id} input {target.port} dropped: "
                     f"{len(inputs.queue)} messages are already waiting for it",
                     Level.ERROR,
                 )
-            elif inputs.full and inputs.can_hold_for(sender) and inputs not in full:
-                full.append(inputs)
+            elif len(inputs.queue) >= inputs.capacity:
+                if full is None:
+                    full = []
+                if inputs not in full:
+                    full.append(inputs)
+        if full is None:
+            return None
+        sender = self._inputs[source.id]
+        full = [inputs for inputs in full if inputs.can_hold_for(sender)]
         if not full:
             return None
         return self._hold(sender, full)
 
     @staticmethod
     def _hold(sender: NodeInputs, full: list[NodeInputs]) -> Deferred[None]:
-        """The sender's answer, once every full destination has room."""
+        """The sender's answer, once every full destination has room: one Deferred for
+        every answer held for the same single destination."""
+        if len(full) == 1:
+            pending = sender.waiting_senders.get(full[0])
+            if pending is not None:
+                return pending
         answer: Deferred[None] = Deferred()
         sender.held += 1
         remaining = [len(full)]
@@ -106,8 +134,12 @@ class Router:
             remaining[0] -= 1
             if remaining[0] == 0:
                 sender.held -= 1
+                if len(full) == 1 and sender.waiting_senders.get(full[0]) is answer:
+                    del sender.waiting_senders[full[0]]
                 answer.callback(None)
 
+        if len(full) == 1:
+            sender.waiting_senders[full[0]] = answer
         for inputs in full:
             inputs.wait_for_room(room)
         return answer

@@ -11,6 +11,11 @@ Either side sends requests. Node to daemon: ``authenticate(nodeId, token, info)`
 then node methods and RPC methods. Daemon to node: ``ping()`` and
 ``nodeInput(inputIndex, msg)`` (the node keeps its nodeInfo from ``authenticate``), and
 the notification ``event(source, peerId, channel, name, value)``.
+
+Since protocol 2 (:data:`COUNTED_INPUTS`), a ``nodeInput`` whose return value nobody
+waits for (a message from another node) is a notification, and the client reports
+handled inputs by count with the notification ``inputDone(handled, failed)``: one
+message per batch instead of an answer per input, on both sides.
 """
 
 from __future__ import annotations
@@ -26,7 +31,9 @@ REQUEST = 0
 RESPONSE = 1
 NOTIFICATION = 2
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
+COUNTED_INPUTS = 2
+"""The client protocol from which ``nodeInput`` may be a notification (see above)."""
 _MSGID_MAX = (1 << 32) - 1
 
 
@@ -131,12 +138,21 @@ _RESPONSE_HEAD = b"\x94\x01"  # array(4), type 1 (response)
 _INPUT_HEAD = b"\x94\x00"  # array(4), type 0 (request)
 _INPUT_METHOD = pack("nodeInput")
 _EVENT_HEAD = b"\x93\x02" + pack("event") + b"\x95"  # array(3), type 2, "event", array(5)
+_NOTE_HEAD = b"\x93\x02" + _INPUT_METHOD + b"\x92"  # array(3), type 2, "nodeInput", array(2)
+_NOTE_HEADS: list[bytes] = [_NOTE_HEAD + _packb(port) for port in range(16)]
 
 
 def encode_input(msgid: int, port: int, packed_msg: bytes) -> bytes:
     """``nodeInput(port, msg)`` around a message packed once for every destination."""
     return b"".join((_INPUT_HEAD, _packb(msgid), _INPUT_METHOD, b"\x92", _packb(port),
                      packed_msg))
+
+
+def encode_input_notification(port: int, packed_msg: bytes) -> bytes:
+    """``nodeInput(port, msg)`` as a notification (protocol 2: no answer but a count)."""
+    if 0 <= port < 16:
+        return _NOTE_HEADS[port] + packed_msg
+    return b"".join((_NOTE_HEAD, _packb(port), packed_msg))
 
 
 def encode_event(source: str, peer_id: int, channel: int, name: str, value: Any) -> bytes:

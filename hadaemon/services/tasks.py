@@ -142,6 +142,8 @@ class ServiceCall(Coroutine[Any, Any, Any]):
             self._owner.call_blocked(self, elapsed)
 
     def _settled(self, value: Any) -> None:
+        self.task = None
+        self.deferred._canceller = None
         self._owner.call_finished(self)
         if not self.deferred.called:
             self.deferred.callback(value)
@@ -149,6 +151,8 @@ class ServiceCall(Coroutine[Any, Any, Any]):
     def _raised(self) -> None:
         # Called inside the ``except`` block: sys.exc_info() is the coroutine's exception.
         exc = sys.exc_info()[1]
+        self.task = None
+        self.deferred._canceller = None
         if isinstance(exc, asyncio.CancelledError):
             self._owner.call_finished(self)
             if not self.deferred.called:

@@ -21,7 +21,7 @@ from twisted.logger import LogLevel
 
 from hadaemon.nodes.client import CLIENT_DIR
 from hadaemon.testing import capture_logs, run_in_reactor
-from tests.nodes.helpers import WIRES, logged, make_config, node, running
+from tests.nodes.helpers import WIRES, logged, make_config, node, running, wait_for
 
 
 def exchange(path: str, *frames: bytes, timeout: float = 3.0) -> tuple[list[Any], bool]:
@@ -223,3 +223,23 @@ def test_a_process_the_daemon_does_not_know_exits(tmp_path: pathlib.Path) -> Non
 
 
 
+
+
+def test_a_false_input_count_closes_the_connection(tmp_path: pathlib.Path) -> None:
+    config = make_config(tmp_path, [
+        node("liar", "raw.py", info={"scenario": "false_count"},
+             env={"RAW_PROTOCOL": "2"}),
+        node("a", "relay.py", info={"mode": "sum"}),
+    ])
+
+    async def scenario(reactor: Any) -> None:
+        with capture_logs() as logs:
+            async with running(reactor, config, wait=False) as run:
+                await wait_for(reactor, lambda: any(
+                    "does not match" in line for line in logged(logs, level=LogLevel.warn)),
+                    "the false count to be refused")
+                assert await run.send("node:a/0", {"payload": 1}) == [0, 1]
+        lines = "\n".join(logged(logs, level=LogLevel.warn))
+        assert "inputDone(3, 0) does not match the 0 input(s) in flight" in lines
+
+    run_in_reactor(scenario, timeout=30)

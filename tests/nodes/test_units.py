@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import pytest
@@ -9,7 +10,15 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
 from hadaemon.nodes.delivery import NodeInputs, Throttle
-from hadaemon.nodes.link import EventMessage, InputDone, LinkLost, OutgoingMessage, fast_pack
+from hadaemon.nodes.link import (
+    EventMessage,
+    InputDone,
+    InputSink,
+    LinkLost,
+    OutgoingMessage,
+    fast_pack,
+    input_ended,
+)
 from hadaemon.nodes.wire import (
     Notification,
     ProtocolError,
@@ -24,6 +33,8 @@ from hadaemon.store.values import pack, unpack
 
 
 class FakeLink:
+    """Records inputs; ``sent[i][2](error, result)`` answers one as a wire would."""
+
     wire = "fake"
     node_id = "n"
     peer = None
@@ -32,8 +43,10 @@ class FakeLink:
         self.window = window
         self.sent: list[tuple[int, Any, InputDone]] = []
 
-    def send_input(self, port: int, message: OutgoingMessage, done: InputDone) -> None:
-        self.sent.append((port, message.msg, done))
+    def send_input(
+        self, port: int, message: OutgoingMessage, done: InputDone | None, sink: InputSink
+    ) -> None:
+        self.sent.append((port, message.msg, functools.partial(input_ended, done, sink)))
 
     def send_event(self, event: EventMessage) -> bool:
         return True
@@ -245,9 +258,15 @@ def test_binary_wire_answers_out_of_order_and_times_out_each_call() -> None:
     # The daemon's calls: each times out at its own deadline (one timer for them all);
     # an answer that comes too late is ignored.
     results: list[Any] = []
+    counts: list[tuple[int, int, int]] = []
+
+    class Sink:
+        def inputs_done(self, handled: int, failed: int, lost: int) -> None:
+            counts.append((handled, failed, lost))
+
     for port in range(3):
         link.send_input(port, OutgoingMessage({"payload": port}),
-                        lambda e, r: results.append((e, r)))
+                        lambda e, r: results.append((e, r)), Sink())
         clock.advance(1.0)
     requests = sent(transport, clock)
     assert [p.method for p in requests] == ["nodeInput"] * 3
@@ -260,6 +279,7 @@ def test_binary_wire_answers_out_of_order_and_times_out_each_call() -> None:
     link.dataReceived(binrpc.encode_response([ids[0], None]))  # too late: ignored
     clock.advance(2.0)
     assert len(results) == 3 and isinstance(results[2][0], CallTimeout)
+    assert counts == [(1, 0, 0), (0, 1, 0), (0, 1, 0)]  # the queue learns each end
     assert len(dispatcher.reports) == 1  # reported, throttled
     assert not [c for c in clock.getDelayedCalls() if c.active() and c.getTime() > 100]
 

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 REQUEST, RESPONSE, NOTIFICATION = 0, 1, 2
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: nodeInput may come as a notification, counted by inputDone
 AUTH_REFUSED = -32001  # the daemon does not know this node/token: an orphan, exit
 
 ENV_TOKEN = "HADAEMON_NODE_TOKEN"
@@ -52,6 +52,9 @@ ENV_CALL_TIMEOUT = "HADAEMON_CALL_TIMEOUT"
 _RECONNECT_DELAYS = (0.1, 0.2, 0.5, 1.0, 2.0)
 _EVENT_QUEUE_LIMIT = 10000  # events waiting for a slow eventHandler before some are dropped
 _ACK_BATCH = 64
+_WRITE_BATCH = 64  # messages a posting thread queues before it writes them itself
+_QUEUE, _BATCH, _NOW = 0, 1, 2  # how _send gets data written (see there)
+_OUTPUT_HEAD = b"\x93\x02\xaanodeOutput\x93"  # [2, "nodeOutput", [nodeId, index, msg]]
 
 
 def _take_daemon_pid() -> int | None:
@@ -151,19 +154,30 @@ class Connection:
         self.call_timeout = call_timeout
         self._daemon_pid = DAEMON_PID
         self._sock: socket.socket | None = None
-        self._out: list[bytes] = []  # waiting for the writer thread, in order
-        self._out_ready = threading.Condition()
+        # What waits to be written, in order. Whoever writes takes _write_lock first and
+        # then the whole of _out, so batches go out in the order they were queued.
+        self._out: list[bytes] = []
+        self._out_lock = threading.Lock()
+        self._out_ready = threading.Condition(self._out_lock)
+        self._write_lock = threading.Lock()
+        # +1 at every connect and disconnect (under _inputs_lock and _out_lock): what
+        # was received on one connection is never answered on another.
+        self._generation = 0
         self._ids = itertools.count(1)
         self._pending: dict[int, _Pending] = {}
         self._pending_lock = threading.Lock()
         self._connected = threading.Event()
         self._settled = threading.Event()  # connected, or refused for good
         self._closed = False
-        self._node_info_packed = values.pack(None)
+        self._node_info = values.copier(None)
+        self._prefixes: dict[str, bytes] = {}
         self._credits = 0  # notifications the daemon is ready to take (see post)
-        self._credit_ready = threading.Condition()
-        self._inputs: collections.deque[tuple[Any, int, Any]] = collections.deque()
-        self._inputs_ready = threading.Condition()
+        self._credit_lock = threading.Lock()
+        self._credit_ready = threading.Condition(self._credit_lock)
+        # Inputs: (msgid or None for a notification, port, msg); taken all at once.
+        self._inputs: list[tuple[Any, Any, Any]] = []
+        self._inputs_lock = threading.Lock()
+        self._inputs_ready = threading.Condition(self._inputs_lock)
         self._events: collections.deque[list[Any]] = collections.deque()
         self._events_ready = threading.Condition()
         self._events_dropped = 0
@@ -209,7 +223,7 @@ class Connection:
 
     def node_info(self) -> Any:
         """A fresh copy of the node's nodeInfo (callbacks may change theirs freely)."""
-        return values.unpack(self._node_info_packed)
+        return self._node_info()
 
     # -- calls -------------------------------------------------------------------------
 
@@ -223,7 +237,7 @@ class Connection:
             return None
         msgid, pending = self._register()
         try:
-            self._send(values.pack([REQUEST, msgid, method, params]))
+            self._send(values.pack([REQUEST, msgid, method, params]), _NOW)
         except _Disconnected:
             self._forget(msgid)
             return None
@@ -249,25 +263,50 @@ class Connection:
         node that outputs faster than its destinations take is slowed down, not buffered
         and not dropped.
         """
+        if self.connected():
+            self._post(method, values.pack([NOTIFICATION, method, params]))
+
+    def post_output(self, node_id: str, index: Any, msg: Any) -> None:
+        """``post("nodeOutput", [node_id, index, msg])``, with the constant part of the
+        message packed once."""
         if not self.connected():
             return
-        data = values.pack([NOTIFICATION, method, params])  # a bad value raises here
-        with self._credit_ready:
-            if self._credits <= 0:
-                deadline = time.monotonic() + self.call_timeout
-                while self._credits <= 0 and self.connected():
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        raise TimeoutError(
-                            f"{method}: the daemon took none of the last calls within "
-                            f"{self.call_timeout:g} s"
-                        )
-                    self._credit_ready.wait(left)
-                if not self.connected():
-                    return
-            self._credits -= 1
+        prefix = self._prefixes.get(node_id)
+        if prefix is None:
+            prefix = self._prefixes[node_id] = _OUTPUT_HEAD + values.pack(node_id)
+        self._post("nodeOutput", prefix + values.pack_int(index) + values.pack(msg))
+
+    def _post(self, method: str, data: bytes) -> None:
+        lock = self._credit_lock
+        with lock:
+            if self._credits > 0:
+                self._credits -= 1
+                waited = False
+            else:
+                waited = True
+        if waited and not self._wait_for_credit(method):
+            return
         with contextlib.suppress(_Disconnected):
-            self._send(data)
+            self._send(data, _BATCH)
+
+    def _wait_for_credit(self, method: str) -> bool:
+        """Wait for a credit and take it; False if the connection went meanwhile."""
+        # What is queued is what the daemon must see to grant more: out with it first.
+        self._write()
+        with self._credit_ready:
+            deadline = time.monotonic() + self.call_timeout
+            while self._credits <= 0 and self.connected():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(
+                        f"{method}: the daemon took none of the last calls within "
+                        f"{self.call_timeout:g} s"
+                    )
+                self._credit_ready.wait(left)
+            if not self.connected():
+                return False
+            self._credits -= 1
+            return True
 
     def _register(self) -> tuple[int, _Pending]:
         msgid = next(self._ids)
@@ -280,28 +319,50 @@ class Connection:
         with self._pending_lock:
             self._pending.pop(msgid, None)
 
-    def _send(self, data: bytes) -> None:
-        """Hand ``data`` to the writer thread (raises _Disconnected when not connected)."""
-        if self._sock is None:
-            raise _Disconnected
-        with self._out_ready:
-            self._out.append(data)
-            if len(self._out) == 1:
+    # -- writing -----------------------------------------------------------------------
+
+    def _send(self, data: bytes, write: int = _QUEUE, generation: int | None = None) -> None:
+        """Queue ``data`` (raises _Disconnected when not connected).
+
+        ``_QUEUE``: the writer thread writes it, with whatever else was queued, once it
+        gets to run (the connection thread sends so: it must never wait for the
+        socket). ``_BATCH``: the calling thread writes itself once enough has piled up.
+        ``_NOW``: the calling thread writes at once (it is about to wait anyway). With
+        ``generation``, data of an earlier connection is dropped instead.
+        """
+        with self._out_lock:
+            if self._sock is None or (generation is not None and generation != self._generation):
+                raise _Disconnected
+            out = self._out
+            out.append(data)
+            if write == _BATCH:
+                if len(out) >= _WRITE_BATCH:
+                    write = _NOW
+                elif len(out) == 1:
+                    self._out_ready.notify()
+            elif write == _QUEUE and len(out) == 1:
                 self._out_ready.notify()
+        if write == _NOW:
+            self._write()
+
+    def _write(self) -> None:
+        """Write everything queued (any thread but the connection thread)."""
+        with self._write_lock:
+            with self._out_lock:
+                batch, self._out = self._out, []
+                sock = self._sock
+            if batch and sock is not None:
+                with contextlib.suppress(OSError):  # the connection thread sees the loss
+                    sock.sendall(b"".join(batch) if len(batch) > 1 else batch[0])
 
     def _write_loop(self) -> None:
-        # One thread writes everything, many messages per system call: whatever was
-        # queued while the previous write ran goes out together.
+        # Writes what the other threads queued, as soon as it gets to run: whatever was
+        # queued meanwhile goes out together.
         while True:
             with self._out_ready:
                 while not self._out:
                     self._out_ready.wait()
-                batch, self._out = self._out, []
-            sock = self._sock
-            if sock is None:
-                continue  # disconnected: calls return None, answers are moot
-            with contextlib.suppress(OSError):  # the connection thread notices the loss
-                sock.sendall(b"".join(batch))
+            self._write()
 
     # -- the connection thread ------------------------------------------------------
 
@@ -360,7 +421,7 @@ class Connection:
                             return False
                         raise OSError(f"authentication failed: {_fault_text(error)}")
                     if isinstance(result, dict):
-                        self._node_info_packed = values.pack(result.get("nodeInfo"))
+                        self._node_info = values.copier(result.get("nodeInfo"))
                         credits = result.get("credits")
                         if isinstance(credits, int):
                             self._grant(credits)
@@ -369,48 +430,56 @@ class Connection:
                             # Answer while half the window is still being worked on,
                             # so that the daemon sends more before this thread is idle.
                             self._ack_batch = max(1, min(_ACK_BATCH, window // 2))
-                    self._sock = sock
+                    with self._inputs_lock, self._out_lock:
+                        self._generation += 1
+                        self._out.clear()
+                        self._sock = sock
                     self._connected.set()
                     self._settled.set()
                     # Anything that arrived with the answer (a ping, say) is handled now.
-                    inputs: list[tuple[Any, int, Any]] = []
-                    events: list[list[Any]] = []
-                    for later in unpacker:
-                        self._dispatch(later, inputs, events)
-                    if inputs:
-                        with self._inputs_ready:
-                            self._inputs.extend(inputs)
-                            self._inputs_ready.notify()
-                    if events:
-                        self._queue_events(events)
+                    self._read_buffered(unpacker)
                     return True
                 # Nothing else is expected before the answer; ignore it.
 
     def _read(self, sock: socket.socket, unpacker: values.Unpacker) -> None:
         recv = sock.recv
         feed = unpacker.feed
-        dispatch = self._dispatch
-        inputs: list[tuple[Any, int, Any]] = []
-        events: list[list[Any]] = []
+        read_buffered = self._read_buffered
         while True:
             data = recv(262144)
             if not data:
                 return
             feed(data)
-            for message in unpacker:
-                dispatch(message, inputs, events)
-            # Everything that came in one read goes to the workers in one hand-over.
-            if inputs:
-                with self._inputs_ready:
+            read_buffered(unpacker)
+
+    def _read_buffered(self, unpacker: values.Unpacker) -> None:
+        """Every complete message in ``unpacker``; what came in one read goes to the
+        workers in one hand-over."""
+        inputs: list[tuple[Any, Any, Any]] = []
+        events: list[list[Any]] = []
+        dispatch = self._dispatch
+        for message in unpacker:
+            # The most frequent message first: nodeInput as a notification (no answer
+            # wanted but the count of handled inputs, see _run_inputs).
+            if (type(message) is list and len(message) == 3 and message[1] == "nodeInput"
+                    and message[0] == NOTIFICATION):
+                params = message[2]
+                if type(params) is list and len(params) == 2:
+                    inputs.append((None, params[0], params[1]))
+                    continue
+            dispatch(message, inputs, events)
+        if inputs:
+            with self._inputs_ready:
+                if self._inputs:
                     self._inputs.extend(inputs)
+                else:
+                    self._inputs = inputs
                     self._inputs_ready.notify()
-                inputs.clear()
-            if events:
-                self._queue_events(events)
-                events.clear()
+        if events:
+            self._queue_events(events)
 
     def _dispatch(
-        self, message: Any, inputs: list[tuple[Any, int, Any]], events: list[list[Any]]
+        self, message: Any, inputs: list[tuple[Any, Any, Any]], events: list[list[Any]]
     ) -> None:
         if not isinstance(message, list) or not message:
             warn(f"ignoring a message that is not msgpack-rpc: {type(message).__name__}")
@@ -457,21 +526,22 @@ class Connection:
 
     def _disconnected(self, sock: socket.socket) -> None:
         self._connected.clear()
-        self._sock = None
+        # Inputs not handled yet went with the connection (the daemon counts them lost),
+        # and nothing queued for it is sent on the next one.
+        with self._inputs_lock, self._out_lock:
+            self._generation += 1
+            self._sock = None
+            self._out.clear()
+            self._inputs = []
         with self._credit_ready:  # a new connection brings fresh credit
             self._credits = 0
             self._credit_ready.notify_all()
-        with self._out_ready:
-            self._out.clear()
         with contextlib.suppress(OSError):
             sock.close()
         with self._pending_lock:
             pending, self._pending = self._pending, {}
         for waiter in pending.values():
             waiter.drop()
-        # Inputs not answered yet went with the connection: the daemon counts them lost.
-        with self._inputs_ready:
-            self._inputs.clear()
         with self._serve_lock:
             self._held_pings.clear()
 
@@ -491,41 +561,61 @@ class Connection:
     # -- callbacks ----------------------------------------------------------------------
 
     def _input_loop(self) -> None:
-        acks: list[bytes] = []
+        ready = self._inputs_ready
         while True:
-            with self._inputs_ready:
+            with ready:
                 while not self._inputs:
-                    if acks:
-                        break
-                    self._inputs_ready.wait()
-                item = self._inputs.popleft() if self._inputs else None
-            if item is None:
-                self._flush(acks)
-                continue
-            msgid, port, msg = item
-            error, result = self._run_input(port, msg)
-            if error is None and result is None:
-                acks.append(values.pack_ok(msgid))
-            else:
-                try:
-                    acks.append(values.pack([RESPONSE, msgid, error, result]))
-                except TypeError:
-                    acks.append(values.pack([RESPONSE, msgid, error, None]))
-            # Answer in batches while more inputs wait, at once when none do.
-            if len(acks) >= self._ack_batch:
-                self._flush(acks)
+                    ready.wait()
+                batch, self._inputs = self._inputs, []
+                generation = self._generation
+            self._run_inputs(batch, generation)
 
-    def _flush(self, acks: list[bytes]) -> None:
-        data = b"".join(acks)
-        acks.clear()
+    def _run_inputs(self, batch: list[tuple[Any, Any, Any]], generation: int) -> None:
+        """Run the inputs of one hand-over in order, and tell the daemon about them.
+
+        Inputs sent as notifications are counted: the daemon learns how many were
+        handled (and how many raised) with one ``inputDone(handled, failed)`` per batch,
+        which opens its window again. Requests (a sender waits for the value) get their
+        own answer, in order with the counts.
+        """
+        handled = failed = 0
+        answers: list[bytes] = []
+        limit = self._ack_batch
+        run = self._run_input
+        for msgid, port, msg in batch:
+            if self._generation != generation:
+                return  # the connection went, and these inputs with it
+            error, result = run(port, msg)
+            if msgid is None:
+                if error is None:
+                    handled += 1
+                else:
+                    failed += 1
+            else:
+                if handled or failed:
+                    answers.append(_input_done(handled, failed))
+                    handled = failed = 0
+                answers.append(_response(msgid, error, result))
+            # Answer in batches while more inputs wait, at once when none do.
+            if handled + failed + len(answers) >= limit:
+                self._acknowledge(answers, handled, failed, generation)
+                handled = failed = 0
+                answers = []
+        if handled or failed or answers:
+            self._acknowledge(answers, handled, failed, generation)
+
+    def _acknowledge(self, answers: list[bytes], handled: int, failed: int,
+                     generation: int) -> None:
+        if handled or failed:
+            answers.append(_input_done(handled, failed))
         with contextlib.suppress(_Disconnected):
-            self._send(data)
+            self._send(b"".join(answers), _NOW, generation)
 
     def _run_input(self, port: int, msg: Any) -> tuple[Any, Any]:
         if self._on_input is None:
             return None, None
         try:
-            return None, self._on_input(self.node_info(), port, msg)
+            return None, self._on_input(self._node_info(), port, msg)
         except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt):
                 raise
@@ -570,3 +660,18 @@ class Connection:
         with contextlib.suppress(Exception):
             self.post("nodeLog", [self.node_id, 2, text])
         return text
+
+
+def _input_done(handled: int, failed: int) -> bytes:
+    """``inputDone(handled, failed)``: that many nodeInput notifications were handled."""
+    return values.pack([NOTIFICATION, "inputDone", [handled, failed]])
+
+
+def _response(msgid: Any, error: Any, result: Any) -> bytes:
+    """The answer to a nodeInput request; a result outside the value model is refused."""
+    if error is None and result is None:
+        return values.pack_ok(msgid)
+    try:
+        return values.pack([RESPONSE, msgid, error, result])
+    except TypeError:
+        return values.pack([RESPONSE, msgid, error, None])

@@ -121,12 +121,13 @@ class Homegear:
 
     def nodeOutput(self, index: int, msg: Any, synchronous: bool = False) -> None:
         """Send ``msg`` on output ``index`` (see the module docstring)."""
-        self._connection.serve()
-        params = [self._require_node_id(), index, msg]
+        connection = self._connection
+        if not connection._serving:
+            connection.serve()
         if synchronous:
-            self._connection.call("nodeOutput", [*params, True])
+            connection.call("nodeOutput", [self._require_node_id(), index, msg, True])
         else:
-            self._connection.post("nodeOutput", params)
+            connection.post_output(self._node_id or self._require_node_id(), index, msg)
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         if name.startswith("_"):

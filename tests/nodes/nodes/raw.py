@@ -3,7 +3,9 @@ client never does. Its info["scenario"]:
 
 - "calls": authenticated as itself, makes the raw calls info["calls"] (e.g. node methods
   carrying another node's id) and reports every answer on its output 0;
-- "no_read": answers the first ping (so it counts as started), then never reads again.
+- "no_read": answers the first ping (so it counts as started), then never reads again;
+- "false_count": (with RAW_PROTOCOL=2 in its environment) claims with ``inputDone``
+  to have handled inputs it was never sent.
 """
 import os
 import socket
@@ -39,7 +41,8 @@ def answer_until(wanted):
     return answers
 
 
-send([0, 0, "authenticate", [node_id, token, {"pid": os.getpid()}]])
+protocol = int(os.environ.get("RAW_PROTOCOL", "1"))
+send([0, 0, "authenticate", [node_id, token, {"pid": os.getpid(), "protocol": protocol}]])
 info = answer_until([0])[0][1]["nodeInfo"]["info"]
 scenario = info["scenario"]
 if scenario == "calls":
@@ -67,3 +70,6 @@ elif scenario == "no_read":
             break
     while True:
         time.sleep(1)
+elif scenario == "false_count":
+    send([2, "inputDone", [3, 0]])
+    answer_until([-1])  # exits once the daemon closes the connection

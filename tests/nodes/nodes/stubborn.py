@@ -16,8 +16,10 @@ child = subprocess.Popen([sys.executable, "-c", IGNORE_TERM])
 
 def eventHandler(eventSource, peerId, channel, variableName, value):
     if variableName == "startUpComplete":
-        with open(value["info"]["pids"], "w") as f:
+        path = value["info"]["pids"]
+        with open(path + ".tmp", "w") as f:  # atomic: the test polls for the file
             json.dump({"node": os.getpid(), "child": child.pid}, f)
+        os.replace(path + ".tmp", path)
 
 
 hg = Homegear(sys.argv[1], eventHandler, sys.argv[2], None)
