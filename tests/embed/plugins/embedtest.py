@@ -39,7 +39,9 @@ class EmbedTest(Plugin):
             transport = self.reactor.spawnProcess(
                 self.child, "/bin/sleep", ["sleep", "1000"], env=os.environ
             )
-            (self.dir / "child.pid").write_text(str(transport.pid))
+            # Atomically: the test reads it as soon as it appears.
+            (self.dir / "child.pid.tmp").write_text(str(transport.pid))
+            (self.dir / "child.pid.tmp").replace(self.dir / "child.pid")
         (self.dir / "started").write_text("")
 
     def echo(self, address: Address, message: Any) -> Any:
