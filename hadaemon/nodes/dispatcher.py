@@ -43,7 +43,7 @@ from hadaemon.nodes.scopes import (
 )
 from hadaemon.sentinels import UNKNOWN
 
-CREDITS = 128
+CREDITS = 512
 """Calls a node may send without awaiting answers (nodeOutput...) before it must wait
 for the daemon to take some: the sender's flow control (see hadaemon.nodes.delivery)."""
 
