@@ -56,7 +56,7 @@ class Limits:
         max_frame: int = 16 << 20,
         max_buffer: int = 4 << 20,
         overflow: str = "drop",
-        window: int = 64,
+        window: int = 256,
         auth_timeout: float = 10.0,
         call_timeout: float = 30.0,
     ) -> None:

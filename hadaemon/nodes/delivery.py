@@ -109,11 +109,27 @@ class NodeInputs:
 
     def offer(self, port: int, message: OutgoingMessage, done: InputDone | None = None) -> bool:
         """Queue a message for input ``port``; False (and counted) at the hard limit."""
-        if len(self.queue) >= self.limit:
+        queue = self.queue
+        link = self.link
+        if not queue and link is not None and self.in_flight < link.window \
+                and not self._pumping:
+            # Nothing waits and the window has room: straight to the link (what _pump
+            # would do, without the queue round trip).
+            self.in_flight += 1
+            self._pumping = True  # a send that fails at once reports back: no recursion
+            try:
+                link.send_input(port, message, done, self)
+            finally:
+                self._pumping = False
+            if queue:  # offered during the send: they follow now, as _pump's loop would
+                self._pump()
+            elif self.waiters:
+                self._release()
+            return True
+        if len(queue) >= self.limit:
             self.dropped += 1
             return False
-        self.queue.append((port, message, done))
-        link = self.link
+        queue.append((port, message, done))
         if link is not None and self.in_flight < link.window:
             self._pump()
         return True

@@ -43,6 +43,7 @@ from hadaemon.nodes.link import (
 )
 from hadaemon.nodes.wire import (
     COUNTED_INPUTS,
+    INPUT_NOTE_HEADS,
     Notification,
     ProtocolError,
     Request,
@@ -350,7 +351,9 @@ class MsgpackNodeProtocol(NodeConnection):
             # Nobody wants the value: a notification, counted back by inputDone.
             self._sink = sink
             self._counted += 1
-            self._send(encode_input_notification(port, message.packed))
+            packed = message.packed
+            self._send(INPUT_NOTE_HEADS[port] + packed if 0 <= port < 16 else
+                       encode_input_notification(port, packed))
             return
         msgid = self._next_id
         self._next_id = msgid + 1 if msgid < 0xFFFFFFFF else 1

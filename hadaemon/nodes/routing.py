@@ -88,7 +88,12 @@ class Router:
                 problem = f"nodeOutput: output {index} has no wires"
             self._throttled(("unwired", source.id, index), source.id, problem, Level.ERROR)
             return None
-        message = OutgoingMessage(as_message(msg, source.id), decoded=True)
+        if type(msg) is dict and "payload" in msg:  # as_message's usual case, inline
+            if "source" not in msg:
+                msg["source"] = source.id
+        else:
+            msg = as_message(msg, source.id)
+        message = OutgoingMessage(msg, decoded=True)
         self.routed += 1
         full: list[NodeInputs] | None = None
         for inputs, target in route:

@@ -147,11 +147,11 @@ SCHEMA = Section(
         "overflow": Choice("drop", "disconnect", default="drop",
                            doc="When max_buffer is exceeded: drop events to that node "
                            "(counted), or disconnect it."),
-        "window": Int(default=64, min=1, max=100000,
+        "window": Int(default=256, min=1, max=100000,
                       doc="Inputs in flight to one node (sent, not yet answered)."),
         "queue_size": Int(default=1000, min=1,
                           doc="Inputs waiting for one node before its senders are held "
-                          "back (four times this many, plus 128 per sending node: further "
+                          "back (four times this many, plus 512 per sending node: further "
                           "messages are dropped, reported)."),
         "stall_timeout": Float(default=10.0, min=0.1,
                                doc="A node answering no input this long while senders wait "

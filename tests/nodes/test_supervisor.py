@@ -12,6 +12,7 @@ import pytest
 from twisted.logger import LogLevel
 
 from hadaemon.bus import Lifecycle, StatusUpdate
+from hadaemon.nodes.dispatcher import CREDITS
 from hadaemon.testing import capture_logs, run_in_reactor
 from tests.nodes.helpers import (
     WIRES,
@@ -125,23 +126,25 @@ def test_a_node_that_never_answers_does_not_hold_up_the_others(
         node("b", "relay.py", wire, wires=[["test:sink/ab"]]),
     ], window=2, queue_size=5, stall_timeout=0.3)
     window = 2 if wire == "msgpack" else 1  # the binary wire's window is always 1
+    limit = 4 * 5 + CREDITS  # the stuck node's queue: 4 x queue_size + its one sender's
+    count = limit + 52
 
     async def scenario(reactor: Any) -> None:
         with capture_logs() as logs:
             async with running(reactor, config) as run:
-                for i in range(200):
+                for i in range(count):
                     await run.send("node:source/0", {"payload": i})
                 # The stuck node got its first input and never returned...
                 assert await run.sink.wait(reactor, 1, "entered") == ["entered"]
                 # ...the source was held back once 5 waited for it, until the stuck
-                # node was declared stalled; its window and queue (4 x 5 + 128 for its
-                # one sender) are full, the rest was dropped, and every copy reached the
-                # sink, in order.
-                assert await run.sink.wait(reactor, 200, "copy") == list(range(200))
+                # node was declared stalled; its window and queue (4 x 5 + CREDITS for
+                # its one sender) are full, the rest was dropped, and every copy reached
+                # the sink, in order.
+                assert await run.sink.wait(reactor, count, "copy") == list(range(count))
                 await wait_for(reactor, lambda: run.state("stuck")["dropped"] == 52 - window,
                                "the drops to be counted")
                 stuck = run.state("stuck")
-                assert stuck["in_flight"] == window and stuck["queued"] == 148
+                assert stuck["in_flight"] == window and stuck["queued"] == limit
                 # Other flows, events, calls: all unaffected.
                 for i in range(50):
                     await run.send("node:a/0", {"payload": i})

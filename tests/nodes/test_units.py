@@ -111,6 +111,32 @@ def test_window_order_and_loss() -> None:
     assert [m["payload"] for _p, m, _d in again.sent] == [3, 4]
 
 
+def test_an_input_with_room_goes_straight_out_and_one_sent_meanwhile_follows() -> None:
+    clock = Clock()
+    inputs = NodeInputs("n", 10, clock)
+
+    class Reentrant(FakeLink):
+        """A link whose first send makes the node queue another message (a wire that
+        reports back at once)."""
+
+        def send_input(self, port: int, message: OutgoingMessage, done: InputDone | None,
+                       sink: InputSink) -> None:
+            super().send_input(port, message, done, sink)
+            if len(self.sent) == 1:
+                assert inputs.offer(0, message_(1))
+
+    message_ = message
+    link = Reentrant(window=5)
+    inputs.open(link)
+    released: list[str] = []
+    inputs.wait_for_room(lambda: released.append("room"))
+    assert inputs.offer(0, message(0))  # the queue is empty, the window open: sent
+    assert released == ["room"]  # a sender waiting for room learns there is
+    # The one offered during the send was queued, and followed it, in order.
+    assert [m["payload"] for _p, m, _d in link.sent] == [0, 1]
+    assert inputs.in_flight == 2 and not inputs.queue
+
+
 def test_flow_control_rules() -> None:
     clock = Clock()
     stalls: list[int] = []

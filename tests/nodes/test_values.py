@@ -121,6 +121,19 @@ def test_values_outside_the_model_are_refused_with_where() -> None:
         PURE.unpack(b"\xd4\x09\x00")
 
 
+def test_small_and_large_dicts_get_the_same_key_checks() -> None:
+    """Small dicts (node messages) are checked by a loop of their own: same verdicts."""
+    for size in (0, 1, client_values._SMALL_DICT, client_values._SMALL_DICT + 1, 50):
+        plain: dict[Any, Any] = {f"k{i}": i for i in range(size)}
+        assert client_values.pack(plain) == values.pack(plain)
+        assert client_values.pack({**plain, 7: [{"a": 1}]}) == values.pack({**plain, 7: [{"a": 1}]})
+        for bad in (1.5, True, None, b"x"):
+            with pytest.raises(TypeError, match="unsupported dict key type"):
+                client_values.pack({**plain, bad: 1})
+            with pytest.raises(TypeError, match="unsupported dict key type"):
+                client_values.pack({**plain, "nested": [{bad: 1}]})
+
+
 def other_pythons() -> list[str]:
     """Other interpreters on this machine (the client must import under each)."""
     found = []

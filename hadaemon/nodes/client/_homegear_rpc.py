@@ -171,9 +171,10 @@ class Connection:
         self._closed = False
         self._node_info = values.copier(None)
         self._prefixes: dict[str, bytes] = {}
-        self._credits = 0  # notifications the daemon is ready to take (see post)
-        self._credit_lock = threading.Lock()
-        self._credit_ready = threading.Condition(self._credit_lock)
+        # Notifications the daemon is ready to take (see post). Under _out_lock: taking a
+        # credit and queueing the message is one lock round per message.
+        self._credits = 0
+        self._credit_ready = threading.Condition(self._out_lock)
         # Inputs: (msgid or None for a notification, port, msg); taken all at once.
         self._inputs: list[tuple[Any, Any, Any]] = []
         self._inputs_lock = threading.Lock()
@@ -277,14 +278,26 @@ class Connection:
         self._post("nodeOutput", prefix + values.pack_int(index) + values.pack(msg))
 
     def _post(self, method: str, data: bytes) -> None:
-        lock = self._credit_lock
-        with lock:
-            if self._credits > 0:
+        """Take a credit and queue ``data``; written by this thread once a batch piled
+        up (the writer thread takes what is left when this one stops posting)."""
+        with self._out_lock:
+            # The usual case, in one lock round: connected, with credit.
+            if self._credits > 0 and self._sock is not None:
                 self._credits -= 1
-                waited = False
+                out = self._out
+                out.append(data)
+                queued = len(out)
+                if queued == 1:
+                    self._out_ready.notify()
+                if queued < _WRITE_BATCH:
+                    return
             else:
-                waited = True
-        if waited and not self._wait_for_credit(method):
+                queued = 0
+        if queued:
+            self._write()
+            return
+        # No credit, or the connection just went: wait for a credit (False if gone).
+        if not self._wait_for_credit(method):
             return
         with contextlib.suppress(_Disconnected):
             self._send(data, _BATCH)
@@ -582,9 +595,27 @@ class Connection:
         answers: list[bytes] = []
         limit = self._ack_batch
         run = self._run_input
+        on_input = self._on_input
+        node_info = self._node_info
         for msgid, port, msg in batch:
             if self._generation != generation:
                 return  # the connection went, and these inputs with it
+            if msgid is None and on_input is not None:
+                # The usual input, inline (_run_input's work without its call).
+                try:
+                    on_input(node_info(), port, msg)
+                except BaseException as exc:
+                    if isinstance(exc, KeyboardInterrupt):
+                        raise
+                    self._report("nodeInput", exc)
+                    failed += 1
+                else:
+                    handled += 1
+                if handled + failed + len(answers) >= limit:
+                    self._acknowledge(answers, handled, failed, generation)
+                    handled = failed = 0
+                    answers = []
+                continue
             error, result = run(port, msg)
             if msgid is None:
                 if error is None:

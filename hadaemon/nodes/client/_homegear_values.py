@@ -130,6 +130,7 @@ def _not_plain(obj: Any) -> Any:
 
 _PLAIN_KEYS = frozenset((str, int))
 _LEAVES = frozenset((str, int, float, bool, type(None), bytes))
+_SMALL_DICT = 8
 
 
 def _plain_keys(value: Any, depth: int = 0) -> bool:
@@ -138,6 +139,15 @@ def _plain_keys(value: Any, depth: int = 0) -> bool:
     are checked without a Python loop."""
     if depth >= MAX_DEPTH:
         return False  # the model's way raises the right error
+    if type(value) is dict and len(value) <= _SMALL_DICT:
+        # A node message: a few keys. A plain loop beats building iterators here.
+        for key, item in value.items():
+            if type(key) is not str and type(key) is not int:
+                return False
+            kind = type(item)
+            if (kind is dict or kind is list) and not _plain_keys(item, depth + 1):
+                return False
+        return True
     if type(value) is dict:
         if not all(map(_PLAIN_KEYS.__contains__, map(type, value))):
             return False
