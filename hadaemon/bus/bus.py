@@ -49,7 +49,8 @@ from hadaemon.watchdog import Watchdog
 
 Handler = Callable[[Address, Any], object]
 """A destination's handler: gets the full address and the message; may return a value,
-a Deferred or a coroutine (run as an asyncio task when an asyncio loop runs)."""
+a Deferred, an asyncio future (a task it started) or a coroutine (run as an asyncio task
+when an asyncio loop runs)."""
 
 Subscriber = Callable[[Event], object]
 
@@ -299,6 +300,8 @@ class Bus:
             result = Failure()
         if isinstance(result, Deferred):
             result.addBoth(self._done, ep, addr, reply)
+        elif isinstance(result, asyncio.Future):  # a task the handler started itself
+            result.add_done_callback(partial(self._task_done, ep, addr, reply))
         elif inspect.iscoroutine(result) and running_loop() is not None:
             task = create_task(result, name=ep.name)
             task.add_done_callback(partial(self._task_done, ep, addr, reply))

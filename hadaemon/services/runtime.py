@@ -27,6 +27,7 @@ from typing import Any
 from twisted.internet.defer import Deferred, fail
 from twisted.python.failure import Failure
 
+from hadaemon.aio import as_deferred
 from hadaemon.bus import Address, Bus
 from hadaemon.services.base import HOOKS, RESERVED, CustomService
 from hadaemon.services.config import ServiceSettings
@@ -121,7 +122,8 @@ class ServiceRuntime(Mailbox):
             return gated
         raise ServiceNotRunning(self.id, str(ServiceState(state)))
 
-    def _dispatch(self, action: str, qm: QueueMessage) -> Deferred[Any]:
+    def _dispatch(self, action: str, qm: QueueMessage) -> Deferred[Any] | asyncio.Task[Any]:
+        """Start the action's task; the bus takes its outcome from the task itself."""
         resolved = self._resolved.get(action) or self._resolve(action)
         if isinstance(resolved, str):
             raise ActionRefused(resolved)
@@ -132,8 +134,7 @@ class ServiceRuntime(Mailbox):
             return self._not_called(exc, action, qm.source, True)
         call = ServiceCall(coro, self, action, self._loop, qm.source, True)
         self._calls.add(call)
-        call.task = self._loop.create_task(call, name=name)
-        return call.deferred
+        return call.start(name)
 
     def _not_called(
         self, exc: BaseException, action: str, source: str, via_bus: bool
@@ -163,7 +164,9 @@ class ServiceRuntime(Mailbox):
             return self._not_called(exc, method, SYSTEM, False), None
         call = ServiceCall(coro, self, method, self._loop, source=SYSTEM)
         self._calls.add(call)
-        return call.start(f"service:{self.id}/{method}"), call.task
+        task = call.start(f"service:{self.id}/{method}")
+        assert call.deferred is not None  # not a bus delivery
+        return call.deferred, task
 
     def hook(self, method: str, payload: Any) -> Deferred[Any] | None:
         """Deliver a hook (``StateUpdate``, ``msb_signed_in``); waits while starting."""
@@ -185,7 +188,10 @@ class ServiceRuntime(Mailbox):
         for action, qm, d, is_hook in gated:
             if state is ServiceState.RUNNING:
                 try:
-                    result = self.call(action, qm) if is_hook else self._dispatch(action, qm)
+                    if is_hook:
+                        result = self.call(action, qm)
+                    else:
+                        result = as_deferred(self._dispatch(action, qm))
                 except Exception:
                     d.errback(Failure())
                 else:

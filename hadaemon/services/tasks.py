@@ -7,10 +7,15 @@ everything the services world promises happens at the one place user code runs:
   blocked the loop, and is reported by service and action;
 - ``sys.exit()`` becomes :class:`hadaemon.aio.UserCodeExit`, an ordinary failure (a task
   raising ``SystemExit`` would stop the loop, and with it the reactor);
-- a failure is reported by the owner and never lost; the task itself then ends quietly,
-  so asyncio never logs "Task exception was never retrieved";
+- a failure is reported by the owner and never lost;
 - ``await deferred`` works, as in every hadaemon coroutine;
-- ``deferred`` fires with the coroutine's result (or failure) as soon as it is known.
+- a call made by the orchestrator (Start, Stop, a hook) has a ``deferred``, fired with the
+  coroutine's result (or failure) as soon as it is known; the task itself then ends
+  quietly, so asyncio never logs "Task exception was never retrieved";
+- a delivery from the bus (``via_bus``) has no Deferred, to save one per message: its
+  task is the outcome, ending with the result or the failure (``UserCodeExit`` for
+  ``sys.exit()``), which the bus's done-callback retrieves; a cancelled delivery ends with
+  None, as a cancelled call is no failure.
 
 Reactor thread only (the asyncio reactor's loop).
 """
@@ -59,16 +64,22 @@ class ServiceCall(Coroutine[Any, Any, Any]):
         self.action = action
         self.source = source
         self.via_bus = via_bus  # failures of bus deliveries are also logged by the bus
-        self.deferred: Deferred[Any] = Deferred(self._cancel)
+        self.deferred: Deferred[Any] | None = None if via_bus else Deferred(self._cancel)
         self.task: asyncio.Task[Any] | None = None
 
-    def start(self, name: str) -> Deferred[Any]:
-        """Create the task (it runs from the loop's next iteration); returns ``deferred``."""
-        self.task = self._loop.create_task(self, name=name)
-        return self.deferred
+    def start(self, name: str) -> asyncio.Task[Any]:
+        """Create the task; it runs from the loop's next iteration."""
+        loop = self._loop
+        if loop.get_task_factory() is None:
+            # What loop.create_task does, minus a Python frame: this runs per message.
+            task: asyncio.Task[Any] = asyncio.Task(self, loop=loop, name=name)
+        else:
+            task = loop.create_task(self, name=name)
+        self.task = task
+        return task
 
     def cancel(self) -> None:
-        """Cancel the task; ``deferred`` fires with None (a cancelled call is no failure)."""
+        """Cancel the task; the outcome is None (a cancelled call is no failure)."""
         if self.task is not None and not self.task.done():
             self.task.cancel()
 
@@ -143,20 +154,30 @@ class ServiceCall(Coroutine[Any, Any, Any]):
 
     def _settled(self, value: Any) -> None:
         self.task = None
-        self.deferred._canceller = None
         self._owner.call_finished(self)
-        if not self.deferred.called:
-            self.deferred.callback(value)
+        d = self.deferred
+        if d is not None:
+            d._canceller = None
+            if not d.called:
+                d.callback(value)
 
     def _raised(self) -> None:
-        # Called inside the ``except`` block: sys.exc_info() is the coroutine's exception.
+        """Report the coroutine's exception; returns when the task is to end with None.
+
+        Called inside the ``except`` block: sys.exc_info() is the coroutine's exception.
+        """
         exc = sys.exc_info()[1]
+        assert exc is not None
         self.task = None
-        self.deferred._canceller = None
+        d = self.deferred
+        if d is not None:
+            d._canceller = None
         if isinstance(exc, asyncio.CancelledError):
             self._owner.call_finished(self)
-            if not self.deferred.called:
-                self.deferred.callback(None)
+            if d is None:
+                return  # a bus delivery: fires with None
+            if not d.called:
+                d.callback(None)
             raise exc  # the task ends as cancelled, which asyncio never logs
         if isinstance(exc, KeyboardInterrupt):
             self._owner.call_finished(self)
@@ -164,14 +185,17 @@ class ServiceCall(Coroutine[Any, Any, Any]):
         if isinstance(exc, SystemExit):
             try:
                 raise UserCodeExit(exc.code) from exc
-            except UserCodeExit:
+            except UserCodeExit as converted:
                 failure = Failure()
+                exc = converted
         else:
             failure = Failure()
         self._owner.call_finished(self)
         self._owner.call_failed(self, failure)
-        if not self.deferred.called:
-            self.deferred.errback(failure)
+        if d is None:
+            raise exc  # the bus retrieves it from the task
+        if not d.called:
+            d.errback(failure)
 
     def _swap(self, yielded: Deferred[Any]) -> asyncio.Future[None]:
         return waker_for(yielded, self._loop)

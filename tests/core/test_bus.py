@@ -358,3 +358,29 @@ def test_async_handler_in_real_reactor_awaits_asyncio_and_deferreds() -> None:
 def test_error_levels_log_level_names() -> None:
     assert ErrorEvent("x", "m", Level.WARNING).topic == "error/x/warning"
     assert LogLevel.warn  # the bus logs through twisted.logger
+
+
+def test_handler_returning_its_own_task_in_real_reactor() -> None:
+    import asyncio
+
+    async def scenario(reactor: Any) -> tuple[Any, Any]:
+        bus = Bus(reactor)
+
+        async def work(message: int) -> int:
+            await asyncio.sleep(0.001)
+            if message < 0:
+                raise ValueError("negative")
+            return message * 2
+
+        def handler(address: Address, message: int) -> asyncio.Task[int]:
+            return asyncio.get_running_loop().create_task(work(message))
+
+        bus.register("service:tasks_py", handler)
+        doubled = await bus.send("service:tasks_py/x", 21)
+        with pytest.raises(ValueError, match="negative"):
+            await bus.send("service:tasks_py/x", -1)
+        return doubled, await bus.send("service:tasks_py/x", 1)  # the next one flows
+
+    with capture_logs() as logs:
+        assert run_in_reactor(scenario, timeout=5) == (42, 2)
+    assert "handler service:tasks_py failed on a message to service:tasks_py/x" in logs.text()
