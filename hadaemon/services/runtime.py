@@ -27,7 +27,6 @@ from typing import Any
 from twisted.internet.defer import Deferred, fail
 from twisted.python.failure import Failure
 
-from hadaemon.aio import as_deferred
 from hadaemon.bus import Address, Bus
 from hadaemon.services.base import HOOKS, RESERVED, CustomService
 from hadaemon.services.config import ServiceSettings
@@ -122,8 +121,8 @@ class ServiceRuntime(Mailbox):
             return gated
         raise ServiceNotRunning(self.id, str(ServiceState(state)))
 
-    def _dispatch(self, action: str, qm: QueueMessage) -> Deferred[Any] | asyncio.Task[Any]:
-        """Start the action's task; the bus takes its outcome from the task itself."""
+    def _dispatch(self, action: str, qm: QueueMessage) -> Deferred[Any] | ServiceCall:
+        """Start the action's task; the call tells the bus its outcome (a Completion)."""
         resolved = self._resolved.get(action) or self._resolve(action)
         if isinstance(resolved, str):
             raise ActionRefused(resolved)
@@ -134,7 +133,8 @@ class ServiceRuntime(Mailbox):
             return self._not_called(exc, action, qm.source, True)
         call = ServiceCall(coro, self, action, self._loop, qm.source, True)
         self._calls.add(call)
-        return call.start(name)
+        call.start(name)
+        return call
 
     def _not_called(
         self, exc: BaseException, action: str, source: str, via_bus: bool
@@ -188,14 +188,14 @@ class ServiceRuntime(Mailbox):
         for action, qm, d, is_hook in gated:
             if state is ServiceState.RUNNING:
                 try:
-                    if is_hook:
-                        result = self.call(action, qm)
-                    else:
-                        result = as_deferred(self._dispatch(action, qm))
+                    result = self.call(action, qm) if is_hook else self._dispatch(action, qm)
                 except Exception:
                     d.errback(Failure())
                 else:
-                    result.chainDeferred(d)
+                    if isinstance(result, Deferred):
+                        result.chainDeferred(d)
+                    else:
+                        result.when_done(_fire, d)
             elif is_hook:
                 d.callback(None)
             else:
@@ -222,6 +222,13 @@ class ServiceRuntime(Mailbox):
 
     def call_blocked(self, call: ServiceCall, seconds: float) -> None:
         self._reporter.blocked(self.id, call.action, seconds, self.threshold)
+
+
+def _fire(outcome: object, d: Deferred[Any]) -> None:
+    if isinstance(outcome, Failure):
+        d.errback(outcome)
+    else:
+        d.callback(outcome)
 
 
 __all__ = ["SYSTEM", "ServiceRuntime"]

@@ -9,13 +9,12 @@ everything the services world promises happens at the one place user code runs:
   raising ``SystemExit`` would stop the loop, and with it the reactor);
 - a failure is reported by the owner and never lost;
 - ``await deferred`` works, as in every hadaemon coroutine;
-- a call made by the orchestrator (Start, Stop, a hook) has a ``deferred``, fired with the
-  coroutine's result (or failure) as soon as it is known; the task itself then ends
-  quietly, so asyncio never logs "Task exception was never retrieved";
-- a delivery from the bus (``via_bus``) has no Deferred, to save one per message: its
-  task is the outcome, ending with the result or the failure (``UserCodeExit`` for
-  ``sys.exit()``), which the bus's done-callback retrieves; a cancelled delivery ends with
-  None, as a cancelled call is no failure.
+- the outcome (the coroutine's result, or its failure; None once cancelled, as a
+  cancelled call is no failure) is told as soon as it is known: a call made by the
+  orchestrator (Start, Stop, a hook) fires its ``deferred``; a delivery from the bus
+  (``via_bus``, one per message) is a :class:`hadaemon.bus.Completion` and tells its one
+  listener, the bus, directly: no Deferred per message. The task itself then ends
+  quietly, so asyncio never logs "Task exception was never retrieved".
 
 Reactor thread only (the asyncio reactor's loop).
 """
@@ -24,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Coroutine, Generator
+from collections.abc import Callable, Coroutine, Generator
 from time import perf_counter
 from typing import Any, Protocol
 
@@ -32,6 +31,10 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from hadaemon.aio import UserCodeExit, waker_for
+from hadaemon.bus import Completion
+from hadaemon.logs import get_logger
+
+_log = get_logger("hadaemon.services")
 
 
 class CallOwner(Protocol):
@@ -44,10 +47,13 @@ class CallOwner(Protocol):
     def call_blocked(self, call: ServiceCall, seconds: float) -> None: ...
 
 
-class ServiceCall(Coroutine[Any, Any, Any]):
+class ServiceCall(Coroutine[Any, Any, Any], Completion):
     """Drives one service coroutine for its task; see the module docstring."""
 
-    __slots__ = ("_coro", "_loop", "_owner", "action", "deferred", "source", "task", "via_bus")
+    __slots__ = (
+        "_coro", "_listener", "_listener_args", "_loop", "_owner", "action", "deferred",
+        "source", "task", "via_bus",
+    )
 
     def __init__(
         self,
@@ -66,6 +72,13 @@ class ServiceCall(Coroutine[Any, Any, Any]):
         self.via_bus = via_bus  # failures of bus deliveries are also logged by the bus
         self.deferred: Deferred[Any] | None = None if via_bus else Deferred(self._cancel)
         self.task: asyncio.Task[Any] | None = None
+        self._listener: Callable[..., object] | None = None
+        self._listener_args: tuple[Any, ...] = ()
+
+    def when_done(self, callback: Callable[..., object], *args: Any) -> None:
+        """See :class:`hadaemon.bus.Completion` (a bus delivery's one listener)."""
+        self._listener = callback
+        self._listener_args = args
 
     def start(self, name: str) -> asyncio.Task[Any]:
         """Create the task; it runs from the loop's next iteration."""
@@ -105,6 +118,9 @@ class ServiceCall(Coroutine[Any, Any, Any]):
             raise StopIteration from None
         if perf_counter() - started > self._owner.threshold:
             self._owner.call_blocked(self, perf_counter() - started)
+        # A future (or a bare yield) first: isinstance(x, Deferred), an ABC, is slow.
+        if yielded is None or isinstance(yielded, asyncio.Future):
+            return yielded
         if isinstance(yielded, Deferred):
             return self._swap(yielded)
         return yielded
@@ -141,6 +157,8 @@ class ServiceCall(Coroutine[Any, Any, Any]):
             self._raised()
             raise StopIteration from None
         self._timed(started)
+        if yielded is None or isinstance(yielded, asyncio.Future):
+            return yielded
         if isinstance(yielded, Deferred):
             return self._swap(yielded)
         return yielded
@@ -155,29 +173,37 @@ class ServiceCall(Coroutine[Any, Any, Any]):
     def _settled(self, value: Any) -> None:
         self.task = None
         self._owner.call_finished(self)
+        self._tell(value)
+
+    def _tell(self, outcome: object) -> None:
+        """Hand the outcome (a result, or a Failure) to the Deferred or the listener."""
         d = self.deferred
         if d is not None:
             d._canceller = None
             if not d.called:
-                d.callback(value)
+                if isinstance(outcome, Failure):
+                    d.errback(outcome)
+                else:
+                    d.callback(outcome)
+            return
+        listener = self._listener
+        if listener is not None:
+            self._listener = None
+            try:
+                listener(outcome, *self._listener_args)
+            except Exception:  # as a Deferred would: the task itself must end quietly
+                _log.failure("the listener of {action} failed", action=self.action)
 
     def _raised(self) -> None:
-        """Report the coroutine's exception; returns when the task is to end with None.
+        """Report the coroutine's exception; the task then ends quietly (or cancelled).
 
         Called inside the ``except`` block: sys.exc_info() is the coroutine's exception.
         """
         exc = sys.exc_info()[1]
-        assert exc is not None
         self.task = None
-        d = self.deferred
-        if d is not None:
-            d._canceller = None
         if isinstance(exc, asyncio.CancelledError):
             self._owner.call_finished(self)
-            if d is None:
-                return  # a bus delivery: fires with None
-            if not d.called:
-                d.callback(None)
+            self._tell(None)
             raise exc  # the task ends as cancelled, which asyncio never logs
         if isinstance(exc, KeyboardInterrupt):
             self._owner.call_finished(self)
@@ -185,17 +211,13 @@ class ServiceCall(Coroutine[Any, Any, Any]):
         if isinstance(exc, SystemExit):
             try:
                 raise UserCodeExit(exc.code) from exc
-            except UserCodeExit as converted:
+            except UserCodeExit:
                 failure = Failure()
-                exc = converted
         else:
             failure = Failure()
         self._owner.call_finished(self)
         self._owner.call_failed(self, failure)
-        if d is None:
-            raise exc  # the bus retrieves it from the task
-        if not d.called:
-            d.errback(failure)
+        self._tell(failure)
 
     def _swap(self, yielded: Deferred[Any]) -> asyncio.Future[None]:
         return waker_for(yielded, self._loop)

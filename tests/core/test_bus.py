@@ -10,11 +10,13 @@ import pytest
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel
+from twisted.python.failure import Failure
 
 from hadaemon.aio import UserCodeExit
 from hadaemon.bus import (
     Address,
     Bus,
+    Completion,
     DestinationGone,
     EndpointExists,
     ErrorEvent,
@@ -158,6 +160,38 @@ def test_handler_exception_reaches_sender_is_logged_and_next_message_flows(
     assert result_of(good) == "good"
     text = logs.text()
     assert "fragile service" in text and "broken handler" in text
+
+
+def test_completion_reports_its_outcome_and_holds_the_endpoint_until_then(
+    bus: Bus, clock: Clock
+) -> None:
+    class Later(Completion):
+        __slots__ = ("listener",)
+
+        def when_done(self, callback: Any, *args: Any) -> None:
+            self.listener = (callback, args)
+
+    pending: list[Later] = []
+
+    def handler(address: Address, message: str) -> Later:
+        pending.append(Later())
+        return pending[-1]
+
+    bus.register("service:later_py", handler, name="later service")
+    first = bus.send("service:later_py/x", "a")
+    second = bus.send("service:later_py/x", "b")
+    clock.advance(0)
+    assert len(pending) == 1 and not first.called  # one at a time: the first is pending
+    callback, args = pending[0].listener
+    callback("done", *args)
+    assert result_of(first) == "done"
+    clock.advance(0)
+    assert len(pending) == 2
+    callback, args = pending[1].listener
+    with capture_logs() as logs:
+        callback(Failure(ValueError("late failure")), *args)
+    assert result_of(second).check(ValueError)
+    assert "later service" in logs.text() and "late failure" in logs.text()
 
 
 def test_handler_calling_sys_exit_does_not_stop_anything(bus: Bus, clock: Clock) -> None:
