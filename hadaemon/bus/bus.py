@@ -266,8 +266,9 @@ class Bus:
         with the result or the Failure), or None. Adapters on hot paths use this to avoid
         a Deferred per message.
         """
-        self._check_thread("deliver")
-        addr = Address.parse(address)
+        if threading.get_ident() != self._thread:
+            self._check_thread("deliver")
+        addr = address if type(address) is Address else Address.parse(address)
         ep = self._endpoints.get(addr.endpoint)
         if ep is None:
             raise UnknownDestination(str(addr))

@@ -62,6 +62,10 @@ def test_address_scheme() -> None:
     assert (s.id, s.path) == ("readgpio_py", "some/action")
     d = Address.parse("device:12")
     assert (d.kind, d.id, d.path, str(d)) == ("device", "12", "", "device:12")
+    built = Address("service", "x_py", "act")
+    assert built.endpoint == "service:x_py" and built == Address.parse("service:x_py/act")
+    assert repr(built) == "Address(kind='service', id='x_py', path='act')"
+    assert len({built, Address.parse("service:x_py/act")}) == 1
     for bad in ["node", "node:", ":x", "Node:x", "node:/x"]:
         with pytest.raises(InvalidAddress):
             Address.parse(bad)
