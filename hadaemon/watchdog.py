@@ -97,6 +97,20 @@ class Watchdog:
             if elapsed > self.threshold:
                 self._report(BlockReport(name, elapsed, ongoing=False))
 
+    def track_handler(self, name: str, handler: Callable[[Any, Any], Any], address: Any,
+                      message: Any) -> Any:
+        """:meth:`track` for the bus's handlers, once per message: no argument packing."""
+        outer = self._current
+        self._current = name
+        start = self._clock()
+        try:
+            return handler(address, message)
+        finally:
+            self._current = outer
+            elapsed = self._clock() - start
+            if elapsed > self.threshold:
+                self._report(BlockReport(name, elapsed, ongoing=False))
+
     def start(self) -> None:
         """Start ticking and monitoring; call on the reactor thread once it runs."""
         if self._ticker is not None:

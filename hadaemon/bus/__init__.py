@@ -1,7 +1,7 @@
 """The bus every adapter and plugin uses to meet the others."""
 
 from hadaemon.bus.address import DEVICE, NODE, SERVICE, Address, InvalidAddress
-from hadaemon.bus.bus import Bus, Handler, Registration, Subscriber, Subscription
+from hadaemon.bus.bus import Bus, Completion, Handler, Registration, Subscriber, Subscription
 from hadaemon.bus.errors import (
     BusError,
     DestinationGone,
@@ -28,6 +28,7 @@ __all__ = [
     "Address",
     "Bus",
     "BusError",
+    "Completion",
     "DestinationGone",
     "DeviceChanged",
     "EndpointExists",

@@ -8,7 +8,7 @@ itself contain ``/``. Ids never contain ``/``, so any output can be wired to any
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from hadaemon.bus.errors import BusError
@@ -31,6 +31,8 @@ class Address:
     kind: str
     id: str
     path: str = ""
+    # ``kind:id``, computed once: every message's delivery looks its endpoint up.
+    endpoint: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not _KIND.match(self.kind):
@@ -40,10 +42,7 @@ class Address:
                 f"invalid address id {self.id!r} in kind {self.kind!r}: "
                 "ids are non-empty and never contain '/'"
             )
-
-    @property
-    def endpoint(self) -> str:
-        return f"{self.kind}:{self.id}"
+        object.__setattr__(self, "endpoint", f"{self.kind}:{self.id}")  # frozen
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.id}/{self.path}" if self.path else f"{self.kind}:{self.id}"

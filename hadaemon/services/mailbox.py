@@ -53,6 +53,8 @@ class Mailbox:
         self._bus = bus
         self._loop = loop
         self._addresses: dict[str, Address] = {}
+        # Actions refusal() let through (it only depends on the action: cached for good).
+        self._accepted: dict[str, Address] = {}
         self._room_waiters: deque[asyncio.Future[bool]] = deque()
         self.registration: Registration | None = None
 
@@ -102,12 +104,20 @@ class Mailbox:
 
     def accept(self, action: str) -> Address | str:
         """Where to send ``action`` now, or why another service may not send it."""
+        state = self.state
+        if state is ServiceState.RUNNING or state is ServiceState.STARTING:
+            address = self._accepted.get(action)  # every message: one lookup
+            if address is not None:
+                return address
         problem = self.refusal(action)
         if problem is not None:
             return problem
         state = self.state
         if state is ServiceState.RUNNING or state is ServiceState.STARTING:
-            return self.address(action)
+            address = self.address(action)
+            if len(self._accepted) < 1024:
+                self._accepted[action] = address
+            return address
         return f"service {self.id} is {ServiceState(state)}; {action!r} not delivered"
 
     def in_broadcast(self, action: str) -> bool:

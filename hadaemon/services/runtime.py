@@ -121,7 +121,8 @@ class ServiceRuntime(Mailbox):
             return gated
         raise ServiceNotRunning(self.id, str(ServiceState(state)))
 
-    def _dispatch(self, action: str, qm: QueueMessage) -> Deferred[Any]:
+    def _dispatch(self, action: str, qm: QueueMessage) -> Deferred[Any] | ServiceCall:
+        """Start the action's task; the call tells the bus its outcome (a Completion)."""
         resolved = self._resolved.get(action) or self._resolve(action)
         if isinstance(resolved, str):
             raise ActionRefused(resolved)
@@ -132,8 +133,8 @@ class ServiceRuntime(Mailbox):
             return self._not_called(exc, action, qm.source, True)
         call = ServiceCall(coro, self, action, self._loop, qm.source, True)
         self._calls.add(call)
-        call.task = self._loop.create_task(call, name=name)
-        return call.deferred
+        call.start(name)
+        return call
 
     def _not_called(
         self, exc: BaseException, action: str, source: str, via_bus: bool
@@ -163,7 +164,9 @@ class ServiceRuntime(Mailbox):
             return self._not_called(exc, method, SYSTEM, False), None
         call = ServiceCall(coro, self, method, self._loop, source=SYSTEM)
         self._calls.add(call)
-        return call.start(f"service:{self.id}/{method}"), call.task
+        task = call.start(f"service:{self.id}/{method}")
+        assert call.deferred is not None  # not a bus delivery
+        return call.deferred, task
 
     def hook(self, method: str, payload: Any) -> Deferred[Any] | None:
         """Deliver a hook (``StateUpdate``, ``msb_signed_in``); waits while starting."""
@@ -189,7 +192,10 @@ class ServiceRuntime(Mailbox):
                 except Exception:
                     d.errback(Failure())
                 else:
-                    result.chainDeferred(d)
+                    if isinstance(result, Deferred):
+                        result.chainDeferred(d)
+                    else:
+                        result.when_done(_fire, d)
             elif is_hook:
                 d.callback(None)
             else:
@@ -216,6 +222,13 @@ class ServiceRuntime(Mailbox):
 
     def call_blocked(self, call: ServiceCall, seconds: float) -> None:
         self._reporter.blocked(self.id, call.action, seconds, self.threshold)
+
+
+def _fire(outcome: object, d: Deferred[Any]) -> None:
+    if isinstance(outcome, Failure):
+        d.errback(outcome)
+    else:
+        d.callback(outcome)
 
 
 __all__ = ["SYSTEM", "ServiceRuntime"]

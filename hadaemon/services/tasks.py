@@ -7,10 +7,14 @@ everything the services world promises happens at the one place user code runs:
   blocked the loop, and is reported by service and action;
 - ``sys.exit()`` becomes :class:`hadaemon.aio.UserCodeExit`, an ordinary failure (a task
   raising ``SystemExit`` would stop the loop, and with it the reactor);
-- a failure is reported by the owner and never lost; the task itself then ends quietly,
-  so asyncio never logs "Task exception was never retrieved";
+- a failure is reported by the owner and never lost;
 - ``await deferred`` works, as in every hadaemon coroutine;
-- ``deferred`` fires with the coroutine's result (or failure) as soon as it is known.
+- the outcome (the coroutine's result, or its failure; None once cancelled, as a
+  cancelled call is no failure) is told as soon as it is known: a call made by the
+  orchestrator (Start, Stop, a hook) fires its ``deferred``; a delivery from the bus
+  (``via_bus``, one per message) is a :class:`hadaemon.bus.Completion` and tells its one
+  listener, the bus, directly: no Deferred per message. The task itself then ends
+  quietly, so asyncio never logs "Task exception was never retrieved".
 
 Reactor thread only (the asyncio reactor's loop).
 """
@@ -19,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Coroutine, Generator
+from collections.abc import Callable, Coroutine, Generator
 from time import perf_counter
 from typing import Any, Protocol
 
@@ -27,6 +31,10 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from hadaemon.aio import UserCodeExit, waker_for
+from hadaemon.bus import Completion
+from hadaemon.logs import get_logger
+
+_log = get_logger("hadaemon.services")
 
 
 class CallOwner(Protocol):
@@ -39,10 +47,13 @@ class CallOwner(Protocol):
     def call_blocked(self, call: ServiceCall, seconds: float) -> None: ...
 
 
-class ServiceCall(Coroutine[Any, Any, Any]):
+class ServiceCall(Coroutine[Any, Any, Any], Completion):
     """Drives one service coroutine for its task; see the module docstring."""
 
-    __slots__ = ("_coro", "_loop", "_owner", "action", "deferred", "source", "task", "via_bus")
+    __slots__ = (
+        "_coro", "_listener", "_listener_args", "_loop", "_owner", "action", "deferred",
+        "source", "task", "via_bus",
+    )
 
     def __init__(
         self,
@@ -59,16 +70,29 @@ class ServiceCall(Coroutine[Any, Any, Any]):
         self.action = action
         self.source = source
         self.via_bus = via_bus  # failures of bus deliveries are also logged by the bus
-        self.deferred: Deferred[Any] = Deferred(self._cancel)
+        self.deferred: Deferred[Any] | None = None if via_bus else Deferred(self._cancel)
         self.task: asyncio.Task[Any] | None = None
+        self._listener: Callable[..., object] | None = None
+        self._listener_args: tuple[Any, ...] = ()
 
-    def start(self, name: str) -> Deferred[Any]:
-        """Create the task (it runs from the loop's next iteration); returns ``deferred``."""
-        self.task = self._loop.create_task(self, name=name)
-        return self.deferred
+    def when_done(self, callback: Callable[..., object], *args: Any) -> None:
+        """See :class:`hadaemon.bus.Completion` (a bus delivery's one listener)."""
+        self._listener = callback
+        self._listener_args = args
+
+    def start(self, name: str) -> asyncio.Task[Any]:
+        """Create the task; it runs from the loop's next iteration."""
+        loop = self._loop
+        if loop.get_task_factory() is None:
+            # What loop.create_task does, minus a Python frame: this runs per message.
+            task: asyncio.Task[Any] = asyncio.Task(self, loop=loop, name=name)
+        else:
+            task = loop.create_task(self, name=name)
+        self.task = task
+        return task
 
     def cancel(self) -> None:
-        """Cancel the task; ``deferred`` fires with None (a cancelled call is no failure)."""
+        """Cancel the task; the outcome is None (a cancelled call is no failure)."""
         if self.task is not None and not self.task.done():
             self.task.cancel()
 
@@ -94,6 +118,9 @@ class ServiceCall(Coroutine[Any, Any, Any]):
             raise StopIteration from None
         if perf_counter() - started > self._owner.threshold:
             self._owner.call_blocked(self, perf_counter() - started)
+        # A future (or a bare yield) first: isinstance(x, Deferred), an ABC, is slow.
+        if yielded is None or isinstance(yielded, asyncio.Future):
+            return yielded
         if isinstance(yielded, Deferred):
             return self._swap(yielded)
         return yielded
@@ -130,6 +157,8 @@ class ServiceCall(Coroutine[Any, Any, Any]):
             self._raised()
             raise StopIteration from None
         self._timed(started)
+        if yielded is None or isinstance(yielded, asyncio.Future):
+            return yielded
         if isinstance(yielded, Deferred):
             return self._swap(yielded)
         return yielded
@@ -143,20 +172,46 @@ class ServiceCall(Coroutine[Any, Any, Any]):
 
     def _settled(self, value: Any) -> None:
         self.task = None
-        self.deferred._canceller = None
         self._owner.call_finished(self)
-        if not self.deferred.called:
-            self.deferred.callback(value)
+        listener = self._listener
+        if listener is not None and self.deferred is None:  # a bus delivery: every message
+            self._listener = None
+            try:
+                listener(value, *self._listener_args)
+            except Exception:
+                _log.failure("the listener of {action} failed", action=self.action)
+        else:
+            self._tell(value)
+
+    def _tell(self, outcome: object) -> None:
+        """Hand the outcome (a result, or a Failure) to the Deferred or the listener."""
+        d = self.deferred
+        if d is not None:
+            d._canceller = None
+            if not d.called:
+                if isinstance(outcome, Failure):
+                    d.errback(outcome)
+                else:
+                    d.callback(outcome)
+            return
+        listener = self._listener
+        if listener is not None:
+            self._listener = None
+            try:
+                listener(outcome, *self._listener_args)
+            except Exception:  # as a Deferred would: the task itself must end quietly
+                _log.failure("the listener of {action} failed", action=self.action)
 
     def _raised(self) -> None:
-        # Called inside the ``except`` block: sys.exc_info() is the coroutine's exception.
+        """Report the coroutine's exception; the task then ends quietly (or cancelled).
+
+        Called inside the ``except`` block: sys.exc_info() is the coroutine's exception.
+        """
         exc = sys.exc_info()[1]
         self.task = None
-        self.deferred._canceller = None
         if isinstance(exc, asyncio.CancelledError):
             self._owner.call_finished(self)
-            if not self.deferred.called:
-                self.deferred.callback(None)
+            self._tell(None)
             raise exc  # the task ends as cancelled, which asyncio never logs
         if isinstance(exc, KeyboardInterrupt):
             self._owner.call_finished(self)
@@ -170,8 +225,7 @@ class ServiceCall(Coroutine[Any, Any, Any]):
             failure = Failure()
         self._owner.call_finished(self)
         self._owner.call_failed(self, failure)
-        if not self.deferred.called:
-            self.deferred.errback(failure)
+        self._tell(failure)
 
     def _swap(self, yielded: Deferred[Any]) -> asyncio.Future[None]:
         return waker_for(yielded, self._loop)

@@ -10,11 +10,13 @@ import pytest
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel
+from twisted.python.failure import Failure
 
 from hadaemon.aio import UserCodeExit
 from hadaemon.bus import (
     Address,
     Bus,
+    Completion,
     DestinationGone,
     EndpointExists,
     ErrorEvent,
@@ -60,6 +62,10 @@ def test_address_scheme() -> None:
     assert (s.id, s.path) == ("readgpio_py", "some/action")
     d = Address.parse("device:12")
     assert (d.kind, d.id, d.path, str(d)) == ("device", "12", "", "device:12")
+    built = Address("service", "x_py", "act")
+    assert built.endpoint == "service:x_py" and built == Address.parse("service:x_py/act")
+    assert repr(built) == "Address(kind='service', id='x_py', path='act')"
+    assert len({built, Address.parse("service:x_py/act")}) == 1
     for bad in ["node", "node:", ":x", "Node:x", "node:/x"]:
         with pytest.raises(InvalidAddress):
             Address.parse(bad)
@@ -158,6 +164,38 @@ def test_handler_exception_reaches_sender_is_logged_and_next_message_flows(
     assert result_of(good) == "good"
     text = logs.text()
     assert "fragile service" in text and "broken handler" in text
+
+
+def test_completion_reports_its_outcome_and_holds_the_endpoint_until_then(
+    bus: Bus, clock: Clock
+) -> None:
+    class Later(Completion):
+        __slots__ = ("listener",)
+
+        def when_done(self, callback: Any, *args: Any) -> None:
+            self.listener = (callback, args)
+
+    pending: list[Later] = []
+
+    def handler(address: Address, message: str) -> Later:
+        pending.append(Later())
+        return pending[-1]
+
+    bus.register("service:later_py", handler, name="later service")
+    first = bus.send("service:later_py/x", "a")
+    second = bus.send("service:later_py/x", "b")
+    clock.advance(0)
+    assert len(pending) == 1 and not first.called  # one at a time: the first is pending
+    callback, args = pending[0].listener
+    callback("done", *args)
+    assert result_of(first) == "done"
+    clock.advance(0)
+    assert len(pending) == 2
+    callback, args = pending[1].listener
+    with capture_logs() as logs:
+        callback(Failure(ValueError("late failure")), *args)
+    assert result_of(second).check(ValueError)
+    assert "later service" in logs.text() and "late failure" in logs.text()
 
 
 def test_handler_calling_sys_exit_does_not_stop_anything(bus: Bus, clock: Clock) -> None:
@@ -358,3 +396,29 @@ def test_async_handler_in_real_reactor_awaits_asyncio_and_deferreds() -> None:
 def test_error_levels_log_level_names() -> None:
     assert ErrorEvent("x", "m", Level.WARNING).topic == "error/x/warning"
     assert LogLevel.warn  # the bus logs through twisted.logger
+
+
+def test_handler_returning_its_own_task_in_real_reactor() -> None:
+    import asyncio
+
+    async def scenario(reactor: Any) -> tuple[Any, Any]:
+        bus = Bus(reactor)
+
+        async def work(message: int) -> int:
+            await asyncio.sleep(0.001)
+            if message < 0:
+                raise ValueError("negative")
+            return message * 2
+
+        def handler(address: Address, message: int) -> asyncio.Task[int]:
+            return asyncio.get_running_loop().create_task(work(message))
+
+        bus.register("service:tasks_py", handler)
+        doubled = await bus.send("service:tasks_py/x", 21)
+        with pytest.raises(ValueError, match="negative"):
+            await bus.send("service:tasks_py/x", -1)
+        return doubled, await bus.send("service:tasks_py/x", 1)  # the next one flows
+
+    with capture_logs() as logs:
+        assert run_in_reactor(scenario, timeout=5) == (42, 2)
+    assert "handler service:tasks_py failed on a message to service:tasks_py/x" in logs.text()

@@ -448,3 +448,45 @@ def test_state_updates_follow_the_daemon_and_the_broker(tmp_path: pathlib.Path) 
         {"state": "stopping", "desired": {"state": "stopped"},
          "reported": {"daemon": "stopping", "upstream": "disconnected", "nodeName": "node-1"}},
     ]
+
+
+WAITER = '''
+import asyncio
+from base_service import CustomService
+
+class Waiter(CustomService):
+    async def forever(self, msg):
+        await self.SubmitAction("node:probe", "waiting", msg.message[0])
+        await asyncio.Event().wait()
+
+    async def leave(self, msg):
+        raise SystemExit(msg.message[0])
+'''
+
+
+def test_bus_senders_see_a_cancelled_action_as_none_and_sys_exit_as_a_failure(
+    tmp_path: pathlib.Path,
+) -> None:
+    # A delivery's outcome is its task's: the handler's exception, or None once cancelled.
+    from hadaemon.aio import UserCodeExit
+
+    config = make_config(tmp_path, {"Waiter": WAITER})
+
+    async def scenario(reactor: Any) -> Any:
+        async with running(config, reactor) as run:
+            with pytest.raises(UserCodeExit, match=r"sys.exit\(4\)"):
+                await run.bus.send("service:waiter_py/leave", 4)
+            pending = run.bus.send("service:waiter_py/forever", 1)
+            await run.probe.wait(reactor, "waiting")
+            assert run.runtime("waiter_py").running_calls == 1
+            await run.orchestrator.stop_service("waiter_py", requested_by="test")
+            outcome = await pending
+            assert run.runtime("waiter_py").running_calls == 0
+            return outcome
+
+    with capture_logs() as logs:
+        assert run_in_reactor(scenario, timeout=10) is None
+    text = logs.text()
+    assert "failed on a message to service:waiter_py/leave" in text
+    assert "service:waiter_py/forever" not in text  # a cancelled action is no failure
+    assert "Task exception was never retrieved" not in text

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import pathlib
+from typing import Any
 
 import pytest
 from twisted.internet.task import Clock
+from twisted.python.failure import Failure
 
 import hadaemon.services
+from hadaemon.aio import UserCodeExit
 from hadaemon.bus import Bus, DeviceChanged, Lifecycle, VariableChanged
 from hadaemon.sentinels import UNKNOWN
 from hadaemon.services import SCHEMA, ServiceSettings, ServicesSettings, event_to_dict, service_id
 from hadaemon.services.config import Backoff, com_topic_problem
 from hadaemon.services.reporting import Reporter
+from hadaemon.services.tasks import ServiceCall
 from hadaemon.services.upstream import encode_payload, format_topic
+from hadaemon.testing import capture_logs
 
 
 def test_public_exports_stay_what_they_are() -> None:
@@ -107,3 +113,49 @@ def test_service_names_must_be_identifiers(name: str) -> None:
     raw = read({"services": {"service": {name: {}}}}, environ={})
     _, errors = validate(raw, {"services": SCHEMA})
     assert any("is not a service name" in str(e) for e in errors), errors
+
+
+class _Owner:
+    threshold = 10.0
+
+    def __init__(self) -> None:
+        self.failed: list[Failure] = []
+
+    def call_finished(self, call: ServiceCall) -> None:
+        pass
+
+    def call_failed(self, call: ServiceCall, failure: Failure) -> None:
+        self.failed.append(failure)
+
+    def call_blocked(self, call: ServiceCall, seconds: float) -> None:
+        pass
+
+
+def test_a_bus_delivery_tells_its_one_listener_and_its_task_ends_quietly() -> None:
+    async def ok() -> int:
+        await asyncio.sleep(0)
+        return 7
+
+    async def exits() -> None:
+        raise SystemExit(2)
+
+    async def main() -> tuple[list[Any], list[Any]]:
+        loop = asyncio.get_running_loop()
+        owner, told = _Owner(), []
+        calls = [ServiceCall(c, owner, "act", loop, "sender", via_bus=True)
+                 for c in (ok(), exits(), ok())]
+        for call in calls:
+            call.when_done(lambda outcome, tag: told.append((tag, outcome)), "tag")
+        calls[2].when_done(lambda outcome: 1 / 0)  # a broken listener: logged only
+        tasks = [call.start("service:x/act") for call in calls]
+        await asyncio.gather(*tasks)
+        return told, [task.result() for task in tasks]
+
+    with capture_logs() as logs:
+        told, results = asyncio.run(main())
+    assert len(told) == 2 and {tag for tag, _ in told} == {"tag"}
+    outcomes = [outcome for _, outcome in told]
+    assert 7 in outcomes and any(isinstance(o, Failure) and o.check(UserCodeExit)
+                                 for o in outcomes)
+    assert results == [7, None, 7]  # the tasks end quietly, a failure included
+    assert "the listener of act failed" in logs.text() and "ZeroDivisionError" in logs.text()
