@@ -90,14 +90,7 @@ class Router:
         if type(address) is not Address:
             self.warn_sender(qm.source, str(address))
             return None
-        # _send, inlined: this is every message's path.
-        try:
-            self._bus.deliver(address, qm, partial(self._outcome, qm.source, address))
-        except QueueFull:
-            return self._overflow(qm, address, target.wait_for_room, wait)
-        except BusError as exc:
-            self.warn_sender(qm.source, f"{address} not delivered: {exc}")
-        return None
+        return self._send(target, address, qm, wait)
 
     # -- the three kinds of destinations ---------------------------------------------------
 
