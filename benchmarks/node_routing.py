@@ -33,10 +33,11 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from twisted.internet.defer import Deferred
-from twisted.internet.task import deferLater
 
 from hadaemon.bus import Address
 from hadaemon.config import read, validate
@@ -44,7 +45,7 @@ from hadaemon.daemon import Daemon
 from hadaemon.nodes import SCHEMA, NodesPlugin
 from hadaemon.nodes import supervisor as supervisor_module
 from hadaemon.plugin import Catalog, PluginInfo
-from hadaemon.testing import run_in_reactor
+from hadaemon.testing import run_in_reactor, wait_until
 
 BINCLIENT = pathlib.Path(__file__).resolve().parent.parent / "tests" / "nodes" / "binclient"
 
@@ -217,34 +218,43 @@ def config(workdir: pathlib.Path, nodes: list[dict[str, Any]]) -> Any:
     return validated
 
 
-async def wait_for(reactor: Any, predicate: Any, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError("the benchmark got stuck")
-        await deferLater(reactor, 0.005, lambda: None)
+@asynccontextmanager
+async def nodes_started(
+    reactor: Any, workdir: pathlib.Path, nodes: list[dict[str, Any]]
+) -> AsyncIterator[tuple[Daemon, Any]]:
+    """A daemon on ``nodes``, once every node got startUpComplete: (daemon, nodes plugin)."""
+    daemon = Daemon(config(workdir, nodes), reactor, catalog=catalog())
+    daemon.startService()
+    try:
+        await daemon.started
+        plugin: Any = daemon.plugin("nodes")
+        await wait_until(reactor, lambda: plugin.startup_done and all(
+            r.startup_sent for r in plugin.runtimes.values()),
+            timeout=120.0, what="the nodes to start", interval=0.005)
+        yield daemon, plugin
+    finally:
+        await daemon.stopService()
 
 
-def hadaemon_routing(workdir: pathlib.Path, count: int, wire: str = "msgpack") -> dict[str, Any]:
-    workdir = workdir / f"routing-{wire}"
+def a_to_b(workdir: pathlib.Path, count: int, wire: str = "msgpack") -> list[dict[str, Any]]:
+    """Node A (SOURCE) wired to node B (SINK), whose results go to ``bench:results``."""
     workdir.mkdir(exist_ok=True)
     (workdir / "source.py").write_text(SOURCE)
     (workdir / "sink.py").write_text(SINK)
-    nodes = [
+    return [
         wired({"id": "a", "file": str(workdir / "source.py"), "wires": [["b"]]}, wire),
         wired({"id": "b", "file": str(workdir / "sink.py"), "wires": [["bench:results"]],
                "info": {"last": count - 1}}, wire),
     ]
+
+
+def hadaemon_routing(workdir: pathlib.Path, count: int, wire: str = "msgpack") -> dict[str, Any]:
+    workdir = workdir / f"routing-{wire}"
+    nodes = a_to_b(workdir, count, wire)
     out: dict[str, Any] = {}
 
     async def scenario(reactor: Any) -> None:
-        daemon = Daemon(config(workdir, nodes), reactor, catalog=catalog())
-        daemon.startService()
-        try:
-            await daemon.started
-            plugin: Any = daemon.plugin("nodes")
-            await wait_for(reactor, lambda: plugin.startup_done and all(
-                r.startup_sent for r in plugin.runtimes.values()))
+        async with nodes_started(reactor, workdir, nodes) as (daemon, plugin):
             results: list[Any] = []
             waiting: list[Deferred[None]] = []
 
@@ -276,8 +286,6 @@ def hadaemon_routing(workdir: pathlib.Path, count: int, wire: str = "msgpack") -
             out["dropped"] = state["b"]["dropped"]
             out["ready_after"] = {k: v["ready_after"] for k, v in state.items()}
             out["rss"] = {k: rss(v["pid"]) for k, v in state.items()}
-        finally:
-            await daemon.stopService()
 
     run_in_reactor(scenario, timeout=600)
     return out
@@ -285,31 +293,17 @@ def hadaemon_routing(workdir: pathlib.Path, count: int, wire: str = "msgpack") -
 
 def hadaemon_paced(workdir: pathlib.Path, count: int, rate: float) -> dict[str, Any]:
     paced = workdir / "paced"
-    paced.mkdir(exist_ok=True)
-    (paced / "source.py").write_text(SOURCE)
-    (paced / "sink.py").write_text(SINK)
-    nodes = [
-        {"id": "a", "file": str(paced / "source.py"), "wires": [["b"]]},
-        {"id": "b", "file": str(paced / "sink.py"), "wires": [["bench:results"]],
-         "info": {"last": count - 1}},
-    ]
+    nodes = a_to_b(paced, count)
     out: dict[str, Any] = {}
 
     async def scenario(reactor: Any) -> None:
-        daemon = Daemon(config(paced, nodes), reactor, catalog=catalog())
-        daemon.startService()
-        try:
-            await daemon.started
-            plugin: Any = daemon.plugin("nodes")
-            await wait_for(reactor, lambda: plugin.startup_done and all(
-                r.startup_sent for r in plugin.runtimes.values()))
+        async with nodes_started(reactor, paced, nodes) as (daemon, _plugin):
             results: list[Any] = []
             daemon.bus.register("bench:results", lambda a, m: results.append(m["payload"]))
             daemon.bus.post("node:a/0", {"payload": [count, 1.0 / rate]})
-            await wait_for(reactor, lambda: results)
+            await wait_until(reactor, lambda: results, timeout=120.0, what="the paced run",
+                             interval=0.005)
             out["paced"] = results[0]
-        finally:
-            await daemon.stopService()
 
     run_in_reactor(scenario, timeout=600)
     return out
@@ -386,17 +380,9 @@ def hundred_nodes(
             spawns.append(time.perf_counter() - started)
 
     async def scenario(reactor: Any) -> None:
-        daemon = Daemon(config(many, nodes), reactor, catalog=catalog())
         started = time.monotonic()
-        daemon.startService()
-        try:
-            await daemon.started
-            plugin: Any = daemon.plugin("nodes")
-            await wait_for(reactor, lambda: plugin.startup_done and all(
-                r.startup_sent for r in plugin.runtimes.values()))
+        async with nodes_started(reactor, many, nodes):
             out["elapsed"] = time.monotonic() - started
-        finally:
-            await daemon.stopService()
 
     supervisor_module.spawn = timed  # type: ignore[assignment]
     try:

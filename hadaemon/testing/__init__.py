@@ -1,5 +1,5 @@
 """Test infrastructure for hadaemon's tests and users' own: child processes, real MQTT
-brokers, fresh reactors, the daemon as a process, captured logs.
+brokers, fresh reactors, the daemon as a process, captured logs, waiting in a reactor.
 
 The pytest fixtures (``processes``, ``broker``, ``shared_broker``, ``broker_factory``) come
 from the plugin :mod:`hadaemon.testing.fixtures`; see docs/testing.md.
@@ -27,6 +27,7 @@ from hadaemon.testing.daemon import DaemonProcess, toml_dumps, write_config
 from hadaemon.testing.logs import CapturedLog, capture_logs
 from hadaemon.testing.processes import ChildProcesses, free_tcp_port, kill_group, wait_for_port
 from hadaemon.testing.reactors import new_reactor, run_in_reactor
+from hadaemon.testing.waiting import sleep, wait_until
 
 __all__ = [
     "ENV_VAR",
@@ -53,7 +54,9 @@ __all__ = [
     "mosquitto_password_line",
     "new_reactor",
     "run_in_reactor",
+    "sleep",
     "toml_dumps",
     "wait_for_port",
+    "wait_until",
     "write_config",
 ]

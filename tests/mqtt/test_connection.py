@@ -11,9 +11,17 @@ from twisted.internet.defer import Deferred
 
 from hadaemon.bus import Bus
 from hadaemon.mqtt import Message, NotConnected, OutboxFull
-from hadaemon.testing import BlockingClient, Broker, capture_logs, find_mosquitto, run_in_reactor
+from hadaemon.testing import (
+    BlockingClient,
+    Broker,
+    capture_logs,
+    find_mosquitto,
+    run_in_reactor,
+    sleep,
+    wait_until,
+)
 
-from .util import Lifecycles, connection, settings_for, sleep, wait_until
+from .util import Lifecycles, connection, settings_for
 
 
 def test_publish_subscribe_and_status(broker: Broker) -> None:

@@ -10,10 +10,18 @@ from twisted.internet.defer import DeferredList
 
 from hadaemon.bus import Bus
 from hadaemon.mqtt import Message
-from hadaemon.testing import BlockingClient, Broker, capture_logs, free_tcp_port, run_in_reactor
+from hadaemon.testing import (
+    BlockingClient,
+    Broker,
+    capture_logs,
+    free_tcp_port,
+    run_in_reactor,
+    sleep,
+    wait_until,
+)
 
 from .test_connection import reactor_thread
-from .util import Lifecycles, connection, settings_for, sleep, wait_until
+from .util import Lifecycles, connection, settings_for
 
 
 def test_broker_killed_and_restarted(broker: Broker) -> None:

@@ -8,9 +8,9 @@ from typing import Any
 
 from hadaemon.daemon import Daemon
 from hadaemon.mqtt import MqttService
-from hadaemon.testing import BlockingClient, Broker, run_in_reactor
+from hadaemon.testing import BlockingClient, Broker, run_in_reactor, wait_until
 
-from .util import Lifecycles, daemon_config, wait_until
+from .util import Lifecycles, daemon_config
 
 USER = textwrap.dedent('''
     from hadaemon.plugin import Plugin

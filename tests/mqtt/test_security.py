@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from hadaemon.bus import Bus
-from hadaemon.testing import BlockingClient, capture_logs, run_in_reactor
+from hadaemon.testing import BlockingClient, capture_logs, run_in_reactor, sleep, wait_until
 from hadaemon.testing.fixtures import BrokerFactory
 
-from .util import Lifecycles, connection, sleep, wait_until
+from .util import Lifecycles, connection
 
 
 def test_password_broker(broker_factory: BrokerFactory) -> None:

@@ -2,29 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
-
-from twisted.internet.task import deferLater
 
 from hadaemon.bus import Bus, Event, Lifecycle
 from hadaemon.mqtt import MqttConnection, MqttSettings
 from hadaemon.testing import Broker
-
-
-async def wait_until(
-    reactor: Any, predicate: Callable[[], object], timeout: float = 5.0, what: str = ""
-) -> None:
-    """Poll ``predicate`` every 10 ms on the reactor; TimeoutError names ``what``."""
-    deadline = reactor.seconds() + timeout
-    while not predicate():
-        if reactor.seconds() > deadline:
-            raise TimeoutError(f"timed out after {timeout} s waiting for {what or predicate}")
-        await deferLater(reactor, 0.01, lambda: None)
-
-
-async def sleep(reactor: Any, seconds: float) -> None:
-    await deferLater(reactor, seconds, lambda: None)
 
 
 def settings_for(

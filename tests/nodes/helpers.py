@@ -6,12 +6,10 @@ import contextlib
 import os
 import pathlib
 import signal
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from twisted.internet.defer import Deferred
-from twisted.internet.task import deferLater
 from twisted.logger import LogLevel, formatEvent
 
 from hadaemon.builtin.demo import DemoDevices
@@ -20,6 +18,7 @@ from hadaemon.config import read, validate
 from hadaemon.daemon import Daemon
 from hadaemon.nodes import SCHEMA, NodesPlugin
 from hadaemon.plugin import Catalog, PluginInfo
+from hadaemon.testing import wait_until
 
 NODES = pathlib.Path(__file__).parent / "nodes"
 BINCLIENT = pathlib.Path(__file__).parent / "binclient"
@@ -73,24 +72,6 @@ def make_config(
     return config
 
 
-async def sleep(reactor: Any, seconds: float) -> None:
-    await deferLater(reactor, seconds, lambda: None)
-
-
-async def wait_for(
-    reactor: Any, predicate: Callable[[], Any], what: str, timeout: float = 10.0
-) -> Any:
-    """Poll ``predicate`` until it returns something true; fail naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await sleep(reactor, 0.01)
-
-
 class Sink:
     """A bus endpoint ``test:<name>`` collecting what is sent to it (and events)."""
 
@@ -107,8 +88,8 @@ class Sink:
 
     async def wait(self, reactor: Any, count: int, path: str | None = None,
                    timeout: float = 10.0) -> list[Any]:
-        await wait_for(reactor, lambda: len(self.payloads(path)) >= count,
-                       f"{count} message(s) at test sink {path or ''}", timeout)
+        await wait_until(reactor, lambda: len(self.payloads(path)) >= count,
+                         timeout, f"{count} message(s) at test sink {path or ''}")
         return self.payloads(path)
 
 
@@ -140,12 +121,12 @@ class Running:
     async def ready(self, *node_ids: str, timeout: float = 10.0) -> None:
         """Wait until these nodes (default: all) answered ping and got startUpComplete."""
         ids = node_ids or tuple(self.plugin.runtimes)
-        await wait_for(
+        await wait_until(
             self.reactor,
             lambda: self.plugin.startup_done and all(
                 self.plugin.runtimes[i].ready and self.plugin.runtimes[i].startup_sent
                 for i in ids),
-            f"nodes {', '.join(ids)} to start", timeout,
+            timeout, f"nodes {', '.join(ids)} to start",
         )
 
     def send(self, address: str, message: Any) -> Deferred[Any]:

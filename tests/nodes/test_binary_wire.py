@@ -26,15 +26,13 @@ from twisted.logger import LogLevel
 from hadaemon import binrpc
 from hadaemon.bus import ErrorEvent
 from hadaemon.registry import ChannelSpec, Device, ValueType, VariableSpec
-from hadaemon.testing import capture_logs, run_in_reactor
+from hadaemon.testing import capture_logs, run_in_reactor, sleep, wait_until
 from tests.nodes.helpers import (
     Events,
     logged,
     make_config,
     node,
     running,
-    sleep,
-    wait_for,
 )
 
 
@@ -87,7 +85,8 @@ def test_handshake_envelopes_and_out_of_order_answers(tmp_path: pathlib.Path) ->
             assert await run.send("node:proto/0", {"payload": {"peer": device.peer_id}}) is None
             # The node now calls setValue (held here), getVersion and an unknown method,
             # in one write; the last two are answered at once, the first when released.
-            await wait_for(reactor, lambda: owner.writes, "the write to reach the device")
+            await wait_until(reactor, lambda: owner.writes, what="the write to reach the device",
+                             timeout=10.0)
             await sleep(reactor, 0.2)
             assert run.sink.payloads("report") == []
             owner.writes[0].callback(None)
@@ -230,9 +229,10 @@ def test_identity_is_the_pid_so_nodes_must_be_executed_directly(tmp_path: pathli
         with capture_logs() as logs:
             async with running(reactor, config, wait=False) as run:
                 await run.ready("direct", "execs")
-                await wait_for(reactor, lambda: any(
+                await wait_until(reactor, lambda: any(
                     "is not a node process this daemon started" in line
-                    for line in logged(logs, level=LogLevel.warn)), "the refusal")
+                    for line in logged(logs, level=LogLevel.warn)),
+                    what="the refusal", timeout=10.0)
                 assert not run.state("forks")["ready"]
                 assert run.state("forks")["process"] == "starting"  # never answered ping
 
@@ -291,8 +291,8 @@ def test_value_model_limits_of_the_binary_wire(tmp_path: pathlib.Path) -> None:
                 assert any(isinstance(e, ErrorEvent) for e in errors.events)
                 # Events that cannot go are dropped for that node, counted and logged.
                 run.daemon.registry.set_system_variable("huge", 2**80)
-                await wait_for(reactor, lambda: run.state("echo")["events_dropped"] == 1,
-                               "the dropped event")
+                await wait_until(reactor, lambda: run.state("echo")["events_dropped"] == 1,
+                                 what="the dropped event", timeout=10.0)
                 assert await run.send("node:echo/0", {"payload": "still fine"}) is None
         assert any("event system 0/-1/huge cannot be sent on Homegear binary RPC" in line
                    for line in logged(logs, level=LogLevel.warn))

@@ -9,8 +9,8 @@ from typing import Any
 from hadaemon.app import prepare
 from hadaemon.config import read, validate
 from hadaemon.nodes import FlowError, build_flows
-from hadaemon.testing import run_in_reactor
-from tests.nodes.helpers import NODES, catalog, make_config, node, running, wait_for
+from hadaemon.testing import run_in_reactor, wait_until
+from tests.nodes.helpers import NODES, catalog, make_config, node, running
 
 RELAY = str(NODES / "relay.py")
 
@@ -181,7 +181,8 @@ def test_imported_flows_run(tmp_path: pathlib.Path) -> None:
             assert await run.send("node:a/0", {"payload": 1}) == "ok"
             # c echoes, and its answer is not what a gets: check c's state instead.
 
-            await wait_for(reactor, lambda: run.state("c")["delivered"] == 1, "c's input")
+            await wait_until(reactor, lambda: run.state("c")["delivered"] == 1, what="c's input",
+                             timeout=10.0)
             assert run.state("b")["delivered"] == 1
 
     run_in_reactor(scenario, timeout=30)

@@ -10,8 +10,8 @@ from twisted.logger import LogLevel
 
 from hadaemon.bus import ErrorEvent, Level, StatusUpdate
 from hadaemon.nodes import Fault
-from hadaemon.testing import capture_logs, run_in_reactor
-from tests.nodes.helpers import WIRES, Events, logged, make_config, node, running, wait_for
+from hadaemon.testing import capture_logs, run_in_reactor, wait_until
+from tests.nodes.helpers import WIRES, Events, logged, make_config, node, running
 
 
 def call(method: str, *args: Any) -> dict[str, Any]:
@@ -109,9 +109,9 @@ def test_exceptions_in_callbacks_are_logged_and_reported(tmp_path: pathlib.Path)
                     "nodeInput raised ValueError: input went wrong",
                     "eventHandler raised RuntimeError: event went wrong: 42",
                 }
-                await wait_for(reactor, lambda: any(
+                await wait_until(reactor, lambda: any(
                     "RuntimeError: event went wrong" in line for line in logged(logs)),
-                    "the traceback on stderr")
+                    what="the traceback on stderr", timeout=10.0)
             stderr = "\n".join(logged(logs, "hadaemon.plugin.nodes.r"))
             assert "Traceback (most recent call last)" in stderr
             assert 'raise ValueError("input went wrong")' in stderr

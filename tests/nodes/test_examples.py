@@ -5,8 +5,8 @@ from __future__ import annotations
 import pathlib
 from typing import Any
 
-from hadaemon.testing import run_in_reactor
-from tests.nodes.helpers import make_config, running, wait_for
+from hadaemon.testing import run_in_reactor, wait_until
+from tests.nodes.helpers import make_config, running
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "hadaemon" / "nodes" / "examples"
 
@@ -25,8 +25,8 @@ def test_example_flow(tmp_path: pathlib.Path) -> None:
             thermometer = registry.find("demo", "thermometer")
             assert thermometer is not None
             registry.report(thermometer.peer_id, 0, "temperature", 18.5)
-            await wait_for(reactor, lambda: run.state("announcer")["status"],
-                           "the announcer's status")
+            await wait_until(reactor, lambda: run.state("announcer")["status"],
+                             what="the announcer's status", timeout=10.0)
             assert run.state("announcer")["status"] == {
                 "text": "1 alert(s), last 18.5 °C", "shape": "dot", "fill": "blue"}
             assert run.daemon.store.get("plugin/nodes/node/announcer/alerts") == 1

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from hadaemon.testing import run_in_reactor
-from tests.nodes.helpers import WIRES, make_config, node, running, wait_for
+from hadaemon.testing import run_in_reactor, wait_until
+from tests.nodes.helpers import WIRES, make_config, node, running
 
 
 @pytest.mark.parametrize("wire", WIRES)
@@ -169,9 +169,9 @@ def test_a_cycle_of_full_nodes_does_not_deadlock(tmp_path: pathlib.Path, wire: s
         async with running(reactor, config) as run:
             # 400 tokens of 0 to 29 hops each: 5,800 hops through queues of 5.
             await run.send("node:source/0", {"payload": 400})
-            await wait_for(reactor, lambda: len(run.sink.payloads("done")) + sum(
+            await wait_until(reactor, lambda: len(run.sink.payloads("done")) + sum(
                 run.state(n)["dropped"] for n in ("a", "b")) >= 400,
-                "every token to finish or be dropped", timeout=40)
+                what="every token to finish or be dropped", timeout=40)
             assert all(p <= 0 for p in run.sink.payloads("done"))
 
     run_in_reactor(scenario, timeout=60)

@@ -9,8 +9,8 @@ import pytest
 from twisted.logger import LogLevel
 
 from hadaemon.registry import Access, ChannelSpec, ValueType, VariableSpec
-from hadaemon.testing import capture_logs, run_in_reactor
-from tests.nodes.helpers import WIRES, logged, make_config, node, running, sleep, wait_for
+from hadaemon.testing import capture_logs, run_in_reactor, sleep, wait_until
+from tests.nodes.helpers import WIRES, logged, make_config, node, running
 
 RAW = {"msgpack": "raw.py", "binrpc": "raw_binary.py"}
 DEAF = {"info": {"scenario": "no_read"}, "env": {"RAW_SCENARIO": "no_read"}}
@@ -85,8 +85,8 @@ def test_or_it_is_disconnected(tmp_path: pathlib.Path, wire: str) -> None:
         with capture_logs() as logs:
             async with running(reactor, config) as run:
                 await flood(run, reactor)
-                await wait_for(reactor, lambda: not run.state("deaf")["connected"],
-                               "the disconnection")
+                await wait_until(reactor, lambda: not run.state("deaf")["connected"],
+                                 what="the disconnection", timeout=10.0)
                 # The process itself is left alone (it may reconnect).
                 assert run.state("deaf")["process"] == "running"
         assert any("deaf does not read its socket" in line and "disconnecting" in line

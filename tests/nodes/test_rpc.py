@@ -10,8 +10,8 @@ import pytest
 
 from hadaemon.nodes.rpc import adjust
 from hadaemon.registry import UNKNOWN, ValueType
-from hadaemon.testing import run_in_reactor
-from tests.nodes.helpers import WIRES, make_config, node, running, wait_for
+from hadaemon.testing import run_in_reactor, wait_until
+from tests.nodes.helpers import WIRES, make_config, node, running
 
 RAW = {"msgpack": "raw.py", "binrpc": "raw_binary.py"}
 """The test node that makes raw calls, per wire."""
@@ -112,8 +112,8 @@ def test_rpc_methods_and_fault_codes(tmp_path: pathlib.Path, wire: str) -> None:
             assert fault(31) == -32602
             # The registry saw the writes.
             registry = run.daemon.registry
-            await wait_for(reactor, lambda: registry.get_value(LAMP, 0, "brightness") == 5,
-                           "the lamp's brightness")
+            await wait_until(reactor, lambda: registry.get_value(LAMP, 0, "brightness") == 5,
+                             what="the lamp's brightness", timeout=10.0)
             # Through the homegear client: one call after the other, faults raise.
             for method, args in (
                 ("setValue", [LAMP, 0, "brightness", "*=3"]),

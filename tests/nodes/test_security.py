@@ -20,8 +20,8 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import LogLevel
 
 from hadaemon.nodes.client import CLIENT_DIR
-from hadaemon.testing import capture_logs, run_in_reactor
-from tests.nodes.helpers import WIRES, logged, make_config, node, running, wait_for
+from hadaemon.testing import capture_logs, run_in_reactor, wait_until
+from tests.nodes.helpers import WIRES, logged, make_config, node, running
 
 
 def exchange(path: str, *frames: bytes, timeout: float = 3.0) -> tuple[list[Any], bool]:
@@ -235,9 +235,9 @@ def test_a_false_input_count_closes_the_connection(tmp_path: pathlib.Path) -> No
     async def scenario(reactor: Any) -> None:
         with capture_logs() as logs:
             async with running(reactor, config, wait=False) as run:
-                await wait_for(reactor, lambda: any(
+                await wait_until(reactor, lambda: any(
                     "does not match" in line for line in logged(logs, level=LogLevel.warn)),
-                    "the false count to be refused")
+                    what="the false count to be refused", timeout=10.0)
                 assert await run.send("node:a/0", {"payload": 1}) == [0, 1]
         lines = "\n".join(logged(logs, level=LogLevel.warn))
         assert "inputDone(3, 0) does not match the 0 input(s) in flight" in lines

@@ -13,7 +13,7 @@ from twisted.logger import LogLevel
 
 from hadaemon.bus import Lifecycle, StatusUpdate
 from hadaemon.nodes.dispatcher import CREDITS
-from hadaemon.testing import capture_logs, run_in_reactor
+from hadaemon.testing import capture_logs, run_in_reactor, sleep, wait_until
 from tests.nodes.helpers import (
     WIRES,
     Events,
@@ -22,8 +22,6 @@ from tests.nodes.helpers import (
     make_config,
     node,
     running,
-    sleep,
-    wait_for,
 )
 
 
@@ -56,9 +54,10 @@ def test_a_node_that_crashes_at_start_backs_off_and_is_marked_crash_looping(
                 # The deadline lets the good node start its flows although "bad" never
                 # answers ping.
                 await run.ready("good")
-                await wait_for(reactor, lambda: run.state("bad")["crash_loop"],
-                               "the crash loop", timeout=10)
-                await wait_for(reactor, lambda: len(spawned) >= 5, "more restarts")
+                await wait_until(reactor, lambda: run.state("bad")["crash_loop"],
+                                 what="the crash loop", timeout=10)
+                await wait_until(reactor, lambda: len(spawned) >= 5, what="more restarts",
+                                 timeout=10.0)
                 gaps = [b - a for a, b in itertools.pairwise(spawned)]
                 # Exponential backoff (0.05, 0.1, 0.2, then the 0.4 cap), not a spin.
                 assert gaps[0] >= 0.09 and gaps[1] >= 0.18, gaps
@@ -100,7 +99,7 @@ def test_a_node_ignoring_sigterm_and_its_child_are_killed_after_the_grace_period
 
     async def scenario(reactor: Any) -> float:
         async with running(reactor, config) as run:
-            await wait_for(reactor, pids_file.exists, "the pids file")
+            await wait_until(reactor, pids_file.exists, what="the pids file", timeout=10.0)
             polite = run.state("polite")["pid"]
             started = time.monotonic()
         stopped = time.monotonic() - started
@@ -141,8 +140,8 @@ def test_a_node_that_never_answers_does_not_hold_up_the_others(
                 # its one sender) are full, the rest was dropped, and every copy reached
                 # the sink, in order.
                 assert await run.sink.wait(reactor, count, "copy") == list(range(count))
-                await wait_for(reactor, lambda: run.state("stuck")["dropped"] == 52 - window,
-                               "the drops to be counted")
+                await wait_until(reactor, lambda: run.state("stuck")["dropped"] == 52 - window,
+                                 what="the drops to be counted", timeout=10.0)
                 stuck = run.state("stuck")
                 assert stuck["in_flight"] == window and stuck["queued"] == limit
                 # Other flows, events, calls: all unaffected.
@@ -150,9 +149,9 @@ def test_a_node_that_never_answers_does_not_hold_up_the_others(
                     await run.send("node:a/0", {"payload": i})
                 assert await run.sink.wait(reactor, 50, "ab") == list(range(50))
                 run.daemon.registry.set_system_variable("ping", 1)
-                await wait_for(reactor, lambda: run.daemon.store.get(
+                await wait_until(reactor, lambda: run.daemon.store.get(
                     "plugin/nodes/node/stuck/last_event") == ["ping", 1],
-                    "the stuck node's event handler")
+                    what="the stuck node's event handler", timeout=10.0)
                 # Bus senders get QueueFull at once.
                 try:
                     await run.send("node:stuck/0", {"payload": "more"})
@@ -185,8 +184,8 @@ def test_an_exit_is_noticed_at_once_without_sigchld_or_closed_pipes(
             await run.send("node:x/0", {"payload": "exit"})
             await sleep(reactor, 0.15)
             assert run.state("x")["pid"] == pid  # closed pipes alone mean nothing
-            await wait_for(reactor, lambda: run.state("x")["restarts"] == 1,
-                           "the exit to be noticed", timeout=2.0)
+            await wait_until(reactor, lambda: run.state("x")["restarts"] == 1,
+                             what="the exit to be noticed", timeout=2.0)
             assert run.state("x")["last_exit"] == 3
             await run.ready("x")
             assert await run.send("node:x/0", {"payload": "again"}) != pid

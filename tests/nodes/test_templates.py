@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from hadaemon.nodes.client import CLIENT_DIR
-from hadaemon.testing import capture_logs, run_in_reactor
+from hadaemon.testing import capture_logs, run_in_reactor, wait_until
 from tests.nodes.helpers import (
     BINCLIENT,
     NODES,
@@ -21,7 +21,6 @@ from tests.nodes.helpers import (
     make_config,
     node,
     running,
-    wait_for,
 )
 
 
@@ -79,8 +78,8 @@ def test_startup_complete_waits_for_all_nodes_and_carries_node_info(
             old_pid = run.state("first")["pid"]
             os.kill(old_pid, signal.SIGKILL)
             await run.sink.wait(reactor, 2, "first")
-            await wait_for(reactor, lambda: run.state("first")["process"] == "running",
-                           "the restarted node")
+            await wait_until(reactor, lambda: run.state("first")["process"] == "running",
+                             what="the restarted node", timeout=10.0)
             assert run.state("first")["pid"] != old_pid
             assert run.state("first")["restarts"] == 1
             assert run.state("second")["restarts"] == 0

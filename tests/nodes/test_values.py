@@ -26,8 +26,8 @@ from hadaemon.daemon import Daemon
 from hadaemon.nodes.client import CLIENT_DIR
 from hadaemon.nodes.client import _homegear_values as client_values
 from hadaemon.store import values
-from hadaemon.testing import new_reactor
-from tests.nodes.helpers import catalog, make_config, node, wait_for
+from hadaemon.testing import new_reactor, wait_until
+from tests.nodes.helpers import catalog, make_config, node
 
 TEXT = st.text(st.characters(exclude_categories=())) | st.text(
     alphabet=st.sampled_from(["\ud800", "\udfff", "\udc80", "a", "\0", "é", "\U0001f600"])
@@ -195,8 +195,8 @@ class ThreadedDaemon:
         await self.daemon.started
         plugin = self.daemon.plugin("nodes")
         assert plugin is not None
-        await wait_for(self.reactor, lambda: plugin.startup_done and all(  # type: ignore[attr-defined]
-            r.startup_sent for r in plugin.runtimes.values()), "the nodes")  # type: ignore[attr-defined]
+        await wait_until(self.reactor, lambda: plugin.startup_done and all(  # type: ignore[attr-defined]
+            r.startup_sent for r in plugin.runtimes.values()), what="the nodes", timeout=10.0)  # type: ignore[attr-defined]
 
     def __exit__(self, *exc: object) -> None:
         try:
@@ -256,8 +256,9 @@ def test_a_node_under_the_daemon_in_a_thread_restarts(echo_daemon: ThreadedDaemo
     os.kill(pid, signal.SIGKILL)
 
     async def restarted() -> None:
-        await wait_for(echo_daemon.reactor, lambda: plugin.runtimes["echo"].ready and
-                       plugin.runtimes["echo"].pid not in (None, pid), "the restart")
+        await wait_until(echo_daemon.reactor, lambda: plugin.runtimes["echo"].ready and
+                         plugin.runtimes["echo"].pid not in (None, pid),
+                         what="the restart", timeout=10.0)
 
     echo_daemon.call(restarted)
     answer = echo_daemon.call(echo_daemon.daemon.bus.send, "node:echo/0", {"payload": 1})

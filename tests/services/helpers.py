@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import pathlib
 import textwrap
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
-
-from twisted.internet.task import deferLater
 
 from hadaemon.bus import Address, Bus, ErrorEvent, Event
 from hadaemon.config import Config, read, validate
 from hadaemon.daemon import Daemon
 from hadaemon.plugin import Catalog, PluginInfo
 from hadaemon.services import ServicesPlugin
+from hadaemon.testing import wait_until
 
 
 def plugin_catalog(**extra: Any) -> Catalog:
@@ -119,21 +118,6 @@ async def running(config: Config, reactor: Any) -> AsyncIterator[Run]:
         yield run
     finally:
         await daemon.stopService()
-
-
-async def wait_until(
-    reactor: Any, predicate: Callable[[], object], timeout: float = 5.0, what: str = ""
-) -> None:
-    """Poll ``predicate`` every 5 ms; a TimeoutError names ``what``."""
-    deadline = reactor.seconds() + timeout
-    while not predicate():
-        if reactor.seconds() > deadline:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what or predicate}")
-        await deferLater(reactor, 0.005, lambda: None)
-
-
-async def sleep(reactor: Any, seconds: float) -> None:
-    await deferLater(reactor, seconds, lambda: None)
 
 
 class Probe:

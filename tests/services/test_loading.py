@@ -10,9 +10,9 @@ from typing import Any
 from hadaemon.bus import Lifecycle
 from hadaemon.services import QueueMessage, ServicesPlugin
 from hadaemon.services.loading import ServiceLoader
-from hadaemon.testing import capture_logs, run_in_reactor
+from hadaemon.testing import capture_logs, run_in_reactor, wait_until
 
-from .helpers import make_config, running, wait_until, write_services
+from .helpers import make_config, running, write_services
 
 # The template from the microServiceBus.com documentation (seed 003), character for
 # character: the class keeps its placeholder name, so the file is YOUR_SERVICE_NAME.py.

@@ -13,9 +13,9 @@ import pytest
 
 from hadaemon.services import InvalidRequirement
 from hadaemon.services.pip import check_requirement, pip_command
-from hadaemon.testing import capture_logs, run_in_reactor
+from hadaemon.testing import capture_logs, run_in_reactor, wait_until
 
-from .helpers import make_config, running, wait_until
+from .helpers import make_config, running
 
 IMPORTER = '''
 from base_service import CustomService

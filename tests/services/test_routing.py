@@ -9,9 +9,9 @@ import pytest
 
 from hadaemon.bus import ErrorEvent, Level
 from hadaemon.services import ActionRefused, QueueMessage, ServiceNotRunning
-from hadaemon.testing import capture_logs, run_in_reactor
+from hadaemon.testing import capture_logs, run_in_reactor, sleep, wait_until
 
-from .helpers import make_config, running, sleep, wait_until
+from .helpers import make_config, running
 
 PING = '''
 from base_service import CustomService

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from hadaemon.bus import ErrorEvent, Level, Lifecycle
-from hadaemon.testing import capture_logs, run_in_reactor
+from hadaemon.testing import capture_logs, run_in_reactor, sleep, wait_until
 
-from .helpers import make_config, running, sleep, wait_until
+from .helpers import make_config, running
 
 FAILING = '''
 import sys

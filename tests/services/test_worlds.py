@@ -15,9 +15,9 @@ from typing import Any
 from hadaemon.bus import Address, ErrorEvent, Level
 from hadaemon.registry import Access, ChannelSpec, Device, ValueType, VariableSpec
 from hadaemon.services import ServiceMessage
-from hadaemon.testing import BlockingClient, Broker, run_in_reactor
+from hadaemon.testing import BlockingClient, Broker, run_in_reactor, wait_until
 
-from .helpers import make_config, running, wait_until
+from .helpers import make_config, running
 
 BRIDGE = '''
 from base_service import CustomService

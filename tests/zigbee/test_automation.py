@@ -10,9 +10,9 @@ from typing import Any
 
 from hadaemon.bus import ErrorEvent, Event
 from hadaemon.daemon import Daemon
-from hadaemon.testing import BlockingClient, Broker, capture_logs, run_in_reactor
+from hadaemon.testing import BlockingClient, Broker, capture_logs, run_in_reactor, sleep, wait_until
 
-from .util import sample, sleep, wait_until, zigbee_daemon
+from .util import sample, zigbee_daemon
 
 # The seed's first example, verbatim (the README's "tokabo" is a light).
 SEED_MINIMAL = '''\

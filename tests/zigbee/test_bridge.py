@@ -10,9 +10,9 @@ from typing import Any
 from hadaemon.bus import VariableChanged
 from hadaemon.daemon import Daemon
 from hadaemon.registry import UnknownVariable
-from hadaemon.testing import BlockingClient, Broker, run_in_reactor
+from hadaemon.testing import BlockingClient, Broker, run_in_reactor, sleep, wait_until
 
-from .util import Harness, sleep, wait_until, zigbee_daemon
+from .util import Harness, zigbee_daemon
 
 
 def test_bus_messages_and_events_for_other_worlds() -> None:

@@ -7,11 +7,11 @@ import pathlib
 from typing import Any
 
 from hadaemon.daemon import Daemon
-from hadaemon.testing import BlockingClient, Broker, capture_logs, run_in_reactor
+from hadaemon.testing import BlockingClient, Broker, capture_logs, run_in_reactor, sleep, wait_until
 from hadaemon.testing.fixtures import BrokerFactory
 from tests.mqtt.test_connection import reactor_thread
 
-from .util import sleep, wait_until, zigbee_daemon
+from .util import zigbee_daemon
 
 
 def test_broker_killed_and_restarted_while_sets_are_pending(tmp_path: pathlib.Path,

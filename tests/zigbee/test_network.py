@@ -12,10 +12,10 @@ import pytest
 
 from hadaemon.bus import DeviceChanged, Event, StatusUpdate
 from hadaemon.daemon import Daemon
-from hadaemon.testing import BlockingClient, Broker, capture_logs, run_in_reactor
+from hadaemon.testing import BlockingClient, Broker, capture_logs, run_in_reactor, sleep, wait_until
 from hadaemon.zigbee.requests import BridgeError, BridgeTimeout
 
-from .util import sleep, wait_until, zigbee_daemon
+from .util import zigbee_daemon
 
 
 def _topics(watcher: BlockingClient, pattern: str) -> list[tuple[str, Any]]:

@@ -9,14 +9,14 @@ from typing import Any
 from hadaemon.bus import Bus, Event, VariableChanged
 from hadaemon.mqtt import MqttService
 from hadaemon.registry import Registry
-from hadaemon.testing import Broker
+from hadaemon.testing import Broker, sleep, wait_until
 from hadaemon.zigbee.devices import DynamicDevice, attribute_names
 from hadaemon.zigbee.naming import Namer
 from hadaemon.zigbee.network import Network, NetworkSettings
 from hadaemon.zigbee.plugin import ZigbeeAdapter
 from hadaemon.zigbee.simulator_plugin import SimulatorPlugin
 from hadaemon.zigbee.testkit import FakeConnection, ReplayReactor, _MemoryStore
-from tests.mqtt.util import daemon_config, sleep, wait_until
+from tests.mqtt.util import daemon_config
 
 DATA = pathlib.Path(__file__).parent / "data"
 SAMPLE = DATA / "bridge_devices_sample.json"
