@@ -103,31 +103,9 @@ class ServiceCall(Coroutine[Any, Any, Any], Completion):
     # -- the coroutine protocol, as the task calls it ----------------------------------
 
     def __next__(self) -> Any:
-        # The hot path (every message's first step): kept flat, no helper calls.
-        started = perf_counter()
-        try:
-            yielded = self._coro.send(None)
-        except StopIteration as stop:
-            if perf_counter() - started > self._owner.threshold:
-                self._owner.call_blocked(self, perf_counter() - started)
-            self._settled(stop.value)
-            raise
-        except BaseException:
-            self._timed(started)
-            self._raised()
-            raise StopIteration from None
-        if perf_counter() - started > self._owner.threshold:
-            self._owner.call_blocked(self, perf_counter() - started)
-        # A future (or a bare yield) first: isinstance(x, Deferred), an ABC, is slow.
-        if yielded is None or isinstance(yielded, asyncio.Future):
-            return yielded
-        if isinstance(yielded, Deferred):
-            return self._swap(yielded)
-        return yielded
+        return self._step(self._coro.send, None)
 
     def send(self, value: Any) -> Any:
-        if value is None:
-            return self.__next__()
         return self._step(self._coro.send, value)
 
     def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
@@ -157,6 +135,7 @@ class ServiceCall(Coroutine[Any, Any, Any], Completion):
             self._raised()
             raise StopIteration from None
         self._timed(started)
+        # A future (or a bare yield) first: isinstance(x, Deferred), an ABC, is slow.
         if yielded is None or isinstance(yielded, asyncio.Future):
             return yielded
         if isinstance(yielded, Deferred):
