@@ -6,7 +6,8 @@ import contextlib
 import os
 import pathlib
 import signal
-from collections.abc import AsyncIterator
+import socket
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -189,3 +190,32 @@ def alive(pid: int) -> bool:
             return f.read().rpartition(")")[2].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def exchange(
+    path: str, *frames: bytes, decode: Callable[[bytes], Iterable[Any]], timeout: float = 3.0
+) -> tuple[list[Any], bool]:
+    """Send raw bytes on a connection of this (test) process; return the answers
+    (``decode`` takes each chunk received and gives the complete messages in it) and
+    whether the daemon closed the connection."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    sock.connect(path)
+    answers: list[Any] = []
+    closed = False
+    try:
+        for frame in frames:
+            sock.sendall(frame)
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                closed = True
+                break
+            answers.extend(decode(data))
+    except TimeoutError:
+        pass
+    except ConnectionResetError:
+        closed = True
+    finally:
+        sock.close()
+    return answers, closed

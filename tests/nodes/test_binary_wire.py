@@ -13,10 +13,10 @@ from __future__ import annotations
 import math
 import os
 import pathlib
-import socket
 import struct
 import sys
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
@@ -29,6 +29,7 @@ from hadaemon.registry import ChannelSpec, Device, ValueType, VariableSpec
 from hadaemon.testing import capture_logs, run_in_reactor, sleep, wait_until
 from tests.nodes.helpers import (
     Events,
+    exchange,
     logged,
     make_config,
     node,
@@ -120,32 +121,6 @@ def test_handshake_envelopes_and_out_of_order_answers(tmp_path: pathlib.Path) ->
     run_in_reactor(scenario, timeout=30)
 
 
-def exchange(path: str, data: bytes, timeout: float = 3.0) -> tuple[list[Any], bool]:
-    """Send raw bytes from this (test) process; the decoded answers, and whether the
-    daemon closed the connection."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(timeout)
-    sock.connect(path)
-    decoder = binrpc.Decoder()
-    answers: list[Any] = []
-    closed = False
-    try:
-        sock.sendall(data)
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                closed = True
-                break
-            answers.extend(decoder.feed(chunk))
-    except TimeoutError:
-        pass
-    except ConnectionResetError:
-        closed = True
-    finally:
-        sock.close()
-    return answers, closed
-
-
 def test_bad_packets_and_strangers_are_refused(tmp_path: pathlib.Path) -> None:
     max_frame = 4096
     frames = {
@@ -180,7 +155,8 @@ def test_bad_packets_and_strangers_are_refused(tmp_path: pathlib.Path) -> None:
                 # call, with a fault the real client prints.
                 path = run.plugin.socket_path
                 answers, closed = await deferToThreadPool(
-                    reactor, reactor.getThreadPool(), exchange, path,
+                    reactor, reactor.getThreadPool(), partial(
+                        exchange, decode=binrpc.Decoder().feed), path,
                     binrpc.encode_request("setPid", [7, 0, [os.getpid()]]))
                 assert closed and answers[0].value[:2] == [7, 0]
                 assert answers[0].value[2]["faultCode"] == -32001

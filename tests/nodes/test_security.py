@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import pathlib
 import shutil
-import socket
 import stat
 import subprocess
 import sys
@@ -21,34 +20,18 @@ from twisted.logger import LogLevel
 
 from hadaemon.nodes.client import CLIENT_DIR
 from hadaemon.testing import capture_logs, run_in_reactor, wait_until
-from tests.nodes.helpers import WIRES, logged, make_config, node, running
+from tests.nodes.helpers import WIRES, exchange, logged, make_config, node, running
 
 
-def exchange(path: str, *frames: bytes, timeout: float = 3.0) -> tuple[list[Any], bool]:
-    """Send raw bytes; return what the daemon answered and whether it closed on us."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(timeout)
-    sock.connect(path)
+def msgpack_exchange(path: str, *frames: bytes) -> tuple[list[Any], bool]:
+    """:func:`exchange` with msgpack answers."""
     unpacker = msgpack.Unpacker(raw=False, strict_map_key=False)
-    answers: list[Any] = []
-    closed = False
-    try:
-        for frame in frames:
-            sock.sendall(frame)
-        while True:
-            data = sock.recv(65536)
-            if not data:
-                closed = True
-                break
-            unpacker.feed(data)
-            answers.extend(unpacker)
-    except TimeoutError:
-        pass
-    except ConnectionResetError:
-        closed = True
-    finally:
-        sock.close()
-    return answers, closed
+
+    def decode(data: bytes) -> list[Any]:
+        unpacker.feed(data)
+        return list(unpacker)
+
+    return exchange(path, *frames, decode=decode)
 
 
 def pack(obj: Any) -> bytes:
@@ -82,7 +65,7 @@ def test_garbage_oversized_and_malformed_frames(tmp_path: pathlib.Path) -> None:
                 }
                 results = {}
                 for name, frames in cases.items():
-                    results[name] = await in_thread(reactor, exchange, path, *frames)
+                    results[name] = await in_thread(reactor, msgpack_exchange, path, *frames)
                     # Every time, the node and the daemon carry on.
                     assert await run.send("node:a/0", {"payload": name}) == [0, name]
                 for name, (_answers, closed) in results.items():
