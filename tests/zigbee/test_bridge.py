@@ -8,11 +8,10 @@ import pathlib
 from typing import Any
 
 from hadaemon.bus import VariableChanged
-from hadaemon.daemon import Daemon
 from hadaemon.registry import UnknownVariable
 from hadaemon.testing import BlockingClient, Broker, run_in_reactor, sleep, wait_until
 
-from .util import Harness, zigbee_daemon
+from .util import Harness, zigbee_daemon, zigbee_running
 
 
 def test_bus_messages_and_events_for_other_worlds() -> None:
@@ -63,35 +62,29 @@ def test_the_simulator_respects_access_bits_and_types(tmp_path: pathlib.Path,
     client.subscribe("zigbee2mqtt/Living room temp")
 
     async def scenario(reactor: Any) -> None:
-        daemon = Daemon(config, reactor, catalog=catalog)
-        daemon.startService()
-        await daemon.started
-        simulator: Any = daemon.plugin("zigbee2mqtt_simulator").simulator  # type: ignore[union-attr]
-        network: Any = daemon.plugin("zigbee2mqtt").network  # type: ignore[union-attr]
-        await wait_until(reactor, lambda: network.ready)
-        before = dict(simulator.devices["Living room temp"].state)
-        for topic, payload in [
-            ("zigbee2mqtt/Living room temp/set", {"temperature": 30}),  # read-only
-            ("zigbee2mqtt/Hallway Hue/set", {"brightness": "bright"}),  # wrong type
-            ("zigbee2mqtt/Hallway Hue/set", {"brightness": 999}),  # out of range
-            ("zigbee2mqtt/Hallway Hue/set", {"colour": 1}),  # no such property
-            ("zigbee2mqtt/Nobody/set", {"state": "ON"}),
-        ]:
-            client.publish(topic, json.dumps(payload).encode())
-        await wait_until(reactor, lambda: len(simulator.warnings) >= 5)
-        assert simulator.devices["Living room temp"].state == before
-        text = "\n".join(simulator.warnings)
-        assert "'temperature' is not settable" in text and "'bright' is not a number" in text
-        assert "999 is above 254" in text and "no converter for 'colour'" in text
-        # /set/<attribute> with a bare value, and an endpoint topic
-        client.publish("zigbee2mqtt/Hallway Hue/set/brightness", b"120")
-        client.publish("zigbee2mqtt/Garden 2ch/l2/set", b'{"state": "TOGGLE"}')
-        garden = simulator.devices["Garden 2ch"]
-        await wait_until(reactor, lambda: simulator.devices["Hallway Hue"].state[
-            "brightness"] == 120 and garden.state["state_l2"] == "ON")
-        await sleep(reactor, 0.05)
-        assert client.pending() == []  # nothing was published for the refused set
-        await daemon.stopService()
+        async with zigbee_running(reactor, config, catalog) as (_daemon, _network, simulator):
+            before = dict(simulator.devices["Living room temp"].state)
+            for topic, payload in [
+                ("zigbee2mqtt/Living room temp/set", {"temperature": 30}),  # read-only
+                ("zigbee2mqtt/Hallway Hue/set", {"brightness": "bright"}),  # wrong type
+                ("zigbee2mqtt/Hallway Hue/set", {"brightness": 999}),  # out of range
+                ("zigbee2mqtt/Hallway Hue/set", {"colour": 1}),  # no such property
+                ("zigbee2mqtt/Nobody/set", {"state": "ON"}),
+            ]:
+                client.publish(topic, json.dumps(payload).encode())
+            await wait_until(reactor, lambda: len(simulator.warnings) >= 5)
+            assert simulator.devices["Living room temp"].state == before
+            text = "\n".join(simulator.warnings)
+            assert "'temperature' is not settable" in text and "'bright' is not a number" in text
+            assert "999 is above 254" in text and "no converter for 'colour'" in text
+            # /set/<attribute> with a bare value, and an endpoint topic
+            client.publish("zigbee2mqtt/Hallway Hue/set/brightness", b"120")
+            client.publish("zigbee2mqtt/Garden 2ch/l2/set", b'{"state": "TOGGLE"}')
+            garden = simulator.devices["Garden 2ch"]
+            await wait_until(reactor, lambda: simulator.devices["Hallway Hue"].state[
+                "brightness"] == 120 and garden.state["state_l2"] == "ON")
+            await sleep(reactor, 0.05)
+            assert client.pending() == []  # nothing was published for the refused set
 
     run_in_reactor(scenario, timeout=20)
     client.close()

@@ -11,7 +11,7 @@ from hadaemon.testing import BlockingClient, Broker, capture_logs, run_in_reacto
 from hadaemon.testing.fixtures import BrokerFactory
 from tests.mqtt.test_connection import reactor_thread
 
-from .util import zigbee_daemon
+from .util import zigbee_daemon, zigbee_running
 
 
 def test_broker_killed_and_restarted_while_sets_are_pending(tmp_path: pathlib.Path,
@@ -29,36 +29,30 @@ def test_broker_killed_and_restarted_while_sets_are_pending(tmp_path: pathlib.Pa
         holder["watcher"] = watcher
 
     async def scenario(reactor: Any) -> None:
-        daemon = Daemon(config, reactor, catalog=catalog)
-        daemon.startService()
-        await daemon.started
-        network: Any = daemon.plugin("zigbee2mqtt").network  # type: ignore[union-attr]
-        simulator = daemon.plugin("zigbee2mqtt_simulator").simulator  # type: ignore[union-attr]
-        await wait_until(reactor, lambda: network.ready)
-        registry = daemon.registry
-        plugs = [network.find(n) for n in ("Coffee plug", "TV plug")]
-        await reactor_thread(reactor, broker.kill)
-        await wait_until(reactor, lambda: not network.ready, what="the disconnect")
-        writes = []
-        for i in range(30):  # sets made while the broker is down: queued, none lost
+        async with zigbee_running(reactor, config, catalog) as (daemon, network, simulator):
+            registry = daemon.registry
+            plugs = [network.find(n) for n in ("Coffee plug", "TV plug")]
+            await reactor_thread(reactor, broker.kill)
+            await wait_until(reactor, lambda: not network.ready, what="the disconnect")
+            writes = []
+            for i in range(30):  # sets made while the broker is down: queued, none lost
+                for plug in plugs:
+                    writes.append(registry.set_value(plug.peer_id, 0, "state", i % 2 == 0))
+                    writes.append(registry.set_value(plug.peer_id, 0, "countdown"
+                                                     if plug.name == "Coffee plug" else
+                                                     "power_on_behavior",
+                                                     i if plug.name == "Coffee plug" else "on"))
+                await sleep(reactor, 0)
+            simulator.devices["TV plug"].state["state"] = "OFF"
+            await reactor_thread(reactor, restart_and_watch)
+            for write in writes:
+                await write  # each acknowledged by the restarted broker
+            await wait_until(reactor, lambda: network.ready, timeout=10, what="the reconnect")
+            # re-synced: what the registry shows is what the devices have
             for plug in plugs:
-                writes.append(registry.set_value(plug.peer_id, 0, "state", i % 2 == 0))
-                writes.append(registry.set_value(plug.peer_id, 0, "countdown"
-                                                 if plug.name == "Coffee plug" else
-                                                 "power_on_behavior",
-                                                 i if plug.name == "Coffee plug" else "on"))
-            await sleep(reactor, 0)
-        simulator.devices["TV plug"].state["state"] = "OFF"
-        await reactor_thread(reactor, restart_and_watch)
-        for write in writes:
-            await write  # each acknowledged by the restarted broker
-        await wait_until(reactor, lambda: network.ready, timeout=10, what="the reconnect")
-        # re-synced: what the registry shows is what the devices have
-        for plug in plugs:
-            await wait_until(reactor, lambda plug=plug: registry.get_value(
-                plug.peer_id, 0, "state") == (simulator.devices[plug.name].state["state"]
-                                               == "ON"), what=f"{plug.name} re-synced")
-        await daemon.stopService()
+                await wait_until(reactor, lambda plug=plug: registry.get_value(
+                    plug.peer_id, 0, "state") == (simulator.devices[plug.name].state["state"]
+                                                   == "ON"), what=f"{plug.name} re-synced")
 
     run_in_reactor(scenario, timeout=40)
     watcher = holder["watcher"]

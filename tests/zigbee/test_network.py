@@ -15,7 +15,7 @@ from hadaemon.daemon import Daemon
 from hadaemon.testing import BlockingClient, Broker, capture_logs, run_in_reactor, sleep, wait_until
 from hadaemon.zigbee.requests import BridgeError, BridgeTimeout
 
-from .util import zigbee_daemon
+from .util import zigbee_daemon, zigbee_running
 
 
 def _topics(watcher: BlockingClient, pattern: str) -> list[tuple[str, Any]]:
@@ -88,43 +88,37 @@ def test_join_leave_events_and_transactions(tmp_path: pathlib.Path, broker: Brok
                                                                "request_timeout": 0.5})
 
     async def scenario(reactor: Any) -> None:
-        daemon = Daemon(config, reactor, catalog=catalog)
-        daemon.startService()
-        await daemon.started
-        network: Any = daemon.plugin("zigbee2mqtt").network  # type: ignore[union-attr]
-        simulator = daemon.plugin("zigbee2mqtt_simulator").simulator  # type: ignore[union-attr]
-        await wait_until(reactor, lambda: network.ready)
-        events: list[Any] = []
-        daemon.registry.subscribe(lambda e: events.append(e.value), name="event")
-        assert await network.requests.request("health_check") == {"healthy": True}
-        assert await network.requests.request("permit_join", {"time": 60}) == {"time": 60}
-        bridge = daemon.registry.find("zigbee2mqtt", "bridge")
-        await wait_until(reactor, lambda: daemon.registry.get_value(
-            bridge.peer_id, 0, "permit_join") is True)
-        options = await network.requests.request("device/options", {
-            "id": "TV plug", "options": {"transition": 1}})
-        assert options["to"] == {"transition": 1}
-        with pytest.raises(BridgeError, match="does not exist"):
-            await network.requests.request("device/rename", {"from": "nope", "to": "x"})
-        with pytest.raises(BridgeError, match="not supported"):
-            await network.requests.request("backup")
-        # a node or service writes permit_join through the registry
-        await daemon.registry.set_value(bridge.peer_id, 0, "permit_join", False)
-        # a device joins: bridge events, then it is in the registry
-        raw = json.loads(json.dumps(simulator.devices["Coffee plug"].raw))
-        raw.update(friendly_name="New plug", ieee_address="0x00158d00000000ff")
-        simulator.join(raw)
-        await wait_until(reactor, lambda: network.find("New plug") is not None)
-        kinds = [e["type"] for e in events if isinstance(e, dict)]
-        assert kinds[:3] == ["device_joined", "device_interview", "device_interview"]
-        simulator.leave("New plug")
-        await wait_until(reactor, lambda: network.find("New plug") is None)
-        assert daemon.registry.find("zigbee2mqtt", "0x00158d00000000ff") is None
-        # no response at all: a timeout, not a hang
-        await daemon.plugin("zigbee2mqtt_simulator").stopService()  # type: ignore[union-attr]
-        with pytest.raises(BridgeTimeout, match="no response"):
-            await network.requests.request("health_check")
-        await daemon.stopService()
+        async with zigbee_running(reactor, config, catalog) as (daemon, network, simulator):
+            events: list[Any] = []
+            daemon.registry.subscribe(lambda e: events.append(e.value), name="event")
+            assert await network.requests.request("health_check") == {"healthy": True}
+            assert await network.requests.request("permit_join", {"time": 60}) == {"time": 60}
+            bridge = daemon.registry.find("zigbee2mqtt", "bridge")
+            await wait_until(reactor, lambda: daemon.registry.get_value(
+                bridge.peer_id, 0, "permit_join") is True)
+            options = await network.requests.request("device/options", {
+                "id": "TV plug", "options": {"transition": 1}})
+            assert options["to"] == {"transition": 1}
+            with pytest.raises(BridgeError, match="does not exist"):
+                await network.requests.request("device/rename", {"from": "nope", "to": "x"})
+            with pytest.raises(BridgeError, match="not supported"):
+                await network.requests.request("backup")
+            # a node or service writes permit_join through the registry
+            await daemon.registry.set_value(bridge.peer_id, 0, "permit_join", False)
+            # a device joins: bridge events, then it is in the registry
+            raw = json.loads(json.dumps(simulator.devices["Coffee plug"].raw))
+            raw.update(friendly_name="New plug", ieee_address="0x00158d00000000ff")
+            simulator.join(raw)
+            await wait_until(reactor, lambda: network.find("New plug") is not None)
+            kinds = [e["type"] for e in events if isinstance(e, dict)]
+            assert kinds[:3] == ["device_joined", "device_interview", "device_interview"]
+            simulator.leave("New plug")
+            await wait_until(reactor, lambda: network.find("New plug") is None)
+            assert daemon.registry.find("zigbee2mqtt", "0x00158d00000000ff") is None
+            # no response at all: a timeout, not a hang
+            await daemon.plugin("zigbee2mqtt_simulator").stopService()  # type: ignore[union-attr]
+            with pytest.raises(BridgeTimeout, match="no response"):
+                await network.requests.request("health_check")
 
     run_in_reactor(scenario, timeout=30)
 
@@ -169,33 +163,28 @@ def test_malformed_payloads_are_ignored_with_a_warning(tmp_path: pathlib.Path,
     publisher = BlockingClient(broker).connect()
 
     async def scenario(reactor: Any) -> None:
-        daemon = Daemon(config, reactor, catalog=catalog)
-        daemon.startService()
-        await daemon.started
-        network: Any = daemon.plugin("zigbee2mqtt").network  # type: ignore[union-attr]
-        await wait_until(reactor, lambda: network.ready)
-        temp = network.find("Living room temp")
-        with capture_logs() as logs:
-            for topic, payload in [
-                ("zigbee2mqtt/Living room temp", b"{not json"),
-                ("zigbee2mqtt/Living room temp", b"[1, 2]"),
-                ("zigbee2mqtt/Living room temp", b'{"temperature": "hot", "humidity": 40.5}'),
-                ("zigbee2mqtt/Nobody", b'{"state": "ON"}'),
-                ("zigbee2mqtt/bridge/devices", b"garbage"),
-                ("zigbee2mqtt/Living room temp/availability", b"maybe"),
-            ]:
-                publisher.publish(topic, payload)
-            await wait_until(reactor, lambda: daemon.registry.get_value(
-                temp.peer_id, 0, "humidity") == 40.5, what="the good value")
-            await sleep(reactor, 0.1)
-        text = logs.text()
-        for fragment in ("not JSON", "expected a JSON object", "temperature: expected a "
-                         "number, got 'hot'", "zigbee2mqtt/Nobody: message for an unknown "
-                         "device", "unexpected availability"):
-            assert fragment in text, fragment
-        assert len(network.devices) == 17  # a garbage bridge/devices changed nothing
-        assert daemon.registry.get_value(temp.peer_id, 0, "temperature") is not None
-        await daemon.stopService()
+        async with zigbee_running(reactor, config, catalog) as (daemon, network, _simulator):
+            temp = network.find("Living room temp")
+            with capture_logs() as logs:
+                for topic, payload in [
+                    ("zigbee2mqtt/Living room temp", b"{not json"),
+                    ("zigbee2mqtt/Living room temp", b"[1, 2]"),
+                    ("zigbee2mqtt/Living room temp", b'{"temperature": "hot", "humidity": 40.5}'),
+                    ("zigbee2mqtt/Nobody", b'{"state": "ON"}'),
+                    ("zigbee2mqtt/bridge/devices", b"garbage"),
+                    ("zigbee2mqtt/Living room temp/availability", b"maybe"),
+                ]:
+                    publisher.publish(topic, payload)
+                await wait_until(reactor, lambda: daemon.registry.get_value(
+                    temp.peer_id, 0, "humidity") == 40.5, what="the good value")
+                await sleep(reactor, 0.1)
+            text = logs.text()
+            for fragment in ("not JSON", "expected a JSON object", "temperature: expected a "
+                             "number, got 'hot'", "zigbee2mqtt/Nobody: message for an unknown "
+                             "device", "unexpected availability"):
+                assert fragment in text, fragment
+            assert len(network.devices) == 17  # a garbage bridge/devices changed nothing
+            assert daemon.registry.get_value(temp.peer_id, 0, "temperature") is not None
 
     run_in_reactor(scenario, timeout=30)
     publisher.close()

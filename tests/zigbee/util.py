@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import pathlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from hadaemon.bus import Bus, Event, VariableChanged
+from hadaemon.daemon import Daemon
 from hadaemon.mqtt import MqttService
 from hadaemon.registry import Registry
-from hadaemon.testing import Broker, sleep, wait_until
+from hadaemon.testing import Broker, wait_until
 from hadaemon.zigbee.devices import DynamicDevice, attribute_names
 from hadaemon.zigbee.naming import Namer
 from hadaemon.zigbee.network import Network, NetworkSettings
@@ -22,8 +25,8 @@ DATA = pathlib.Path(__file__).parent / "data"
 SAMPLE = DATA / "bridge_devices_sample.json"
 REAL = DATA / "real_z2m_bridge_devices.json"
 
-__all__ = ["DATA", "REAL", "SAMPLE", "Harness", "daemon_config", "sample", "sleep",
-           "wait_until", "zigbee_daemon"]
+__all__ = ["DATA", "REAL", "SAMPLE", "Harness", "daemon_config", "sample", "zigbee_daemon",
+           "zigbee_running"]
 
 
 def sample() -> list[Any]:
@@ -116,3 +119,21 @@ def zigbee_daemon(tmp_path: pathlib.Path, broker: Broker, *, zigbee: dict[str, A
         "mqtt": MqttService, "zigbee2mqtt": ZigbeeAdapter,
         "zigbee2mqtt_simulator": SimulatorPlugin,
     })
+
+
+@asynccontextmanager
+async def zigbee_running(
+    reactor: Any, config: Any, catalog: Any
+) -> AsyncIterator[tuple[Daemon, Any, Any]]:
+    """A daemon of :func:`zigbee_daemon`, once its network is ready: (daemon, network,
+    simulator); stopped at the end, whatever happened."""
+    daemon = Daemon(config, reactor, catalog=catalog)
+    daemon.startService()
+    try:
+        await daemon.started
+        network: Any = daemon.plugin("zigbee2mqtt").network  # type: ignore[union-attr]
+        simulator: Any = daemon.plugin("zigbee2mqtt_simulator").simulator  # type: ignore[union-attr]
+        await wait_until(reactor, lambda: network.ready)
+        yield daemon, network, simulator
+    finally:
+        await daemon.stopService()
