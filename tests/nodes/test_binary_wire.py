@@ -27,6 +27,7 @@ from hadaemon import binrpc
 from hadaemon.bus import ErrorEvent
 from hadaemon.registry import ChannelSpec, Device, ValueType, VariableSpec
 from hadaemon.testing import capture_logs, run_in_reactor, sleep, wait_until
+from tests.binrpc.spec import PING_REQUEST, SETPID_RESPONSE, h
 from tests.nodes.helpers import (
     Events,
     exchange,
@@ -35,21 +36,6 @@ from tests.nodes.helpers import (
     node,
     running,
 )
-
-
-def h(text: str) -> bytes:
-    """Hex with spaces and quoted ASCII, as the spec writes bytes."""
-    out = b""
-    for part in text.split():
-        out += part[1:-1].encode() if part.startswith('"') else bytes.fromhex(part)
-    return out
-
-
-# The spec's captured handshake (section 8.1): the daemon must send exactly these.
-SETPID_RESPONSE = h("""42696e01 00000024 00000100 00000003 000000d1 00007eff4a0dc6c0
-                       000000d1 0000000000000000 00000000""")
-PING_REQUEST = h("42696e00 0000001c 00000004 70696e67 00000002 00000001 00000001 "
-                 "00000100 00000000")
 
 
 class HeldOwner:
