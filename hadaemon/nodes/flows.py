@@ -87,9 +87,6 @@ class NodeSpec:
     def address(self) -> Address:
         return Address(NODE, self.id)
 
-    def targets(self, output: int) -> list[Target]:
-        return self.wires[output] if 0 <= output < len(self.wires) else []
-
     def source_info(self) -> dict[str, Any]:
         """``{id, z, type, name}``: the node as the source of an error."""
         return {"id": self.id, "z": self.flow, "type": self.type, "name": self.name}

@@ -110,7 +110,7 @@ class Router:
                     f"{len(inputs.queue)} messages are already waiting for it",
                     Level.ERROR,
                 )
-            elif len(inputs.queue) >= inputs.capacity:
+            elif inputs.full:
                 if full is None:
                     full = []
                 if inputs not in full:
