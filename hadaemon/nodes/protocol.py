@@ -160,19 +160,9 @@ class MsgpackNodeProtocol(NodeConnection):
             # Anything unusual takes the general way, which faults as it should.
             self._notification(Notification("nodeOutput", params))
             return
-        try:
-            held = route(params[1], params[2])
-        except Fault as fault:
-            self._note_fault("nodeOutput", fault)
-            held = None
-        except Exception as exc:
-            self.log.failure("{who}: nodeOutput failed", failure=Failure(), who=self.who())
-            self._note_fault("nodeOutput", faults.from_exception(exc))
-            held = None
+        held = self._quietly("nodeOutput", route, params[1], params[2])
         if held is None:
-            self._credits_due += 1
-            if self._flush_call is None and not self._paused:
-                self._flush_call = self.reactor.callLater(0, self._flush_turn)
+            self._grant(1)
             return
         # The credit comes back once the destination has room: the sender waits.
         count = self._held.get(held)
@@ -257,20 +247,25 @@ class MsgpackNodeProtocol(NodeConnection):
         if self.state is not State.BOUND:
             self._fail(f"sent {note.method} before authenticating")
             return
-        try:
-            result = self.dispatcher.call(self, note.method, note.params)
-        except Fault as fault:
-            self._note_fault(note.method, fault)
-            result = None
-        except Exception as exc:
-            self.log.failure("{who}: {method} failed", failure=Failure(), who=self.who(),
-                             method=note.method)
-            self._note_fault(note.method, faults.from_exception(exc))
-            result = None
+        result = self._quietly(note.method, self.dispatcher.call, self, note.method,
+                               note.params)
         if isinstance(result, Deferred):
             result.addCallbacks(self._credit_back, self._held_fault, (), {}, (note.method,))
         else:
             self._grant(1)
+
+    def _quietly(self, method: str, call: Callable[..., Any], *args: Any) -> Any:
+        """``call(*args)`` for a notification: a failure goes back to the node as a
+        ``fault`` notification (and is logged if unexpected); the result is then None."""
+        try:
+            return call(*args)
+        except Fault as fault:
+            self._note_fault(method, fault)
+        except Exception as exc:
+            self.log.failure("{who}: {method} failed", failure=Failure(), who=self.who(),
+                             method=method)
+            self._note_fault(method, faults.from_exception(exc))
+        return None
 
     def _credit_back(self, _: object = None) -> None:
         self._grant(1)
@@ -343,9 +338,7 @@ class MsgpackNodeProtocol(NodeConnection):
         self, port: int, message: OutgoingMessage, done: InputDone | None, sink: InputSink
     ) -> None:
         if self.state is not State.BOUND:
-            if done is not None:
-                done(LinkLost(f"{self.who()} is not connected"), None)
-            sink.inputs_done(0, 0, 1)
+            input_ended(done, sink, LinkLost(f"{self.who()} is not connected"), None)
             return
         if done is None and self._counted_inputs:
             # Nobody wants the value: a notification, counted back by inputDone.
@@ -383,4 +376,3 @@ class MsgpackNodeProtocol(NodeConnection):
             # Many credits, one message: granted at the end of the turn that earned them.
             self._backlog.append(encode_notification("credit", [self._credits_due]))
             self._credits_due = 0
-
