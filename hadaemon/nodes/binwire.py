@@ -354,4 +354,3 @@ class BinaryNodeProtocol(NodeConnection):
         count = self._throttle.hit(key)
         if count is not None and self.node_id is not None:
             self.dispatcher.report(self.node_id, message + suppressed(count), int(Level.ERROR))
-

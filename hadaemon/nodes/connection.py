@@ -207,19 +207,10 @@ class NodeConnection(Protocol):
 
     def _send(self, data: bytes, droppable: bool = False) -> bool:
         """Queue ``data``; it is written once per reactor turn, many messages at once."""
-        if not self._paused and self.state is not State.CLOSED:
-            # The usual case, short: the node reads.
-            self._backlog.append(data)
-            self._backlog_bytes += len(data)
-            if self._backlog_bytes >= WRITE_NOW:
-                self._flush_backlog()
-            elif self._flush_call is None:
-                self._flush_call = self.reactor.callLater(0, self._flush_turn)
-            return True
         if self.state is State.CLOSED:
             return False
         size = len(data)
-        if self._paused:
+        if self._paused:  # the node does not read: the backlog is bounded
             limit = self.limits.max_buffer
             if self._backlog_bytes + size > limit:
                 if self.limits.overflow == "disconnect":
@@ -232,13 +223,15 @@ class NodeConnection(Protocol):
                     self._overflow(f"more than {2 * limit} bytes of answers and inputs are "
                                    "waiting to be sent")
                     return False
+            self._backlog.append(data)
+            self._backlog_bytes += size
+            return True
         self._backlog.append(data)
         self._backlog_bytes += size
-        if not self._paused:
-            if self._backlog_bytes >= WRITE_NOW:
-                self._flush_backlog()
-            elif self._flush_call is None:
-                self._flush_call = self.reactor.callLater(0, self._flush_turn)
+        if self._backlog_bytes >= WRITE_NOW:
+            self._flush_backlog()
+        elif self._flush_call is None:
+            self._flush_call = self.reactor.callLater(0, self._flush_turn)
         return True
 
     def _dropped_event(self) -> None:

@@ -43,7 +43,6 @@ from hadaemon.nodes.link import (
 )
 from hadaemon.nodes.wire import (
     COUNTED_INPUTS,
-    INPUT_NOTE_HEADS,
     Notification,
     ProtocolError,
     Request,
@@ -344,9 +343,7 @@ class MsgpackNodeProtocol(NodeConnection):
             # Nobody wants the value: a notification, counted back by inputDone.
             self._sink = sink
             self._counted += 1
-            packed = message.packed
-            self._send(INPUT_NOTE_HEADS[port] + packed if 0 <= port < 16 else
-                       encode_input_notification(port, packed))
+            self._send(encode_input_notification(port, message.packed))
             return
         msgid = self._next_id
         self._next_id = msgid + 1 if msgid < 0xFFFFFFFF else 1

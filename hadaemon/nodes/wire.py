@@ -139,9 +139,7 @@ _INPUT_HEAD = b"\x94\x00"  # array(4), type 0 (request)
 _INPUT_METHOD = pack("nodeInput")
 _EVENT_HEAD = b"\x93\x02" + pack("event") + b"\x95"  # array(3), type 2, "event", array(5)
 _NOTE_HEAD = b"\x93\x02" + _INPUT_METHOD + b"\x92"  # array(3), type 2, "nodeInput", array(2)
-INPUT_NOTE_HEADS: list[bytes] = [_NOTE_HEAD + _packb(port) for port in range(16)]
-"""``encode_input_notification(port, msg)`` is ``INPUT_NOTE_HEADS[port] + msg`` for
-ports 0-15 (the hot path uses it without the call)."""
+_NOTE_HEADS: list[bytes] = [_NOTE_HEAD + _packb(port) for port in range(16)]  # usual ports
 
 
 def encode_input(msgid: int, port: int, packed_msg: bytes) -> bytes:
@@ -153,7 +151,7 @@ def encode_input(msgid: int, port: int, packed_msg: bytes) -> bytes:
 def encode_input_notification(port: int, packed_msg: bytes) -> bytes:
     """``nodeInput(port, msg)`` as a notification (protocol 2: no answer but a count)."""
     if 0 <= port < 16:
-        return INPUT_NOTE_HEADS[port] + packed_msg
+        return _NOTE_HEADS[port] + packed_msg
     return b"".join((_NOTE_HEAD, _packb(port), packed_msg))
 
 
