@@ -79,10 +79,14 @@ class Watchdog:
         try:
             yield
         finally:
-            self._current = outer
-            elapsed = self._clock() - start
-            if elapsed > self.threshold:
-                self._report(BlockReport(name, elapsed, ongoing=False))
+            self._ended(name, outer, start)
+
+    def _ended(self, name: str, outer: str | None, start: float) -> None:
+        """``name`` stopped running (``outer`` runs again): report it if it blocked."""
+        self._current = outer
+        elapsed = self._clock() - start
+        if elapsed > self.threshold:
+            self._report(BlockReport(name, elapsed, ongoing=False))
 
     def track(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call ``fn`` as component ``name`` (the fast path of :meth:`component`)."""
@@ -92,24 +96,7 @@ class Watchdog:
         try:
             return fn(*args, **kwargs)
         finally:
-            self._current = outer
-            elapsed = self._clock() - start
-            if elapsed > self.threshold:
-                self._report(BlockReport(name, elapsed, ongoing=False))
-
-    def track_handler(self, name: str, handler: Callable[[Any, Any], Any], address: Any,
-                      message: Any) -> Any:
-        """:meth:`track` for the bus's handlers, once per message: no argument packing."""
-        outer = self._current
-        self._current = name
-        start = self._clock()
-        try:
-            return handler(address, message)
-        finally:
-            self._current = outer
-            elapsed = self._clock() - start
-            if elapsed > self.threshold:
-                self._report(BlockReport(name, elapsed, ongoing=False))
+            self._ended(name, outer, start)
 
     def start(self) -> None:
         """Start ticking and monitoring; call on the reactor thread once it runs."""

@@ -311,7 +311,7 @@ class Bus:
         # with a done-callback, without a Deferred per message.
         try:
             if self._watchdog is not None:
-                result = self._watchdog.track_handler(ep.name, ep.handler, addr, message)
+                result = self._watchdog.track(ep.name, ep.handler, addr, message)
             else:
                 result = ep.handler(addr, message)
         except SystemExit as exc:
