@@ -152,15 +152,7 @@ class ServiceCall(Coroutine[Any, Any, Any], Completion):
     def _settled(self, value: Any) -> None:
         self.task = None
         self._owner.call_finished(self)
-        listener = self._listener
-        if listener is not None and self.deferred is None:  # a bus delivery: every message
-            self._listener = None
-            try:
-                listener(value, *self._listener_args)
-            except Exception:
-                _log.failure("the listener of {action} failed", action=self.action)
-        else:
-            self._tell(value)
+        self._tell(value)
 
     def _tell(self, outcome: object) -> None:
         """Hand the outcome (a result, or a Failure) to the Deferred or the listener."""
