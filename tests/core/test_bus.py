@@ -33,13 +33,7 @@ from hadaemon.bus import (
 )
 from hadaemon.testing.logs import capture_logs
 from hadaemon.testing.reactors import run_in_reactor
-
-
-def result_of(d: Deferred[Any]) -> Any:
-    box: list[Any] = []
-    d.addBoth(box.append)
-    assert box, "Deferred has not fired"
-    return box[0]
+from tests.core.helpers import result_of
 
 
 @pytest.fixture

@@ -28,13 +28,7 @@ from hadaemon.registry import (
     VariableSpec,
 )
 from hadaemon.store import Store
-
-
-def result_of(d: Deferred[Any]) -> Any:
-    box: list[Any] = []
-    d.addBoth(box.append)
-    assert box, "Deferred has not fired"
-    return box[0]
+from tests.core.helpers import result_of
 
 
 def pending(d: Deferred[Any]) -> bool:
