@@ -88,12 +88,7 @@ class Router:
                 problem = f"nodeOutput: output {index} has no wires"
             self._throttled(("unwired", source.id, index), source.id, problem, Level.ERROR)
             return None
-        if type(msg) is dict and "payload" in msg:  # as_message's usual case, inline
-            if "source" not in msg:
-                msg["source"] = source.id
-        else:
-            msg = as_message(msg, source.id)
-        message = OutgoingMessage(msg, decoded=True)
+        message = OutgoingMessage(as_message(msg, source.id), decoded=True)
         self.routed += 1
         full: list[NodeInputs] | None = None
         for inputs, target in route:

@@ -179,10 +179,12 @@ def test_imported_flows_run(tmp_path: pathlib.Path) -> None:
     async def scenario(reactor: Any) -> None:
         async with running(reactor, config) as run:
             assert await run.send("node:a/0", {"payload": 1}) == "ok"
-            # c echoes, and its answer is not what a gets: check c's state instead.
-
+            # c echoes, and its answer is not what a gets: check c's state instead (and
+            # b's: its answer may come after c's).
             await wait_until(reactor, lambda: run.state("c")["delivered"] == 1, what="c's input",
                              timeout=10.0)
+            await wait_until(reactor, lambda: run.state("b")["delivered"] >= 1,
+                             what="b's answer", timeout=10.0)
             assert run.state("b")["delivered"] == 1
 
     run_in_reactor(scenario, timeout=30)

@@ -98,6 +98,9 @@ def test_order_is_kept_and_inputs_never_overlap(tmp_path: pathlib.Path, wire: st
             got = await run.sink.wait(reactor, 500, "out", timeout=20)
             assert got == list(range(500))
             assert not any("overlap" in m for _p, m in run.sink.messages)
+            # b's last answer may come after its last output has reached the sink.
+            await wait_until(reactor, lambda: run.state("b")["delivered"] >= 500,
+                             what="b's last answer", timeout=10.0)
             state = run.state("b")
             assert state["delivered"] == 500 and state["dropped"] == 0
 
