@@ -90,7 +90,7 @@ def test_rpc_methods_and_fault_codes(tmp_path: pathlib.Path, wire: str) -> None:
             assert ok(13) is None and ok(14) == 42 and ok(15) == {"mode": 42}
             assert ok(16) is None and fault(17) == -1
             assert fault(18) == -32601
-            assert answers[17][0]["faultString"].startswith("Requested method not found")
+            assert answers[17][0]["faultString"] == "Requested method not found."
             assert ok(19).startswith("hadaemon ")
             assert set(ok(20)) == {"state", "brightness"}
             assert ok(21) is None and set(ok(22)) == {"state", "brightness"}
