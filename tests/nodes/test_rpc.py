@@ -131,6 +131,43 @@ def test_rpc_methods_and_fault_codes(tmp_path: pathlib.Path, wire: str) -> None:
     run_in_reactor(scenario, timeout=30)
 
 
+@pytest.mark.parametrize("wire", WIRES)
+def test_a_node_reads_its_own_writes(tmp_path: pathlib.Path, wire: str) -> None:
+    # The demo lamp confirms a write only after 30 s: every read below comes before that.
+    calls = [
+        ["getValue", [LAMP, 0, "brightness"]],
+        ["setValue", [LAMP, 0, "brightness", 50]],
+        ["getValue", [LAMP, 0, "brightness"]],
+        ["setValue", [LAMP, 0, "brightness", "+=5"]],
+        ["setValue", [LAMP, 0, "brightness", "+=5", False]],  # 5: not waiting for it
+        ["getValue", [LAMP, 0, "brightness"]],
+        ["setValue", [LAMP, 0, "state", "!"]],
+        ["setValue", [LAMP, 0, "state", "!"]],
+        ["getParamset", [LAMP, 0]],
+        ["getAllValues", [LAMP]],  # 10
+    ]
+    config = make_config(tmp_path, [
+        node("rpc", RAW[wire], wire, info={"scenario": "calls", "calls": calls},
+             wires=[["test:sink/answers"]]),
+    ], plugins=("demo", "nodes"), demo_latency=30.0)
+
+    async def scenario(reactor: Any) -> None:
+        async with running(reactor, config) as run:
+            answers = (await run.sink.wait(reactor, 1, "answers"))[0]
+            results = [result for error, result in answers]
+            assert [error for error, _ in answers] == [None] * len(calls)
+            assert results[0] == 0 and results[2] == 50
+            assert results[5] == 60  # the two relative writes composed
+            assert results[8] == {"state": False, "brightness": 60}  # toggled twice
+            values = results[9][0]["CHANNELS"][0]["PARAMSET"]
+            assert values["brightness"]["VALUE"] == 60
+            # Nothing was confirmed: the registry keeps that apart from what is pending.
+            brightness = run.daemon.registry.variable(LAMP, 0, "brightness")
+            assert brightness.value == 0 and brightness.pending == 60
+
+    run_in_reactor(scenario, timeout=30)
+
+
 def test_adjustments() -> None:
     assert adjust(ValueType.BOOL, True, "!") is False
     assert adjust(ValueType.INT, 0, "!") == 1
