@@ -79,8 +79,6 @@ def test_rpc_methods_and_fault_codes(tmp_path: pathlib.Path, wire: str) -> None:
                 return int(error["faultCode"])
 
             assert ok(1) is False
-            # (The raw calls are pipelined: the demo lamp reports a write a reactor turn
-            # later, so reads in this batch may not see the writes before them yet.)
             assert ok(2) is None and ok(3) == 0
             assert ok(4) is None
             assert ok(5)["ADDRESS"] == "thermometer" and ok(6)["ADDRESS"] == "thermometer:0"
