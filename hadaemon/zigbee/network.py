@@ -142,6 +142,7 @@ class Network:
         self.devices_payload: Any = None
         self.groups_payload: Any = None
         self.messages_received = 0
+        self._smallest_limit = min(settings.max_payload, settings.max_devices_payload)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -289,7 +290,7 @@ class Network:
         self.messages_received += 1
         rest = message.topic[len(self.base_topic) + 1:]
         size = len(message.payload)
-        if size > self.settings.max_payload:
+        if size > self._smallest_limit:
             key, limit = (("max_devices_payload", self.settings.max_devices_payload)
                           if rest in ("bridge/devices", "bridge/groups")
                           else ("max_payload", self.settings.max_payload))
