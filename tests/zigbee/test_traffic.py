@@ -62,10 +62,14 @@ def test_our_own_commands_are_not_delivered_back(tmp_path: pathlib.Path,
                     assert answer == {"healthy": True}
                     # the echo and the response, not our /set nor our bridge/request
                     assert connection.messages_received - before == 2
-                    seen = [m.topic for m in watcher.pending()]
-                    assert f"zigbee2mqtt/{name}/set" in seen  # it did go out
-                    assert "zigbee2mqtt/bridge/request/health_check" in seen
-                    for _ in seen:
+                    # they did go out (the watcher's thread may lag behind us)
+                    sent = {f"zigbee2mqtt/{name}/set", "zigbee2mqtt/bridge/request/health_check"}
+
+                    def went_out(wanted: set[str] = sent) -> bool:
+                        return wanted <= {m.topic for m in watcher.pending()}
+
+                    await wait_until(reactor, went_out, what="our commands on the broker")
+                    for _ in watcher.pending():
                         watcher.expect()
             finally:
                 watcher.close()
