@@ -389,7 +389,6 @@ class Network:
             self._query_queue.clear()
         elif self.ready and (self._query_wanted
                              or (restarted and self.settings.requery_on_reconnect)):
-            self._query_wanted = True
             self._start_queries()
 
     def _update_info(self, payload: Any) -> None:
