@@ -96,6 +96,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=1000)
     parser.add_argument("--frames", type=int, default=10000)
+    parser.add_argument("--log", type=pathlib.Path, help="keep the daemon's output here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="hadaemon-bench-") as tmp_name, \
             ChildProcesses() as processes:
@@ -138,9 +139,12 @@ def main() -> None:
         print(f"worst: {worst / 1024:+.1f} MiB vs the anchor (goal: within 10 MB); "
               f"the flow delivered {final} messages, {gaps} lost or out of order; "
               f"daemon {'running' if daemon.proc.poll() is None else 'EXITED'}")
-        lines = daemon.output().count("\n")
-        print(f"daemon log: {lines} lines")
         daemon.stop()
+        output = daemon.output()
+        print(f"daemon log: {output.count(chr(10))} lines, "
+              f"{output.count('node socket: ')} of them about the node socket")
+        if args.log:
+            args.log.write_text(output)
 
 
 if __name__ == "__main__":
