@@ -133,7 +133,6 @@ class MsgpackNodeProtocol(NodeConnection):
             self._peak = max(self._peak, held + len(chunk))
             if not self._drain(unpacker):
                 return
-            self._message_start = unpacker.tell()
         if self._peak > SHRINK_ABOVE and self._fed == self._message_start:
             self._shrink()
 
@@ -168,14 +167,19 @@ class MsgpackNodeProtocol(NodeConnection):
     def _drain(self, unpacker: Any) -> bool:
         """Handle every complete message buffered; False once the connection closed."""
         received = self._received
+        tell = unpacker.tell
         while True:
             try:
                 obj = next(unpacker)
             except StopIteration:
                 return True
             except Exception as exc:  # FormatError, bad UTF-8, unhashable keys...
-                self._fail(f"malformed msgpack ({type(exc).__name__}: {exc})")
+                detail = str(exc) or "a byte that begins no msgpack value"
+                self._fail(f"malformed msgpack ({type(exc).__name__}: {detail})")
                 return False
+            # Where the next message starts (only here: the unpacker's position moves
+            # on through an unfinished message too, which must count against the limit).
+            self._message_start = tell()
             # The most frequent messages straight through: a nodeOutput that wants no
             # answer, and the count of inputs the node handled.
             if type(obj) is list and len(obj) == 3 and obj[0] == 2 and type(obj[0]) is int:

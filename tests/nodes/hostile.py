@@ -1,5 +1,6 @@
 """Hostile clients of the node socket, for the memory test and benchmark: connections that
-never authenticate, and random, truncated and oversized frames on both wires.
+never authenticate, and random, truncated and oversized frames on both wires; and the
+daemon they attack, as a process running a legitimate flow (:class:`FlowDaemon`).
 
 Plain blocking sockets, run from threads of the test (or benchmark) process: each frame
 goes on a connection of its own, which is closed right after sending (the daemon may
@@ -9,15 +10,21 @@ answer or close first: whatever it does, the next connection follows).
 from __future__ import annotations
 
 import os
+import pathlib
 import random
 import socket
 import struct
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 
 import msgpack
 
 from hadaemon import binrpc
+from hadaemon.testing import ChildProcesses, DaemonProcess, write_config
+
+NODES = pathlib.Path(__file__).parent / "nodes"
+BINCLIENT = pathlib.Path(__file__).parent / "binclient"
 
 
 def _pack(obj: object) -> bytes:
@@ -118,3 +125,76 @@ def rounds(path: str, connections: int, count: int) -> Iterator[int]:
     frames = unauthenticated_frames()
     for _ in range(count):
         yield send_each(path, [frames[i % len(frames)] for i in range(connections)])
+
+
+class FlowDaemon:
+    """``hadaemon run`` as a process, with three real node processes exchanging messages:
+    ticker -> relay -> tally (msgpack, Homegear binary RPC through the test stand-in of
+    the real module, msgpack; a message every 10 ms). ``start()`` returns once the
+    messages arrive."""
+
+    def __init__(self, tmp: pathlib.Path, processes: ChildProcesses, **nodes: object) -> None:
+        self.tally_file = tmp / "tally.txt"
+        self.socket_path = str(tmp / "run" / "nodes.sock")
+        config = write_config(tmp / "hadaemon.toml", {
+            "daemon": {"state_dir": "var", "plugins": ["nodes"], "stop_timeout": 10.0},
+            "nodes": {"grace": 1.0, "socket_dir": str(tmp / "run"), **nodes, "node": [
+                {"id": "ticker", "file": str(NODES / "ticker.py"), "wires": [["relay"]]},
+                {"id": "relay", "file": str(NODES / "relay.py"), "wires": [["tally"]],
+                 "wire": "binrpc", "env": {"PYTHONPATH": str(BINCLIENT)}},
+                {"id": "tally", "file": str(NODES / "tally.py"),
+                 "info": {"file": str(self.tally_file)}},
+            ]},
+        })
+        self.daemon = DaemonProcess(config, processes=processes)
+
+    def start(self) -> FlowDaemon:
+        self.daemon.start(timeout=30)
+        self.wait_for_flow(0)
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.daemon.proc is not None
+        return self.daemon.proc.pid
+
+    def running(self) -> bool:
+        return self.daemon.proc is not None and self.daemon.proc.poll() is None
+
+    def rss_kib(self) -> int:
+        """The daemon's resident memory (VmRSS)."""
+        with open(f"/proc/{self.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise RuntimeError(f"no VmRSS for pid {self.pid}")
+
+    def open_fds(self) -> int:
+        return len(os.listdir(f"/proc/{self.pid}/fd"))
+
+    def settle(self, fds: int, timeout: float = 60.0) -> None:
+        """Wait until the daemon closed what was opened since it had ``fds`` open."""
+        deadline = time.monotonic() + timeout
+        while self.open_fds() > fds + 1:
+            if time.monotonic() > deadline or not self.running():
+                raise RuntimeError(f"the daemon still has {self.open_fds()} open file "
+                                   f"descriptors (had {fds})")
+            time.sleep(0.05)
+
+    def tally(self) -> tuple[int, int]:
+        """(received, gaps) as the tally node last wrote them."""
+        try:
+            received, gaps, _last = self.tally_file.read_text().split()
+        except (FileNotFoundError, ValueError):
+            return 0, 0
+        return int(received), int(gaps)
+
+    def wait_for_flow(self, received: int, timeout: float = 30.0) -> int:
+        """Wait until the flow delivered more than ``received`` messages; how many."""
+        deadline = time.monotonic() + timeout
+        while (now := self.tally()[0]) <= received:
+            if time.monotonic() > deadline or not self.running():
+                raise RuntimeError(f"the flow stopped at {now} messages:\n"
+                                   + self.daemon.output()[-3000:])
+            time.sleep(0.02)
+        return now

@@ -27,6 +27,7 @@ from twisted.python.failure import Failure
 
 from hadaemon import binrpc
 from hadaemon.nodes.connection import Limits, State
+from hadaemon.nodes.protocol import MsgpackNodeProtocol
 from hadaemon.nodes.server import NodeServerFactory, WireSelector
 from hadaemon.testing import capture_logs, run_in_reactor, wait_until
 from tests.nodes.helpers import Running, logged, make_config, node, running
@@ -351,3 +352,20 @@ def test_a_node_is_let_in_while_the_cap_is_full(tmp_path: pathlib.Path, wire: st
         assert "2 connections are already waiting to authenticate" in lines
 
     run_in_reactor(scenario, timeout=60)
+
+
+def test_a_message_arriving_in_pieces_counts_whole_against_the_limit() -> None:
+    """The unpacker's position moves on through an unfinished array (it parses the items
+    that came): the limit counts from where the message began, not from there."""
+    with capture_logs() as logs:
+        link = MsgpackNodeProtocol(NoNodes(), Limits(max_frame=1 << 20),  # type: ignore[arg-type]
+                                   Clock(), Logger(namespace="hadaemon.plugin.nodes"))
+        link.makeConnection(StringTransport())
+        link.dataReceived(b"\xdd\x00\x01\x86\xa0")  # an array of 100,000 items...
+        for _ in range(63):
+            link.dataReceived(b"\x01" * 1024)  # ...sent 1 KiB at a time: 64,517 bytes
+        assert not link.is_closed()
+        link.dataReceived(b"\x01" * 1024)
+        assert link.is_closed()
+    lines = "\n".join(logged(logs, level=LogLevel.warn))
+    assert "message larger than the limit of 65536 bytes before authenticating" in lines
