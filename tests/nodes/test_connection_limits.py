@@ -165,6 +165,34 @@ def test_a_closed_connection_is_freed_at_once_without_the_collector(
     run_in_reactor(scenario, timeout=60)
 
 
+def test_a_producer_killed_while_held_back_leaves_no_cycle(tmp_path: pathlib.Path) -> None:
+    """A node killed while its outputs wait for room at a slow destination (its
+    connection holds the waits): once they are released, nothing of its connection is
+    left, with the cyclic collector off."""
+    config = make_config(tmp_path, [
+        node("p", "ticker.py", wires=[["a"]], env={"TICK_INTERVAL": "0.001"}),
+        node("a", "relay.py", info={"mode": "slow", "delay": 0.005},
+             wires=[["test:sink/a"]]),
+    ], queue_size=2)
+
+    async def scenario(reactor: Any) -> None:
+        async with running(reactor, config) as run:
+            runtime = run.plugin.runtimes["p"]
+            await wait_until(reactor, lambda: getattr(runtime.link, "_held", None),
+                             what="the producer held back")
+            link = weakref.ref(runtime.link)
+            with no_collector():
+                assert runtime.pid is not None
+                os.kill(runtime.pid, signal.SIGKILL)
+                await wait_until(reactor, functools.partial(lost, link),
+                                 what="the producer's connection lost")
+                # Freed once the destination released what it held (its queue drains).
+                await wait_until(reactor, lambda: link() is None, timeout=30,
+                                 what="the producer's connection freed")
+
+    run_in_reactor(scenario, timeout=60)
+
+
 def test_buffers_grow_with_what_a_connection_sends(tmp_path: pathlib.Path) -> None:
     """50 connections that each sent the start of a message hold a few KiB each, not a
     buffer sized for the largest frame (16 MiB: msgpack used to allocate 1 MiB up front);
