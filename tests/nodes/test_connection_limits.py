@@ -205,7 +205,7 @@ def test_buffers_grow_with_what_a_connection_sends(tmp_path: pathlib.Path) -> No
         async with running(reactor, config) as run:
             factory = factory_of(run)
             watched = Watched(factory)
-            tracemalloc.start(25)
+            tracemalloc.start()
             try:
                 before = tracemalloc.get_traced_memory()[0]
                 socks = []
