@@ -241,6 +241,8 @@ class NodesPlugin(Plugin):
                 overflow=str(config["overflow"]),
                 window=int(config["window"]),
                 call_timeout=float(config["call_timeout"]),
+                auth_timeout=float(config["auth_timeout"]),
+                max_unauthenticated=int(config["max_unauthenticated"]),
             ),
             self.reactor,
             self.log,
