@@ -31,6 +31,7 @@ from hadaemon.logs import get_logger, set_levels
 from hadaemon.plugin import Catalog, PluginContext, discover_for
 from hadaemon.registry import Registry
 from hadaemon.store import Store
+from hadaemon.usercode import failure_of, guard_reactor
 from hadaemon.watchdog import Watchdog
 
 DAEMON = "daemon"
@@ -95,6 +96,10 @@ class Daemon(Service):
 
     def startService(self) -> None:
         Service.startService(self)
+        if self.owns_process and not getattr(self.reactor, "running", True):
+            # hadaemon runs this loop (hadaemon run, twistd): what user code lets escape
+            # from a callback of its own must not stop it.
+            guard_reactor(self.reactor)
         # startService runs before the asyncio loop does (under twistd too): do the
         # real work in the first reactor turn, where asyncio calls work.
         self.reactor.callWhenRunning(self._schedule_start)
@@ -180,10 +185,10 @@ class Daemon(Service):
             service = self._track(component, info.factory, context)
             IService(service)
         except BaseException as exc:
-            if isinstance(exc, KeyboardInterrupt):
-                raise
-            self._plugin_failed(name, f"failed to create: {type(exc).__name__}: {exc}",
-                                Failure().getTraceback())
+            failure = failure_of(exc)
+            error = failure.value
+            self._plugin_failed(name, f"failed to create: {type(error).__name__}: {error}",
+                                failure.getTraceback())
             return defer.succeed(None)
         self.plugins.append((name, service))
         service.parent = self
@@ -301,9 +306,8 @@ class Daemon(Service):
                 limit=limit,
             )
         except BaseException as exc:
-            if isinstance(exc, KeyboardInterrupt):
-                raise
-            self.log.failure("plugin {plugin} failed to stop", failure=Failure(), plugin=name)
+            self.log.failure("plugin {plugin} failed to stop", failure=failure_of(exc),
+                             plugin=name)
 
 
 def _arm_hard_exit(after: float, log: Logger) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 from hadaemon.config.core import CoreSettings
 from hadaemon.config.schema import Section
 from hadaemon.plugin.base import Plugin, PluginFactory
+from hadaemon.usercode import pass_real_interrupt
 
 ENTRY_POINT_GROUP = "hadaemon.plugins"
 
@@ -114,8 +115,7 @@ def _scan_directory(directory: pathlib.Path, catalog: Catalog) -> None:
         try:
             module = sys.modules.get(module_name) or _import_file(module_name, path)
         except BaseException as exc:
-            if isinstance(exc, KeyboardInterrupt):
-                raise
+            pass_real_interrupt(exc)  # anything else the plugin raised is its problem
             catalog.problems.append(
                 PluginProblem(
                     _guess_name(path),
@@ -182,8 +182,7 @@ def _scan_entry_points(catalog: Catalog) -> None:
         try:
             factory = ep.load()
         except BaseException as exc:
-            if isinstance(exc, KeyboardInterrupt):
-                raise
+            pass_real_interrupt(exc)  # anything else the plugin raised is its problem
             catalog.problems.append(
                 PluginProblem(
                     ep.name,
