@@ -16,6 +16,7 @@ import warnings
 from typing import Any
 
 PLUGINS = pathlib.Path(__file__).resolve().parent / "plugins"
+HOSTILE = pathlib.Path(__file__).resolve().parents[1] / "core" / "hostile" / "services"
 
 
 def config(workdir: pathlib.Path, **extra: Any) -> dict[str, Any]:
@@ -159,6 +160,67 @@ def wait_forever(workdir: pathlib.Path) -> None:
     import hadaemon.embed as embed
 
     embed.start(config(workdir, embedtest={"child": True}))
+    say("ready")
+    while True:
+        time.sleep(0.1)
+
+
+def hostile(workdir: pathlib.Path) -> None:
+    """User code raising KeyboardInterrupt and sys.exit() everywhere the embedding reaches;
+    the daemon goes on, and the program's own Ctrl+C still ends everything."""
+    import hadaemon.embed as embed
+    from hadaemon.bus import ErrorEvent, Level
+
+    records: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record.getMessage())
+
+    logging.getLogger("hadaemon").addHandler(Keep())
+    cfg = config(workdir, embedtest={"child": True})
+    cfg["daemon"]["plugins"] = ["embedtest", "services"]
+    cfg["services"] = {"directories": [str(HOSTILE)], "service": {"Hostile": {}}}
+    handle = embed.start(cfg)
+    for action in ["interrupt", "exit"]:
+        try:
+            handle.send(f"service:hostile_py/{action}", None)
+        except Exception as exc:
+            say(f"{action}: {type(exc).__name__}: {exc}")
+        assert handle.send("service:hostile_py/ping", None) == "pong"
+
+    def interrupting() -> None:
+        raise KeyboardInterrupt("from a handle.call")
+
+    try:
+        handle.call(interrupting)
+    except Exception as exc:
+        say(f"call: {type(exc).__name__}: {exc}")
+    for action in ["own_task", "call_soon"]:
+        handle.send(f"service:hostile_py/{action}", None)
+    deadline = time.monotonic() + 10
+    while not (any("from a task of its own" in r for r in records)
+               and any("from a loop callback" in r for r in records)):
+        assert time.monotonic() < deadline, records
+        time.sleep(0.01)
+    assert handle.send("service:hostile_py/ping", None) == "pong"
+    say("loop escapes reported")
+    seen: list[str] = []
+
+    def subscriber(event: Any) -> None:
+        if event.message == "first":
+            raise KeyboardInterrupt("from an embedding subscriber")
+        seen.append(event.message)
+
+    handle.subscribe("error/test/#", subscriber)
+    handle.publish(ErrorEvent("test", "first", Level.INFO))
+    handle.publish(ErrorEvent("test", "second", Level.INFO))
+    deadline = time.monotonic() + 10
+    while seen != ["second"]:
+        assert time.monotonic() < deadline, seen
+        time.sleep(0.01)
+    assert any("from an embedding subscriber" in r for r in records), records
+    say("subscriber goes on")
     say("ready")
     while True:
         time.sleep(0.1)

@@ -12,6 +12,7 @@ import time
 from hadaemon.testing.processes import ChildProcesses
 
 SCENARIOS = pathlib.Path(__file__).resolve().parent / "scenarios.py"
+HOSTILE = pathlib.Path(__file__).resolve().parents[1] / "core" / "hostile" / "services"
 
 
 def run(
@@ -69,6 +70,35 @@ def test_sigint_stops_the_program_and_the_daemon(tmp_path: pathlib.Path,
     # with SIGINT, so the parent sees a death by signal.
     assert status == -signal.SIGINT and "KeyboardInterrupt" in err
     assert elapsed < 5
+    assert (tmp_path / "stopped").exists()  # stopService ran
+    assert gone(child)
+
+
+def test_user_code_cannot_stop_the_daemon_but_ctrl_c_still_does(
+        tmp_path: pathlib.Path, processes: ChildProcesses) -> None:
+    proc = processes.spawn([sys.executable, str(SCENARIOS), "hostile", str(tmp_path)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    lines = []
+    while not lines or lines[-1] != "ready":
+        line = proc.stdout.readline().decode()
+        assert line, f"ended early: {lines}\n{proc.stderr.read().decode()}"
+        lines.append(line.rstrip("\n"))
+    service = HOSTILE / "Hostile.py"
+    source = service.read_text().splitlines()
+    line = next(n for n, text in enumerate(source, 1) if '"from a service action"' in text)
+    assert lines[0] == ("interrupt: UserCodeEscape: user code raised "
+                        f"KeyboardInterrupt(from a service action) at {service}:{line}, "
+                        "in interrupt")
+    assert lines[1].startswith("exit: UserCodeExit: user code called sys.exit(3) at "
+                               f"{service}:")
+    assert lines[2].startswith("call: UserCodeEscape: user code raised "
+                               f"KeyboardInterrupt(from a handle.call) at {SCENARIOS}:")
+    assert lines[3:] == ["loop escapes reported", "subscriber goes on", "ready"]
+    child = int((tmp_path / "child.pid").read_text())
+    proc.send_signal(signal.SIGINT)  # the program's own Ctrl+C
+    status = proc.wait(timeout=15)
+    assert status == -signal.SIGINT and "KeyboardInterrupt" in proc.stderr.read().decode()
     assert (tmp_path / "stopped").exists()  # stopService ran
     assert gone(child)
 
