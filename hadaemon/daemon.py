@@ -42,6 +42,20 @@ class StartupError(Exception):
     """The daemon could not start its core (the stores); plugins never started."""
 
 
+_running: set[Daemon] = set()
+_running_lock = threading.Lock()
+
+
+def running_daemons() -> list[Daemon]:
+    """The daemons started and not yet stopped in this process (any thread may ask).
+
+    Embedding refuses to start a second one: two daemons on one reactor would share it
+    unawares, and two on one state directory would fight over its lock.
+    """
+    with _running_lock:
+        return list(_running)
+
+
 class Daemon(Service):
     """The whole daemon as one Twisted service (twistd, ``hadaemon run`` and embedding)."""
 
@@ -96,6 +110,8 @@ class Daemon(Service):
 
     def startService(self) -> None:
         Service.startService(self)
+        with _running_lock:
+            _running.add(self)
         if self.owns_process and not getattr(self.reactor, "running", True):
             # hadaemon runs this loop (hadaemon run, twistd): what user code lets escape
             # from a callback of its own must not stop it.
@@ -255,6 +271,13 @@ class Daemon(Service):
         return self._stopping
 
     async def _stop(self) -> None:
+        try:
+            await self._stop_everything()
+        finally:
+            with _running_lock:
+                _running.discard(self)
+
+    async def _stop_everything(self) -> None:
         budget = self.config.core.stop_timeout
         deadline = self.reactor.seconds() + budget
         if self.owns_process:

@@ -38,6 +38,9 @@ class _Process:
         self.reactor_finished = False
         self.exit_hooks: list[Callable[[], None]] = []
         self.exit_hook_installed = False
+        # The handle of the last start(): set at once (under the lock), before its daemon
+        # exists, so that two start() calls racing each other are told apart too.
+        self.handle: Any = None
 
 
 PROCESS = _Process()

@@ -319,6 +319,65 @@ def restart(workdir: pathlib.Path) -> None:
         say(f"refused: {exc}")
 
 
+def second_start(workdir: pathlib.Path) -> None:
+    import hadaemon.embed as embed
+
+    handle = embed.start(config(workdir))
+    other = config(workdir / "other")
+    for name, cfg in [("same", config(workdir)), ("other", other)]:
+        try:
+            embed.start(cfg)
+        except embed.AlreadyRunning as exc:
+            say(f"{name} refused: {exc}")
+    try:
+        handle.call(lambda: embed.start(other))  # from the reactor thread too
+    except embed.AlreadyRunning:
+        say("reactor thread refused")
+    assert not (workdir / "other").exists()  # nothing of a second daemon was made
+    assert handle.call(lambda: 7) == 7  # the first one is untouched
+    handle.stop()
+    say("first stopped")
+
+
+def racing_starts(workdir: pathlib.Path) -> None:
+    import hadaemon.embed as embed
+
+    outcomes: list[str] = []
+    handles: list[Any] = []
+    gate = threading.Barrier(2)
+
+    def starter(name: str) -> None:
+        gate.wait()
+        try:
+            handles.append(embed.start(config(workdir / name)))
+            outcomes.append("started")
+        except embed.AlreadyRunning:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=starter, args=(n,)) for n in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    say("race", sorted(outcomes))
+    handles[0].stop()
+
+
+def stop_on_reactor_thread(workdir: pathlib.Path) -> None:
+    import hadaemon.embed as embed
+
+    handle = embed.start(config(workdir))
+    returned = handle.submit(handle.stop).result(10)  # starts the stop, returns at once
+    say("reactor thread stop returned", returned)
+    try:
+        handle.call(int)
+    except embed.Stopped:
+        say("stopped at once for callers")
+    handle.stop()  # from another thread: waits for the stop under way
+    reactor_threads = [t for t in threading.enumerate() if t.name == "hadaemon-reactor"]
+    say("after stop:", (workdir / "stopped").exists(), reactor_threads)
+
+
 def own_loop(workdir: pathlib.Path) -> None:
     import hadaemon.embed as embed
 

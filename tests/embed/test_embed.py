@@ -143,6 +143,29 @@ def test_start_after_stop_is_refused(tmp_path: pathlib.Path) -> None:
     assert "refused: the reactor of this process already ran and stopped" in out
 
 
+def test_a_second_start_is_refused_at_once(tmp_path: pathlib.Path) -> None:
+    out = ok(run("second_start", tmp_path))
+    refusal = ("refused: a hadaemon daemon already runs in this process (started by "
+               f"hadaemon.embed.start(), state directory {tmp_path / 'var'}): one daemon "
+               "per process; use its handle, or stop() it before starting another")
+    assert f"same {refusal}" in out.splitlines()  # not "state.db is in use"
+    assert f"other {refusal}" in out.splitlines()  # not a second daemon on the reactor
+    assert "reactor thread refused" in out
+    assert "first stopped" in out
+
+
+def test_racing_starts_start_one_daemon(tmp_path: pathlib.Path) -> None:
+    assert "race ['refused', 'started']" in ok(run("racing_starts", tmp_path))
+
+
+def test_stop_on_the_reactor_thread_starts_the_stop_and_returns(tmp_path: pathlib.Path) -> None:
+    out = ok(run("stop_on_reactor_thread", tmp_path))
+    assert "reactor thread stop returned None" in out
+    assert "stopped at once for callers" in out
+    # a later stop() from another thread waited for that stop, reactor thread included
+    assert "after stop: True []" in out
+
+
 def test_callers_own_asyncio_loop_is_left_alone(tmp_path: pathlib.Path) -> None:
     assert "loops ok" in ok(run("own_loop", tmp_path))
 
