@@ -13,9 +13,11 @@ cancellation (``asyncio.CancelledError``) stays what it is.
 Only a real signal stops the daemon: the SIGINT/SIGTERM handlers in force while it runs
 never raise (hadaemon's under ``hadaemon run``, Twisted's under twistd), and an embedded
 daemon's reactor thread never gets signals, so a ``KeyboardInterrupt`` on the reactor
-thread comes from user code. :func:`guard_reactor` is the last line for code no call site
-wraps (a task the user started with ``asyncio.create_task``, a ``loop.call_soon``): what
-escapes the loop is reported and the loop goes on.
+thread comes from user code. Where Python's own SIGINT handler is in force on the main
+thread (``hadaemon check``, before the reactor runs), one may be a real Ctrl+C: it is let
+through. :func:`guard_reactor` is the last line for code no call site wraps (a task the
+user started with ``asyncio.create_task``, a ``loop.call_soon``): what escapes the loop is
+reported and the loop goes on.
 """
 
 from __future__ import annotations
