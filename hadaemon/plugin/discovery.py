@@ -12,6 +12,7 @@ import importlib.metadata
 import importlib.util
 import pathlib
 import sys
+import threading
 import traceback
 import types
 from collections.abc import Iterable, Mapping
@@ -85,15 +86,21 @@ class Catalog:
 def discover(
     plugin_dirs: Iterable[pathlib.Path], *, entry_points: bool = True, missing_ok: bool = False
 ) -> Catalog:
-    """Plugins from directories (first) and installed entry points."""
+    """Plugins from directories (first) and installed entry points (any thread)."""
     catalog = Catalog()
-    for directory in plugin_dirs:
-        if missing_ok and not pathlib.Path(directory).exists():
-            continue
-        _scan_directory(pathlib.Path(directory), catalog)
-    if entry_points:
-        _scan_entry_points(catalog)
+    # One scan at a time: a plugin file's module is in sys.modules while it executes, so
+    # a second thread's scan would take the half-imported module for the plugin.
+    with _SCANNING:
+        for directory in plugin_dirs:
+            if missing_ok and not pathlib.Path(directory).exists():
+                continue
+            _scan_directory(pathlib.Path(directory), catalog)
+        if entry_points:
+            _scan_entry_points(catalog)
     return catalog
+
+
+_SCANNING = threading.RLock()
 
 
 def discover_for(core: CoreSettings) -> Catalog:
