@@ -28,6 +28,7 @@ import threading
 from types import TracebackType
 from typing import Any
 
+from twisted.logger import LogLevel
 from twisted.python.failure import Failure
 
 from hadaemon.logs import get_logger
@@ -140,6 +141,7 @@ def guard_reactor(reactor: Any) -> None:
                     "user code outside any handler raised {kind}; the daemon goes on "
                     "(only a signal stops it)",
                     failure=failure_of(exc),
+                    level=LogLevel.error,  # as a failing handler's: the daemon is fine
                     kind=type(exc).__name__,
                 )
                 if not reactor.running:  # it stopped meanwhile: the loop had to end

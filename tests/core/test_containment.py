@@ -56,12 +56,16 @@ def make_config(tmp_path: pathlib.Path) -> pathlib.Path:
         "daemon": {
             "state_dir": "var",
             "plugin_dirs": [str(HOSTILE / "plugins")],
-            "plugins": ["interruptsstop", "services", "trigger", "interruptsstart",
+            "plugins": ["interruptsstop", "services", "nodes", "trigger", "interruptsstart",
                         "interruptscreate"],
             "stop_timeout": 10.0,
         },
         "services": {"directories": [str(HOSTILE / "services")],
                      "service": {"Hostile": {}}},
+        "nodes": {"grace": 2.0, "node": [{
+            "id": "forward", "file": str(HOSTILE / "nodes" / "forward.py"),
+            "wires": [["service:hostile_py/from_node"]],
+        }]},
         "trigger": {"socket": str(tmp_path / "trigger.sock")},
         "interruptsstop": {"dir": str(tmp_path)},
     })
@@ -107,6 +111,11 @@ def provoke_everything(tmp_path: pathlib.Path, log: pathlib.Path) -> str:
         assert driver.send("test:publish", '"hello"') == "ok published"
         wait_for_text(log, "from a bus subscriber")
         assert driver.send("service:hostile_py/ping") == "ok pong"
+        # a real node process's output, wired to an action that raises, twice: the wire
+        # and the node go on
+        for n in (1, 2):
+            assert driver.send("node:forward/0", '{"payload": 1}') == "ok forwarded"
+            wait_for_text(log, f"from a node's message {n}")
         for action, text in [("own_task", "from a task of its own"),
                              ("call_soon", "from a loop callback")]:
             assert driver.send(f"service:hostile_py/{action}") == "ok None"
@@ -147,7 +156,7 @@ def provoke_everything(tmp_path: pathlib.Path, log: pathlib.Path) -> str:
     assert "plugin interruptscreate failed to create: UserCodeEscape: user code raised " \
         "KeyboardInterrupt(from a plugin's constructor) at " + where(
             PLUGINS, "\"from a plugin's constructor\"", "__init__") in text
-    assert "3 plugin(s) running (interruptsstop, services, trigger); failed: " \
+    assert "4 plugin(s) running (interruptsstop, services, nodes, trigger); failed: " \
         "interruptscreate, interruptsstart" in text
     return text
 

@@ -25,6 +25,12 @@ async def interrupting_task():
 class Hostile(CustomService):
     async def Start(self):
         self.tasks = []
+        self.from_nodes = 0
+
+    async def from_node(self, msg):
+        # a node's output is wired here
+        self.from_nodes += 1
+        raise KeyboardInterrupt(f"from a node's message {self.from_nodes}")
 
     async def interrupt(self, msg):
         raise KeyboardInterrupt("from a service action")
