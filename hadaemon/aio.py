@@ -46,11 +46,11 @@ class _AwaitsDeferreds(Coroutine[Any, Any, T]):
     def send(self, value: Any) -> Any:
         try:
             yielded = self._coro.send(value)
+        except PASSES:
+            raise
         except BaseException as exc:
             # A task raising KeyboardInterrupt or SystemExit re-raises it out of the loop
             # (and so out of the reactor): never let one out.
-            if isinstance(exc, PASSES):
-                raise
             raise contain(exc) from None
         return self._swap(yielded) if isinstance(yielded, Deferred) else yielded
 
@@ -60,9 +60,9 @@ class _AwaitsDeferreds(Coroutine[Any, Any, T]):
                 yielded = self._coro.throw(typ)
             else:
                 yielded = self._coro.throw(typ, val, tb)
+        except PASSES:
+            raise
         except BaseException as exc:
-            if isinstance(exc, PASSES):
-                raise
             raise contain(exc) from None
         return self._swap(yielded) if isinstance(yielded, Deferred) else yielded
 
@@ -139,9 +139,9 @@ async def _await(awaitable: Awaitable[T]) -> T:
 async def _guard(awaitable: Awaitable[T]) -> T:
     try:
         return await awaitable
+    except PASSES:
+        raise
     except BaseException as exc:
-        if isinstance(exc, PASSES):
-            raise
         raise contain(exc) from None
 
 
