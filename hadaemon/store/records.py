@@ -188,6 +188,8 @@ class RecordDecoder:
     def _run(self) -> list[Record]:
         records: list[Record] = []
         while self._damaged is None or self._resync():
+            if self._version >= 2:
+                self._decode_intact(records)
             if self.offset == self._end:
                 break
             result = self._parse(self.offset)
@@ -209,32 +211,55 @@ class RecordDecoder:
         self._base = keep
         return records
 
-    def _view(self, offset: int, size: int) -> bytes | None:
-        start = offset - self._base
-        if start + size > len(self._buffer):
-            return None
-        with memoryview(self._buffer) as view:  # released at once: the buffer must resize
-            return bytes(view[start : start + size])
+    def _decode_intact(self, records: list[Record]) -> None:
+        """The fast path: decode valid records up to the first one that is incomplete or
+        needs a closer look, which :meth:`_parse` then takes (same checks, in order)."""
+        buffer, base = self._buffer, self._base
+        pos, size = self.offset - base, len(buffer)
+        unpack, crc32, head_size = FRAME.unpack_from, zlib.crc32, _HEAD.size
+        while size - pos >= FRAME_SIZE:
+            marker, length, crc, hcrc = unpack(buffer, pos)
+            end = pos + FRAME_SIZE + length
+            if (
+                marker != MARKER
+                or crc32(buffer[pos : pos + head_size]) != hcrc
+                or not 0 < length <= MAX_PAYLOAD
+                or end > size
+            ):
+                break
+            payload = bytes(buffer[pos + FRAME_SIZE : end])
+            if crc32(payload) != crc:
+                break
+            try:
+                changes = _changes(payload)
+            except Exception:
+                break
+            records.append(Record(base + pos, end - pos, changes))
+            pos = end
+        self.offset = base + pos
 
     def _parse(self, offset: int) -> Record | _Bad | None:
         """The record at ``offset``, why it is bad, or None if incomplete."""
-        frame_struct = FRAME if self._version >= 2 else FRAME_V1
-        head = self._view(offset, frame_struct.size)
-        if head is None:
-            return None
+        buffer, start = self._buffer, offset - self._base
         if self._version >= 2:
-            bad = _check_head(head)
+            if len(buffer) - start < FRAME_SIZE:
+                return None
+            bad = _check_head(buffer, start)
             if bad is not None:
                 return _Bad(bad)
-            _, length, crc, _ = FRAME.unpack(head)
+            _, length, crc, _ = FRAME.unpack_from(buffer, start)
+            start += FRAME_SIZE
         else:
-            length, crc = FRAME_V1.unpack(head)
+            if len(buffer) - start < FRAME_V1.size:
+                return None
+            length, crc = FRAME_V1.unpack_from(buffer, start)
             if not 0 < length <= MAX_PAYLOAD:
                 return _Bad(f"bad length {length}")
-        end = offset + frame_struct.size + length
-        payload = self._view(offset + frame_struct.size, length)
-        if payload is None:
+            start += FRAME_V1.size
+        if len(buffer) - start < length:
             return None
+        end = self._base + start + length
+        payload = bytes(buffer[start : start + length])
         if zlib.crc32(payload) != crc:
             return _Bad("crc mismatch", end)
         try:
@@ -245,6 +270,13 @@ class RecordDecoder:
             # a decoder message could quote (secret) bytes.
             return _Bad(f"undecodable payload ({type(exc).__name__})", end, trusted=True)
         return Record(offset, end - offset, changes)
+
+    def _head_at(self, offset: int) -> str | bool | None:
+        """Why the header at ``offset`` is invalid, None if valid, False if incomplete."""
+        start = offset - self._base
+        if len(self._buffer) - start < FRAME_SIZE:
+            return False
+        return _check_head(self._buffer, start)
 
     def _start_resync(self, bad: _Bad) -> None:
         self._damaged = (self.offset, bad.reason)
@@ -259,10 +291,10 @@ class RecordDecoder:
             self._scan = self._end
             return self._eof and self._resume(self._end)
         if self._hint is not None:
-            head = self._view(self._hint, FRAME_SIZE)
-            if head is not None and _check_head(head) is None:
+            head = self._head_at(self._hint)
+            if head is None:
                 return self._resume(self._hint)
-            if head is None and not self._eof:
+            if head is False and not self._eof:
                 return False
             if self._hint == self._end:  # the damaged record was the last one
                 return self._resume(self._end)
@@ -276,12 +308,12 @@ class RecordDecoder:
                 self._scan = max(self._scan, self._end - len(MARKER) + 1)
                 return False
             candidate = self._base + found
-            head = self._view(candidate, FRAME_SIZE)
-            if head is None and not self._eof:
+            head = self._head_at(candidate)
+            if head is None:
+                return self._resume(candidate)
+            if head is False and not self._eof:
                 self._scan = candidate
                 return False
-            if head is not None and _check_head(head) is None:
-                return self._resume(candidate)
             self._scan = candidate + 1
 
     def _resume(self, offset: int) -> bool:
@@ -299,12 +331,12 @@ class RecordDecoder:
         self.damage.append(Damage(start, end - start, reason))
 
 
-def _check_head(head: bytes) -> str | None:
-    """Why a version 2 record header is invalid, or None if it is valid."""
-    marker, length, _, hcrc = FRAME.unpack(head)
+def _check_head(buffer: bytearray, start: int) -> str | None:
+    """Why the version 2 record header at ``start`` is invalid, or None if it is valid."""
+    marker, length, _, hcrc = FRAME.unpack_from(buffer, start)
     if marker != MARKER:
         return "bad marker"
-    if zlib.crc32(head[: _HEAD.size]) != hcrc:
+    if zlib.crc32(buffer[start : start + _HEAD.size]) != hcrc:
         return "bad header checksum"
     if not 0 < length <= MAX_PAYLOAD:
         return f"bad length {length}"  # a writer bug: the checksum vouches for it
