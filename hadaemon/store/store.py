@@ -12,6 +12,9 @@ Durability rules (docs/store.md has the whole story):
   written meanwhile and renames it over the log on the reactor thread, where writes happen:
   none can fall between the copy and the rename. Until the rename the old log is complete,
   after it the new one is, so a stale ``.compact`` is simply removed on load.
+- Loading skips damaged records and saves their bytes aside (fsynced) before it changes the
+  log: a torn tail is cut off; damage that records follow, or a format 1 log, is replaced
+  by a snapshot of what loaded, the way a compaction replaces it.
 - Reactor thread only; ``open()`` (load) does blocking I/O and is meant for start-up.
 """
 
@@ -42,6 +45,7 @@ from hadaemon.store.errors import StoreClosed, StoreError, StoreFormatError, Sto
 T = TypeVar("T")
 
 _CHUNK = 1 << 20
+_MAX_DAMAGE_WARNINGS = 20  # one warning each; the rest of a badly damaged log is summed up
 _COMPACT_RETRY = 60.0  # seconds before an automatic compaction is tried again after failing
 # The live size only steers compaction: an estimate of the snapshot's record sizes will do.
 _ENTRY_OVERHEAD = 16
@@ -230,7 +234,7 @@ class Store(Service):
                 self._compact_path.unlink()
                 self._log.info("removed {path}, left by an unfinished compaction",
                                path=str(self._compact_path))
-            self._load(fd)
+            fd = self._load(fd)
         except BaseException:
             os.close(fd)
             self._data, self._live_size = {}, 0
@@ -256,37 +260,49 @@ class Store(Service):
             self._log.warn("{path} had mode {old:04o}; set to 0600 (it holds credentials)",
                            path=str(self.path), old=mode)
 
-    def _load(self, fd: int) -> None:
+    def _load(self, fd: int) -> int:
+        """Replay the log into memory; returns the fd to append to (a rewrite swaps it)."""
         head = os.pread(fd, records.HEADER_SIZE, 0)
         try:
-            complete = records.check_header(head)
+            version = records.read_header(head)
         except records.FormatError as exc:
             raise StoreFormatError(f"{self.path}: {exc}") from None
-        if not complete:
+        if version is None:
             # Empty, or its creation was cut short: nothing was ever stored in it.
             os.ftruncate(fd, 0)
             self._log_size = _write_all(fd, records.HEADER)
             self._dir_durable = False  # the new name must reach the disk too
-            return
-        decoder = records.RecordDecoder(records.HEADER_SIZE)
+            return fd
+        decoder = records.RecordDecoder(records.HEADER_SIZE, version)
         end = records.HEADER_SIZE
-        while decoder.error is None:
-            chunk = os.pread(fd, _CHUNK, end)
-            if not chunk:
-                break
+        while chunk := os.pread(fd, _CHUNK, end):
             end += len(chunk)
             for record in decoder.feed(chunk):
                 self._apply(record.changes)
-        error = decoder.finish()
-        if error is not None:
-            self._repair(fd, error)
-            end = error.offset
+        for record in decoder.finish():
+            self._apply(record.changes)
         self._log_size = end
+        damage = decoder.damage
+        if damage:
+            self._save_damage(fd, damage, end)
+        tail = damage[-1].offset if damage and damage[-1].offset + damage[-1].size == end else end
+        if version != records.VERSION or any(d.offset < tail for d in damage):
+            # An old format, or damage that records follow: write what loaded as a new log,
+            # as a compaction would, so the damage is neither reported nor saved again.
+            return self._rewrite(fd)
+        if tail < end:
+            # Appends after a torn record would follow bytes that are not a record.
+            os.ftruncate(fd, tail)
+            os.fsync(fd)
+            self._log_size = tail
+        return fd
 
-    def _repair(self, fd: int, error: records.DecodeError) -> None:
-        start, end = error.offset, os.fstat(fd).st_size
+    def _save_damage(self, fd: int, damage: list[records.Damage], end: int) -> None:
+        """Copy the damaged bytes to ``<file>.corrupt-<time>`` (fsynced) and warn; before
+        anything changes the log, so the damaged bytes are never just dropped."""
         base = f"{self.path}.corrupt-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        total = sum(d.size for d in damage)
         try:
             for name in [base, *(f"{base}.{n}" for n in range(1, 1000))]:
                 with contextlib.suppress(FileExistsError):
@@ -295,26 +311,71 @@ class Store(Service):
             else:
                 raise OSError(errno.EEXIST, "no free file name")
             try:
-                _write_all(out, _pread_all(fd, start, end))
+                for d in damage:
+                    _write_all(out, _pread_all(fd, d.offset, d.offset + d.size))
             except BaseException:
                 os.close(out)
                 raise
             _fsync(out, str(self.path.parent))
-            # Truncate only once the copy is durable: the damaged bytes are never just
-            # dropped; and appends after them would be unreadable.
-            os.ftruncate(fd, start)
-            os.fsync(fd)
         except OSError as exc:
             raise StoreError(
-                f"{self.path}: damaged record at offset {start}, and its {end - start} bytes "
-                f"could not be saved aside ({exc.strerror}); not opening, so nothing is lost"
+                f"{self.path}: damaged records at offset {damage[0].offset}, and their {total} "
+                f"bytes could not be saved aside ({exc.strerror}); not opening, so nothing is "
+                "lost"
             ) from None
-        warning = (
-            f"{self.path}: corrupt or truncated record at offset {start} ({end - start} bytes "
-            f"ignored: {error.reason}); the damaged tail was saved to {name}"
-        )
+        saved_at = 0
+        for d in damage[:_MAX_DAMAGE_WARNINGS]:
+            where = name if saved_at == 0 else f"{name} (from its byte {saved_at})"
+            saved_at += d.size
+            if d.offset + d.size == end:
+                warning = (
+                    f"{self.path}: corrupt or truncated record at offset {d.offset} ({d.size} "
+                    f"bytes ignored: {d.reason}); the damaged tail was saved to {where}"
+                )
+            else:
+                warning = (
+                    f"{self.path}: damaged record at offset {d.offset} ({d.size} bytes "
+                    f"skipped: {d.reason}); the records after it were loaded; the damaged "
+                    f"bytes were saved to {where}"
+                )
+            self._warn_on_load(warning)
+        if len(damage) > _MAX_DAMAGE_WARNINGS:
+            rest = damage[_MAX_DAMAGE_WARNINGS:]
+            self._warn_on_load(
+                f"{self.path}: {len(rest)} more damaged places from offset {rest[0].offset} on "
+                f"({sum(d.size for d in rest)} bytes skipped); saved to {name} too"
+            )
+
+    def _warn_on_load(self, warning: str) -> None:
         self.load_warnings.append(warning)
         self._log.warn("{warning}", warning=warning)
+
+    def _rewrite(self, fd: int) -> int:
+        """Replace the log by a snapshot of what loaded, crash-safe like a compaction: the
+        copy is complete and fsynced before the rename; the old log is whole until then."""
+        tmp = str(self._compact_path)
+        mode = 0o600 if self.secret else stat.S_IMODE(os.fstat(fd).st_mode)
+        try:
+            new_fd, size = _write_snapshot(tmp, self._data, mode)
+            try:
+                os.rename(tmp, self.path)
+            except BaseException:
+                os.close(new_fd)
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+        except OSError as exc:
+            raise StoreError(
+                f"{self.path}: could not rewrite the log after loading it ({exc.strerror}); "
+                "not opening, the log is left as it was"
+            ) from None
+        os.close(fd)  # the old file's lock goes with it; the new one holds its own
+        self._dir_durable = False  # the first fsync after open makes the rename durable
+        self._log.info("rewrote {path} in format version {version}: {before} -> {after} bytes",
+                       path=str(self.path), version=records.VERSION, before=self._log_size,
+                       after=size)
+        self._log_size = size
+        return new_fd
 
     # -- reading -----------------------------------------------------------------------
 
@@ -390,8 +451,9 @@ class Store(Service):
         try:
             self._log_size += _write_all(fd, blob)
         except OSError as exc:
-            # A partial record left in place would end the readable log: every later
-            # record would load as part of a damaged tail. Cut it off, or stop writing.
+            # A partial record left in place would be damage that every later load skips
+            # and reports (in format 1 it ended the readable log). Cut it off, or stop
+            # writing.
             try:
                 if os.fstat(fd).st_size != self._log_size:
                     os.ftruncate(fd, self._log_size)

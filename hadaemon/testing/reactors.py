@@ -7,6 +7,7 @@ reactor instance, run one scenario in it and throw it away.
 from __future__ import annotations
 
 import asyncio
+import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -69,7 +70,11 @@ def run_in_reactor(
 
 
 def _current_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_event_loop_policy().get_event_loop()
-    except RuntimeError:
-        return None
+    # Python 3.12 and 3.13 warn (and make a loop) where none is set yet; 3.14 raises.
+    # The warning raised as an error comes before the loop is made: none was set.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        try:
+            return asyncio.get_event_loop()
+        except (RuntimeError, DeprecationWarning):
+            return None

@@ -89,7 +89,7 @@ def test_zero_filled_tail(stores: StoreFactory) -> None:
         f.write(b"\0" * 4096)  # what a file system may show after a power loss
     again = stores("state.db")
     assert len(again) == N
-    assert f"at offset {size} (4096 bytes ignored: bad length 0)" in again.load_warnings[0]
+    assert f"at offset {size} (4096 bytes ignored: bad marker)" in again.load_warnings[0]
 
 
 def test_repeated_damage_gets_distinct_copies(stores: StoreFactory) -> None:
