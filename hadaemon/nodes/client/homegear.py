@@ -32,15 +32,16 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import TYPE_CHECKING, Any
 
 try:
     from . import _homegear_rpc as _rpc
 except ImportError:
     import _homegear_rpc as _rpc  # type: ignore[no-redef, import-not-found]
 
+TYPE_CHECKING = False  # typing is not imported at run time (a node's memory)
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import Any
 
 __all__ = ["Homegear"]
 
