@@ -43,7 +43,7 @@ class Lane:
     called once the lane has nothing waiting (inputs use it to acknowledge in batches).
     """
 
-    __slots__ = ("drained", "holder", "jobs", "run", "since")
+    __slots__ = ("drained", "elapsed", "holder", "jobs", "run", "since")
 
     def __init__(self, run: Callable[[Any], None],
                  drained: Callable[[], None] | None = None) -> None:
@@ -52,6 +52,7 @@ class Lane:
         self.jobs: collections.deque[Any] = collections.deque()
         self.holder = 0  # the thread running the lane's current callback, 0: none
         self.since = 0.0  # when that callback started (_PAUSED while it waits for us)
+        self.elapsed = 0.0  # while paused: how long it had run
 
 
 class Pool:
@@ -102,16 +103,17 @@ class Pool:
         lane: Lane | None = getattr(self._current, "lane", None)
         if lane is not None:
             with self._lock:
-                if lane.holder == threading.get_ident():
+                if lane.holder == threading.get_ident() and lane.since != _PAUSED:
+                    lane.elapsed = time.monotonic() - lane.since
                     lane.since = _PAUSED
         return lane
 
     def resume(self, lane: Lane | None) -> None:
-        """The wait that :meth:`pause` began is over: the clock runs again from now."""
+        """The wait that :meth:`pause` began is over: the clock goes on where it stopped."""
         if lane is not None:
             with self._lock:
-                if lane.holder == threading.get_ident():
-                    lane.since = time.monotonic()
+                if lane.holder == threading.get_ident() and lane.since == _PAUSED:
+                    lane.since = time.monotonic() - lane.elapsed
 
     # -- under the lock ----------------------------------------------------------------
 
