@@ -190,3 +190,40 @@ def test_templates_blocked_in_callbacks_before_start_up_complete_never_hang(
             await templates_start_under_load(reactor, tmp_path / f"run{attempt}", "msgpack")
 
     run_in_reactor(scenario, timeout=900)
+
+
+INTERPRETERS = [sys.executable] + [
+    path for path in ("/root/.pyenv/versions/3.12.1/bin/python3",
+                      "/root/.pyenv/versions/3.13.0/bin/python3")
+    if os.access(path, os.X_OK)
+]
+"""The daemon's Python and, where this machine has them, 3.12 and 3.13 (without msgpack:
+the client's own codec)."""
+
+
+@pytest.mark.parametrize("interpreter", INTERPRETERS)
+def test_the_asyncio_template_runs_silently_with_deprecation_warnings_as_errors(
+    tmp_path: pathlib.Path, interpreter: str
+) -> None:
+    # asyncio.get_event_loop() in the main thread without a loop set warns on 3.12 and
+    # 3.13 ("There is no current event loop") and raises on 3.14; the client gives the
+    # main thread the loop older Pythons did, without a warning.
+    warnings_are_errors = {"PYTHONWARNINGS": "error::DeprecationWarning"}
+    config = make_config(tmp_path, [
+        node("asyncio", "seed_asyncio.py", interpreter=interpreter, env=warnings_are_errors),
+        node("output", "seed_asyncio_output.py", interpreter=interpreter,
+             env=warnings_are_errors, wires=[["test:sink/output"]]),
+        node("template", "seed_template.py", interpreter=interpreter, env=warnings_are_errors),
+    ])
+
+    async def scenario(reactor: Any) -> None:
+        with capture_logs() as logs:
+            async with running(reactor, config) as run:
+                assert await answer(reactor, run.send("node:asyncio/0", {})) is None
+                assert await answer(reactor, run.send("node:output/0", {"payload": 7})) is None
+                assert await run.sink.wait(reactor, 1, "output") == [7]
+                for node_id in ("asyncio", "output", "template"):
+                    assert run.state(node_id)["restarts"] == 0
+        assert logged(logs) == []  # nothing on any node's stderr
+
+    run_in_reactor(scenario, timeout=60)

@@ -96,7 +96,7 @@ class Pool:
     def waiting(self) -> int:
         """How many callbacks wait, all lanes together."""
         with self._lock:
-            return sum(len(lane.jobs) for lane in self._lanes)
+            return self._waiting()
 
     def pause(self) -> Lane | None:
         """The calling callback waits for the daemon: its lane's clock stops."""
@@ -116,6 +116,9 @@ class Pool:
                     lane.since = time.monotonic() - lane.elapsed
 
     # -- under the lock ----------------------------------------------------------------
+
+    def _waiting(self) -> int:
+        return sum(len(lane.jobs) for lane in self._lanes)
 
     def _wake(self) -> None:
         if self._idle:
@@ -168,6 +171,8 @@ class Pool:
         current = self._current
         self._idle -= 1
         while True:
+            if not self._idle and self._threads < POOL_SIZE and self._waiting():
+                self._spawn(None)  # to start what waits if this callback blocks
             lock.release()
             current.lane = lane
             try:
@@ -175,7 +180,7 @@ class Pool:
             finally:
                 current.lane = None
                 lock.acquire()
-            if lane.holder == me and lane.jobs:
+            if lane.holder == me and lane.jobs and self._threads <= POOL_SIZE:
                 job = lane.jobs.popleft()
                 lane.since = time.monotonic()
                 continue
