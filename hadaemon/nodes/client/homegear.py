@@ -37,14 +37,21 @@ a bundled pure-Python codec otherwise.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 
+# The client's bytecode is written for the next node even under PYTHONDONTWRITEBYTECODE:
+# compiling it from source costs every node ~2 MiB it keeps and ~15 ms (the daemon
+# writes it for its own Python; this covers a node's other interpreter).
+_dont_write, sys.dont_write_bytecode = sys.dont_write_bytecode, False
 try:
     from . import _homegear_loop as _loop
     from . import _homegear_rpc as _rpc
 except ImportError:
     import _homegear_loop as _loop  # type: ignore[no-redef, import-not-found]
     import _homegear_rpc as _rpc  # type: ignore[no-redef, import-not-found]
+finally:
+    sys.dont_write_bytecode = _dont_write
 
 TYPE_CHECKING = False  # typing is not imported at run time (a node's memory)
 if TYPE_CHECKING:
