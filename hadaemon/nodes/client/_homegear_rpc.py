@@ -73,6 +73,13 @@ def _take_daemon_pid() -> int | None:
     return int(value) if value.isdigit() else None
 
 
+def take_token() -> str | None:
+    """The secret that proves to the daemon which node this process is (None when not
+    started by one), taken where the daemon left it: children of the node must not
+    inherit it."""
+    return os.environ.pop(ENV_TOKEN, None)
+
+
 def _die_with_the_daemon(daemon_pid: int | None) -> None:
     """End this process when its daemon dies, even by SIGKILL.
 

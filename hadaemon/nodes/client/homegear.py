@@ -111,9 +111,7 @@ class Homegear:
         callTimeout: float | None = None,
     ) -> None:
         self._node_id = nodeId or ""
-        # The token proves to the daemon which node this process is; children of the
-        # node must not inherit it.
-        token = os.environ.pop(_rpc.ENV_TOKEN, None)
+        token = _rpc.take_token()
         identity = self._node_id or os.environ.get(_rpc.ENV_NODE_ID, "")
         self._connection = _rpc.Connection(
             _strip_quotes(str(socketPath)),
