@@ -131,6 +131,20 @@ async def answer(reactor: Any, sent: Deferred[Any]) -> Any:
     return await sent
 
 
+def asyncio_template_with_output(directory: pathlib.Path) -> str:
+    """The seed's asyncio template as a user fills it in: its nodeInputThreadSafe sends
+    the message on output 0 (from the event loop's thread). Returns the file's path."""
+    template = (NODES / "seed_asyncio.py").read_text()
+    filled = template.replace(
+        "    # Called for every new arriving message\n    pass",
+        "    # Called for every new arriving message\n    hg.nodeOutput(0, message)")
+    assert filled != template
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "seed_asyncio_output.py"
+    path.write_text(filled)
+    return str(path)
+
+
 def templates_under_load(tmp_path: pathlib.Path, wire: str) -> Any:
     """The seed's templates, a filled-in asyncio template and a node slow to start (it
     connects once ``tmp_path / "start"`` exists), with demo device events every 50 ms
@@ -139,7 +153,8 @@ def templates_under_load(tmp_path: pathlib.Path, wire: str) -> Any:
         node("template", "seed_template.py", wire),
         node("startup", "seed_startup.py", wire),
         node("asyncio", "seed_asyncio.py", wire),
-        node("output", "seed_asyncio_output.py", wire, wires=[["test:sink/output"]]),
+        node("output", asyncio_template_with_output(tmp_path), wire,
+             wires=[["test:sink/output"]]),
         node("slow", "slow_start.py", wire, env={"START_WHEN": str(tmp_path / "start")}),
     ], plugins=("demo", "nodes"), demo_interval=0.05)
 
@@ -211,7 +226,7 @@ def test_the_asyncio_template_runs_silently_with_deprecation_warnings_as_errors(
     warnings_are_errors = {"PYTHONWARNINGS": "error::DeprecationWarning"}
     config = make_config(tmp_path, [
         node("asyncio", "seed_asyncio.py", interpreter=interpreter, env=warnings_are_errors),
-        node("output", "seed_asyncio_output.py", interpreter=interpreter,
+        node("output", asyncio_template_with_output(tmp_path), interpreter=interpreter,
              env=warnings_are_errors, wires=[["test:sink/output"]]),
         node("template", "seed_template.py", interpreter=interpreter, env=warnings_are_errors),
     ])
