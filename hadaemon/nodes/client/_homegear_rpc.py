@@ -391,14 +391,21 @@ class Connection:
             self._write()
 
     def _write(self) -> None:
-        """Write everything queued (any thread but the connection thread)."""
-        with self._write_lock:
-            with self._out_lock:
-                batch, self._out = self._out, []
-                sock = self._sock
-            if batch and sock is not None:
-                with contextlib.suppress(OSError):  # the connection thread sees the loss
-                    sock.sendall(b"".join(batch) if len(batch) > 1 else batch[0])
+        """Write everything queued (any thread but the connection thread).
+
+        A callback writing here waits for the daemon to read: its lane's clock stops.
+        """
+        lane = self._pool.pause()
+        try:
+            with self._write_lock:
+                with self._out_lock:
+                    batch, self._out = self._out, []
+                    sock = self._sock
+                if batch and sock is not None:
+                    with contextlib.suppress(OSError):  # the connection thread sees the loss
+                        sock.sendall(b"".join(batch) if len(batch) > 1 else batch[0])
+        finally:
+            self._pool.resume(lane)
 
     def _write_loop(self) -> None:
         # Writes what the other threads queued, as soon as it gets to run: whatever was
