@@ -132,3 +132,24 @@ def test_drained_once_nothing_waits(record: Record) -> None:
     callbacks.submit(lane, list(range(50)))
     record.wait_for(lambda: bool(drained), "the lane to drain")
     assert drained == [50]
+
+
+def test_a_callback_that_blocks_after_waiting_for_the_daemon_lets_the_next_start(
+    record: Record, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pool, "OVERLAP_AFTER", 0.05)
+    callbacks: pool.Pool
+
+    def run(job: int) -> None:
+        if job == 0:
+            paused = callbacks.pause()  # a call first: the idle thread stops timing...
+            time.sleep(0.2)  # the call's wait, not a synchronisation
+            callbacks.resume(paused)
+        record.job(lambda job: job == 0)(job)  # ...then it blocks for good
+
+    lane = pool.Lane(run)
+    callbacks = pool.Pool([lane])
+    callbacks.submit(lane, [0, 1])
+    record.wait_for(lambda: record.finished == [1], "the job after the blocked one")
+    record.release.set()
+    record.wait_for(lambda: record.finished == [1, 0], "the blocked job")

@@ -114,6 +114,8 @@ class Pool:
             with self._lock:
                 if lane.holder == threading.get_ident() and lane.since == _PAUSED:
                     lane.since = time.monotonic() - lane.elapsed
+                    if self._idle:  # idle threads may wait with no timeout: time again
+                        self._ready.notify()
 
     # -- under the lock ----------------------------------------------------------------
 
@@ -186,6 +188,8 @@ class Pool:
                 continue
             if lane.holder == me:
                 lane.holder = 0
+                if lane.jobs and self._idle:  # left with jobs (an extra thread)
+                    self._ready.notify()
             break
         self._idle += 1
         if not lane.jobs and lane.drained is not None:
