@@ -97,22 +97,32 @@ def test_ten_at_most_and_start_up_complete_beyond_them(
     assert record.started[11:] == [10, 11]
 
 
+def lane_with_a_call(run: Callable[[Any, Callable[[float], None]], None]) -> tuple[
+        pool.Pool, pool.Lane]:
+    """A pool of one lane whose ``run(job, call)`` may ``call(seconds)``: a call to the
+    daemon answered after that long (the callback waits as the client does)."""
+    def call(seconds: float) -> None:
+        paused = callbacks.pause()
+        time.sleep(seconds)  # the call's wait, not a synchronisation
+        callbacks.resume(paused)
+
+    lane = pool.Lane(lambda job: run(job, call))
+    callbacks = pool.Pool([lane])
+    return callbacks, lane
+
+
 def test_time_spent_waiting_for_the_daemon_does_not_count(
     record: Record, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(pool, "OVERLAP_AFTER", 0.05)
-    callbacks: pool.Pool
 
-    def run(job: int) -> None:
+    def run(job: int, call: Callable[[float], None]) -> None:
         record.job()(job)
-        if job == 0:  # a call that takes ten times the threshold to be answered
-            paused = callbacks.pause()
-            time.sleep(0.5)  # the call's wait, not a synchronisation
-            callbacks.resume(paused)
+        if job == 0:
+            call(0.5)  # ten times the threshold
             record.job()("answered")
 
-    lane = pool.Lane(run)
-    callbacks = pool.Pool([lane])
+    callbacks, lane = lane_with_a_call(run)
     callbacks.submit(lane, [0, 1])
     record.wait_for(lambda: len(record.finished) == 3, "both jobs")
     assert record.finished == [0, "answered", 1]  # 1 waited for 0's call
@@ -138,17 +148,13 @@ def test_a_callback_that_blocks_after_waiting_for_the_daemon_lets_the_next_start
     record: Record, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(pool, "OVERLAP_AFTER", 0.05)
-    callbacks: pool.Pool
 
-    def run(job: int) -> None:
+    def run(job: int, call: Callable[[float], None]) -> None:
         if job == 0:
-            paused = callbacks.pause()  # a call first: the idle thread stops timing...
-            time.sleep(0.2)  # the call's wait, not a synchronisation
-            callbacks.resume(paused)
+            call(0.2)  # a call first: the idle thread stops timing...
         record.job(lambda job: job == 0)(job)  # ...then it blocks for good
 
-    lane = pool.Lane(run)
-    callbacks = pool.Pool([lane])
+    callbacks, lane = lane_with_a_call(run)
     callbacks.submit(lane, [0, 1])
     record.wait_for(lambda: record.finished == [1], "the job after the blocked one")
     record.release.set()
