@@ -156,7 +156,7 @@ def templates_under_load(tmp_path: pathlib.Path, wire: str) -> Any:
         node("output", asyncio_template_with_output(tmp_path), wire,
              wires=[["test:sink/output"]]),
         node("slow", "slow_start.py", wire, env={"START_WHEN": str(tmp_path / "start")}),
-    ], plugins=("demo", "nodes"), demo_interval=0.05)
+    ], plugins=("demo", "nodes"), demo_interval=0.05, start_deadline=60.0)
 
 
 async def templates_start_under_load(reactor: Any, workdir: pathlib.Path, wire: str) -> None:
