@@ -60,6 +60,7 @@ def make_config(
     plugins: tuple[str, ...] = ("nodes",),
     stop_timeout: float = 20.0,
     demo_latency: float = 0.0,
+    demo_interval: float = 3600.0,
     **settings: Any,
 ) -> Any:
     sections: dict[str, Any] = {
@@ -68,7 +69,8 @@ def make_config(
         "nodes": {"node": nodes, "grace": 3.0, **settings},
     }
     if "demo" in plugins:
-        sections["demo"] = {"interval": 3600.0, "follow": False, "latency": demo_latency}
+        sections["demo"] = {"interval": demo_interval, "follow": False,
+                            "latency": demo_latency}
     config, errors = validate(read(sections, base_dir=tmp_path, environ={}), catalog().schemas())
     assert not errors, [str(e) for e in errors]
     return config

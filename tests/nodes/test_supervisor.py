@@ -133,8 +133,10 @@ def test_a_node_that_never_answers_does_not_hold_up_the_others(
             async with running(reactor, config) as run:
                 for i in range(count):
                     await run.send("node:source/0", {"payload": i})
-                # The stuck node got its first input and never returned...
-                assert await run.sink.wait(reactor, 1, "entered") == ["entered"]
+                # The stuck node got its first input and never returned; on hadaemon's
+                # wire the next one then started on another thread and got stuck too
+                # (the window: 2)...
+                assert await run.sink.wait(reactor, window, "entered") == ["entered"] * window
                 # ...the source was held back once 5 waited for it, until the stuck
                 # node was declared stalled; its window and queue (4 x 5 + CREDITS for
                 # its one sender) are full, the rest was dropped, and every copy reached

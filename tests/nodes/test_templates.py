@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 import pytest
+from twisted.internet.defer import Deferred
 
 from hadaemon.nodes.client import CLIENT_DIR
 from hadaemon.testing import capture_logs, run_in_reactor, wait_until
@@ -16,6 +17,7 @@ from tests.nodes.helpers import (
     BINCLIENT,
     NODES,
     WIRES,
+    Events,
     alive,
     logged,
     make_config,
@@ -124,3 +126,122 @@ def test_how_a_node_is_started(tmp_path: pathlib.Path) -> None:
             assert CLIENT_DIR not in real["path"]
 
     run_in_reactor(scenario, timeout=30)
+
+
+async def answer(reactor: Any, sent: Deferred[Any]) -> Any:
+    """What a node's nodeInput returned; fails after 20 s (a hung node never answers)."""
+    await wait_until(reactor, lambda: sent.called, what="the node's answer", timeout=20.0)
+    return await sent
+
+
+def asyncio_template_with_output(directory: pathlib.Path) -> str:
+    """The seed's asyncio template as a user fills it in: its nodeInputThreadSafe sends
+    the message on output 0 (from the event loop's thread). Returns the file's path."""
+    template = (NODES / "seed_asyncio.py").read_text()
+    filled = template.replace(
+        "    # Called for every new arriving message\n    pass",
+        "    # Called for every new arriving message\n    hg.nodeOutput(0, message)")
+    assert filled != template
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "seed_asyncio_output.py"
+    path.write_text(filled)
+    return str(path)
+
+
+def templates_under_load(tmp_path: pathlib.Path, wire: str) -> Any:
+    """The seed's templates, a filled-in asyncio template and a node slow to start (it
+    connects once ``tmp_path / "start"`` exists), with demo device events every 50 ms
+    from before any node connects."""
+    return make_config(tmp_path, [
+        node("template", "seed_template.py", wire),
+        node("startup", "seed_startup.py", wire),
+        node("asyncio", "seed_asyncio.py", wire),
+        node("output", asyncio_template_with_output(tmp_path), wire,
+             wires=[["test:sink/output"]]),
+        node("slow", "slow_start.py", wire, env={"START_WHEN": str(tmp_path / "start")}),
+    ], plugins=("demo", "nodes"), demo_interval=0.05, start_deadline=60.0)
+
+
+async def templates_start_under_load(reactor: Any, workdir: pathlib.Path, wire: str) -> None:
+    """One run of the scenario below: every node starts and answers, no error logged."""
+    with capture_logs() as logs:
+        async with running(reactor, templates_under_load(workdir, wire), wait=False) as run:
+            events = Events(run.daemon, "variable/demo/#")
+            runtimes = run.plugin.runtimes
+            await wait_until(reactor, lambda: all(
+                runtimes[i].ready for i in ("template", "startup", "asyncio", "output")
+            ), what="the templates to connect", timeout=20.0)
+            # 30 device events (0.75 s) reach them before startUpComplete can.
+            before = len(events.events)
+            await wait_until(reactor, lambda: len(events.events) >= before + 30,
+                             what="30 device events", timeout=20.0)
+            assert not run.plugin.startup_done
+            (workdir / "start").touch()
+            await run.ready(timeout=20.0)
+            # Both asyncio nodes answer inputs, so their loops run: they got
+            # startUpComplete in spite of the events blocked before it.
+            for address in ("asyncio", "template", "startup"):
+                assert await answer(reactor, run.send(f"node:{address}/0", {})) is None
+            for i in range(5):
+                sent = run.send("node:output/0", {"payload": i})
+                assert await answer(reactor, sent) is None
+            assert await run.sink.wait(reactor, 5, "output") == list(range(5))
+            for node_id in ("template", "startup", "asyncio", "output", "slow"):
+                state = run.state(node_id)
+                assert state["process"] == "running" and state["restarts"] == 0
+                assert state["events_dropped"] == 0
+    assert logged(logs) == []
+
+
+def test_templates_blocked_in_callbacks_before_start_up_complete_never_hang(
+    tmp_path: pathlib.Path,
+) -> None:
+    # The asyncio template blocks every eventHandler (and nodeInput) until its main
+    # thread runs the event loop, which it starts only after startUpComplete. Events
+    # arrive before that (the slow node holds startUpComplete back): on one ordered event
+    # thread, startUpComplete queued behind them and the node hung. (msgpack wire only:
+    # the real client on the binary wire runs callbacks first come, first served on its
+    # ten threads, so ten blocked events before startUpComplete hang it; see
+    # docs/nodes.md.)
+    async def scenario(reactor: Any) -> None:
+        for attempt in range(20):
+            await templates_start_under_load(reactor, tmp_path / f"run{attempt}", "msgpack")
+
+    run_in_reactor(scenario, timeout=900)
+
+
+INTERPRETERS = [sys.executable] + [
+    path for path in ("/root/.pyenv/versions/3.12.1/bin/python3",
+                      "/root/.pyenv/versions/3.13.0/bin/python3")
+    if os.access(path, os.X_OK)
+]
+"""The daemon's Python and, where this machine has them, 3.12 and 3.13 (without msgpack:
+the client's own codec)."""
+
+
+@pytest.mark.parametrize("interpreter", INTERPRETERS)
+def test_the_asyncio_template_runs_silently_with_deprecation_warnings_as_errors(
+    tmp_path: pathlib.Path, interpreter: str
+) -> None:
+    # asyncio.get_event_loop() in the main thread without a loop set warns on 3.12 and
+    # 3.13 ("There is no current event loop") and raises on 3.14; the client gives the
+    # main thread the loop older Pythons did, without a warning.
+    warnings_are_errors = {"PYTHONWARNINGS": "error::DeprecationWarning"}
+    config = make_config(tmp_path, [
+        node("asyncio", "seed_asyncio.py", interpreter=interpreter, env=warnings_are_errors),
+        node("output", asyncio_template_with_output(tmp_path), interpreter=interpreter,
+             env=warnings_are_errors, wires=[["test:sink/output"]]),
+        node("template", "seed_template.py", interpreter=interpreter, env=warnings_are_errors),
+    ])
+
+    async def scenario(reactor: Any) -> None:
+        with capture_logs() as logs:
+            async with running(reactor, config) as run:
+                assert await answer(reactor, run.send("node:asyncio/0", {})) is None
+                assert await answer(reactor, run.send("node:output/0", {"payload": 7})) is None
+                assert await run.sink.wait(reactor, 1, "output") == [7]
+                for node_id in ("asyncio", "output", "template"):
+                    assert run.state(node_id)["restarts"] == 0
+        assert logged(logs) == []  # nothing on any node's stderr
+
+    run_in_reactor(scenario, timeout=60)

@@ -11,18 +11,22 @@ Python 3.7+, standard library only.
 
 from __future__ import annotations
 
+import collections
 import struct
-from typing import TYPE_CHECKING, Any, NamedTuple
 
+TYPE_CHECKING = False  # typing is not imported at run time (a node's memory)
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+    from typing import Any, NamedTuple
 
+    class ExtType(NamedTuple):
+        """An extension value: an application-defined type code and its bytes."""
 
-class ExtType(NamedTuple):
-    """An extension value: an application-defined type code and its bytes."""
-
-    code: int
-    data: bytes
+        code: int
+        data: bytes
+else:
+    ExtType = collections.namedtuple("ExtType", ["code", "data"])
+    ExtType.__doc__ = "An extension value: an application-defined type code and its bytes."
 
 
 class FormatError(ValueError):

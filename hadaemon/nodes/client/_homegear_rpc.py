@@ -5,10 +5,12 @@ Threads (all daemon threads, so they never keep a finished node alive):
 - the *connection* thread connects, authenticates with the node's token, reads every
   message and hands it on; it never runs user code and never waits for a callback, so
   answers to calls always get through, whatever the callbacks do;
-- the *input* thread runs ``nodeInput`` callbacks one at a time in arrival order and
-  answers each ``nodeInput`` request when its callback returned (the daemon's window of
-  in-flight inputs is the flow control);
-- the *event* thread runs ``eventHandler`` callbacks one at a time in arrival order.
+- the *writer* thread writes what the connection thread queued (it must never wait for
+  the socket);
+- a pool of up to ten threads runs the callbacks (``_homegear_pool``): ``nodeInput``
+  and ``eventHandler`` each in arrival order, one at a time while they return promptly,
+  overlapping only when one blocks; each ``nodeInput`` request is answered when its
+  callback returned (the daemon's window of in-flight inputs is the flow control).
 
 Calls may come from any thread; the caller waits on a lock (the GIL is released) with a
 timeout. Messages (msgpack-rpc): request ``[0, id, method, params]``, response
@@ -20,25 +22,29 @@ Python 3.7+, standard library only (plus msgpack when present).
 
 from __future__ import annotations
 
-import collections
+import _signal  # type: ignore[import-not-found]  # signal.py would bring enum
+import _socket
 import contextlib
 import itertools
 import os
-import signal
-import socket
 import sys
 import threading
 import time
-import traceback
-from typing import TYPE_CHECKING, Any
 
 try:
+    from . import _homegear_pool as pool
     from . import _homegear_values as values
 except ImportError:
+    import _homegear_pool as pool  # type: ignore[no-redef, import-not-found]
     import _homegear_values as values  # type: ignore[no-redef, import-not-found]
 
+# What a node needs at run time only: typing, traceback, socket.py (selectors, enum)
+# and signal.py are left out, or imported when first needed (an idle node's
+# memory; see benchmarks/node_memory.py).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import Any
 
 REQUEST, RESPONSE, NOTIFICATION = 0, 1, 2
 PROTOCOL_VERSION = 2  # 2: nodeInput may come as a notification, counted by inputDone
@@ -67,6 +73,13 @@ def _take_daemon_pid() -> int | None:
     return int(value) if value.isdigit() else None
 
 
+def take_token() -> str | None:
+    """The secret that proves to the daemon which node this process is (None when not
+    started by one), taken where the daemon left it: children of the node must not
+    inherit it."""
+    return os.environ.pop(ENV_TOKEN, None)
+
+
 def _die_with_the_daemon(daemon_pid: int | None) -> None:
     """End this process when its daemon dies, even by SIGKILL.
 
@@ -82,7 +95,7 @@ def _die_with_the_daemon(daemon_pid: int | None) -> None:
         import ctypes
 
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+        libc.prctl(1, _signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
     except Exception:
         pass  # no ctypes: the reaper, and the connection's orphan check, still end it
     if os.getppid() != daemon_pid:
@@ -102,6 +115,13 @@ def _fault_text(error: Any) -> str:
     if isinstance(error, dict):
         return str(error.get("faultString", error))
     return str(error)
+
+
+def _traceback() -> str:
+    """The traceback of the exception being handled (traceback imported when needed)."""
+    import traceback
+
+    return traceback.format_exc()
 
 
 def warn(text: str) -> None:
@@ -153,14 +173,14 @@ class Connection:
         self._on_event = on_event
         self.call_timeout = call_timeout
         self._daemon_pid = DAEMON_PID
-        self._sock: socket.socket | None = None
+        self._sock: _socket.socket | None = None
         # What waits to be written, in order. Whoever writes takes _write_lock first and
         # then the whole of _out, so batches go out in the order they were queued.
         self._out: list[bytes] = []
         self._out_lock = threading.Lock()
         self._out_ready = threading.Condition(self._out_lock)
         self._write_lock = threading.Lock()
-        # +1 at every connect and disconnect (under _inputs_lock and _out_lock): what
+        # +1 at every connect and disconnect (under _done_lock and _out_lock): what
         # was received on one connection is never answered on another.
         self._generation = 0
         self._ids = itertools.count(1)
@@ -175,13 +195,15 @@ class Connection:
         # credit and queueing the message is one lock round per message.
         self._credits = 0
         self._credit_ready = threading.Condition(self._out_lock)
-        # Inputs: (msgid or None for a notification, port, msg); taken all at once.
-        self._inputs: list[tuple[Any, Any, Any]] = []
-        self._inputs_lock = threading.Lock()
-        self._inputs_ready = threading.Condition(self._inputs_lock)
-        self._events: collections.deque[list[Any]] = collections.deque()
-        self._events_ready = threading.Condition()
+        # Callbacks: inputs are (generation, msgid or None for a notification, port,
+        # msg), events their parameters; each kind in order on its lane of the pool.
+        self._input_lane = pool.Lane(self._run_input_job, self._inputs_drained)
+        self._event_lane = pool.Lane(self._run_event)
+        self._pool = pool.Pool((self._input_lane, self._event_lane))
         self._events_dropped = 0
+        # Notified inputs handled and failed on this generation, not told yet.
+        self._handled = self._failed = 0
+        self._done_lock = threading.Lock()
         self._threads_started = False
         self._ack_batch = _ACK_BATCH
         # The daemon sends inputs and events once the node answered ping; that answer
@@ -199,8 +221,6 @@ class Connection:
         for target, name in (
             (self._run, "homegear-connection"),
             (self._write_loop, "homegear-writer"),
-            (self._input_loop, "homegear-input"),
-            (self._event_loop, "homegear-events"),
         ):
             threading.Thread(target=target, name=name, daemon=True).start()
 
@@ -246,7 +266,12 @@ class Connection:
             self._forget(msgid)
             raise
         limit = self.call_timeout if timeout is None else timeout
-        if not pending.lock.acquire(timeout=limit if limit > 0 else -1):
+        lane = self._pool.pause()
+        try:
+            answered = pending.lock.acquire(timeout=limit if limit > 0 else -1)
+        finally:
+            self._pool.resume(lane)
+        if not answered:
             self._forget(msgid)
             raise TimeoutError(f"{method}: no answer from the daemon within {limit:g} s")
         if pending.state != 1:
@@ -306,6 +331,13 @@ class Connection:
         """Wait for a credit and take it; False if the connection went meanwhile."""
         # What is queued is what the daemon must see to grant more: out with it first.
         self._write()
+        lane = self._pool.pause()
+        try:
+            return self._take_credit(method)
+        finally:
+            self._pool.resume(lane)
+
+    def _take_credit(self, method: str) -> bool:
         with self._credit_ready:
             deadline = time.monotonic() + self.call_timeout
             while self._credits <= 0 and self.connected():
@@ -359,14 +391,21 @@ class Connection:
             self._write()
 
     def _write(self) -> None:
-        """Write everything queued (any thread but the connection thread)."""
-        with self._write_lock:
-            with self._out_lock:
-                batch, self._out = self._out, []
-                sock = self._sock
-            if batch and sock is not None:
-                with contextlib.suppress(OSError):  # the connection thread sees the loss
-                    sock.sendall(b"".join(batch) if len(batch) > 1 else batch[0])
+        """Write everything queued (any thread but the connection thread).
+
+        A callback writing here waits for the daemon to read: its lane's clock stops.
+        """
+        lane = self._pool.pause()
+        try:
+            with self._write_lock:
+                with self._out_lock:
+                    batch, self._out = self._out, []
+                    sock = self._sock
+                if batch and sock is not None:
+                    with contextlib.suppress(OSError):  # the connection thread sees the loss
+                        sock.sendall(b"".join(batch) if len(batch) > 1 else batch[0])
+        finally:
+            self._pool.resume(lane)
 
     def _write_loop(self) -> None:
         # Writes what the other threads queued, as soon as it gets to run: whatever was
@@ -386,7 +425,7 @@ class Connection:
                 self._fatal("the daemon that started this node is gone")
                 return
             try:
-                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
                 sock.connect(self.path)
             except OSError:
                 sock.close()
@@ -402,7 +441,7 @@ class Connection:
             except OSError:
                 pass
             except Exception:
-                warn("connection failed:\n" + traceback.format_exc())
+                warn("connection failed:\n" + _traceback())
             finally:
                 self._disconnected(sock)
             if not self._closed:
@@ -411,7 +450,7 @@ class Connection:
     def _daemon_gone(self) -> bool:
         return self._daemon_pid is not None and os.getppid() != self._daemon_pid
 
-    def _authenticate(self, sock: socket.socket, unpacker: values.Unpacker) -> bool:
+    def _authenticate(self, sock: _socket.socket, unpacker: values.Unpacker) -> bool:
         info = {"pid": os.getpid(), "protocol": PROTOCOL_VERSION, "codec": values.BACKEND}
         sock.sendall(values.pack([REQUEST, 0, "authenticate", [self.node_id, self._token, info]]))
         while True:
@@ -443,7 +482,7 @@ class Connection:
                             # Answer while half the window is still being worked on,
                             # so that the daemon sends more before this thread is idle.
                             self._ack_batch = max(1, min(_ACK_BATCH, window // 2))
-                    with self._inputs_lock, self._out_lock:
+                    with self._done_lock, self._out_lock:
                         self._generation += 1
                         self._out.clear()
                         self._sock = sock
@@ -454,7 +493,7 @@ class Connection:
                     return True
                 # Nothing else is expected before the answer; ignore it.
 
-    def _read(self, sock: socket.socket, unpacker: values.Unpacker) -> None:
+    def _read(self, sock: _socket.socket, unpacker: values.Unpacker) -> None:
         recv = sock.recv
         feed = unpacker.feed
         read_buffered = self._read_buffered
@@ -467,32 +506,28 @@ class Connection:
 
     def _read_buffered(self, unpacker: values.Unpacker) -> None:
         """Every complete message in ``unpacker``; what came in one read goes to the
-        workers in one hand-over."""
-        inputs: list[tuple[Any, Any, Any]] = []
+        pool in one hand-over."""
+        inputs: list[tuple[int, Any, Any, Any]] = []
         events: list[list[Any]] = []
         dispatch = self._dispatch
+        generation = self._generation  # only this thread changes it
         for message in unpacker:
             # The most frequent message first: nodeInput as a notification (no answer
-            # wanted but the count of handled inputs, see _run_inputs).
+            # wanted but the count of handled inputs, see _run_input_job).
             if (type(message) is list and len(message) == 3 and message[1] == "nodeInput"
                     and message[0] == NOTIFICATION):
                 params = message[2]
                 if type(params) is list and len(params) == 2:
-                    inputs.append((None, params[0], params[1]))
+                    inputs.append((generation, None, params[0], params[1]))
                     continue
             dispatch(message, inputs, events)
         if inputs:
-            with self._inputs_ready:
-                if self._inputs:
-                    self._inputs.extend(inputs)
-                else:
-                    self._inputs = inputs
-                    self._inputs_ready.notify()
+            self._pool.submit(self._input_lane, inputs)
         if events:
             self._queue_events(events)
 
     def _dispatch(
-        self, message: Any, inputs: list[tuple[Any, Any, Any]], events: list[list[Any]]
+        self, message: Any, inputs: list[tuple[int, Any, Any, Any]], events: list[list[Any]]
     ) -> None:
         if not isinstance(message, list) or not message:
             warn(f"ignoring a message that is not msgpack-rpc: {type(message).__name__}")
@@ -506,7 +541,7 @@ class Connection:
         elif kind == REQUEST and len(message) == 4:
             method, params = message[2], message[3]
             if method == "nodeInput" and isinstance(params, list) and len(params) == 2:
-                inputs.append((message[1], params[0], params[1]))
+                inputs.append((self._generation, message[1], params[0], params[1]))
             elif method == "ping":
                 with self._serve_lock:
                     if not self._serving:
@@ -522,7 +557,13 @@ class Connection:
         elif kind == NOTIFICATION and len(message) == 3 and isinstance(message[2], list):
             method, params = message[1], message[2]
             if method == "event":
-                events.append(params)
+                if params[:2] == ["nodeBlue", 0] and params[3:4] == ["startUpComplete"]:
+                    # What a node blocked in a callback may be waiting for: it never
+                    # queues behind other callbacks (see _homegear_pool).
+                    if self._on_event is not None:
+                        self._pool.submit_first(self._event_lane, params)
+                else:
+                    events.append(params)
             elif method == "credit" and params and isinstance(params[0], int):
                 self._grant(params[0])
             elif method == "fault" and params:
@@ -537,15 +578,16 @@ class Connection:
         with contextlib.suppress(_Disconnected):
             self._send(values.pack([RESPONSE, msgid, error, result]))
 
-    def _disconnected(self, sock: socket.socket) -> None:
+    def _disconnected(self, sock: _socket.socket) -> None:
         self._connected.clear()
         # Inputs not handled yet went with the connection (the daemon counts them lost),
         # and nothing queued for it is sent on the next one.
-        with self._inputs_lock, self._out_lock:
+        with self._done_lock, self._out_lock:
             self._generation += 1
             self._sock = None
             self._out.clear()
-            self._inputs = []
+            self._handled = self._failed = 0
+        self._pool.clear(self._input_lane)
         with self._credit_ready:  # a new connection brings fresh credit
             self._credits = 0
             self._credit_ready.notify_all()
@@ -567,80 +609,48 @@ class Connection:
         # The standard template exits by itself once connected() is False; a node that
         # does not check gets SIGTERM, then a hard exit.
         time.sleep(2.0)
-        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), _signal.SIGTERM)
         time.sleep(3.0)
         os._exit(70)
 
     # -- callbacks ----------------------------------------------------------------------
 
-    def _input_loop(self) -> None:
-        ready = self._inputs_ready
-        while True:
-            with ready:
-                while not self._inputs:
-                    ready.wait()
-                batch, self._inputs = self._inputs, []
-                generation = self._generation
-            self._run_inputs(batch, generation)
-
-    def _run_inputs(self, batch: list[tuple[Any, Any, Any]], generation: int) -> None:
-        """Run the inputs of one hand-over in order, and tell the daemon about them.
+    def _run_input_job(self, job: tuple[int, Any, Any, Any]) -> None:
+        """Run one input (on a pool thread) and tell the daemon.
 
         Inputs sent as notifications are counted: the daemon learns how many were
-        handled (and how many raised) with one ``inputDone(handled, failed)`` per batch,
-        which opens its window again. Requests (a sender waits for the value) get their
-        own answer, in order with the counts.
+        handled (and how many raised) with ``inputDone(handled, failed)`` once
+        ``_ack_batch`` of them were, or none waits (that reopens its window). Requests (a
+        sender waits for the value) get their own answer when their callback returned.
         """
-        handled = failed = 0
-        answers: list[bytes] = []
-        limit = self._ack_batch
-        run = self._run_input
-        on_input = self._on_input
-        node_info = self._node_info
-        for msgid, port, msg in batch:
-            if self._generation != generation:
-                return  # the connection went, and these inputs with it
-            if msgid is None and on_input is not None:
-                # The usual input, inline (_run_input's work without its call).
-                try:
-                    on_input(node_info(), port, msg)
-                except BaseException as exc:
-                    if isinstance(exc, KeyboardInterrupt):
-                        raise
-                    self._report("nodeInput", exc)
-                    failed += 1
-                else:
-                    handled += 1
-                if handled + failed + len(answers) >= limit:
-                    self._acknowledge(answers, handled, failed, generation)
-                    handled = failed = 0
-                    answers = []
-                continue
-            error, result = run(port, msg)
-            if msgid is None:
-                if error is None:
-                    handled += 1
-                else:
-                    failed += 1
+        generation, msgid, port, msg = job
+        if generation != self._generation:
+            return  # the connection went, and this input with it
+        error, result = self._run_input(port, msg)
+        if msgid is not None:
+            with contextlib.suppress(_Disconnected):
+                self._send(_response(msgid, error, result), _NOW, generation)
+            return
+        with self._done_lock:
+            if generation != self._generation:
+                return
+            if error is None:
+                self._handled += 1
             else:
-                if handled or failed:
-                    answers.append(_input_done(handled, failed))
-                    handled = failed = 0
-                answers.append(_response(msgid, error, result))
-            # Answer in batches while more inputs wait, at once when none do.
-            if handled + failed + len(answers) >= limit:
-                self._acknowledge(answers, handled, failed, generation)
-                handled = failed = 0
-                answers = []
-        if handled or failed or answers:
-            self._acknowledge(answers, handled, failed, generation)
+                self._failed += 1
+            if self._handled + self._failed < self._ack_batch:
+                return
+        self._inputs_drained()
 
-    def _acknowledge(self, answers: list[bytes], handled: int, failed: int,
-                     generation: int) -> None:
-        if handled or failed:
-            answers.append(_input_done(handled, failed))
+    def _inputs_drained(self) -> None:
+        """Tell the daemon how many notified inputs were handled since it last heard."""
+        with self._done_lock:
+            handled, failed, generation = self._handled, self._failed, self._generation
+            if not (handled or failed):
+                return
+            self._handled = self._failed = 0
         with contextlib.suppress(_Disconnected):
-            self._send(b"".join(answers), _NOW, generation)
+            self._send(_input_done(handled, failed), _NOW, generation)
 
     def _run_input(self, port: int, msg: Any) -> tuple[Any, Any]:
         if self._on_input is None:
@@ -648,46 +658,34 @@ class Connection:
         try:
             return None, self._on_input(self._node_info(), port, msg)
         except BaseException as exc:
-            if isinstance(exc, KeyboardInterrupt):
-                raise
             text = self._report("nodeInput", exc)
             return {"faultCode": -32500, "faultString": text}, None
 
     def _queue_events(self, events: list[list[Any]]) -> None:
-        with self._events_ready:
-            room = _EVENT_QUEUE_LIMIT - len(self._events)
-            if len(events) > room:
-                before = self._events_dropped
-                self._events_dropped += len(events) - max(room, 0)
-                events = events[: max(room, 0)]
-                if before == 0 or self._events_dropped // 1000 != before // 1000:
-                    warn(
-                        f"eventHandler is too slow: {self._events_dropped} event(s) dropped "
-                        f"(more than {_EVENT_QUEUE_LIMIT} waiting)"
-                    )
-            if events:
-                self._events.extend(events)
-                self._events_ready.notify()
+        if self._on_event is None:
+            return
+        dropped = self._pool.submit(self._event_lane, events, _EVENT_QUEUE_LIMIT)
+        if dropped:
+            before = self._events_dropped
+            self._events_dropped += dropped
+            if before == 0 or self._events_dropped // 1000 != before // 1000:
+                warn(
+                    f"eventHandler is too slow: {self._events_dropped} event(s) dropped "
+                    f"(more than {_EVENT_QUEUE_LIMIT} waiting)"
+                )
 
-    def _event_loop(self) -> None:
-        while True:
-            with self._events_ready:
-                while not self._events:
-                    self._events_ready.wait()
-                params = self._events.popleft()
-            if self._on_event is None:
-                continue
-            try:
-                self._on_event(*params)
-            except BaseException as exc:
-                if isinstance(exc, KeyboardInterrupt):
-                    raise
-                self._report("eventHandler", exc)
+    def _run_event(self, params: list[Any]) -> None:
+        if self._on_event is None:
+            return
+        try:
+            self._on_event(*params)
+        except BaseException as exc:
+            self._report("eventHandler", exc)
 
     def _report(self, where: str, exc: BaseException) -> str:
         """Log a callback's exception on stderr (traceback) and via nodeLog level 2."""
         text = f"{where} raised {type(exc).__name__}: {exc}"
-        warn(f"exception in {where}:\n{traceback.format_exc()}")
+        warn(f"exception in {where}:\n{_traceback()}")
         with contextlib.suppress(Exception):
             self.post("nodeLog", [self.node_id, 2, text])
         return text

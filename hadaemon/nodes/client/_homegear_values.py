@@ -16,7 +16,6 @@ this file. Python 3.7+, no third-party requirement.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any
 
 try:  # the C extension is ~10x faster; nodes may run under a Python without it
     import msgpack as _msgpack
@@ -31,8 +30,10 @@ if _msgpack is None:
     except ImportError:
         import _homegear_msgpack as _pure  # type: ignore[no-redef, import-not-found]
 
+TYPE_CHECKING = False  # typing is not imported at run time (a node's memory)
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+    from typing import Any
 
 EXT_BIGINT = 1
 EXT_SURROGATE_STR = 2

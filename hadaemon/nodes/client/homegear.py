@@ -14,12 +14,18 @@ Node files written for Homegear run unchanged::
 - The eleven node methods get the node id put first (``hg.nodeOutput(0, msg)`` is sent
   as ``nodeOutput(nodeId, 0, msg)``).
 - ``eventHandler(eventSource, peerId, channel, variableName, value)`` and
-  ``nodeInput(nodeInfo, inputIndex, msg)`` run on two worker threads, each in order.
+  ``nodeInput(nodeInfo, inputIndex, msg)`` run on a pool of up to ten threads, as in
+  Homegear's client: each kind in arrival order and one at a time while they return
+  within half a second; a callback that blocks longer lets the next one start on
+  another thread. startUpComplete never waits behind other callbacks.
   An exception in them is printed to stderr with its traceback and reported with
   ``nodeLog`` level 2 (the real module lost them silently).
 - ``nodeOutput(index, msg)`` returns once the message is on its way (the daemon's answer
   is not awaited, so a node is not held to one round trip per message); pass
   ``synchronous=True`` to wait for the daemon's answer and get its errors raised.
+- ``asyncio.get_event_loop()`` in the main thread, before any loop was set, creates and
+  sets one silently, as Pythons before 3.12 did (the Node-BLUE asyncio template relies
+  on it); a node that never imports asyncio is not affected.
 - Values are exact both ways: None, bool, int of any size, float (every bit), str (NUL
   and lone surrogates included), bytes, list (tuples arrive as lists), dict with str or
   int keys, nested.
@@ -31,18 +37,31 @@ a bundled pure-Python codec otherwise.
 from __future__ import annotations
 
 import os
+import sys
 import threading
-from typing import TYPE_CHECKING, Any
 
+# The client's bytecode is written for the next node even under PYTHONDONTWRITEBYTECODE:
+# compiling it from source costs every node ~2 MiB it keeps and ~15 ms (the daemon
+# writes it for its own Python; this covers a node's other interpreter).
+_dont_write, sys.dont_write_bytecode = sys.dont_write_bytecode, False
 try:
+    from . import _homegear_loop as _loop
     from . import _homegear_rpc as _rpc
 except ImportError:
+    import _homegear_loop as _loop  # type: ignore[no-redef, import-not-found]
     import _homegear_rpc as _rpc  # type: ignore[no-redef, import-not-found]
+finally:
+    sys.dont_write_bytecode = _dont_write
 
+TYPE_CHECKING = False  # typing is not imported at run time (a node's memory)
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import Any
 
 __all__ = ["Homegear"]
+
+# asyncio.get_event_loop() in the main thread works silently, as before Python 3.12.
+_loop.install()
 
 NODE_METHODS = frozenset(
     {
@@ -92,9 +111,7 @@ class Homegear:
         callTimeout: float | None = None,
     ) -> None:
         self._node_id = nodeId or ""
-        # The token proves to the daemon which node this process is; children of the
-        # node must not inherit it.
-        token = os.environ.pop(_rpc.ENV_TOKEN, None)
+        token = _rpc.take_token()
         identity = self._node_id or os.environ.get(_rpc.ENV_NODE_ID, "")
         self._connection = _rpc.Connection(
             _strip_quotes(str(socketPath)),
