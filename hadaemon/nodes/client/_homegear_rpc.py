@@ -44,7 +44,8 @@ REQUEST, RESPONSE, NOTIFICATION = 0, 1, 2
 PROTOCOL_VERSION = 2  # 2: nodeInput may come as a notification, counted by inputDone
 AUTH_REFUSED = -32001  # the daemon does not know this node/token: an orphan, exit
 
-ENV_TOKEN = "HADAEMON_NODE_TOKEN"
+ENV_TOKEN_FD = "HADAEMON_NODE_TOKEN_FD"
+TOKEN_FD = 3  # the daemon hands a node its token on this inherited pipe
 ENV_NODE_ID = "HADAEMON_NODE_ID"
 ENV_DAEMON_PID = "HADAEMON_DAEMON_PID"
 ENV_CALL_TIMEOUT = "HADAEMON_CALL_TIMEOUT"
@@ -89,9 +90,30 @@ def _die_with_the_daemon(daemon_pid: int | None) -> None:
         os._exit(70)  # the daemon died before the signal was armed
 
 
+def _take_token() -> str | None:
+    """The node's token, read to its end from the pipe the daemon handed over (its fd
+    is named in the environment), and the pipe closed.
+
+    Never in the environment, which any process of the same user reads in
+    ``/proc/<pid>/environ``; read as the module is imported, so that what the node
+    starts later inherits neither the pipe nor the token. The daemon writes the token
+    once it knows this process's pid, and accepts it only from this process.
+    """
+    value = os.environ.pop(ENV_TOKEN_FD, "")
+    if not value.isdigit():
+        return None
+    try:
+        with open(int(value), "rb") as pipe:  # closed with it
+            token = pipe.read()
+    except OSError:
+        return None
+    return token.decode("utf-8", "replace") or None
+
+
 # Only as a node's client: the daemon imports this module too, for its constants.
 DAEMON_PID = None if __name__.startswith("hadaemon.") else _take_daemon_pid()
 _die_with_the_daemon(DAEMON_PID)
+TOKEN = None if __name__.startswith("hadaemon.") else _take_token()
 
 
 class _Disconnected(Exception):
