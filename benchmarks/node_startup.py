@@ -35,14 +35,11 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from node_routing import nodes_started  # (benchmarks/ is this script's path)
 from twisted.internet.task import LoopingCall
 
-from hadaemon.config import read, validate
-from hadaemon.daemon import Daemon
-from hadaemon.nodes import SCHEMA, NodesPlugin
 from hadaemon.nodes.supervisor import NodeProcess
-from hadaemon.plugin import Catalog, PluginInfo
-from hadaemon.testing import run_in_reactor, wait_until
+from hadaemon.testing import run_in_reactor
 
 TEMPLATE = '''
 from homegear import Homegear
@@ -60,23 +57,6 @@ while hg.connected():
 '''
 
 BURNER = "while True: pass"
-
-
-def catalog() -> Catalog:
-    return Catalog({"nodes": PluginInfo("nodes", NodesPlugin, SCHEMA, "benchmark")})
-
-
-def config(workdir: pathlib.Path, n: int) -> Any:
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "template.py").write_text(TEMPLATE)
-    nodes = [{"id": f"n{i}", "file": str(workdir / "template.py")} for i in range(n)]
-    sections = {"daemon": {"state_dir": str(workdir / "var"), "plugins": ["nodes"]},
-                "nodes": {"node": nodes, "start_deadline": 120.0}}
-    validated, errors = validate(read(sections, base_dir=workdir, environ={}),
-                                 catalog().schemas())
-    if errors:
-        raise SystemExit("\n".join(str(e) for e in errors))
-    return validated
 
 
 def anchor(n: int) -> float:
@@ -116,20 +96,16 @@ def nodes_to_start_up(workdir: pathlib.Path, n: int) -> dict[str, Any]:
         ticker = LoopingCall(probe)
         ticker.clock = reactor
         ticker.start(0.001)
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / "template.py").write_text(TEMPLATE)
+        nodes = [{"id": f"n{i}", "file": str(workdir / "template.py")} for i in range(n)]
         started = time.monotonic()
-        daemon = Daemon(config(workdir, n), reactor, catalog=catalog())
-        daemon.startService()
         try:
-            await daemon.started
-            plugin: Any = daemon.plugin("nodes")
-            await wait_until(reactor, lambda: plugin.startup_done and all(
-                r.startup_sent for r in plugin.runtimes.values()),
-                timeout=120.0, what="the nodes to start", interval=0.002)
-            out["elapsed"] = time.monotonic() - started
-            out["stall"] = max(stalls) - 0.001
+            async with nodes_started(reactor, workdir, nodes):
+                out["elapsed"] = time.monotonic() - started
+                out["stall"] = max(stalls) - 0.001
         finally:
             ticker.stop()
-            await daemon.stopService()
 
     NodeProcess.start = timed  # type: ignore[method-assign]
     try:

@@ -7,6 +7,7 @@ Everything here runs on the reactor thread and never waits: a spawn is one packe
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import signal
@@ -29,8 +30,9 @@ SCRIPT = os.path.abspath(reaper_process.__file__)
 _MAX_PACKET = 65536
 
 
-class SpawnerGone(OSError):
-    """The spawner process is not there (it exited, or the daemon is stopping)."""
+class SpawnError(OSError):
+    """A node could not be handed to the spawner (it is not running, or the request
+    is too large)."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ class Reaper:
         self._sock: socket.socket | None = None
         self._channel: Descriptor | None = None
         self._writing = False
-        self._outgoing: deque[tuple[bytes, Sequence[int]]] = deque()
+        self._outgoing: deque[tuple[bytes, Sequence[int], int | None]] = deque()
         self._requests: dict[int, tuple[Deferred[int], Child]] = {}
         self._children: dict[int, Child] = {}
         self._next_id = 0
@@ -96,13 +98,13 @@ class Reaper:
         if self._sock is None or self._stopping:
             for fd in fds:
                 os.close(fd)
-            return fail(SpawnerGone("the node spawner is not running"))
+            return fail(SpawnError("the node spawner is not running"))
         self._next_id += 1
         request = {"op": "spawn", "id": self._next_id, "argv": list(argv), "env": dict(env),
                    "cwd": cwd, "gate": gate}
         d: Deferred[int] = Deferred()
         self._requests[self._next_id] = (d, child)
-        self._send(json.dumps(request).encode(), fds)
+        self._send(json.dumps(request).encode(), fds, self._next_id)
         return d
 
     def signal(self, pid: int, sig: int) -> None:
@@ -110,15 +112,15 @@ class Reaper:
         if pid in self._children:
             self._send(json.dumps({"op": "signal", "pid": pid, "sig": int(sig)}).encode(), ())
 
-    def _send(self, data: bytes, fds: Sequence[int]) -> None:
-        self._outgoing.append((data, fds))
+    def _send(self, data: bytes, fds: Sequence[int], request: int | None = None) -> None:
+        self._outgoing.append((data, fds, request))
         if not self._writing:
             self._flush()
 
     def _flush(self) -> None:
         sock = self._sock
         while self._outgoing and sock is not None:
-            data, fds = self._outgoing[0]
+            data, fds, request = self._outgoing[0]
             try:
                 if fds:
                     socket.send_fds(sock, [data], list(fds))
@@ -129,8 +131,17 @@ class Reaper:
                     self._writing = True
                     self._reactor.addWriter(self._channel)
                 return
-            except OSError:
-                return  # the spawner is gone: its exit is seen by the watcher
+            except OSError as exc:
+                if exc.errno != errno.EMSGSIZE:
+                    return  # the spawner is gone: its exit is seen by the watcher
+                self._outgoing.popleft()
+                for fd in fds:
+                    os.close(fd)
+                if request is not None:  # e.g. an environment too large to send
+                    d, _child = self._requests.pop(request)
+                    d.errback(SpawnError(f"the start request is too large for the "
+                                          f"spawner ({len(data)} bytes): {exc.strerror}"))
+                continue
             self._outgoing.popleft()
             for fd in fds:
                 os.close(fd)
@@ -183,7 +194,7 @@ class Reaper:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
-        for _data, fds in self._outgoing:
+        for _data, fds, _request in self._outgoing:
             for fd in fds:
                 os.close(fd)
         self._outgoing.clear()
@@ -208,7 +219,7 @@ class Reaper:
             with contextlib.suppress(OSError):
                 os.killpg(pid, signal.SIGKILL)
         for d, _child in requests.values():
-            d.errback(SpawnerGone("the node spawner exited before it started the node"))
+            d.errback(SpawnError("the node spawner exited before it started the node"))
         for child in children.values():
             child.on_exit(None)
 

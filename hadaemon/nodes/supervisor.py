@@ -13,11 +13,14 @@
   ``crash_loop_restarts`` times within ``crash_loop_window`` marks it crash-looping
   (log, status, lifecycle event) while it keeps being retried at the capped delay.
   Other nodes are never touched.
-- When a node's process exits, whatever is left in its process group is killed before
-  the process is reaped; its token is revoked, so nothing can act as it any more.
-- Every spawn gets a fresh token and the supervisor tells the reaper its process group.
+- Nodes are started, signalled and reaped by the spawner process
+  (:mod:`hadaemon.nodes.reaper`): the reactor never forks. When a node's process exits,
+  whatever is left in its process group is killed before the process is reaped; its
+  token is revoked, so nothing can act as it any more.
+- Every spawn gets a fresh token, handed over on the node's fd 3 once its pid is known
+  here (see :mod:`hadaemon.nodes.auth`).
 
-Reactor thread only (nodes must be spawned on it, see :mod:`hadaemon.nodes.spawn`).
+Reactor thread only.
 """
 
 from __future__ import annotations
@@ -361,7 +364,7 @@ class Supervisor:
         self._listener(runtime, event, details)
 
     def start_all(self) -> None:
-        """Start every node, one per reactor turn (a fork blocks the reactor briefly)."""
+        """Start every node, one per reactor turn (each is a packet to the spawner)."""
         self._pending.extend(self.processes.values())
         self._spawn_next()
 
