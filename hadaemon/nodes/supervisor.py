@@ -184,10 +184,10 @@ class NodeProcess:
 
     def _spawn_failed(self, failure: Failure) -> None:
         self._spawning = False
-        self._gate_closed()
+        self._drop_gate()
         self._not_started(failure.getErrorMessage())
 
-    def _gate_closed(self) -> None:
+    def _drop_gate(self) -> None:
         gate, self._gate, self._token = self._gate, None, None
         if gate is not None:
             os.close(gate)
@@ -229,7 +229,7 @@ class NodeProcess:
     def _exited(self, code: int | None) -> None:
         # The spawner killed whatever the node left in its group before reaping it.
         sup = self.supervisor
-        self._gate_closed()
+        self._drop_gate()
         self._close_readers()
         self.pid = self.pgid = None
         self.runtime.pid = None
