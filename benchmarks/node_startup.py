@@ -14,7 +14,9 @@ CPU-bound processes, one per core of a 2-core machine, running throughout):
    longest and its p99 over the 100 spawns, in wall-clock time and in the reactor
    thread's CPU time (on a loaded machine the wall-clock figure also counts the thread
    being preempted, which any step may suffer);
-4. the CPU seconds the daemon and the nodes used from the daemon's start to its stop;
+4. the CPU seconds the daemon and the nodes used from the daemon's start to its stop
+   (the daemon's include this script's own probe and polling, which run on every
+   reactor turn: a reactor that is never blocked takes many more turns, ~0.1 ms each);
 5. the longest reactor stall seen while the 100 nodes started (a 1 ms probe's lateness:
    everything the reactor did, spawns, connections, pings, start-up events).
 
