@@ -25,6 +25,7 @@ Reactor thread only.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import signal
@@ -176,11 +177,12 @@ class NodeProcess:
         token, self._token = self._token, None
         if gate is None:
             return
-        try:
+        # (A pipe takes far more than a token: never blocks. A node that is already gone,
+        # e.g. a syntax error, closed its end: its exit is on its way.)
+        with contextlib.suppress(BrokenPipeError):
             if token is not None:
-                os.write(gate, token.encode())  # a pipe takes far more: never blocks
-        finally:
-            os.close(gate)
+                os.write(gate, token.encode())
+        os.close(gate)
 
     def _spawn_failed(self, failure: Failure) -> None:
         self._spawning = False
