@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.interfaces import IReactorFDSet
+from twisted.internet.interfaces import IDelayedCall, IReactorFDSet
 from twisted.logger import Logger
 
 from hadaemon.nodes import reaper_process
@@ -28,6 +28,9 @@ from hadaemon.nodes.spawn import Descriptor, ExitWatcher
 
 SCRIPT = os.path.abspath(reaper_process.__file__)
 _MAX_PACKET = 65536
+_STABLE_AFTER = 10.0  # seconds a spawner must run for its exit to count as not quick
+_RESTART_DELAY = 0.5
+_RESTART_DELAY_MAX = 30.0
 
 
 class SpawnError(OSError):
@@ -60,6 +63,9 @@ class Reaper:
         self._next_id = 0
         self._stopping = False
         self._exited: Deferred[None] | None = None
+        self._started_at = 0.0
+        self._quick_exits = 0  # exits soon after a start: the next start waits longer
+        self._restart: IDelayedCall | None = None
 
     @property
     def pid(self) -> int | None:
@@ -68,6 +74,8 @@ class Reaper:
         return proc.pid if proc is not None and proc.returncode is None else None
 
     def start(self) -> None:
+        self._restart = None
+        self._started_at = self._reactor.seconds()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self._proc = subprocess.Popen(
@@ -85,23 +93,26 @@ class Reaper:
         self._reactor.addReader(self._channel)
         self._exited = Deferred()
         ExitWatcher(self._reactor, self._proc.pid, self._reap, "node spawner")
+        self._flush()  # what waited for it
 
     # -- requests -------------------------------------------------------------------------
 
     def spawn(
         self, argv: Sequence[str], env: Mapping[str, str], cwd: str, fds: Sequence[int],
-        child: Child, *, gate: bool = False,
+        child: Child, *, gate: bool = False, parent_env: str | None = None,
     ) -> Deferred[int]:
         """Start a node; fires with its pid. ``fds`` (closed here once sent) become the
         node's stdout, stderr and fd 3; ``gate``: the node is exec'd only once its fd 3
-        reached end-of-file."""
-        if self._sock is None or self._stopping:
+        reached end-of-file; ``parent_env``: a variable set to its parent's (the
+        spawner's) pid in its environment. While a new spawner is about to start, the
+        request waits for it."""
+        if self._stopping or (self._sock is None and self._restart is None):
             for fd in fds:
                 os.close(fd)
             return fail(SpawnError("the node spawner is not running"))
         self._next_id += 1
         request = {"op": "spawn", "id": self._next_id, "argv": list(argv), "env": dict(env),
-                   "cwd": cwd, "gate": gate}
+                   "cwd": cwd, "gate": gate, "parent_env": parent_env}
         d: Deferred[int] = Deferred()
         self._requests[self._next_id] = (d, child)
         self._send(json.dumps(request).encode(), fds, self._next_id)
@@ -211,9 +222,16 @@ class Reaper:
                 self._exited.callback(None)
             return
         code = self._proc.returncode if self._proc is not None else None
+        quick = self._reactor.seconds() - self._started_at < _STABLE_AFTER
+        self._quick_exits = self._quick_exits + 1 if quick else 0
+        delay = min(_RESTART_DELAY * (2 ** self._quick_exits - 1), _RESTART_DELAY_MAX)
         self._log.error("the node spawner exited unexpectedly (status {code}); its nodes "
-                        "died with it: starting a new one", code=code)
-        self.start()
+                        "died with it: starting a new one in {delay:g} s", code=code,
+                        delay=delay)
+        if delay:
+            self._restart = self._reactor.callLater(delay, self.start)
+        else:
+            self.start()
         for pid in children:
             # The nodes died with it (parent-death signal); what they spawned goes now.
             with contextlib.suppress(OSError):
@@ -227,7 +245,10 @@ class Reaper:
         """Close the socket (the spawner ends what is left and exits); fires once it was
         reaped."""
         self._stopping = True
-        if self._proc is None or self._exited is None:
+        if self._restart is not None and self._restart.active():
+            self._restart.cancel()
+        self._restart = None
+        if self.pid is None or self._exited is None:  # (none running, or waiting to restart)
             return succeed(None)
         self._close_channel()
         return self._exited

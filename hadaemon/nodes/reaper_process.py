@@ -13,12 +13,14 @@ other end. One JSON object per packet.
 
 Daemon to spawner:
 
-- ``{"op": "spawn", "id", "argv", "env", "cwd", "gate"}`` with three file descriptors
+- ``{"op": "spawn", "id", "argv", "env", "cwd", "gate", "parent_env"}`` with three
+  file descriptors
   attached (``SCM_RIGHTS``): the node's stdout and stderr (pipes the daemon reads) and
   one more that becomes the node's fd 3 (the read end of a pipe the daemon writes the
   node's token into once it knows the pid; ``gate``: the node is not exec'd before that
   pipe reaches end-of-file, for clients that cannot read a token, whose identity is
-  their pid). The node is forked and exec'd here: leader of its own process group, stdin
+  their pid; ``parent_env``: an environment variable to set to this process's pid).
+  The node is forked and exec'd here: leader of its own process group, stdin
   ``/dev/null``, its parent-death signal armed (SIGKILL when this process dies), no other
   file descriptor.
 - ``{"op": "signal", "pid", "sig"}``: signal the node's process group, if the node has
@@ -156,8 +158,11 @@ class Spawner:
                 while os.read(3, 4096):
                     pass
                 os.close(3)
+            env = message["env"]
+            if message.get("parent_env"):
+                env[message["parent_env"]] = str(self.pid)
             os.chdir(message["cwd"])
-            os.execve(message["argv"][0], message["argv"], message["env"])
+            os.execve(message["argv"][0], message["argv"], env)
         except BaseException as exc:  # told to the daemon, never raised
             with contextlib.suppress(BaseException):
                 os.write(error, str(exc).encode())

@@ -133,7 +133,6 @@ class NodeProcess:
             env["PYTHONPATH"] = CLIENT_DIR + (os.pathsep + existing if existing else "")
             env[ENV_TOKEN_FD] = str(TOKEN_FD)
             env[ENV_NODE_ID] = spec.id
-            env[ENV_DAEMON_PID] = str(sup.reaper.pid)  # its parent, the spawner
             env[ENV_CALL_TIMEOUT] = repr(sup.policy.call_timeout)
         # (Homegear's binary wire: the node imports whatever homegear module its Python
         # has, the real one; it is known by its pid, and gets nothing of hadaemon's.)
@@ -156,9 +155,12 @@ class NodeProcess:
         self._token = None if binary else sup.tokens.issue(spec.id)
         self._spawning = True
         argv = [interpreter, str(spec.file), sup.socket_path, spec.id]
-        sup.reaper.spawn(argv, env, str(spec.file.parent), (out_w, err_w, gate_r),
-                         Child(self._exec_failed, self._exited), gate=binary).addCallbacks(
-            self._spawned, self._spawn_failed)
+        sup.reaper.spawn(
+            argv, env, str(spec.file.parent), (out_w, err_w, gate_r),
+            Child(self._exec_failed, self._exited), gate=binary,
+            # hadaemon's client checks that its parent, the spawner, is still there.
+            parent_env=None if binary else ENV_DAEMON_PID,
+        ).addCallbacks(self._spawned, self._spawn_failed)
 
     def _spawned(self, pid: int) -> None:
         sup = self.supervisor
