@@ -83,7 +83,9 @@ class Reaper:
                 stdin=theirs.fileno(),
                 stdout=subprocess.DEVNULL,
                 close_fds=True,
-                start_new_session=True,
+                # A process group of its own, so that signalling the daemon's spares it;
+                # the same session (its nodes share the daemon's scheduling autogroup).
+                process_group=0,
             )
         finally:
             theirs.close()

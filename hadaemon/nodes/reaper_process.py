@@ -7,9 +7,11 @@ means waiting for a CPU: tens of milliseconds per node. This process is small an
 reactor to hold up; the daemon only sends it a message (``python -I -S``, standard
 library only, nothing from hadaemon: it starts in milliseconds).
 
-The daemon starts it once, in a session of its own (so killing the daemon's process group
-spares it), with a ``SOCK_SEQPACKET`` socket as its stdin; the daemon holds the only
-other end. One JSON object per packet.
+The daemon starts it once, in a process group of its own (so killing the daemon's process
+group spares it; terminal signals are ignored) but in the daemon's session (the nodes
+share the daemon's scheduling autogroup, as when the daemon started them itself), with a
+``SOCK_SEQPACKET`` socket as its stdin; the daemon holds the only other end. One JSON
+object per packet.
 
 Daemon to spawner:
 
