@@ -88,7 +88,10 @@ class Spawner:
             self.control.send(json.dumps(message).encode())
 
     def run(self) -> None:
+        control = self.control.fileno()
         while True:
+            # (An event may be stale: its descriptor closed by an earlier one of the same
+            # batch, its number maybe reused already; every read here is non-blocking.)
             for fd, _events in self.poll.poll():
                 if fd == self.wake_r:
                     with contextlib.suppress(OSError):
@@ -97,13 +100,14 @@ class Spawner:
                     self.reap()
                 elif fd in self.errors:
                     self.exec_result(fd)
-                elif not self.request():
+                elif fd == control and not self.request():
                     return
 
     def request(self) -> bool:
         try:
-            data, fds, _flags, _addr = socket.recv_fds(self.control, _MAX_PACKET, 8)
-        except InterruptedError:
+            data, fds, _flags, _addr = socket.recv_fds(self.control, _MAX_PACKET, 8,
+                                                       socket.MSG_DONTWAIT)
+        except (InterruptedError, BlockingIOError):
             return True
         except OSError:
             return False

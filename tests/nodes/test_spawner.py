@@ -75,3 +75,19 @@ def test_a_start_request_too_large_for_the_spawner_is_an_error(tmp_path: pathlib
                    for line in logged(logs))
 
     run_in_reactor(scenario, timeout=60)
+
+
+def test_many_nodes_exiting_at_once_are_all_seen_to_exit(tmp_path: pathlib.Path) -> None:
+    # A hundred processes that exit as soon as they started: every exit is reported
+    # (the spawner handles exec results and exits in one batch of events).
+    config = make_config(tmp_path, [
+        node(f"n{i}", "relay.py", interpreter="/bin/true") for i in range(100)
+    ], start_deadline=0.5, restart_delay=30.0)
+
+    async def scenario(reactor: Any) -> None:
+        async with running(reactor, config, wait=False) as run:
+            await wait_until(reactor, lambda: all(
+                run.state(f"n{i}")["process"] == "backoff" for i in range(100)),
+                what="every node's exit", timeout=30.0)
+
+    run_in_reactor(scenario, timeout=60)
