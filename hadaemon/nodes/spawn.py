@@ -12,7 +12,9 @@ here: the daemon only reads their stdout and stderr (pipes it made) line by line
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import resource
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +25,25 @@ from zope.interface import implementer
 
 _MAX_LINE = 65536
 _POLL_INTERVAL = 0.1
+
+
+def reserve_descriptors(count: int) -> None:
+    """Grow this process's descriptor table now to hold ``count`` more descriptors.
+
+    The kernel grows the table as descriptors are opened, doubling it; in a process with
+    threads each growth waits for an RCU grace period: 10-20 ms of whichever thread
+    opened the descriptor, here the reactor starting the nodes (each holds pipes and a
+    socket). Grown once up front, the table never shrinks.
+    """
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    probe = os.open(os.devnull, os.O_RDONLY)
+    try:
+        target = min(probe + count, soft - 1)
+        if target > probe:
+            with contextlib.suppress(OSError):
+                os.close(fcntl.fcntl(probe, fcntl.F_DUPFD_CLOEXEC, target))
+    finally:
+        os.close(probe)
 
 
 def has_exited(pid: int) -> bool:

@@ -37,6 +37,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.threads import deferToThreadPool
 from twisted.python.failure import Failure
 
 from hadaemon.nodes.auth import Tokens
@@ -51,7 +52,7 @@ from hadaemon.nodes.client._homegear_rpc import (
 from hadaemon.nodes.flows import WIRE_BINRPC, resolve_interpreter
 from hadaemon.nodes.reaper import Child, Reaper
 from hadaemon.nodes.runtime import NodeRuntime
-from hadaemon.nodes.spawn import LineReader
+from hadaemon.nodes.spawn import LineReader, reserve_descriptors
 
 
 class ProcessState(Enum):
@@ -370,7 +371,13 @@ class Supervisor:
     def start_all(self) -> None:
         """Start every node, one per reactor turn (each is a packet to the spawner)."""
         self._pending.extend(self.processes.values())
-        self._spawn_next()
+        # Each node holds about three descriptors here (stdout, stderr, its socket), four
+        # more while it is being started: the table grows first, in a thread (growing
+        # it waits for the kernel, see reserve_descriptors), then the nodes start.
+        grown = deferToThreadPool(self.reactor, self.reactor.getThreadPool(),
+                                  reserve_descriptors, 4 * len(self.processes) + 64)
+        grown.addErrback(lambda _failure: None)  # (only a stall saved)
+        grown.addCallback(lambda _: self._spawn_next())
 
     def _spawn_next(self) -> None:
         self._spawn_call = None
