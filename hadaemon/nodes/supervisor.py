@@ -364,6 +364,7 @@ class Supervisor:
         }
         self._pending: deque[NodeProcess] = deque()
         self._spawn_call: IDelayedCall | None = None
+        self._table_grown = False
 
     def notify(self, runtime: NodeRuntime, event: str, details: dict[str, Any]) -> None:
         self._listener(runtime, event, details)
@@ -372,18 +373,25 @@ class Supervisor:
         """Start every node, one per reactor turn (each is a packet to the spawner)."""
         self._pending.extend(self.processes.values())
         # Each node holds about three descriptors here (stdout, stderr, its socket), four
-        # more while it is being started: the table grows first, in a thread (growing
-        # it waits for the kernel, see reserve_descriptors), then the nodes start.
+        # more while it is being started. A thread grows the table for them first (the
+        # growth waits for the kernel, see reserve_descriptors): after the first node,
+        # the others start once it did.
+        self._table_grown = False
         grown = deferToThreadPool(self.reactor, self.reactor.getThreadPool(),
                                   reserve_descriptors, 4 * len(self.processes) + 64)
-        grown.addErrback(lambda _failure: None)  # (only a stall saved)
-        grown.addCallback(lambda _: self._spawn_next())
+        grown.addBoth(self._grown)
+        self._spawn_next()
+
+    def _grown(self, _: object) -> None:
+        self._table_grown = True  # (or it failed: then only a stall is not saved)
+        if self._pending and self._spawn_call is None:
+            self._spawn_call = self.reactor.callLater(0, self._spawn_next)
 
     def _spawn_next(self) -> None:
         self._spawn_call = None
         if self._pending:
             self._pending.popleft().start()
-        if self._pending:
+        if self._pending and self._table_grown:
             self._spawn_call = self.reactor.callLater(0, self._spawn_next)
 
     def node_ready(self, node_id: str) -> None:
