@@ -9,11 +9,7 @@ Prints, in one run:
    speaking msgpack over Unix sockets, blocking I/O, no hadaemon), which keeps the same
    ordering guarantee (B handles messages one at a time, in order);
 3. a node process's RSS and its start-to-ready time (spawn to answering ping);
-4. the time for 100 nodes to reach startUpComplete, and how long each spawn blocks the
-   reactor: as nodes are spawned now (vfork, the client arms its own parent-death
-   signal), and as they were before (a parent-death step between fork and exec, which
-   makes every spawn a full fork of the daemon; still so for binary-wire nodes);
-5. the same A -> B on Homegear's binary wire, with the nodes on the test stand-in for
+4. the same A -> B on Homegear's binary wire, with the nodes on the test stand-in for
    the real module (tests/nodes/binclient, pure Python: slower than the real C++ client;
    every nodeOutput waits for its answer and the window is one input).
 
@@ -43,7 +39,6 @@ from hadaemon.bus import Address
 from hadaemon.config import read, validate
 from hadaemon.daemon import Daemon
 from hadaemon.nodes import SCHEMA, NodesPlugin
-from hadaemon.nodes import supervisor as supervisor_module
 from hadaemon.plugin import Catalog, PluginInfo
 from hadaemon.testing import run_in_reactor, wait_until
 
@@ -101,21 +96,6 @@ def nodeInput(nodeInfo, inputIndex, msg):
         latencies.clear()
 
 hg = Homegear(sys.argv[1], None, sys.argv[2], nodeInput)
-while hg.connected():
-    time.sleep(1)
-'''
-
-TEMPLATE = '''
-from homegear import Homegear
-import sys, time
-
-def eventHandler(eventSource, peerId, channel, variableName, value):
-    pass
-
-def nodeInput(nodeInfo, inputIndex, msg):
-    pass
-
-hg = Homegear(sys.argv[1], eventHandler, sys.argv[2], nodeInput)
 while hg.connected():
     time.sleep(1)
 '''
@@ -358,63 +338,6 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def hundred_nodes(
-    workdir: pathlib.Path, n: int = 100, wire: str = "msgpack", as_before: bool = False
-) -> tuple[float, list[float]]:
-    """Seconds until n nodes got startUpComplete, and the seconds each spawn took on the
-    reactor thread (``as_before``: with the parent-death step every spawn had before)."""
-    many = workdir / f"many-{wire}-{as_before}"
-    many.mkdir(exist_ok=True)
-    (many / "template.py").write_text(TEMPLATE)
-    nodes = [wired({"id": f"n{i}", "file": str(many / "template.py")}, wire)
-             for i in range(n)]
-    out: dict[str, float] = {}
-    spawns: list[float] = []
-    original = supervisor_module.spawn
-
-    def timed(argv: Any, env: Any, cwd: str, *, parent_death: bool = False) -> Any:
-        started = time.perf_counter()
-        try:
-            return original(argv, env, cwd, parent_death=parent_death or as_before)
-        finally:
-            spawns.append(time.perf_counter() - started)
-
-    async def scenario(reactor: Any) -> None:
-        started = time.monotonic()
-        async with nodes_started(reactor, many, nodes):
-            out["elapsed"] = time.monotonic() - started
-
-    supervisor_module.spawn = timed  # type: ignore[assignment]
-    try:
-        run_in_reactor(scenario, timeout=300)
-    finally:
-        supervisor_module.spawn = original
-    return out["elapsed"], spawns
-
-
-def idle_spawn_cost(parent_death: bool, count: int = 40) -> list[float]:
-    """Seconds :func:`hadaemon.nodes.spawn.spawn` takes in this process (the daemon's
-    code loaded, CPUs idle): one spawn at a time, each child reaped before the next."""
-    from hadaemon.nodes.spawn import spawn
-
-    times = []
-    for _ in range(count):
-        started = time.perf_counter()
-        proc = spawn([sys.executable, "-S", "-c", "pass"], dict(os.environ), "/",
-                     parent_death=parent_death)
-        times.append(time.perf_counter() - started)
-        proc.communicate()
-    return times
-
-
-def spawn_line(label: str, result: tuple[float, list[float]]) -> str:
-    elapsed, spawns = result
-    spawns = sorted(spawns)
-    return (f"  {label:<44} {elapsed:5.2f} s;  each spawn blocks the reactor "
-            f"{statistics.median(spawns) * 1000:5.2f} ms (median), "
-            f"{spawns[int(len(spawns) * 0.99) - 1] * 1000:5.2f} ms (p99)")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=50_000)
@@ -451,19 +374,7 @@ def main() -> None:
         for node_id in ("a", "b"):
             print(f"  {node_id}: RSS {ours['rss'][node_id] / 1e6:.1f} MB, "
                   f"start to ready {ours['ready_after'][node_id] * 1000:.0f} ms")
-        idle = {pd: sorted(idle_spawn_cost(pd)) for pd in (False, True)}
-        print(f"one spawn on an idle daemon (RSS {rss(os.getpid()) / 1e6:.0f} MB), "
-              "reactor blocked: "
-              f"{statistics.median(idle[False]) * 1000:.2f} ms now (vfork), "
-              f"{statistics.median(idle[True]) * 1000:.2f} ms with the parent-death step "
-              "(before; binary-wire nodes) (medians)")
-        print(f"100 nodes to startUpComplete (100 interpreters starting on {os.cpu_count()} "
-              "CPUs: a spawn waits for a CPU to exec, whichever way):")
-        print(spawn_line("hadaemon's wire", hundred_nodes(workdir)))
-        print(spawn_line("hadaemon's wire, spawned as before", hundred_nodes(
-            workdir, as_before=True)))
-        print(spawn_line("Homegear binary wire (parent-death step)", hundred_nodes(
-            workdir, wire="binrpc")))
+        print("spawning and 100 nodes to startUpComplete: benchmarks/node_startup.py")
         binary = hadaemon_routing(workdir, args.binary, "binrpc")
         print(f"A -> daemon -> B on Homegear's binary wire ({args.binary} messages, "
               "test stand-in client):")

@@ -1,12 +1,15 @@
 """Who is on the other end of the node socket: peer credentials and node tokens.
 
-Three layers, each enough to keep a stranger from acting as a node:
+Four layers, each enough to keep a stranger from acting as a node:
 
 1. the socket file is 0600 in a 0700 directory (the file system);
 2. a peer whose uid is not the daemon's is refused at connect (``SO_PEERCRED``);
-3. each node process gets a fresh secret token in its environment (never on its command
-   line, which any user can read in ``/proc``) and must present it with its node id;
-   a restarted node gets a new token, so an orphan of an earlier process is refused.
+3. a node is accepted only from the process the daemon started for it: the peer's pid
+   (``SO_PEERCRED``) must be that node's current process, on both wires;
+4. each node process gets a fresh secret token on an inherited pipe (its fd 3; never in
+   its environment, which any process of the same user reads in ``/proc/<pid>/environ``,
+   nor on its command line) and must present it with its node id; a restarted node gets
+   a new token, so an orphan of an earlier process is refused.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ The connection's life is :mod:`hadaemon.nodes.connection`'s state machine:
 
 ``AUTHENTICATING``
     Only ``authenticate(nodeId, token, info)`` is accepted; any other call is refused
-    (``-32002``) and the connection closed, so is a wrong token (``-32001``: the client
+    (``-32002``) and the connection closed, so is a wrong token, or a right one from a
+    process other than the one the daemon started for that node (``-32001``: the client
     then exits), so is silence beyond the authentication timeout.
 ``BOUND``
     The dispatcher bound it to its node and pinged it; node methods, RPC methods, and
@@ -357,6 +358,7 @@ class MsgpackNodeProtocol(NodeConnection):
         token = params[1] if len(params) > 1 else None
         try:
             result = self.dispatcher.authenticate(self, node_id, token)
+            self._check_pid(node_id)
         except Fault as fault:
             shown = node_id if isinstance(node_id, str) else type(node_id).__name__
             self._fail(f"refused as node {shown!r}: {fault.message}",
@@ -370,6 +372,15 @@ class MsgpackNodeProtocol(NodeConnection):
         self._answer(request.msgid, None, result)
         self.dispatcher.bind(self, node_id)
         self._route = self.dispatcher.output_route(node_id)
+
+    def _check_pid(self, node_id: object) -> None:
+        """A token counts only from the process the daemon started for that node (one
+        read by another process of the same user is worth nothing)."""
+        pid = self.peer.pid if self.peer is not None else None
+        if pid is None or self.dispatcher.node_for_pid(pid) != node_id:
+            raise Fault(faults.AUTH_REFUSED, f"this connection comes from pid {pid}, not "
+                        f"from the process this daemon started for node {node_id!r} (a "
+                        "wrapper interpreter must exec Python, not fork it)")
 
     # -- outgoing calls -------------------------------------------------------------------
 

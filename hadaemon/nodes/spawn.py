@@ -1,98 +1,49 @@
-"""Starting a node process and watching it from the reactor, in any thread mode.
+"""Watching processes from the reactor, in any thread mode: their exit and their output.
 
-- The node is executed directly (``<python> <file> <socket> <node id>``, no shell), as the
-  leader of its own process group, so stopping it reaches whatever it spawned; and its
-  pid is the one the Homegear binary wire identifies it by.
-- A parent-death signal (``prctl(PR_SET_PDEATHSIG, SIGKILL)``) ends the node if the daemon
-  dies, even by SIGKILL. It fires when the *thread* that forked exits, so nodes are
-  spawned on the reactor thread. hadaemon's own client arms it itself as it is imported
-  (:mod:`hadaemon.nodes.client`), so those nodes are spawned with nothing run between
-  fork and exec: subprocess then uses vfork, ~0.5 ms of the reactor instead of the 8-20 ms
-  a full fork of the daemon costs. Nodes on the Homegear binary wire run the real C++
-  client, which cannot arm it: for them (``parent_death=True``) it is set between fork
-  and exec, through ctypes, and the cost is paid. Either way the reaper
-  (:mod:`hadaemon.nodes.reaper`) kills the node's whole process group too.
-- Its exit is seen at once through a pidfd the reactor watches: that works when the
-  reactor runs in a background thread with no SIGCHLD handler, and does not depend on
-  the node closing its stdout. Without pidfd support, a 0.1 s poll does the same.
-- stdout and stderr are read line by line by the reactor.
+Node processes are started by the spawner process (:mod:`hadaemon.nodes.reaper`), not
+here: the daemon only reads their stdout and stderr (pipes it made) line by line.
+
+- A child's exit (the spawner's own) is seen at once through a pidfd the reactor
+  watches: that works when the reactor runs in a background thread with no SIGCHLD
+  handler, and does not depend on the child closing its stdout. Without pidfd support,
+  a 0.1 s poll does the same.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
+import fcntl
 import os
-import signal
-import subprocess
-from collections.abc import Callable, Mapping, Sequence
+import resource
+from collections.abc import Callable
 from typing import Any
 
-from twisted.internet.interfaces import IReactorFDSet, IReadDescriptor
+from twisted.internet.interfaces import IReactorFDSet, IReadDescriptor, IWriteDescriptor
 from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-_PR_SET_PDEATHSIG = 1
 _MAX_LINE = 65536
 _POLL_INTERVAL = 0.1
 
 
-def _load_prctl() -> Callable[..., int] | None:
+def reserve_descriptors(count: int) -> None:
+    """Grow this process's descriptor table now to hold ``count`` more descriptors.
+
+    The kernel grows the table as descriptors are opened, doubling it; in a process with
+    threads each growth waits for an RCU grace period: 10-20 ms of whichever thread
+    opened the descriptor, here the reactor starting the nodes (each holds pipes and a
+    socket). Grown once up front, the table never shrinks.
+    """
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    probe = os.open(os.devnull, os.O_RDONLY)
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-        prctl: Callable[..., int] = libc.prctl
-    except (OSError, AttributeError):
-        return None
-    return prctl
-
-
-_prctl = _load_prctl()  # loaded here: the child between fork and exec must not import
-
-
-def _child_setup(daemon_pid: int) -> Callable[[], None]:
-    def setup() -> None:
-        # Runs in the child between fork and exec: no imports, no locks.
-        if _prctl is not None:
-            _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != daemon_pid:
-            os._exit(1)  # the daemon died before the signal was armed
-
-    return setup
-
-
-def spawn(
-    argv: Sequence[str], env: Mapping[str, str], cwd: str, *, parent_death: bool = False
-) -> subprocess.Popen[bytes]:
-    """Start a node process (raises OSError if it cannot be started); ``parent_death``:
-    arm its parent-death signal between fork and exec (a full fork, see above)."""
-    proc = subprocess.Popen(
-        list(argv),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=dict(env),
-        cwd=cwd,
-        close_fds=True,
-        process_group=0,
-        # Only a prepared ctypes call and getppid run between fork and exec: no imports,
-        # no locks, so the reactor's other threads cannot deadlock the child.
-        preexec_fn=_child_setup(os.getpid()) if parent_death else None,  # noqa: PLW1509
-    )
-    for stream in (proc.stdout, proc.stderr):
-        if stream is not None:
-            os.set_blocking(stream.fileno(), False)
-    return proc
-
-
-def signal_group(pgid: int, sig: int) -> bool:
-    """Send ``sig`` to a process group; False if the group is gone."""
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
+        target = min(probe + count, soft - 1)
+        if target > probe:
+            with contextlib.suppress(OSError):
+                os.close(fcntl.fcntl(probe, fcntl.F_DUPFD_CLOEXEC, target))
+    finally:
+        os.close(probe)
 
 
 def has_exited(pid: int) -> bool:
@@ -108,13 +59,17 @@ def has_exited(pid: int) -> bool:
     return info is not None
 
 
-@implementer(IReadDescriptor)
-class _Readable:
-    """The minimal IReadDescriptor the reactor's addReader needs."""
+@implementer(IReadDescriptor, IWriteDescriptor)
+class Descriptor:
+    """The minimal descriptor the reactor's addReader (and addWriter) needs."""
 
-    def __init__(self, fd: int, on_read: Callable[[], None], name: str) -> None:
+    def __init__(
+        self, fd: int, on_read: Callable[[], None], name: str,
+        on_write: Callable[[], None] | None = None,
+    ) -> None:
         self._fd = fd
         self._on_read = on_read
+        self._on_write = on_write
         self._name = name
 
     def fileno(self) -> int:
@@ -122,6 +77,10 @@ class _Readable:
 
     def doRead(self) -> None:
         self._on_read()
+
+    def doWrite(self) -> None:
+        if self._on_write is not None:
+            self._on_write()
 
     def connectionLost(self, reason: Failure) -> None:
         pass
@@ -139,14 +98,14 @@ class ExitWatcher:
         self._on_exit = on_exit
         self._fired = False
         self._pidfd: int | None = None
-        self._reader: _Readable | None = None
+        self._reader: Descriptor | None = None
         self._poll: LoopingCall | None = None
         try:
             self._pidfd = os.pidfd_open(pid)
         except (OSError, AttributeError):
             self._pidfd = None
         if self._pidfd is not None:
-            self._reader = _Readable(self._pidfd, self._check, name)
+            self._reader = Descriptor(self._pidfd, self._check, name)
             reactor.addReader(self._reader)
         else:
             self._poll = LoopingCall(self._check)
@@ -176,17 +135,18 @@ class ExitWatcher:
 
 
 class LineReader:
-    """Reads a non-blocking pipe on the reactor and hands over complete lines."""
+    """Reads a pipe on the reactor (non-blocking from here on; closed by :meth:`close`)
+    and hands over complete lines."""
 
     def __init__(
-        self, reactor: Any, stream: Any, on_line: Callable[[str], None], name: str
+        self, reactor: Any, fd: int, on_line: Callable[[str], None], name: str
     ) -> None:
         self._reactor = reactor
-        self._stream = stream
-        self._fd: int = stream.fileno()
+        os.set_blocking(fd, False)
+        self._fd = fd
         self._on_line = on_line
         self._partial = b""
-        self._reader: _Readable | None = _Readable(self._fd, self._read, name)
+        self._reader: Descriptor | None = Descriptor(self._fd, self._read, name)
         reactor.addReader(self._reader)
 
     def _read(self) -> None:
@@ -235,4 +195,4 @@ class LineReader:
             self._emit(self._partial)
             self._partial = b""
         with contextlib.suppress(OSError):
-            self._stream.close()
+            os.close(self._fd)

@@ -13,19 +13,22 @@
   ``crash_loop_restarts`` times within ``crash_loop_window`` marks it crash-looping
   (log, status, lifecycle event) while it keeps being retried at the capped delay.
   Other nodes are never touched.
-- When a node's process exits, whatever is left in its process group is killed before
-  the process is reaped; its token is revoked, so nothing can act as it any more.
-- Every spawn gets a fresh token and the supervisor tells the reaper its process group.
+- Nodes are started, signalled and reaped by the spawner process
+  (:mod:`hadaemon.nodes.reaper`): the reactor never forks. When a node's process exits,
+  whatever is left in its process group is killed before the process is reaped; its
+  token is revoked, so nothing can act as it any more.
+- Every spawn gets a fresh token, handed over on the node's fd 3 once its pid is known
+  here (see :mod:`hadaemon.nodes.auth`).
 
-Reactor thread only (nodes must be spawned on it, see :mod:`hadaemon.nodes.spawn`).
+Reactor thread only.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import signal
-import subprocess
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -34,6 +37,8 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.threads import deferToThreadPool
+from twisted.python.failure import Failure
 
 from hadaemon.nodes.auth import Tokens
 from hadaemon.nodes.client import CLIENT_DIR
@@ -41,12 +46,13 @@ from hadaemon.nodes.client._homegear_rpc import (
     ENV_CALL_TIMEOUT,
     ENV_DAEMON_PID,
     ENV_NODE_ID,
-    ENV_TOKEN,
+    ENV_TOKEN_FD,
+    TOKEN_FD,
 )
 from hadaemon.nodes.flows import WIRE_BINRPC, resolve_interpreter
-from hadaemon.nodes.reaper import Reaper
+from hadaemon.nodes.reaper import Child, Reaper
 from hadaemon.nodes.runtime import NodeRuntime
-from hadaemon.nodes.spawn import ExitWatcher, LineReader, signal_group, spawn
+from hadaemon.nodes.spawn import LineReader, reserve_descriptors
 
 
 class ProcessState(Enum):
@@ -82,8 +88,11 @@ class NodeProcess:
         self.supervisor = supervisor
         self.runtime = runtime
         self.state = ProcessState.STOPPED
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.pid: int | None = None
         self.pgid: int | None = None
+        self._spawning = False  # asked the spawner, no pid yet
+        self._gate: int | None = None  # write end of the node's fd 3 until it has its pid
+        self._token: str | None = None
         self.started_at = 0.0
         self.spawned_at: float | None = None
         self.ready_after: float | None = None  # seconds from spawn to answering ping
@@ -94,7 +103,6 @@ class NodeProcess:
         self.last_exit: int | None = None
         self._restart_call: IDelayedCall | None = None
         self._stable_call: IDelayedCall | None = None
-        self._watcher: ExitWatcher | None = None
         self._readers: list[LineReader] = []
         self._stopped: list[Deferred[None]] = []
 
@@ -120,45 +128,85 @@ class NodeProcess:
         env.setdefault("PYTHONUNBUFFERED", "1")  # print() lines reach the log at once
         binary = spec.wire == WIRE_BINRPC
         if not binary:
-            # hadaemon's client first on the path; it proves the node with the token and
-            # arms its own parent-death signal (see hadaemon.nodes.spawn).
+            # hadaemon's client first on the path; it reads the token from its fd 3 and
+            # proves the node with it from this very process (see hadaemon.nodes.auth).
             existing = env.get("PYTHONPATH")
             env["PYTHONPATH"] = CLIENT_DIR + (os.pathsep + existing if existing else "")
-            env[ENV_TOKEN] = sup.tokens.issue(spec.id)
+            env[ENV_TOKEN_FD] = str(TOKEN_FD)
             env[ENV_NODE_ID] = spec.id
-            env[ENV_DAEMON_PID] = str(os.getpid())
             env[ENV_CALL_TIMEOUT] = repr(sup.policy.call_timeout)
         # (Homegear's binary wire: the node imports whatever homegear module its Python
         # has, the real one; it is known by its pid, and gets nothing of hadaemon's.)
         self._set(ProcessState.STARTING)
         self.started_at = sup.reactor.seconds()
         self.ready_after = None
-        try:
-            if interpreter is None:
-                raise FileNotFoundError(f"interpreter {spec.interpreter or sup.interpreter!r} "
-                                        "not found")
-            proc = spawn([interpreter, str(spec.file), sup.socket_path, spec.id], env,
-                         str(spec.file.parent), parent_death=binary)
-            # First thing: should the daemon die now, the reaper ends the node's group.
-            sup.reaper.watch(proc.pid)
-        except OSError as exc:
-            sup.tokens.revoke(spec.id)
-            self.runtime.log.error("cannot start node {node}: {error}", node=spec.id,
-                                   error=str(exc))
-            self._unexpected_exit(None)
+        if interpreter is None:
+            self._not_started(f"interpreter {spec.interpreter or sup.interpreter!r} not found")
             return
-        self.proc = proc
-        self.pgid = proc.pid  # the leader of its own group
-        self.runtime.pid = proc.pid
-        log = self.runtime.log
+        # The node's stdout and stderr, and its fd 3: the token (hadaemon's client) or a
+        # gate that holds the exec (the binary wire), written and closed once the pid is
+        # known here, so a node can never prove itself before the daemon knows its pid.
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        gate_r, self._gate = os.pipe()
         self._readers = [
-            LineReader(sup.reactor, proc.stdout, self._stdout, f"node {spec.id} stdout"),
-            LineReader(sup.reactor, proc.stderr, self._stderr, f"node {spec.id} stderr"),
+            LineReader(sup.reactor, out_r, self._stdout, f"node {spec.id} stdout"),
+            LineReader(sup.reactor, err_r, self._stderr, f"node {spec.id} stderr"),
         ]
-        self._watcher = ExitWatcher(sup.reactor, proc.pid, self._exited, f"node {spec.id}")
+        self._token = None if binary else sup.tokens.issue(spec.id)
+        self._spawning = True
+        argv = [interpreter, str(spec.file), sup.socket_path, spec.id]
+        sup.reaper.spawn(
+            argv, env, str(spec.file.parent), (out_w, err_w, gate_r),
+            Child(self._exec_failed, self._exited), gate=binary,
+            # hadaemon's client checks that its parent, the spawner, is still there.
+            parent_env=None if binary else ENV_DAEMON_PID,
+        ).addCallbacks(self._spawned, self._spawn_failed)
+
+    def _spawned(self, pid: int) -> None:
+        sup = self.supervisor
+        self._spawning = False
+        self.pid = self.pgid = pid  # the leader of its own group
+        self.runtime.pid = pid
+        self._open_gate()
         self._stable_call = sup.reactor.callLater(sup.policy.stable_after, self._stable)
-        log.info("node {node} started: pid {pid}", node=spec.id, pid=proc.pid)
-        sup.notify(self.runtime, "spawned", {"pid": proc.pid})
+        self.runtime.log.info("node {node} started: pid {pid}", node=self.id, pid=pid)
+        sup.notify(self.runtime, "spawned", {"pid": pid})
+        if self.state is ProcessState.STOPPING:  # stopped while it was being spawned
+            sup.reaper.signal(pid, signal.SIGTERM)
+
+    def _open_gate(self) -> None:
+        gate, self._gate = self._gate, None
+        token, self._token = self._token, None
+        if gate is None:
+            return
+        # (A pipe takes far more than a token: never blocks. A node that is already gone,
+        # e.g. a syntax error, closed its end: its exit is on its way.)
+        with contextlib.suppress(BrokenPipeError):
+            if token is not None:
+                os.write(gate, token.encode())
+        os.close(gate)
+
+    def _spawn_failed(self, failure: Failure) -> None:
+        self._spawning = False
+        self._drop_gate()
+        self._not_started(failure.getErrorMessage())
+
+    def _drop_gate(self) -> None:
+        gate, self._gate, self._token = self._gate, None, None
+        if gate is not None:
+            os.close(gate)
+
+    def _not_started(self, error: str) -> None:
+        self.supervisor.tokens.revoke(self.id)
+        self.runtime.log.error("cannot start node {node}: {error}", node=self.id, error=error)
+        self._close_readers()
+        if self._finish_stop(None):
+            return
+        self._unexpected_exit(None)
+
+    def _exec_failed(self, error: str) -> None:
+        self.runtime.log.error("cannot start node {node}: {error}", node=self.id, error=error)
 
     def _stdout(self, line: str) -> None:
         self.runtime.log.info("{line}", line=line, node=self.id, stream="stdout")
@@ -183,21 +231,12 @@ class NodeProcess:
 
     # -- exit ---------------------------------------------------------------------------
 
-    def _exited(self) -> None:
+    def _exited(self, code: int | None) -> None:
+        # The spawner killed whatever the node left in its group before reaping it.
         sup = self.supervisor
-        proc, pgid = self.proc, self.pgid
-        self._watcher = None
-        if pgid is not None:
-            # Whatever the node spawned goes with it (signalled before reaping, so the
-            # group id cannot have been reused).
-            signal_group(pgid, signal.SIGKILL)
-            sup.reaper.forget(pgid)
-        code = proc.wait() if proc is not None else None
-        for reader in self._readers:
-            reader.close()
-        self._readers = []
-        self.proc = None
-        self.pgid = None
+        self._drop_gate()
+        self._close_readers()
+        self.pid = self.pgid = None
         self.runtime.pid = None
         self.last_exit = code
         sup.tokens.revoke(self.id)
@@ -205,16 +244,27 @@ class NodeProcess:
         if self._stable_call is not None and self._stable_call.active():
             self._stable_call.cancel()
         self._stable_call = None
-        if self.state is ProcessState.STOPPING:
-            self._set(ProcessState.STOPPED)
-            self.runtime.log.info("node {node} stopped ({how})", node=self.id,
-                                  how=describe_exit(code))
-            sup.notify(self.runtime, "stopped", {"code": code})
-            stopped, self._stopped = self._stopped, []
-            for d in stopped:
-                d.callback(None)
+        if self._finish_stop(code):
             return
         self._unexpected_exit(code)
+
+    def _close_readers(self) -> None:
+        for reader in self._readers:
+            reader.close()
+        self._readers = []
+
+    def _finish_stop(self, code: int | None) -> bool:
+        """If the node was being stopped: it is now; tell whoever waits."""
+        if self.state is not ProcessState.STOPPING:
+            return False
+        self._set(ProcessState.STOPPED)
+        self.runtime.log.info("node {node} stopped ({how})", node=self.id,
+                              how=describe_exit(code))
+        self.supervisor.notify(self.runtime, "stopped", {"code": code})
+        stopped, self._stopped = self._stopped, []
+        for d in stopped:
+            d.callback(None)
+        return True
 
     def _unexpected_exit(self, code: int | None) -> None:
         sup = self.supervisor
@@ -255,22 +305,22 @@ class NodeProcess:
         if self._restart_call is not None and self._restart_call.active():
             self._restart_call.cancel()
         self._restart_call = None
-        if self.proc is None:
+        if self.pid is None and not self._spawning:
             self._set(ProcessState.STOPPED)
             return succeed(None)
         self._set(ProcessState.STOPPING)
-        if self.pgid is not None:
-            signal_group(self.pgid, signal.SIGTERM)
+        if self.pid is not None:  # (still being spawned: signalled once it is)
+            self.supervisor.reaper.signal(self.pid, signal.SIGTERM)
         d: Deferred[None] = Deferred()
         self._stopped.append(d)
         return d
 
     def kill(self) -> None:
         """SIGKILL to the node's group (after the grace period)."""
-        if self.pgid is not None and self.proc is not None:
+        if self.pid is not None:
             self.runtime.log.warn("node {node} did not stop within the grace period; "
                                   "killing it", node=self.id)
-            signal_group(self.pgid, signal.SIGKILL)
+            self.supervisor.reaper.signal(self.pid, signal.SIGKILL)
 
 
 def describe_exit(code: int | None) -> str:
@@ -314,20 +364,34 @@ class Supervisor:
         }
         self._pending: deque[NodeProcess] = deque()
         self._spawn_call: IDelayedCall | None = None
+        self._table_grown = False
 
     def notify(self, runtime: NodeRuntime, event: str, details: dict[str, Any]) -> None:
         self._listener(runtime, event, details)
 
     def start_all(self) -> None:
-        """Start every node, one per reactor turn (a fork blocks the reactor briefly)."""
+        """Start every node, one per reactor turn (each is a packet to the spawner)."""
         self._pending.extend(self.processes.values())
+        # Each node holds about three descriptors here (stdout, stderr, its socket), four
+        # more while it is being started. A thread grows the table for them first (the
+        # growth waits for the kernel, see reserve_descriptors): after the first node,
+        # the others start once it did.
+        self._table_grown = False
+        grown = deferToThreadPool(self.reactor, self.reactor.getThreadPool(),
+                                  reserve_descriptors, 4 * len(self.processes) + 64)
+        grown.addBoth(self._grown)
         self._spawn_next()
+
+    def _grown(self, _: object) -> None:
+        self._table_grown = True  # (or it failed: then only a stall is not saved)
+        if self._pending and self._spawn_call is None:
+            self._spawn_call = self.reactor.callLater(0, self._spawn_next)
 
     def _spawn_next(self) -> None:
         self._spawn_call = None
         if self._pending:
             self._pending.popleft().start()
-        if self._pending:
+        if self._pending and self._table_grown:
             self._spawn_call = self.reactor.callLater(0, self._spawn_next)
 
     def node_ready(self, node_id: str) -> None:

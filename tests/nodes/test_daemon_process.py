@@ -42,10 +42,10 @@ def start(
             {"id": "stubborn", "file": str(NODES / "stubborn.py"),
              "info": {"pids": str(pids_file)}},
             # The same on Homegear's binary wire: the real client cannot arm a
-            # parent-death signal, the daemon does it for such nodes.
+            # parent-death signal, the spawner does it (for every node).
             {"id": "binary", "file": str(NODES / "stubborn.py"),
              "info": {"pids": str(binary_pids_file)}, **binary},
-            # No homegear module at all: only the reaper is there for it.
+            # No homegear module at all: its spawner's signal and the reaper.
             {"id": "plain", "file": str(NODES / "plain.py"),
              "env": {"PLAIN_PID_FILE": str(plain_pid_file)}},
         ]},
@@ -124,16 +124,15 @@ def reaper_of(daemon_pid: int) -> int:
 def test_each_node_process_has_its_own_parent_death_signal(
     tmp_path: pathlib.Path, processes: ChildProcesses
 ) -> None:
-    # With the reaper killed first, only the parent-death signal is left: hadaemon's
-    # client arms it itself, the daemon arms it for nodes on the binary wire (whose real
-    # client cannot). What they spawned, and a node without any homegear module, were
-    # the reaper's: they survive this (cleaned up here).
+    # With the reaper (the nodes' spawner and parent) killed first, only the parent-death
+    # signal is left: the spawner arms it for every node between fork and exec, whatever
+    # its client. What they spawned may survive this (cleaned up here).
     daemon, pids = start(tmp_path, processes)
     assert daemon.proc is not None
     os.kill(reaper_of(daemon.proc.pid), signal.SIGKILL)
     daemon.stop(signal.SIGKILL, timeout=10)
     nodes = {what: pid for what, pid in pids.items() if what in ("template", "stubborn",
-                                                                   "binary")}
+                                                                   "binary", "plain")}
     left = gone_within(nodes, 5.0)
     for pid in pids.values():
         if alive(pid):

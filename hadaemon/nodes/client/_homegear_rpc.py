@@ -50,7 +50,8 @@ REQUEST, RESPONSE, NOTIFICATION = 0, 1, 2
 PROTOCOL_VERSION = 2  # 2: nodeInput may come as a notification, counted by inputDone
 AUTH_REFUSED = -32001  # the daemon does not know this node/token: an orphan, exit
 
-ENV_TOKEN = "HADAEMON_NODE_TOKEN"
+ENV_TOKEN_FD = "HADAEMON_NODE_TOKEN_FD"
+TOKEN_FD = 3  # the daemon hands a node its token on this inherited pipe
 ENV_NODE_ID = "HADAEMON_NODE_ID"
 ENV_DAEMON_PID = "HADAEMON_DAEMON_PID"
 ENV_CALL_TIMEOUT = "HADAEMON_CALL_TIMEOUT"
@@ -73,38 +74,41 @@ def _take_daemon_pid() -> int | None:
     return int(value) if value.isdigit() else None
 
 
-def take_token() -> str | None:
-    """The secret that proves to the daemon which node this process is (None when not
-    started by one), taken where the daemon left it: children of the node must not
-    inherit it."""
-    return os.environ.pop(ENV_TOKEN, None)
-
-
 def _die_with_the_daemon(daemon_pid: int | None) -> None:
-    """End this process when its daemon dies, even by SIGKILL.
+    """End this process when its spawner died before the node got this far.
 
-    The daemon spawns nodes with vfork and nothing in between (a parent-death step run
-    between fork and exec makes every spawn a full fork of the daemon: ~10-20 ms of its
-    reactor each), so the node arms its parent-death signal itself, first thing, and
-    then checks that the daemon did not die before that. Before it is armed (the
-    interpreter's start), the daemon's reaper covers the node's process group.
+    The spawner (the daemon's reaper process, whose pid ``HADAEMON_DAEMON_PID`` names)
+    arms every node's parent-death signal between fork and exec, so the node need not
+    load ctypes to do it; it checks only that its spawner did not die before that.
     """
-    if daemon_pid is None or not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
+    if daemon_pid is not None and os.getppid() != daemon_pid:
+        os._exit(70)  # the spawner died before the signal was armed
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, _signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass  # no ctypes: the reaper, and the connection's orphan check, still end it
-    if os.getppid() != daemon_pid:
-        os._exit(70)  # the daemon died before the signal was armed
+
+def _take_token() -> str | None:
+    """The node's token, read to its end from the pipe the daemon handed over (its fd
+    is named in the environment), and the pipe closed.
+
+    Never in the environment, which any process of the same user reads in
+    ``/proc/<pid>/environ``; read as the module is imported, so that what the node
+    starts later inherits neither the pipe nor the token. The daemon writes the token
+    once it knows this process's pid, and accepts it only from this process.
+    """
+    value = os.environ.pop(ENV_TOKEN_FD, "")
+    if not value.isdigit():
+        return None
+    try:
+        with open(int(value), "rb") as pipe:  # closed with it
+            token = pipe.read()
+    except OSError:
+        return None
+    return token.decode("utf-8", "replace") or None
 
 
 # Only as a node's client: the daemon imports this module too, for its constants.
 DAEMON_PID = None if __name__.startswith("hadaemon.") else _take_daemon_pid()
 _die_with_the_daemon(DAEMON_PID)
+TOKEN = None if __name__.startswith("hadaemon.") else _take_token()
 
 
 class _Disconnected(Exception):

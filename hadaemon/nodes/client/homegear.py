@@ -111,7 +111,9 @@ class Homegear:
         callTimeout: float | None = None,
     ) -> None:
         self._node_id = nodeId or ""
-        token = _rpc.take_token()
+        # The token proves to the daemon which node this process is (read from its pipe
+        # as the client was imported, see _homegear_rpc._take_token).
+        token = _rpc.TOKEN
         identity = self._node_id or os.environ.get(_rpc.ENV_NODE_ID, "")
         self._connection = _rpc.Connection(
             _strip_quotes(str(socketPath)),

@@ -15,7 +15,8 @@ import time
 import msgpack
 
 path, node_id = sys.argv[1], sys.argv[2]
-token = os.environ["HADAEMON_NODE_TOKEN"]
+with os.fdopen(int(os.environ["HADAEMON_NODE_TOKEN_FD"]), "rb") as pipe:  # as the client
+    token = pipe.read().decode()
 sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 sock.connect(path)
 unpacker = msgpack.Unpacker(raw=False, strict_map_key=False)
