@@ -10,6 +10,7 @@ stays readable. A destination that is full holds the sender's answer until it ha
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -113,6 +114,10 @@ class Router:
         if full is None:
             return None
         sender = self._inputs[source.id]
+        if len(full) == 1:
+            pending = sender.waiting_senders.get(full[0])
+            if pending is not None:
+                return pending  # already waiting for it alone: known to be safe
         full = [inputs for inputs in full if inputs.can_hold_for(sender)]
         if not full:
             return None
@@ -121,27 +126,29 @@ class Router:
     @staticmethod
     def _hold(sender: NodeInputs, full: list[NodeInputs]) -> Deferred[None]:
         """The sender's answer, once every full destination has room: one Deferred for
-        every answer held for the same single destination."""
-        if len(full) == 1:
-            pending = sender.waiting_senders.get(full[0])
-            if pending is not None:
-                return pending
+        every answer held for the same single destination. While it waits, the sender
+        has an edge to each of them in the wait-for graph (``waits_for``)."""
         answer: Deferred[None] = Deferred()
-        sender.held += 1
         remaining = [len(full)]
+        waits_for = sender.waits_for
 
-        def room() -> None:
+        def room(inputs: NodeInputs) -> None:
+            count = waits_for[inputs] - 1
+            if count:
+                waits_for[inputs] = count
+            else:
+                del waits_for[inputs]
             remaining[0] -= 1
             if remaining[0] == 0:
-                sender.held -= 1
-                if len(full) == 1 and sender.waiting_senders.get(full[0]) is answer:
-                    del sender.waiting_senders[full[0]]
+                if len(full) == 1 and sender.waiting_senders.get(inputs) is answer:
+                    del sender.waiting_senders[inputs]
                 answer.callback(None)
 
         if len(full) == 1:
             sender.waiting_senders[full[0]] = answer
         for inputs in full:
-            inputs.wait_for_room(room)
+            waits_for[inputs] = waits_for.get(inputs, 0) + 1
+            inputs.wait_for_room(functools.partial(room, inputs))
         return answer
 
     def _to_bus(self, source: NodeSpec, target: Target, message: OutgoingMessage) -> None:
