@@ -83,6 +83,27 @@ def test_fan_out(tmp_path: pathlib.Path) -> None:
     run_flow(tmp_path, nodes, ["sa", "b"])
 
 
+FORWARDER = """
+from base_service import CustomService
+
+
+class Forwarder(CustomService):
+    async def forward(self, msg):
+        await self.SubmitAction("node:s", "0", msg.message[0])
+"""
+
+
+def test_through_a_service(tmp_path: pathlib.Path) -> None:
+    """p -> service:forwarder_py/forward -> s: the service's mailbox and its sends to the
+    sink node hold the producer back like a node's queue does."""
+    directory = tmp_path / "services"
+    directory.mkdir()
+    (directory / "Forwarder.py").write_text(FORWARDER)
+    nodes = [producer("service:forwarder_py/forward"), sink("s")]
+    run_flow(tmp_path, nodes, ["s"],
+             services={"directories": [str(directory)], "service": {"Forwarder": {}}})
+
+
 def test_loop(tmp_path: pathlib.Path) -> None:
     """p -> a -> b, and b's output 1 wired back to a: every message goes round once,
     then on to the sink. Holding a for b and b for a would deadlock."""
