@@ -45,6 +45,9 @@ from hadaemon.nodes import SCHEMA, NodesPlugin
 from hadaemon.plugin import Catalog, PluginInfo
 from hadaemon.testing import Broker, free_tcp_port, run_in_reactor, wait_until
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from node_routing import Results  # the benchmarks' own helper (after the path)
+
 NODE_RED_DEFAULT = "/work/nodered/node_modules/.bin/node-red"
 
 # -- hadaemon's nodes ------------------------------------------------------------------
@@ -300,25 +303,9 @@ def hadaemon_run(workdir: pathlib.Path, port: int, count: int, rounds: int,
             bus.register("bench:mqtt-out", lambda address, msg: mqtt.publish(
                 "hd/out", str(msg["payload"]).encode(), qos=0).addErrback(lambda _: None),
                 concurrency=100)
-            results: list[Any] = []
-            waiting: list[Deferred[None]] = []
-
-            def collect(address: Address, message: Any) -> None:
-                results.append(message["payload"])
-                if waiting:
-                    waiting.pop().callback(None)
-
-            bus.register("bench:results", collect)
-
-            async def chain(n: int) -> dict[str, Any]:
-                done: Deferred[None] = Deferred()
-                waiting.append(done)
-                post("node:producer/0", {"payload": n})
-                await done
-                return results[-1]  # type: ignore[no-any-return]
-
-            await chain(count)  # warm-up
-            out["chain"] = await chain(count)
+            results = Results(bus)
+            await results.after("node:producer/0", {"payload": count})  # warm-up
+            out["chain"] = await results.after("node:producer/0", {"payload": count})
             out["dropped"] = sum(s["dropped"] for s in plugin.nodes().values())
             out["latency"] = await reactor_thread_call(
                 reactor, tester, workdir, "latency", port, "hd", rounds, warmup)
