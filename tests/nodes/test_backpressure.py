@@ -12,6 +12,13 @@ from __future__ import annotations
 import pathlib
 from typing import Any
 
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
+
+from hadaemon.bus import Address, Bus
+from hadaemon.nodes.delivery import NodeInputs
+from hadaemon.nodes.flows import NodeSpec, Target
+from hadaemon.nodes.routing import Router
 from hadaemon.testing import capture_logs, run_in_reactor
 from tests.nodes.helpers import make_config, node, running
 
@@ -110,3 +117,49 @@ def test_loop(tmp_path: pathlib.Path) -> None:
     nodes = [producer("a"), relay("a", ["b"]), relay("b", ["s"], ["a"], mode="loop"),
              sink("s")]
     run_flow(tmp_path, nodes, ["s"])
+
+
+def test_a_full_bus_endpoint_holds_the_sender_in_order_and_a_stuck_one_lets_go() -> None:
+    """The rules of :mod:`hadaemon.nodes.busline`, on a clock: a refused message waits
+    in a line with every later one, the sender is held until the line is empty, and an
+    endpoint that takes nothing for ``stall_timeout`` ends the line with a report."""
+    clock = Clock()
+    bus = Bus(clock)
+    taken: list[Any] = []
+    answers: list[Deferred[None]] = []
+
+    def slow(address: Address, message: Any) -> Deferred[None]:
+        taken.append(message["payload"])
+        answers.append(Deferred())
+        return answers[-1]
+
+    bus.register("test:slow", slow, queue_size=2, concurrency=1)
+    reports: list[str] = []
+    sender = NodeSpec("p", pathlib.Path("p.py"), "flow", "p", 1, 1,
+                      wires=[[Target(Address.parse("test:slow"))]])
+    router = Router({"p": NodeInputs("p", 10, clock)}, bus, clock,
+                    lambda node_id, text, level: reports.append(text), stall_timeout=5.0)
+    # Two wait in the endpoint's queue; the third is refused: the line opens.
+    assert [router.output(sender, 0, {"payload": i}) for i in range(2)] == [None] * 2
+    held = router.output(sender, 0, {"payload": 2})
+    assert isinstance(held, Deferred) and router.output(sender, 0, {"payload": 3}) is held
+    clock.advance(0)
+    assert taken == [0]
+    clock.advance(0.001)  # the retry: 2 fits, 3 not yet
+    assert not held.called
+    for _ in range(4):  # the endpoint goes on taking them: the line empties, in order
+        answers[-1].callback(None)
+        clock.advance(0.05)
+    assert held.called and taken == [0, 1, 2, 3]
+    assert router.output(sender, 0, {"payload": 4}) is None  # no line left: straight on
+    # Stuck: the handler never answers 4; a line opens and gives up after 5 s.
+    clock.advance(0)
+    assert taken[-1] == 4
+    assert [router.output(sender, 0, {"payload": i}) for i in (5, 6)] == [None] * 2
+    stuck = router.output(sender, 0, {"payload": 7})
+    assert isinstance(stuck, Deferred)
+    clock.advance(4.9)
+    assert not stuck.called
+    clock.pump([0.05] * 10)
+    assert stuck.called
+    assert reports == ["1 message(s) to test:slow dropped: it took none for 5 s"]
