@@ -21,8 +21,9 @@ the producer. Holding never deadlocks:
   so the graph never has a cycle (A -> B -> A) and the node at its end, which waits for
   nobody, always makes progress. Around a loop of wires one wire is therefore not held
   at a time; what it sends is bounded by what the loop's held nodes let in;
-- a node that answers nothing for ``stall_timeout`` seconds while senders wait for it is
-  *stalled*: they are released and no longer held for it.
+- a node that answers nothing for ``stall_timeout`` seconds while senders wait for it,
+  and is not itself held, is *stalled*: they are released and no longer held for it (a
+  held node waits for a slow destination; the check falls to that one).
 
 When a sender cannot be held, the queue may grow up to four times ``queue_size`` plus
 what its senders may still have on the way (senders that cannot be held, messages sent
@@ -243,6 +244,10 @@ class NodeInputs:
         if not self.waiters:
             return
         idle = self.clock.seconds() - self.last_progress
+        if self.waits_for:
+            # Held itself: it waits for a destination, it is not stuck. If that one is,
+            # its own check releases this node, which then goes on (or is found stuck).
+            idle = 0.0
         if idle < self.stall_timeout:
             self._stall_check = self.clock.callLater(
                 self.stall_timeout - idle, self._check_stall

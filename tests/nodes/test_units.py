@@ -171,6 +171,16 @@ def test_flow_control_rules() -> None:
     assert stalls == []
     clock.advance(0.2)
     assert stalls == [1] and released[-1] == "late" and slow.stalled
+    # A node that is held itself waits for its destination: it is not stalled.
+    held = NodeInputs("held", 4, clock, stall_timeout=5.0,
+                      on_stall=lambda inputs, n: stalls.append(n))
+    held.waits_for[third] = 1
+    held.wait_for_room(lambda: released.append("held"))
+    clock.advance(12.0)
+    assert stalls == [1] and not held.stalled and released[-1] == "late"
+    del held.waits_for[third]
+    clock.advance(5.0)
+    assert stalls == [1, 1] and held.stalled and released[-1] == "held"
     assert not slow.can_hold_for(sender)
     link.sent[-1][2](None, None)  # it answers again
     assert not slow.stalled
