@@ -91,4 +91,4 @@ class BusLine:
         self._retry = None
         self.waiting.clear()
         if not self.held.called:
-            self.held.callback(None)
+            self._end(0)

@@ -54,6 +54,7 @@ class NodeInputs:
     __slots__ = (
         "_pumping",
         "_stall_check",
+        "bus_lines",
         "capacity",
         "clock",
         "delivered",
@@ -101,6 +102,7 @@ class NodeInputs:
         # The wait-for graph's edges from this node: every destination that holds some
         # of this node's nodeOutput answers, with how many holds wait for it.
         self.waits_for: dict[NodeInputs, int] = {}
+        self.bus_lines = 0  # its messages waiting for room at bus endpoints: held too
         # Per destination that holds this node's answers: the pending hold, shared by
         # every answer held for it alone (see Router).
         self.waiting_senders: dict[NodeInputs, Deferred[None]] = {}
@@ -244,7 +246,7 @@ class NodeInputs:
         if not self.waiters:
             return
         idle = self.clock.seconds() - self.last_progress
-        if self.waits_for:
+        if self.waits_for or self.bus_lines:
             # Held itself: it waits for a destination, it is not stuck. If that one is,
             # its own check releases this node, which then goes on (or is found stuck).
             idle = 0.0

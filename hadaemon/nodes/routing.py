@@ -184,6 +184,7 @@ class Router:
                            functools.partial(self._line_ended, source.id, key))
             line.append(address, value)
             self._lines[key] = line
+            self._inputs[source.id].bus_lines += 1
             return line.held
         except BusError as exc:
             self._bus_failed(source.id, address, Failure(exc))
@@ -200,6 +201,7 @@ class Router:
                     dropped: int) -> None:
         if self._lines.get(key) is line:
             del self._lines[key]
+        self._inputs[node_id].bus_lines -= 1
         if dropped:
             self._throttled(
                 ("stalled", node_id, key[1]), node_id,

@@ -137,12 +137,14 @@ def test_a_full_bus_endpoint_holds_the_sender_in_order_and_a_stuck_one_lets_go()
     reports: list[str] = []
     sender = NodeSpec("p", pathlib.Path("p.py"), "flow", "p", 1, 1,
                       wires=[[Target(Address.parse("test:slow"))]])
-    router = Router({"p": NodeInputs("p", 10, clock)}, bus, clock,
+    inputs = NodeInputs("p", 10, clock)
+    router = Router({"p": inputs}, bus, clock,
                     lambda node_id, text, level: reports.append(text), stall_timeout=5.0)
     # Two wait in the endpoint's queue; the third is refused: the line opens.
     assert [router.output(sender, 0, {"payload": i}) for i in range(2)] == [None] * 2
     held = router.output(sender, 0, {"payload": 2})
     assert isinstance(held, Deferred) and router.output(sender, 0, {"payload": 3}) is held
+    assert inputs.bus_lines == 1  # held: never declared stalled meanwhile
     clock.advance(0)
     assert taken == [0]
     clock.advance(0.001)  # the retry: 2 fits, 3 not yet
@@ -150,7 +152,7 @@ def test_a_full_bus_endpoint_holds_the_sender_in_order_and_a_stuck_one_lets_go()
     for _ in range(4):  # the endpoint goes on taking them: the line empties, in order
         answers[-1].callback(None)
         clock.advance(0.05)
-    assert held.called and taken == [0, 1, 2, 3]
+    assert held.called and taken == [0, 1, 2, 3] and inputs.bus_lines == 0
     assert router.output(sender, 0, {"payload": 4}) is None  # no line left: straight on
     # Stuck: the handler never answers 4; a line opens and gives up after 5 s.
     clock.advance(0)
