@@ -58,7 +58,7 @@ def run_flow(tmp_path: pathlib.Path, nodes: list[dict[str, Any]], sinks: list[st
             async with running(reactor, config) as run:
                 run.daemon.bus.post("node:p/0", {"payload": COUNT})
                 for name in sinks:
-                    [summary] = await run.sink.wait(reactor, 1, name, timeout=600.0)
+                    [summary] = await run.sink.wait(reactor, 1, name, timeout=240.0)
                     assert summary == {"count": COUNT, "disorder": []}, (name, summary)
                 states = run.plugin.nodes()
                 assert all(s["dropped"] == 0 and s["lost"] == 0 and s["failed"] == 0
