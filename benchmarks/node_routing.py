@@ -35,7 +35,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 
-from hadaemon.bus import Address
+from hadaemon.bus import Address, Bus
 from hadaemon.config import read, validate
 from hadaemon.daemon import Daemon
 from hadaemon.nodes import SCHEMA, NodesPlugin
@@ -228,6 +228,26 @@ def a_to_b(workdir: pathlib.Path, count: int, wire: str = "msgpack") -> list[dic
     ]
 
 
+class Results:
+    """``bench:results``: where a flow's last node reports (its payload)."""
+
+    def __init__(self, bus: Bus) -> None:
+        self._bus = bus
+        self._waiting: list[Deferred[Any]] = []
+        bus.register("bench:results", self._collect)
+
+    def _collect(self, address: Address, message: Any) -> None:
+        if self._waiting:
+            self._waiting.pop().callback(message["payload"])
+
+    async def after(self, address: str, message: Any) -> Any:
+        """Post ``message`` to ``address`` (it starts a run); the next report."""
+        done: Deferred[Any] = Deferred()
+        self._waiting.append(done)
+        self._bus.post(address, message)
+        return await done
+
+
 def hadaemon_routing(workdir: pathlib.Path, count: int, wire: str = "msgpack") -> dict[str, Any]:
     workdir = workdir / f"routing-{wire}"
     nodes = a_to_b(workdir, count, wire)
@@ -235,23 +255,13 @@ def hadaemon_routing(workdir: pathlib.Path, count: int, wire: str = "msgpack") -
 
     async def scenario(reactor: Any) -> None:
         async with nodes_started(reactor, workdir, nodes) as (daemon, plugin):
-            results: list[Any] = []
-            waiting: list[Deferred[None]] = []
-
-            def collect(address: Address, message: Any) -> None:
-                results.append(message["payload"])
-                if waiting:
-                    waiting.pop().callback(None)
-
-            daemon.bus.register("bench:results", collect)
+            results = Results(daemon.bus)
 
             async def run(n: int, interval: float) -> dict[str, Any]:
-                done: Deferred[None] = Deferred()
-                waiting.append(done)
                 await daemon.bus.send("node:b/0", {"payload": "reset"})
-                daemon.bus.post("node:a/0", {"payload": [n, interval]})
-                await done
-                return results[-1]  # type: ignore[no-any-return]
+                result: dict[str, Any] = await results.after("node:a/0",
+                                                             {"payload": [n, interval]})
+                return result
 
             # nodeInfo is sent once, at authentication: "last" is fixed at count - 1.
             await run(count, 0.0)  # warm-up

@@ -10,19 +10,25 @@ the daemon and the node.
 Between nodes, the queue is the flow control. Once ``queue_size`` messages wait for a
 node, the answer to a sender's ``nodeOutput`` is held until half of them went (its
 client keeps a window of unanswered ``nodeOutput`` calls, so a fast sender slows down
-to the pace of its slowest destination instead of losing messages). Holding never
-deadlocks:
+to the pace of its slowest destination instead of losing messages). A node whose own
+answers are held soon stops taking inputs (its callback waits in ``nodeOutput``), so
+its queue fills and it holds its own senders in turn: the hold travels up any chain to
+the producer. Holding never deadlocks:
 
 - a sender is never held for itself (a node wired to its own input);
-- a sender is never held for a node whose own answers are held: every wait goes to a
-  node that is not waiting, so waits can never form a cycle (A -> B -> A);
-- a node that answers nothing for ``stall_timeout`` seconds while senders wait for it is
-  *stalled*: they are released and no longer held for it.
+- the holds form a wait-for graph (``waits_for``: sender -> destination); a sender is
+  never held for a destination that waits, directly or through others, for the sender,
+  so the graph never has a cycle (A -> B -> A) and the node at its end, which waits for
+  nobody, always makes progress. Around a loop of wires one wire is therefore not held
+  at a time; what it sends is bounded by what the loop's held nodes let in;
+- a node that answers nothing for ``stall_timeout`` seconds while senders wait for it,
+  and is not itself held, is *stalled*: they are released and no longer held for it (a
+  held node waits for a slow destination; the check falls to that one).
 
-When no sender is held, the queue may grow up to four times ``queue_size`` plus what its
-senders may still have on the way (senders that cannot be held, messages sent on credit
-before the sender was held); beyond it messages are dropped, counted and reported, never
-silently. Bus senders (other worlds) get ``QueueFull`` at
+When a sender cannot be held, the queue may grow up to four times ``queue_size`` plus
+what its senders may still have on the way (senders that cannot be held, messages sent
+on credit before the sender was held); beyond it messages are dropped, counted and
+reported, never silently. Bus senders (other worlds) get ``QueueFull`` at
 ``queue_size``. Messages wait while a node (re)starts, so a quick restart loses nothing
 but the inputs that were in flight.
 """
@@ -48,12 +54,12 @@ class NodeInputs:
     __slots__ = (
         "_pumping",
         "_stall_check",
+        "bus_lines",
         "capacity",
         "clock",
         "delivered",
         "dropped",
         "failed",
-        "held",
         "in_flight",
         "last_progress",
         "limit",
@@ -67,6 +73,7 @@ class NodeInputs:
         "stalled",
         "waiters",
         "waiting_senders",
+        "waits_for",
     )
 
     def __init__(
@@ -92,9 +99,12 @@ class NodeInputs:
         self.in_flight = 0
         self.link: NodeLink | None = None
         self.waiters: list[Callable[[], None]] = []  # senders held until there is room
-        self.held = 0  # this node's own nodeOutput answers being held
+        # The wait-for graph's edges from this node: every destination that holds some
+        # of this node's nodeOutput answers, with how many holds wait for it.
+        self.waits_for: dict[NodeInputs, int] = {}
+        self.bus_lines = 0  # its messages waiting for room at bus endpoints: held too
         # Per destination that holds this node's answers: the pending hold, shared by
-        # every answer held for it (see Router).
+        # every answer held for it alone (see Router).
         self.waiting_senders: dict[NodeInputs, Deferred[None]] = {}
         self.stalled = False
         self._pumping = False
@@ -140,8 +150,27 @@ class NodeInputs:
         return len(self.queue) >= self.capacity
 
     def can_hold_for(self, sender: NodeInputs) -> bool:
-        """Whether ``sender`` may wait for room here without risking a deadlock."""
-        return sender is not self and self.held == 0 and not self.stalled
+        """Whether ``sender`` may wait for room here without risking a deadlock: not for
+        itself, not while this node is stalled, and not if this node waits, directly or
+        through others, for ``sender`` (the wait would close a cycle)."""
+        if sender is self or self.stalled:
+            return False
+        if sender in self.waits_for:
+            return False
+        return not self.waits_for or not self._reaches(sender)
+
+    def _reaches(self, target: NodeInputs) -> bool:
+        """Whether ``target`` is among the nodes this one waits for, transitively."""
+        seen = {self}
+        stack = list(self.waits_for)
+        while stack:
+            node = stack.pop()
+            if node is target:
+                return True
+            if node not in seen:
+                seen.add(node)
+                stack.extend(node.waits_for)
+        return False
 
     def wait_for_room(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` once the queue is down to half ``queue_size`` (or the node
@@ -217,6 +246,10 @@ class NodeInputs:
         if not self.waiters:
             return
         idle = self.clock.seconds() - self.last_progress
+        if self.waits_for or self.bus_lines:
+            # Held itself: it waits for a destination, it is not stuck. If that one is,
+            # its own check releases this node, which then goes on (or is found stuck).
+            idle = 0.0
         if idle < self.stall_timeout:
             self._stall_check = self.clock.callLater(
                 self.stall_timeout - idle, self._check_stall

@@ -171,7 +171,8 @@ class NodesPlugin(Plugin):
         tokens = Tokens()
         store, credentials = self.context.store, self.context.credentials
         router = Router(
-            {i: r.inputs for i, r in self.runtimes.items()}, self.bus, reactor, self._report
+            {i: r.inputs for i, r in self.runtimes.items()}, self.bus, reactor, self._report,
+            stall_timeout=float(config["stall_timeout"]),
         )
         self.dispatcher = Dispatcher(
             self.flows,
@@ -393,6 +394,8 @@ class NodesPlugin(Plugin):
         for subscription in self._subscriptions:
             subscription.cancel()
         self._subscriptions = []
+        if self.dispatcher is not None:
+            _dispatcher(self.dispatcher).router.stop()
         if self.supervisor is not None:
             await self.supervisor.stop_all()
         for runtime in self.runtimes.values():

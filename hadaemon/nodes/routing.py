@@ -10,14 +10,16 @@ stays readable. A destination that is full holds the sender's answer until it ha
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
-from hadaemon.bus import Bus, Level
+from hadaemon.bus import Address, Bus, BusError, Level, QueueFull
+from hadaemon.nodes.busline import BusLine
 from hadaemon.nodes.delivery import NodeInputs, Reporter, Throttle, suppressed
 from hadaemon.nodes.faults import INVALID_PARAMS, Fault
 from hadaemon.nodes.flows import NodeSpec, Target
@@ -50,8 +52,14 @@ class Router:
         bus: Bus,
         reactor: IReactorTime,
         report: Reporter,
+        *,
+        stall_timeout: float = 10.0,
     ) -> None:
         self._inputs = inputs
+        self._clock = reactor
+        self._stall_timeout = stall_timeout
+        # A sender's messages waiting for room at a bus endpoint, by (node id, endpoint).
+        self._lines: dict[tuple[str, str], BusLine] = {}
         self._bus = bus
         self._report = report
         self._throttle = Throttle(reactor)
@@ -91,10 +99,13 @@ class Router:
         message = OutgoingMessage(as_message(msg, source.id), decoded=True)
         self.routed += 1
         full: list[NodeInputs] | None = None
+        bus_held: Deferred[None] | None = None
         for inputs, target in route:
             if inputs is None:
                 if target.node_id is None:
-                    self._to_bus(source, target, message)
+                    held = self._to_bus(source, target, message)
+                    if held is not None:
+                        bus_held = held
                 else:
                     self._throttled(("gone", source.id, target.node_id), source.id,
                                     f"no node {target.node_id!r} to deliver to", Level.ERROR)
@@ -111,52 +122,113 @@ class Router:
                 if inputs not in full:
                     full.append(inputs)
         if full is None:
-            return None
+            return bus_held
         sender = self._inputs[source.id]
+        if len(full) == 1:
+            pending = sender.waiting_senders.get(full[0])
+            if pending is not None:  # already waiting for it alone: known to be safe
+                return pending if bus_held is None else _both(pending, bus_held)
         full = [inputs for inputs in full if inputs.can_hold_for(sender)]
         if not full:
-            return None
-        return self._hold(sender, full)
+            return bus_held
+        held = self._hold(sender, full)
+        return held if bus_held is None else _both(held, bus_held)
 
     @staticmethod
     def _hold(sender: NodeInputs, full: list[NodeInputs]) -> Deferred[None]:
         """The sender's answer, once every full destination has room: one Deferred for
-        every answer held for the same single destination."""
-        if len(full) == 1:
-            pending = sender.waiting_senders.get(full[0])
-            if pending is not None:
-                return pending
+        every answer held for the same single destination. While it waits, the sender
+        has an edge to each of them in the wait-for graph (``waits_for``)."""
         answer: Deferred[None] = Deferred()
-        sender.held += 1
         remaining = [len(full)]
+        waits_for = sender.waits_for
 
-        def room() -> None:
+        def room(inputs: NodeInputs) -> None:
+            count = waits_for[inputs] - 1
+            if count:
+                waits_for[inputs] = count
+            else:
+                del waits_for[inputs]
             remaining[0] -= 1
             if remaining[0] == 0:
-                sender.held -= 1
-                if len(full) == 1 and sender.waiting_senders.get(full[0]) is answer:
-                    del sender.waiting_senders[full[0]]
+                if len(full) == 1 and sender.waiting_senders.get(inputs) is answer:
+                    del sender.waiting_senders[inputs]
                 answer.callback(None)
 
         if len(full) == 1:
             sender.waiting_senders[full[0]] = answer
         for inputs in full:
-            inputs.wait_for_room(room)
+            waits_for[inputs] = waits_for.get(inputs, 0) + 1
+            inputs.wait_for_room(functools.partial(room, inputs))
         return answer
 
-    def _to_bus(self, source: NodeSpec, target: Target, message: OutgoingMessage) -> None:
+    def _to_bus(
+        self, source: NodeSpec, target: Target, message: OutgoingMessage
+    ) -> Deferred[None] | None:
+        """Send on the bus; a Deferred while the sender's messages to that endpoint wait
+        for room (see :mod:`hadaemon.nodes.busline`)."""
         value = unpack(message.packed)  # a copy of its own for every destination
         if target.payload_only:
             value = value.get("payload")
-        self._bus.send(target.address, value).addErrback(self._bus_failed, source, target)
+        address = target.address
+        key = (source.id, address.endpoint)
+        line = self._lines.get(key)
+        if line is not None:  # earlier messages wait: this one waits behind them
+            line.append(address, value)
+            return line.held
+        try:
+            self._bus.deliver(address, value, self._reply(source.id, address))
+        except QueueFull:
+            line = BusLine(self._bus, self._clock, self._stall_timeout,
+                           functools.partial(self._reply, source.id),
+                           functools.partial(self._line_ended, source.id, key))
+            line.append(address, value)
+            self._lines[key] = line
+            self._inputs[source.id].bus_lines += 1
+            return line.held
+        except BusError as exc:
+            self._bus_failed(source.id, address, Failure(exc))
+        return None
 
-    def _bus_failed(self, failure: Failure, source: NodeSpec, target: Target) -> None:
+    def _reply(self, node_id: str, address: Address) -> Callable[[object], None]:
+        """The outcome handler of a node's message to ``address``: failures reported."""
+        def outcome(result: object) -> None:
+            if isinstance(result, Failure):
+                self._bus_failed(node_id, address, result)
+        return outcome
+
+    def _line_ended(self, node_id: str, key: tuple[str, str], line: BusLine,
+                    dropped: int) -> None:
+        if self._lines.get(key) is line:
+            del self._lines[key]
+        self._inputs[node_id].bus_lines -= 1
+        if dropped:
+            self._throttled(
+                ("stalled", node_id, key[1]), node_id,
+                f"{dropped} message(s) to {key[1]} dropped: it took none for "
+                f"{self._stall_timeout:g} s", Level.ERROR,
+            )
+
+    def _bus_failed(self, node_id: str, address: Address, failure: Failure) -> None:
         self._throttled(
-            ("bus", source.id, str(target.address), failure.type), source.id,
-            f"message to {target.address} failed: {failure.getErrorMessage()}", Level.ERROR,
+            ("bus", node_id, str(address), failure.type), node_id,
+            f"message to {address} failed: {failure.getErrorMessage()}", Level.ERROR,
         )
+
+    def stop(self) -> None:
+        """Stop retrying every bus line (the daemon stops)."""
+        lines, self._lines = self._lines, {}
+        for line in lines.values():
+            line.cancel()
 
     def _throttled(self, key: Any, node_id: str, message: str, level: Level) -> None:
         count = self._throttle.hit(key)
         if count is not None:
             self._report(node_id, message + suppressed(count), int(level))
+
+
+def _both(first: Deferred[None], second: Deferred[None]) -> Deferred[None]:
+    """Fires once both have (a fan-out held by a node and by a bus endpoint at once)."""
+    both: Deferred[None] = Deferred()
+    gatherResults([first, second]).addCallback(lambda _: both.callback(None))
+    return both

@@ -22,6 +22,7 @@ Reactor thread only.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -61,6 +62,9 @@ class Router:
         self._reporter = reporter
         self.overflow = overflow
         self.overflow_timeout = overflow_timeout
+        # Per foreign endpoint that refused a message: the sends waiting for room there,
+        # in order (each a future done once it went).
+        self._lines: dict[str, deque[asyncio.Future[None]]] = {}
 
     def route(self, qm: QueueMessage, *, wait: bool = True) -> Awaitable[None] | None:
         """Send ``qm``; returns something to await only when waiting for room.
@@ -142,6 +146,9 @@ class Router:
     def _send_foreign(
         self, address: Address, payload: Any, source: str, wait: bool
     ) -> Awaitable[None] | None:
+        line = self._lines.get(address.endpoint)
+        if line is not None and wait:  # others wait for room there: behind them, in order
+            return self._wait_in_line(line, address, payload, source)
         d = self._bus.send(address, payload)
         if d.called:
             failure = _failure_of(d)
@@ -204,15 +211,43 @@ class Router:
         if not wait or self.overflow == "drop" or self.overflow_timeout <= 0:
             self.warn_sender(source, f"queue of {address.endpoint} is full; message dropped")
             return None
-        return self._poll_and_send(address, payload, source)
+        # The first to wait opens the endpoint's line: later sends to it (from any
+        # service) queue behind, so a handler that finds room first cannot overtake one
+        # that waits (order, as a node's own queue keeps it).
+        line: deque[asyncio.Future[None]] = deque()
+        self._lines[address.endpoint] = line
+        return self._wait_in_line(line, address, payload, source)
 
-    async def _poll_and_send(self, address: Address, payload: Any, source: str) -> None:
+    async def _wait_in_line(
+        self, line: deque[asyncio.Future[None]], address: Address, payload: Any, source: str
+    ) -> None:
+        """Send once every earlier message in the endpoint's line went (or was dropped)."""
+        previous = line[-1] if line else None
+        turn: asyncio.Future[None] = self._loop.create_future()
+        line.append(turn)
+        try:
+            if previous is not None:
+                await asyncio.shield(previous)
+            # The first waits before its retry (it was just refused); the others try
+            # at once: the one before them just went.
+            await self._poll_and_send(address, payload, source, at_once=previous is not None)
+        finally:
+            turn.set_result(None)
+            line.remove(turn)
+            if not line and self._lines.get(address.endpoint) is line:
+                del self._lines[address.endpoint]
+
+    async def _poll_and_send(
+        self, address: Address, payload: Any, source: str, at_once: bool = False
+    ) -> None:
         # Another plugin's endpoint tells nobody when it has room: poll, briefly.
         deadline = self._loop.time() + self.overflow_timeout
         delay = _POLL_FIRST
         while self._loop.time() < deadline:
-            await asyncio.sleep(min(delay, max(deadline - self._loop.time(), 0)))
-            delay = min(delay * 2, _POLL_MAX)
+            if not at_once:
+                await asyncio.sleep(min(delay, max(deadline - self._loop.time(), 0)))
+                delay = min(delay * 2, _POLL_MAX)
+            at_once = False
             d = self._bus.send(address, payload)
             failure = _failure_of(d) if d.called else None
             if failure is not None and failure.check(QueueFull):

@@ -19,6 +19,7 @@ from hadaemon.config import read, validate
 from hadaemon.daemon import Daemon
 from hadaemon.nodes import SCHEMA, NodesPlugin
 from hadaemon.plugin import Catalog, PluginInfo
+from hadaemon.services import ServicesPlugin
 from hadaemon.testing import wait_until
 
 NODES = pathlib.Path(__file__).parent / "nodes"
@@ -36,6 +37,7 @@ def catalog() -> Catalog:
     return Catalog({
         "nodes": PluginInfo("nodes", NodesPlugin, SCHEMA, "tests"),
         "demo": PluginInfo("demo", DemoDevices, DemoDevices.schema, "tests"),
+        "services": PluginInfo("services", ServicesPlugin, ServicesPlugin.schema, "tests"),
     })
 
 
@@ -61,13 +63,18 @@ def make_config(
     stop_timeout: float = 20.0,
     demo_latency: float = 0.0,
     demo_interval: float = 3600.0,
+    services: dict[str, Any] | None = None,
     **settings: Any,
 ) -> Any:
+    """A validated config; ``services`` is the ``[services]`` section (with the plugin)."""
     sections: dict[str, Any] = {
         "daemon": {"state_dir": str(tmp_path / "var"), "plugins": list(plugins),
                    "stop_timeout": stop_timeout},
         "nodes": {"node": nodes, "grace": 3.0, **settings},
     }
+    if services is not None:
+        sections["daemon"]["plugins"].append("services")
+        sections["services"] = services
     if "demo" in plugins:
         sections["demo"] = {"interval": demo_interval, "follow": False,
                             "latency": demo_latency}

@@ -148,9 +148,14 @@ def test_flow_control_rules() -> None:
     assert slow.full
     assert slow.can_hold_for(sender)
     assert not slow.can_hold_for(slow)  # never held for oneself
-    slow.held = 1
-    assert not slow.can_hold_for(sender)  # never for a node that is held itself
-    slow.held = 0
+    # A node that is held itself still holds its senders (a chain: sender -> slow ->
+    # third), unless it waits, directly or through others, for the sender (a cycle).
+    third = NodeInputs("third", 4, clock)
+    slow.waits_for[third] = 1
+    assert slow.can_hold_for(sender)
+    third.waits_for[sender] = 1
+    assert not slow.can_hold_for(sender)  # slow -> third -> sender -> slow: a cycle
+    del third.waits_for[sender], slow.waits_for[third]
     released: list[str] = []
     slow.wait_for_room(lambda: released.append("room"))
     link = FakeLink(window=1)
@@ -166,6 +171,16 @@ def test_flow_control_rules() -> None:
     assert stalls == []
     clock.advance(0.2)
     assert stalls == [1] and released[-1] == "late" and slow.stalled
+    # A node that is held itself waits for its destination: it is not stalled.
+    held = NodeInputs("held", 4, clock, stall_timeout=5.0,
+                      on_stall=lambda inputs, n: stalls.append(n))
+    held.waits_for[third] = 1
+    held.wait_for_room(lambda: released.append("held"))
+    clock.advance(12.0)
+    assert stalls == [1] and not held.stalled and released[-1] == "late"
+    del held.waits_for[third]
+    clock.advance(5.0)
+    assert stalls == [1, 1] and held.stalled and released[-1] == "held"
     assert not slow.can_hold_for(sender)
     link.sent[-1][2](None, None)  # it answers again
     assert not slow.stalled
