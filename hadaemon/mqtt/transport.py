@@ -50,14 +50,12 @@ class _BufferedSocket:
 
     def __init__(self, sock: Any, quickack: bool = False) -> None:
         self._sock = sock
-        self._data = b""
-        self._pos = 0
+        self._buffer = bytearray()
         self._eof = False
         self._quickack = quickack and _QUICKACK is not None
 
     def recv(self, bufsize: int) -> bytes:
-        pos = self._pos
-        if pos >= len(self._data):
+        if not self._buffer:
             if self._eof:
                 return b""
             data = self._sock.recv(_READ_SIZE)  # may raise BlockingIOError / SSLWantRead
@@ -69,9 +67,10 @@ class _BufferedSocket:
                     self._sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
                 except OSError:
                     self._quickack = False
-            self._data, pos = data, 0
-        self._pos = pos + bufsize
-        return self._data[pos:pos + bufsize]
+            self._buffer += data
+        chunk = bytes(self._buffer[:bufsize])
+        del self._buffer[:bufsize]
+        return chunk
 
     def take_publish(self, mqtt5: bool) -> tuple[str, bytes, bool] | None:
         """The next buffered packet if it is a whole, plain QoS 0 PUBLISH (topic, payload,
@@ -83,16 +82,16 @@ class _BufferedSocket:
         with it (see docs/mqtt.md). Anything else (QoS 1, MQTT 5 properties, a packet
         not yet complete, a topic that is not UTF-8) is left to paho, unchanged.
         """
-        if self._pos >= len(self._data) and not self._eof:
+        if not self._buffer:
             try:
-                self.recv(0)  # an empty buffer is filled (consuming nothing)
+                self.recv(0)  # fills the buffer, consuming nothing
             except OSError:
                 return None  # paho's own recv meets it again and handles it
-        data, pos = self._data, self._pos
+        data = self._buffer
         end_of_data = len(data)
-        if end_of_data - pos < 4 or data[pos] not in (0x30, 0x31):
+        if end_of_data < 4 or data[0] not in (0x30, 0x31):
             return None
-        length, shift, i = 0, 0, pos + 1
+        length, shift, i = 0, 0, 1
         while True:
             if i >= end_of_data or shift > 21:
                 return None
@@ -117,12 +116,14 @@ class _BufferedSocket:
             topic = data[i + 2:topic_end].decode()
         except UnicodeDecodeError:
             return None
-        self._pos = end
-        return topic, data[start:end], data[pos] == 0x31
+        retain = data[0] == 0x31
+        payload = bytes(data[start:end])
+        del data[:end]
+        return topic, payload, retain
 
     def buffered(self) -> int:
         """Bytes already read but not consumed (here, or inside the TLS layer)."""
-        pending = len(self._data) - self._pos
+        pending = len(self._buffer)
         if isinstance(self._sock, ssl.SSLSocket):
             pending += self._sock.pending()
         return pending
