@@ -397,11 +397,17 @@ def _latency(label: str, ours: dict[str, Any], base: dict[str, Any]) -> str:
     return f"  reaction {label:6s} hadaemon {one(ours)}   plain paho {one(base)}"
 
 
+def _load() -> str:
+    """The 1-minute load average: figures from a shared machine need it beside them."""
+    return f"{os.getloadavg()[0]:.1f}"
+
+
 def bench_broker(name: str, args: argparse.Namespace) -> None:
     broker = stock_broker(BROKERS[name])
     with broker:
         config = broker.config_path.read_text().strip().splitlines()
-        print(f"\nmosquitto '{name}', its whole config: " + "; ".join(config))
+        print(f"\nmosquitto '{name}', its whole config: " + "; ".join(config)
+              + f"   (load average {_load()})")
         ingests, floors = [], []
         for _ in range(args.repeat):  # alternately, so both see the same machine
             ingests.append(run_adapter(broker, "ingest", count=args.messages))
@@ -439,6 +445,7 @@ def main() -> None:
           f"{args.interval * 1000:.0f} ms apart")
     for name in args.brokers.split(","):
         bench_broker(name.strip(), args)
+    print(f"\nload average at the end: {_load()}")
 
 
 if __name__ == "__main__":
