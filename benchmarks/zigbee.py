@@ -176,40 +176,23 @@ def child_mirror(host: str, port: int) -> None:
     client.loop_forever()
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        n, digit = n >> 7, n & 0x7F
-        out.append(digit | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _packet(kind: int, body: bytes) -> bytes:
-    return bytes([kind]) + _varint(len(body)) + body
-
-
-def _string(text: str) -> bytes:
-    data = text.encode()
-    return len(data).to_bytes(2, "big") + data
-
-
 def child_flood(host: str, port: int, count: int) -> None:
     """Publish ``count`` state messages (QoS 0) as fast as the broker takes them: built
     beforehand and written on a raw socket, so the publisher is never the bottleneck."""
     import socket
 
-    packets = b"".join(_packet(0x30, _string(SENSOR) + json.dumps({
+    from hadaemon.testing.packets import connect_packet, mqtt_packet, publish_packet
+
+    packets = b"".join(publish_packet(SENSOR, json.dumps({
         "battery": 90, "humidity": 40 + (i % 100) / 10, "linkquality": i % 255,
         "pressure": 1000 + i % 7, "temperature": 20 + (i % 50) / 10, "voltage": 3000,
     }).encode()) for i in range(count))
     sock = socket.create_connection((host, port))
-    connect = b"\x00\x04MQTT\x04\x02\x00\x3c" + _string(f"flood-{os.getpid()}")
-    sock.sendall(_packet(0x10, connect))
+    sock.sendall(connect_packet(f"flood-{os.getpid()}"))
     if sock.recv(4)[:1] != b"\x20":
         raise SystemExit("flood: no CONNACK")
     sock.sendall(packets)
-    sock.sendall(_packet(0xE0, b""))  # DISCONNECT
+    sock.sendall(mqtt_packet(0xE0, b""))  # DISCONNECT
     sock.shutdown(socket.SHUT_WR)
     sock.recv(1)  # the broker closes once it has read everything
     sock.close()

@@ -14,23 +14,14 @@ from paho.mqtt.properties import Properties
 from hadaemon.mqtt import Message
 from hadaemon.mqtt.transport import _BufferedSocket
 from hadaemon.testing import BlockingClient, Broker, run_in_reactor, wait_until
+from hadaemon.testing.packets import publish_packet
 
 from .util import connection
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        n, digit = n >> 7, n & 0x7F
-        out.append(digit | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
 def _publish(topic: bytes, payload: bytes, first: int = 0x30, props: bytes | None = None,
              mid: bytes = b"") -> bytes:
-    body = len(topic).to_bytes(2, "big") + topic + mid + (props or b"") + payload
-    return bytes([first]) + _varint(len(body)) + body
+    return publish_packet(topic, payload, first=first, mid=mid, properties=props)
 
 
 class _Spy:
