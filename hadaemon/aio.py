@@ -15,17 +15,10 @@ from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.python.failure import Failure
+
+from hadaemon.usercode import PASSES, UserCodeEscape, UserCodeExit, contain, failure_of
 
 T = TypeVar("T")
-
-
-class UserCodeExit(Exception):
-    """User code called ``sys.exit()``; it ends that call, never the daemon."""
-
-    def __init__(self, code: object) -> None:
-        super().__init__(f"user code called sys.exit({code!r})")
-        self.code = code
 
 
 def running_loop() -> asyncio.AbstractEventLoop | None:
@@ -53,9 +46,12 @@ class _AwaitsDeferreds(Coroutine[Any, Any, T]):
     def send(self, value: Any) -> Any:
         try:
             yielded = self._coro.send(value)
-        except SystemExit as exc:
-            # A task raising SystemExit re-raises it out of the loop: never let it out.
-            raise UserCodeExit(exc.code) from exc
+        except PASSES:
+            raise
+        except BaseException as exc:
+            # A task raising KeyboardInterrupt or SystemExit re-raises it out of the loop
+            # (and so out of the reactor): never let one out.
+            raise contain(exc) from None
         return self._swap(yielded) if isinstance(yielded, Deferred) else yielded
 
     def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
@@ -64,8 +60,10 @@ class _AwaitsDeferreds(Coroutine[Any, Any, T]):
                 yielded = self._coro.throw(typ)
             else:
                 yielded = self._coro.throw(typ, val, tb)
-        except SystemExit as exc:
-            raise UserCodeExit(exc.code) from exc
+        except PASSES:
+            raise
+        except BaseException as exc:
+            raise contain(exc) from None
         return self._swap(yielded) if isinstance(yielded, Deferred) else yielded
 
     def close(self) -> None:
@@ -121,8 +119,9 @@ def as_deferred(result: object, *, name: str | None = None) -> Deferred[Any]:
     if isinstance(result, Deferred):
         return result
     if inspect.iscoroutine(result):
-        # An asyncio task that raises SystemExit re-raises it out of the loop (and so out
-        # of the reactor): the guard turns it into an ordinary exception first.
+        # An asyncio task that raises KeyboardInterrupt or SystemExit re-raises it out of
+        # the loop (and so out of the reactor): the wrapper turns it into an ordinary
+        # exception first.
         if running_loop() is not None:
             return Deferred.fromFuture(create_task(result, name=name))
         return Deferred.fromCoroutine(_guard(result))
@@ -140,23 +139,30 @@ async def _await(awaitable: Awaitable[T]) -> T:
 async def _guard(awaitable: Awaitable[T]) -> T:
     try:
         return await awaitable
-    except SystemExit as exc:
-        raise UserCodeExit(exc.code) from exc
+    except PASSES:
+        raise
+    except BaseException as exc:
+        raise contain(exc) from None
 
 
 def call_as_deferred(fn: Callable[..., object], *args: Any, **kwargs: Any) -> Deferred[Any]:
-    """Call ``fn`` and always get a Deferred, also when it raises (``SystemExit`` included).
+    """Call ``fn`` and always get a Deferred, also when it raises (any BaseException).
 
-    User code must never stop the reactor: ``sys.exit()`` inside a handler becomes a
-    failed Deferred like any other exception.
+    User code must never stop the reactor: ``sys.exit()`` or ``KeyboardInterrupt`` inside
+    a handler becomes a failed Deferred (:class:`UserCodeEscape`) like any other error.
     """
     try:
         result = fn(*args, **kwargs)
-    except SystemExit as exc:
-        return fail(UserCodeExit(exc.code))
-    except Exception:
-        return fail(Failure())
+    except BaseException as exc:
+        return fail(failure_of(exc))
     return as_deferred(result)
 
 
-__all__ = ["UserCodeExit", "as_deferred", "call_as_deferred", "create_task", "running_loop"]
+__all__ = [
+    "UserCodeEscape",
+    "UserCodeExit",
+    "as_deferred",
+    "call_as_deferred",
+    "create_task",
+    "running_loop",
+]

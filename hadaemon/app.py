@@ -12,6 +12,7 @@ from twisted.logger import globalLogPublisher
 from hadaemon.config import Config, ConfigError, ConfigErrors, read, validate, validate_core
 from hadaemon.logs import make_output_observer
 from hadaemon.plugin import Catalog, discover_for
+from hadaemon.usercode import contain
 
 
 @dataclass
@@ -85,8 +86,9 @@ def _plugin_checks(config: Config, catalog: Catalog) -> list[str]:
             continue
         try:
             found = check(config.section(name), config)
-        except Exception as exc:
-            found = [f"the check itself failed: {type(exc).__name__}: {exc}"]
+        except BaseException as exc:  # sys.exit() too; a real Ctrl+C goes on up
+            error = contain(exc)
+            found = [f"the check itself failed: {type(error).__name__}: {error}"]
         problems.extend(f"{config.source}: [{name}]: {problem}" for problem in found)
     return problems
 

@@ -31,6 +31,7 @@ from hadaemon.logs import get_logger, set_levels
 from hadaemon.plugin import Catalog, PluginContext, discover_for
 from hadaemon.registry import Registry
 from hadaemon.store import Store
+from hadaemon.usercode import failure_of, guard_reactor
 from hadaemon.watchdog import Watchdog
 
 DAEMON = "daemon"
@@ -39,6 +40,20 @@ _FLUSH_RESERVE = 1.0  # seconds of the stop budget kept for flushing the stores
 
 class StartupError(Exception):
     """The daemon could not start its core (the stores); plugins never started."""
+
+
+_running: set[Daemon] = set()
+_running_lock = threading.Lock()
+
+
+def running_daemons() -> list[Daemon]:
+    """The daemons started and not yet stopped in this process (any thread may ask).
+
+    Embedding refuses to start a second one: two daemons on one reactor would share it
+    unawares, and two on one state directory would fight over its lock.
+    """
+    with _running_lock:
+        return list(_running)
 
 
 class Daemon(Service):
@@ -95,6 +110,12 @@ class Daemon(Service):
 
     def startService(self) -> None:
         Service.startService(self)
+        with _running_lock:
+            _running.add(self)
+        if self.owns_process and not getattr(self.reactor, "running", True):
+            # hadaemon runs this loop (hadaemon run, twistd): what user code lets escape
+            # from a callback of its own must not stop it.
+            guard_reactor(self.reactor)
         # startService runs before the asyncio loop does (under twistd too): do the
         # real work in the first reactor turn, where asyncio calls work.
         self.reactor.callWhenRunning(self._schedule_start)
@@ -180,10 +201,10 @@ class Daemon(Service):
             service = self._track(component, info.factory, context)
             IService(service)
         except BaseException as exc:
-            if isinstance(exc, KeyboardInterrupt):
-                raise
-            self._plugin_failed(name, f"failed to create: {type(exc).__name__}: {exc}",
-                                Failure().getTraceback())
+            failure = failure_of(exc)
+            error = failure.value
+            self._plugin_failed(name, f"failed to create: {type(error).__name__}: {error}",
+                                failure.getTraceback())
             return defer.succeed(None)
         self.plugins.append((name, service))
         service.parent = self
@@ -250,6 +271,13 @@ class Daemon(Service):
         return self._stopping
 
     async def _stop(self) -> None:
+        try:
+            await self._stop_everything()
+        finally:
+            with _running_lock:
+                _running.discard(self)
+
+    async def _stop_everything(self) -> None:
         budget = self.config.core.stop_timeout
         deadline = self.reactor.seconds() + budget
         if self.owns_process:
@@ -301,9 +329,8 @@ class Daemon(Service):
                 limit=limit,
             )
         except BaseException as exc:
-            if isinstance(exc, KeyboardInterrupt):
-                raise
-            self.log.failure("plugin {plugin} failed to stop", failure=Failure(), plugin=name)
+            self.log.failure("plugin {plugin} failed to stop", failure=failure_of(exc),
+                             plugin=name)
 
 
 def _arm_hard_exit(after: float, log: Logger) -> None:

@@ -85,10 +85,9 @@ def encode_float(value: float) -> tuple[int, int]:
     if not math.isfinite(magnitude) or magnitude == 0.0 or magnitude < 2.2250738585072014e-308:
         return 0, 0
     m, e = math.frexp(magnitude)  # 0.5 <= m < 1
-    mantissa = math.floor(m * _MANTISSA_SCALE + 0.5)  # round half away from zero (m > 0)
-    if mantissa >= _MANTISSA_SCALE:  # rounding reached 1.0: renormalise
-        mantissa //= 2
-        e += 1
+    # Round half away from zero (m > 0). Where rounding reaches 2^30 the real encoder
+    # keeps it (0x40000000 still fits an i32) rather than renormalising: byte-exact.
+    mantissa = math.floor(m * _MANTISSA_SCALE + 0.5)
     return (-mantissa if value < 0 else mantissa), e
 
 

@@ -13,8 +13,9 @@ Contract (see docs/architecture.md):
 - ``publish(event)`` delivers synchronously to every subscription whose pattern matches
   the topic, in subscription order; events published while dispatching are queued, so
   every subscriber sees events in publish order.
-- A handler or subscriber that raises (``SystemExit`` included) is logged with its name
-  and disturbs neither the others, nor the sender, nor the reactor.
+- A handler or subscriber that raises (any ``BaseException``: ``SystemExit`` and
+  ``KeyboardInterrupt`` become :class:`hadaemon.usercode.UserCodeEscape`) is logged with
+  its name and disturbs neither the others, nor the sender, nor the reactor.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
-from hadaemon.aio import UserCodeExit, as_deferred, create_task, running_loop
+from hadaemon.aio import as_deferred, create_task, running_loop
 from hadaemon.bus.address import Address, InvalidAddress
 from hadaemon.bus.errors import (
     BusError,
@@ -45,6 +46,7 @@ from hadaemon.bus.errors import (
 from hadaemon.bus.events import Event
 from hadaemon.bus.topics import compile_pattern
 from hadaemon.logs import get_logger
+from hadaemon.usercode import failure_of
 from hadaemon.watchdog import Watchdog
 
 Handler = Callable[[Address, Any], object]
@@ -314,10 +316,8 @@ class Bus:
                 result = self._watchdog.track(ep.name, ep.handler, addr, message)
             else:
                 result = ep.handler(addr, message)
-        except SystemExit as exc:
-            result = Failure(UserCodeExit(exc.code))
-        except Exception:
-            result = Failure()
+        except BaseException as exc:
+            result = failure_of(exc)
         # Cheapest check first: Deferred is an ABC (Awaitable), its isinstance is slow.
         if isinstance(result, Completion):
             result.when_done(self._done, ep, addr, reply)
@@ -340,8 +340,7 @@ class Bus:
             outcome: object = Failure(CancelledError(f"the handler of {addr} was cancelled"))
         else:
             exc = task.exception()
-            outcome = task.result() if exc is None else Failure(exc, type(exc),
-                                                                exc.__traceback__)
+            outcome = task.result() if exc is None else failure_of(exc)
         self._done(outcome, ep, addr, reply)
 
     def _done(self, result: object, ep: _Endpoint, addr: Address, reply: Reply | None) -> None:
@@ -438,11 +437,8 @@ class Bus:
                     result = self._watchdog.track(sub.name, sub.callback, event)
                 else:
                     result = sub.callback(event)
-            except SystemExit as exc:
-                self._subscriber_failed(Failure(UserCodeExit(exc.code)), sub, topic)
-                continue
-            except Exception:
-                self._subscriber_failed(Failure(), sub, topic)
+            except BaseException as exc:
+                self._subscriber_failed(failure_of(exc), sub, topic)
                 continue
             if result is not None and inspect.isawaitable(result):
                 # Not awaited (no backpressure on publishers); a failure is still logged.

@@ -7,6 +7,7 @@ returns its result; ``handle.submit`` returns a ``concurrent.futures.Future``;
 """
 
 from hadaemon.embed.errors import (
+    AlreadyRunning,
     CallTimeout,
     Deadlock,
     EmbedError,
@@ -20,6 +21,7 @@ from hadaemon.embed.handle import Handle, start
 from hadaemon.embed.subscriptions import EventIterator, EventSubscription
 
 __all__ = [
+    "AlreadyRunning",
     "CallTimeout",
     "Deadlock",
     "EmbedError",

@@ -41,13 +41,17 @@ class Bridge:
         future = _WorkFuture(self.loop)
 
         def run() -> None:
-            if not future.set_running_or_notify_cancel():
-                return
-            d = call_as_deferred(fn, *args, **kwargs)
-            future.work = d
-            d.addCallbacks(future.set_result, future.fail)
+            if future.set_running_or_notify_cancel():
+                future.run(fn, *args, **kwargs)
 
         self.loop.call_soon_threadsafe(run)
+        return future
+
+    def run_now(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> _WorkFuture:
+        """Reactor thread only: run ``fn`` at once; the future completes with its outcome."""
+        future = _WorkFuture(self.loop)
+        future.set_running_or_notify_cancel()
+        future.run(fn, *args, **kwargs)
         return future
 
     def call(
@@ -76,6 +80,12 @@ class _WorkFuture(concurrent.futures.Future[Any]):
         super().__init__()
         self._loop = loop
         self.work: Deferred[Any] | None = None
+
+    def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Reactor thread: run ``fn``; complete with its outcome when that is known."""
+        d = call_as_deferred(fn, *args, **kwargs)
+        self.work = d
+        d.addCallbacks(self.set_result, self.fail)
 
     def fail(self, failure: Failure) -> None:
         exc = failure.value

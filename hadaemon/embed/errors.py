@@ -11,6 +11,10 @@ class WrongReactor(EmbedError):
     """A reactor other than the asyncio one is installed in this process."""
 
 
+class AlreadyRunning(EmbedError):
+    """``start()`` while a daemon already runs in this process: one daemon per process."""
+
+
 class NotRestartable(EmbedError):
     """``start()`` after ``stop()``: Twisted's reactor runs once per process."""
 

@@ -18,7 +18,14 @@ from twisted.internet.defer import Deferred
 
 from hadaemon.bus import Address, Event
 from hadaemon.embed.bridge import Bridge
-from hadaemon.embed.errors import Deadlock, EmbedError, Forked, StartupFailed, Stopped
+from hadaemon.embed.errors import (
+    AlreadyRunning,
+    Deadlock,
+    EmbedError,
+    Forked,
+    StartupFailed,
+    Stopped,
+)
 from hadaemon.embed.runtime import PROCESS, Runtime, on_exit
 from hadaemon.embed.subscriptions import EventIterator, EventSubscription, Overflow, closed_all
 from hadaemon.logs import get_logger
@@ -42,6 +49,7 @@ class Handle:
         self._daemon: Daemon | None = None
         self._state_lock = threading.Lock()
         self._stopped = False
+        self._stop_done: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._subscriptions: list[EventSubscription] = []
         self.started: concurrent.futures.Future[None] = concurrent.futures.Future()
         self.default_timeout = DEFAULT_TIMEOUT
@@ -94,26 +102,40 @@ class Handle:
     def stop(self, timeout: float = 60.0) -> None:
         """Stop the daemon (and the reactor thread, if hadaemon started it); idempotent.
 
-        On the reactor thread this only begins the stop (it cannot wait for itself).
+        From any other thread it returns once everything has stopped (or raises
+        ``EmbedError`` after ``timeout`` seconds), also when a stop is already under way.
+        On the reactor thread it cannot wait for itself: it starts the stop and returns at
+        once; the stop goes on in later reactor turns.
         """
         with self._state_lock:
-            if self._stopped or PROCESS.forked:
+            if PROCESS.forked:
                 return
-            self._stopped = True
-        closed_all(self._subscriptions)
+            first, self._stopped = not self._stopped, True
+        if first:
+            closed_all(self._subscriptions)
+            if self._bridge.on_reactor_thread():
+                work = self._bridge.run_now(self._stop_on_reactor)
+            else:
+                work = self._bridge.submit(self._stop_on_reactor)
+            work.add_done_callback(self._stop_finished)
         if self._bridge.on_reactor_thread():
-            self._stop_on_reactor()
             return
         deadline = time.monotonic() + timeout
-        future = self._bridge.submit(self._stop_on_reactor)
         try:
-            future.result(timeout)
+            self._stop_done.result(timeout)
         except concurrent.futures.TimeoutError:
             raise EmbedError(f"the daemon did not stop within {timeout}s") from None
         if self._runtime.owns_reactor and not self._runtime.join(
             max(deadline - time.monotonic(), 0.1)
         ):
             raise EmbedError(f"the reactor thread did not end within {timeout}s")
+
+    def _stop_finished(self, work: concurrent.futures.Future[Any]) -> None:
+        error = work.exception()
+        if error is None:
+            self._stop_done.set_result(None)
+        else:
+            self._stop_done.set_exception(error)
 
     def _stop_on_reactor(self) -> Deferred[None] | None:
         if self._daemon is None or not self._daemon.running:
@@ -302,6 +324,7 @@ def start(
 
     if PROCESS.forked:
         raise Forked("hadaemon.embed.start() in a process forked after start()")
+    _refuse_a_second_daemon()
     if isinstance(config, Config):
         prepared = Prepared(config, discover_for(config.core))
     else:
@@ -314,8 +337,10 @@ def start(
     elif log != "none":
         raise ValueError(f"log must be 'stdlib' or 'none', not {log!r}")
     with PROCESS.lock:
+        _refuse_a_second_daemon()  # again: another thread may have started one meanwhile
         runtime = Runtime.acquire(timeout)
         handle = Handle(runtime, prepared)
+        PROCESS.handle = handle
         if runtime.owns_reactor:
             on_exit(lambda: handle.stop(prepared.config.core.stop_timeout + 5))
     assert runtime.bridge is not None
@@ -331,6 +356,28 @@ def start(
             raise StartupFailed(f"hadaemon did not start within {timeout}s") from None
         raise
     return handle
+
+
+def _refuse_a_second_daemon() -> None:
+    # One daemon per process: a second one would share the reactor unawares (another
+    # state directory) or fail on the state store's lock (the same one).
+    from hadaemon.daemon import running_daemons
+
+    previous: Handle | None = PROCESS.handle
+    if previous is not None and previous.running:
+        raise AlreadyRunning(
+            "a hadaemon daemon already runs in this process (started by "
+            "hadaemon.embed.start(), state directory "
+            f"{previous._prepared.config.core.state_dir}): one daemon per process; use "
+            "its handle, or stop() it before starting another"
+        )
+    running = running_daemons()
+    if running:
+        raise AlreadyRunning(
+            "a hadaemon daemon already runs in this process (state directory "
+            f"{running[0].config.core.state_dir}): one daemon per process; reach it "
+            "through its bus and plugins instead of starting another"
+        )
 
 
 __all__ = ["DEFAULT_TIMEOUT", "Deadlock", "Handle", "start"]

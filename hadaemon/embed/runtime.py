@@ -24,6 +24,7 @@ from typing import Any
 from hadaemon.embed.bridge import Bridge
 from hadaemon.embed.errors import EmbedError, NotRestartable, WrongReactor
 from hadaemon.logs import get_logger
+from hadaemon.usercode import guard_reactor
 
 _log = get_logger("hadaemon.embed")
 
@@ -37,6 +38,9 @@ class _Process:
         self.reactor_finished = False
         self.exit_hooks: list[Callable[[], None]] = []
         self.exit_hook_installed = False
+        # The handle of the last start(): set at once (under the lock), before its daemon
+        # exists, so that two start() calls racing each other are told apart too.
+        self.handle: Any = None
 
 
 PROCESS = _Process()
@@ -142,6 +146,7 @@ class Runtime:
             else:
                 asyncio.set_event_loop(self.loop)
             assert self.loop is not None
+            guard_reactor(self.reactor)  # our loop: user code's escapes must not end it
             self.bridge = Bridge(self.loop, threading.get_ident())
             self.reactor.callWhenRunning(self._reap_children_periodically)
         except BaseException as exc:

@@ -18,6 +18,7 @@ from typing import Literal
 
 from hadaemon.bus import Event
 from hadaemon.logs import get_logger
+from hadaemon.usercode import failure_of
 
 Overflow = Literal["drop_oldest", "drop_newest"]
 _CLOSED = object()
@@ -127,10 +128,10 @@ class EventSubscription:
                 return
             try:
                 self._callback(item)  # type: ignore[arg-type]
-            except BaseException as exc:
-                if isinstance(exc, KeyboardInterrupt):
-                    raise
-                _log.failure("subscriber callback for {pattern} failed", pattern=self.pattern)
+            except BaseException as exc:  # sys.exit(), KeyboardInterrupt too: never on
+                # the main thread, so never a real Ctrl+C; the worker goes on.
+                _log.failure("subscriber callback for {pattern} failed",
+                             failure=failure_of(exc), pattern=self.pattern)
 
     def cancel(self, timeout: float = 5.0) -> None:
         """Stop receiving; events already queued are still handed to the callback."""

@@ -21,7 +21,6 @@ from __future__ import annotations
 import inspect
 import json
 import random
-import socket
 import ssl
 import threading
 from collections.abc import Callable, Mapping
@@ -61,6 +60,7 @@ from hadaemon.mqtt.outbox import (
     Outgoing,
     PublishError,
 )
+from hadaemon.mqtt.reasons import describe_error
 from hadaemon.mqtt.settings import MqttSettings
 from hadaemon.mqtt.topics import matcher, validate_filter, validate_topic
 from hadaemon.watchdog import Watchdog
@@ -356,7 +356,7 @@ class MqttConnection:
                 will=self._will,
             )
         except Exception as exc:
-            self.reactor.callLater(0, self._connect_failed, None, attempt, _describe(exc))
+            self.reactor.callLater(0, self._connect_failed, None, attempt, describe_error(exc))
             return
         self._session = session
         thread = threading.Thread(
@@ -370,7 +370,7 @@ class MqttConnection:
         try:
             session.open_in_thread()
         except BaseException as exc:
-            result: tuple[Any, ...] = (self._connect_failed, session, attempt, _describe(exc))
+            result: tuple[Any, ...] = (self._connect_failed, session, attempt, describe_error(exc))
         else:
             result = (self._socket_opened, session, attempt)
         try:
@@ -560,23 +560,6 @@ class MqttConnection:
 
 def _timeout(message: str) -> Failure:
     return Failure(TimeoutError(message))
-
-
-def _describe(exc: BaseException) -> str:
-    """A short, useful reason for a failed connection attempt."""
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"TLS certificate not trusted: {exc.verify_message or exc}"
-    if isinstance(exc, ssl.SSLError):
-        return f"TLS error: {exc.reason or exc}"
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(exc, socket.gaierror):
-        return f"cannot resolve the host name ({exc.strerror})"
-    if isinstance(exc, TimeoutError | socket.timeout):
-        return "timed out"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return f"{type(exc).__name__}: {exc}"
 
 
 __all__ = ["Message", "MessageCallback", "MqttConnection", "MqttSubscription"]

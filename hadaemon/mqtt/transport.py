@@ -31,6 +31,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from hadaemon.mqtt.reasons import describe_loss
 from hadaemon.mqtt.settings import MqttSettings
 
 _READ_SIZE = 65536
@@ -46,20 +47,31 @@ class _BufferedSocket:
     With ``quickack`` every read re-arms TCP_QUICKACK (Linux resets it): our ACKs then
     leave at once instead of up to 40 ms later, so a broker with Nagle on (mosquitto's
     default) never holds its next message waiting for them.
+
+    It also notes how the stream ended (``eof``, or the ``error`` a read or write
+    raised), which paho reduces to "Unspecified error".
     """
 
     def __init__(self, sock: Any, quickack: bool = False) -> None:
         self._sock = sock
         self._buffer = bytearray()
-        self._eof = False
+        self.eof = False
+        self.error: OSError | None = None
         self._quickack = quickack and _QUICKACK is not None
 
     def recv(self, bufsize: int) -> bytes:
         if not self._buffer:
-            if self._eof:
+            if self.eof:
                 return b""
-            data = self._sock.recv(_READ_SIZE)  # may raise BlockingIOError / SSLWantRead
+            try:
+                data = self._sock.recv(_READ_SIZE)
+            except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                raise  # nothing to read yet: not an error
+            except OSError as exc:
+                self.error = exc
+                raise
             if not data:
+                self.eof = True
                 self._eof = True
                 return b""
             if self._quickack:
@@ -122,6 +134,16 @@ class _BufferedSocket:
         payload = bytes(data[start:end])
         del data[:end]
         return topic, payload, retain
+
+    def send(self, data: bytes) -> int:
+        try:
+            sent: int = self._sock.send(data)
+        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            raise
+        except OSError as exc:
+            self.error = exc
+            raise
+        return sent
 
     def buffered(self) -> int:
         """Bytes already read but not consumed (here, or inside the TLS layer)."""
@@ -359,7 +381,12 @@ class PahoSession:
     def _paho_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode, props: Any
     ) -> None:
-        self._finish(self._close_reason or str(rc))
+        sock = self._sock
+        self._finish(self._close_reason or describe_loss(
+            rc, from_broker=flags.is_disconnect_packet_from_server,
+            error=getattr(sock, "error", None), eof=getattr(sock, "eof", False),
+            keepalive=self._settings.keepalive,
+        ))
 
     def _finish(self, reason: str) -> None:
         if self.closed:

@@ -55,6 +55,7 @@ from hadaemon.nodes.auth import PeerCredentials
 from hadaemon.nodes.connection import Limits, NodeConnection, State
 from hadaemon.nodes.delivery import Throttle, suppressed
 from hadaemon.nodes.faults import Fault
+from hadaemon.nodes.handshake import HANDSHAKE_FRAME
 from hadaemon.nodes.link import (
     EventMessage,
     InputDone,
@@ -108,10 +109,7 @@ class BinaryNodeProtocol(NodeConnection):
         peer: PeerCredentials | None = None,
     ) -> None:
         super().__init__(dispatcher, limits, reactor, log, peer)
-        self._decoder = binrpc.Decoder(
-            max_data=limits.max_frame, max_header=min(binrpc.MAX_HEADER, limits.max_frame),
-            plain=True,
-        )
+        self._decoder = binrpc.Decoder(plain=True)  # limits: see connectionMade
         self._next_id = 1
         # The daemon's calls in the order they were made: with one timeout for all, the
         # first one is always the next to expire (one timer serves them all).
@@ -132,6 +130,21 @@ class BinaryNodeProtocol(NodeConnection):
                              "must be executed directly, not by a shell or wrapper that forks)")
         else:
             self.node_id = node_id  # known by its pid: calls before setPid are served
+        self._limit_frames()
+
+    # -- the incoming buffer: sized by what the peer sends --------------------------------
+
+    def _limit_frames(self) -> None:
+        """A node's packets may take ``max_frame``; a peer that is no node's (refused at
+        its first call) may send no more than a handshake. The decoder's buffer grows
+        with the bytes received, whatever size a packet declares."""
+        limit = self.limits.max_frame if self._refused is None else min(
+            self.limits.max_frame, HANDSHAKE_FRAME)
+        self._decoder.max_data = limit
+        self._decoder.max_header = min(binrpc.MAX_HEADER, limit)
+
+    def _unfinished(self) -> int:
+        return self._decoder.buffered
 
     def _auth_problem(self) -> str:
         return f"did not call setPid within {self.limits.auth_timeout:g} s"
@@ -152,7 +165,8 @@ class BinaryNodeProtocol(NodeConnection):
         try:
             packets = self._decoder.feed(data)
         except binrpc.BinRpcError as exc:
-            self._fail(f"malformed Homegear binary RPC: {exc}")
+            unknown = f" (and {self._refused})" if self._refused else ""
+            self._fail(f"malformed Homegear binary RPC: {exc}{unknown}")
             return
         for packet in packets:
             if self.is_closed():  # a packet before closed it

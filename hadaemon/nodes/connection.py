@@ -6,7 +6,8 @@ Lifecycle of a connection (an explicit state machine, the same on every wire):
 ``AUTHENTICATING``
     The connection has not proved which node it is yet (msgpack-rpc: ``authenticate``
     with the node's token; Homegear binary RPC: ``setPid`` agreeing with the peer's
-    pid). Silence beyond ``auth_timeout`` closes it.
+    pid). It is closed ``auth_timeout`` seconds after it connected unless it did by
+    then, and it is one of the few allowed at once (:mod:`hadaemon.nodes.handshake`).
 ``BOUND``
     The dispatcher bound it to its node and pinged it; node methods, RPC methods, and
     the daemon's ``nodeInput`` calls and events flow.
@@ -19,6 +20,10 @@ bytes events are dropped and counted (``overflow = "drop"``) or the node is disc
 (``"disconnect"``). What must not be dropped (answers, ``nodeInput``) may take twice
 ``max_buffer`` before the node is disconnected anyway. What is queued in one reactor
 turn is written at its end, many messages per system call.
+
+Memory follows what a connection sends, never the limits: a wire's incoming buffer
+starts small and grows with an unfinished message, and a closed connection holds no
+reference cycle and no timer, so that it is freed as soon as the transport lets go.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from hadaemon.nodes.auth import PeerCredentials
+from hadaemon.nodes.handshake import Handshake
 from hadaemon.nodes.link import EventMessage, InputDone, InputSink, LinkLost, OutgoingMessage
 
 if TYPE_CHECKING:
@@ -57,8 +63,9 @@ class Limits:
         max_buffer: int = 4 << 20,
         overflow: str = "drop",
         window: int = 256,
-        auth_timeout: float = 10.0,
+        auth_timeout: float = 5.0,
         call_timeout: float = 30.0,
+        max_unauthenticated: int = 64,
     ) -> None:
         self.max_frame = max_frame
         self.max_buffer = max_buffer
@@ -66,6 +73,7 @@ class Limits:
         self.window = window
         self.auth_timeout = auth_timeout
         self.call_timeout = call_timeout
+        self.max_unauthenticated = max_unauthenticated
 
 
 CLOSE_GRACE = 1.0  # seconds a closing connection may take to flush before it is aborted
@@ -78,8 +86,9 @@ class NodeConnection(Protocol):
 
     A wire's protocol subclasses it, parses what comes in, and implements the rest of
     :class:`~hadaemon.nodes.link.NodeLink`; hooks: :meth:`_auth_problem` (the text when
-    the peer did not authenticate in time), :meth:`_fail_calls` (the connection went
-    while the daemon's calls to the node waited) and :meth:`_before_flush`.
+    the peer did not authenticate in time), :meth:`_unfinished` (bytes of a message
+    begun), :meth:`_fail_calls` (the connection went while the daemon's calls to the
+    node waited) and :meth:`_before_flush`.
     """
 
     wire = "?"
@@ -110,13 +119,20 @@ class NodeConnection(Protocol):
         self._backlog_bytes = 0
         self._flush_call: IDelayedCall | None = None
         self._auth_timer: IDelayedCall | None = None
+        self._abort_call: IDelayedCall | None = None
+        self.handshake: Handshake | None = None
+        """Set by the socket before the connection is made: its deadline and its place
+        among the unauthenticated connections (see :mod:`hadaemon.nodes.handshake`)."""
         self.events_dropped = 0
 
     # -- connection -----------------------------------------------------------------------
 
     def connectionMade(self) -> None:
         self._t.registerProducer(self, True)
-        self._auth_timer = self.reactor.callLater(self.limits.auth_timeout, self._auth_timeout)
+        timeout = self.limits.auth_timeout
+        if self.handshake is not None:  # the time since the connect counts
+            timeout = max(0.0, self.handshake.deadline - self.reactor.seconds())
+        self._auth_timer = self.reactor.callLater(timeout, self._auth_timeout)
 
     def _auth_timeout(self) -> None:
         self._auth_timer = None
@@ -129,9 +145,17 @@ class NodeConnection(Protocol):
     def _authenticated(self) -> None:
         """The peer proved who it is: no authentication deadline any more."""
         self.state = State.BOUND
+        self._end_handshake()
+
+    def _end_handshake(self) -> None:
+        """No authentication deadline any more; the connection's place among the
+        unauthenticated ones is free."""
         if self._auth_timer is not None and self._auth_timer.active():
             self._auth_timer.cancel()
         self._auth_timer = None
+        if self.handshake is not None:
+            self.handshake.done()
+            self.handshake = None
 
     def is_closed(self) -> bool:
         return self.state is State.CLOSED
@@ -145,17 +169,35 @@ class NodeConnection(Protocol):
     def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:  # noqa: B008
         previous = self.state
         self.state = State.CLOSED
-        if self._auth_timer is not None and self._auth_timer.active():
-            self._auth_timer.cancel()
-        self._auth_timer = None
-        if self._flush_call is not None and self._flush_call.active():
-            self._flush_call.cancel()
-        self._flush_call = None
-        self._backlog.clear()
-        self._backlog_bytes = 0
+        if previous is not State.CLOSED:
+            self._closed_midway()
+        self._release()
         if previous is State.BOUND:
             self.dispatcher.unbind(self)
         self._fail_calls(LinkLost(f"connection of {self.who()} lost"))
+
+    def _closed_midway(self) -> None:
+        """The peer closed: a message it had begun is a bad (truncated) frame."""
+        unfinished = self._unfinished()
+        if unfinished:
+            self.log.warn("node socket: {who}: the connection closed in the middle of a "
+                          "message ({count} bytes of it received); dropped",
+                          who=self.who(), count=unfinished)
+
+    def _release(self) -> None:
+        """Let go of everything the connection holds: timers (whose calls would keep it
+        alive), its place among the unauthenticated, the outgoing backlog."""
+        self._end_handshake()
+        for call in (self._flush_call, self._abort_call):
+            if call is not None and call.active():
+                call.cancel()
+        self._flush_call = self._abort_call = None
+        self._backlog.clear()
+        self._backlog_bytes = 0
+
+    def _unfinished(self) -> int:
+        """Bytes received of a message not complete yet."""
+        return 0
 
     def _fail_calls(self, lost: LinkLost) -> None:
         """Fail every call to the node still waiting for its answer."""
@@ -187,9 +229,11 @@ class NodeConnection(Protocol):
         self.state = State.CLOSED
         self._flush_backlog(force=True)
         self._t.loseConnection()
-        self.reactor.callLater(CLOSE_GRACE, self._abort)
+        if self._abort_call is None:
+            self._abort_call = self.reactor.callLater(CLOSE_GRACE, self._abort)
 
     def _abort(self) -> None:
+        self._abort_call = None
         if self.transport is not None and self._t.connected:
             self._t.abortConnection()
 

@@ -190,7 +190,8 @@ class Dispatcher:
         rpc = self.rpc.methods.get(method)
         if rpc is not None:
             return rpc(node_id, params)
-        raise faults.method_not_found(method)
+        runtime.log.warn("called an unknown RPC method: {method!r}", method=method)
+        raise faults.method_not_found()
 
     def output_route(self, node_id: str) -> Callable[[Any, Any], Deferred[None] | None]:
         """``route(index, msg)``: the node's ``nodeOutput`` for a wire's fast path, once

@@ -39,8 +39,9 @@ class Fault(Exception):
         return f"Fault({self.code}, {self.message!r})"
 
 
-def method_not_found(method: str) -> Fault:
-    return Fault(METHOD_NOT_FOUND, f"Requested method not found: {method}")
+def method_not_found() -> Fault:
+    """Homegear's exact words (node code may compare them); the daemon logs the name."""
+    return Fault(METHOD_NOT_FOUND, "Requested method not found.")
 
 
 def invalid_params(method: str, problem: str) -> Fault:

@@ -116,16 +116,27 @@ class Flows:
         return node_id in self.nodes
 
     def node_info(self, node_id: str) -> dict[str, Any]:
-        """``nodeInfo``: ``{id, flowId, type, name, info, wiresIn, wiresOut}``."""
+        """``nodeInfo``: ``{id, flowId, type, name, info, wiresIn, wiresOut, allWiresIn,
+        allWiresOut}``.
+
+        ``wiresIn``/``wiresOut`` are Homegear's shape, which node code written for it
+        indexes (``nodeInfo["wiresOut"][0]["id"]``): per port the first wire as
+        ``{id, port}``, ``{}`` where none. ``allWiresIn``/``allWiresOut`` are hadaemon's
+        own: every wire of every port, as a list per port.
+        """
         node = self.nodes[node_id]
+        wires_in = self._wires_in[node_id]
+        wires_out = [[t.describe() for t in targets] for targets in node.wires]
         return {
             "id": node.id,
             "flowId": node.flow,
             "type": node.type,
             "name": node.name,
             "info": node.info,
-            "wiresIn": self._wires_in[node_id],
-            "wiresOut": [[t.describe() for t in targets] for targets in node.wires],
+            "wiresIn": [_homegear_wire(port) for port in wires_in],
+            "wiresOut": [_homegear_wire(port) for port in wires_out],
+            "allWiresIn": wires_in,
+            "allWiresOut": wires_out,
         }
 
     def catchers_of(self, source: NodeSpec) -> list[NodeSpec]:
@@ -145,6 +156,17 @@ class Flows:
             ):
                 found.append(node)
         return found
+
+
+def _homegear_wire(port: list[dict[str, Any]]) -> dict[str, Any]:
+    """A port as Homegear's nodeInfo gives it: its first wire, ``{}`` when unconnected;
+    a wire to a bus address (no node there) shows the address as its id, port 0."""
+    if not port:
+        return {}
+    first = port[0]
+    if "address" in first:
+        return {"id": first["address"], "port": 0}
+    return dict(first)
 
 
 def resolve_interpreter(value: str, base_dir: pathlib.Path) -> str | None:

@@ -157,7 +157,8 @@ class NodesPlugin(Plugin):
         namespace = self.log.namespace
         capacity = int(config["queue_size"])
         for node_id, spec in self.flows.nodes.items():
-            senders = {w["id"] for port in self.flows.node_info(node_id)["wiresIn"] for w in port}
+            senders = {w["id"] for port in self.flows.node_info(node_id)["allWiresIn"]
+                       for w in port}
             inputs = NodeInputs(node_id, capacity, reactor,
                                 stall_timeout=float(config["stall_timeout"]),
                                 on_stall=self._stalled,
@@ -240,6 +241,8 @@ class NodesPlugin(Plugin):
                 overflow=str(config["overflow"]),
                 window=int(config["window"]),
                 call_timeout=float(config["call_timeout"]),
+                auth_timeout=float(config["auth_timeout"]),
+                max_unauthenticated=int(config["max_unauthenticated"]),
             ),
             self.reactor,
             self.log,

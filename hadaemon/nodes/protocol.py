@@ -13,8 +13,11 @@ The connection's life is :mod:`hadaemon.nodes.connection`'s state machine:
     After a protocol error, an overflow, a replacement, or the peer going away.
 
 Incoming data is decoded as a stream, never holding more than ``max_frame`` bytes of an
-unfinished message: a larger message, malformed msgpack or a message that is not
-msgpack-rpc closes the connection with a log line naming the node and the problem.
+unfinished message (:data:`~hadaemon.nodes.handshake.HANDSHAKE_FRAME` before the
+connection authenticated): a larger message, malformed msgpack or a message that is not
+msgpack-rpc closes the connection with a log line naming the node and the problem. The
+buffer starts small, grows with what the peer sends, and is given back after a large
+message.
 Outgoing data is bounded as every node connection's is (see
 :mod:`hadaemon.nodes.connection`).
 """
@@ -33,6 +36,7 @@ from hadaemon.nodes import faults
 from hadaemon.nodes.auth import PeerCredentials
 from hadaemon.nodes.connection import Limits, NodeConnection, State
 from hadaemon.nodes.faults import Fault
+from hadaemon.nodes.handshake import HANDSHAKE_FRAME
 from hadaemon.nodes.link import (
     EventMessage,
     InputDone,
@@ -59,6 +63,11 @@ from hadaemon.store.values import make_unpacker
 if TYPE_CHECKING:
     from hadaemon.nodes.dispatcher import Dispatcher
 
+FIRST_BUFFER = 4096
+"""Bytes of the incoming buffer of a new connection (it grows as messages need)."""
+SHRINK_ABOVE = 256 * 1024
+"""An incoming buffer that grew beyond this is replaced by a small one once empty."""
+
 
 class MsgpackNodeProtocol(NodeConnection):
     """One node connection speaking msgpack-rpc; a :class:`~hadaemon.nodes.link.NodeLink`."""
@@ -75,9 +84,10 @@ class MsgpackNodeProtocol(NodeConnection):
     ) -> None:
         super().__init__(dispatcher, limits, reactor, log, peer)
         self.window = limits.window
-        self._unpacker = make_unpacker(max_buffer_size=limits.max_frame + 1)
-        self._fed = 0
-        self._message_start = 0
+        self._unpacker = self._new_unpacker()
+        self._fed = 0  # bytes fed to the unpacker
+        self._message_start = 0  # where in them the unfinished message starts
+        self._peak = 0  # the most bytes the unpacker held at once
         self._next_id = 1
         self._calls: dict[int, Callable[[Any, Any], None]] = {}
         self._credits_due = 0
@@ -103,15 +113,16 @@ class MsgpackNodeProtocol(NodeConnection):
     def dataReceived(self, data: bytes) -> None:
         """Decode and handle every complete message, never buffering more than
         ``max_frame`` bytes of an unfinished one."""
-        limit = self.limits.max_frame
         unpacker = self._unpacker
         while data and not self.is_closed():
             # The unpacker parses incrementally (its own buffer limit does not bound a
             # message), so count the bytes of the unfinished message here: never feed
             # more than would complete a message beyond the limit.
-            room = limit - (self._fed - self._message_start)
+            limit = self._frame_limit()
+            held = self._fed - self._message_start
+            room = limit - held
             if room <= 0:
-                self._fail(f"message larger than the limit of {limit} bytes ([nodes].max_frame)")
+                self._fail(self._too_large(limit))
                 return
             if len(data) > room:
                 chunk, data = data[:room], data[room:]
@@ -119,21 +130,56 @@ class MsgpackNodeProtocol(NodeConnection):
                 chunk, data = data, b""
             unpacker.feed(chunk)
             self._fed += len(chunk)
+            self._peak = max(self._peak, held + len(chunk))
             if not self._drain(unpacker):
                 return
-            self._message_start = unpacker.tell()
+        if self._peak > SHRINK_ABOVE and self._fed == self._message_start:
+            self._shrink()
+
+    # -- the incoming buffer: sized by what the peer sends --------------------------------
+
+    def _new_unpacker(self) -> Any:
+        # Its buffer starts at FIRST_BUFFER bytes and doubles as a message needs it (by
+        # default msgpack would allocate min(max_buffer_size, 1 MiB) up front).
+        return make_unpacker(max_buffer_size=self.limits.max_frame + 1,
+                             read_size=min(FIRST_BUFFER, self.limits.max_frame + 1))
+
+    def _shrink(self) -> None:
+        """After a large message, a fresh (small) buffer: the unpacker never gives back
+        what it grew to."""
+        self._unpacker = self._new_unpacker()
+        self._fed = self._message_start = self._peak = 0
+
+    def _frame_limit(self) -> int:
+        if self.state is State.BOUND:
+            return self.limits.max_frame
+        return min(self.limits.max_frame, HANDSHAKE_FRAME)
+
+    def _too_large(self, limit: int) -> str:
+        if self.state is State.BOUND:
+            return f"message larger than the limit of {limit} bytes ([nodes].max_frame)"
+        return (f"message larger than the limit of {limit} bytes before authenticating "
+                "(the first message is authenticate, a few hundred bytes)")
+
+    def _unfinished(self) -> int:
+        return self._fed - self._message_start
 
     def _drain(self, unpacker: Any) -> bool:
         """Handle every complete message buffered; False once the connection closed."""
         received = self._received
+        tell = unpacker.tell
         while True:
             try:
                 obj = next(unpacker)
             except StopIteration:
                 return True
             except Exception as exc:  # FormatError, bad UTF-8, unhashable keys...
-                self._fail(f"malformed msgpack ({type(exc).__name__}: {exc})")
+                detail = str(exc) or "a byte that begins no msgpack value"
+                self._fail(f"malformed msgpack ({type(exc).__name__}: {detail})")
                 return False
+            # Where the next message starts (only here: the unpacker's position moves
+            # on through an unfinished message too, which must count against the limit).
+            self._message_start = tell()
             # The most frequent messages straight through: a nodeOutput that wants no
             # answer, and the count of inputs the node handled.
             if type(obj) is list and len(obj) == 3 and obj[0] == 2 and type(obj[0]) is int:

@@ -250,7 +250,7 @@ class RegistryMethods:
             self._call(self.registry.set_system_variable, name, value)
             return None
         variable = self._call(self.registry.variable, peer_id, channel, name)
-        value = adjust(variable.spec.type, variable.value, value)
+        value = adjust(variable.spec.type, self.registry.current(variable), value)
         written = self.registry.set_value(peer_id, channel, name, value)
         if wait:
             return written.addCallbacks(lambda _: None, _fault_failure)
@@ -267,7 +267,8 @@ class RegistryMethods:
         if key == "MASTER":
             return {}
         return {
-            name: _known(var.value) for name, var in chan.variables.items() if var.spec.readable
+            name: _known(self.registry.current(var))
+            for name, var in chan.variables.items() if var.spec.readable
         }
 
     def put_paramset(self, caller: str, params: list[Any]) -> Any:
@@ -288,7 +289,7 @@ class RegistryMethods:
         values: dict[str, Any] = {}
         for name, value in rest[0].items():
             var = self._call(device.variable, channel, name)
-            values[name] = adjust(var.spec.type, var.value, value)
+            values[name] = adjust(var.spec.type, self.registry.current(var), value)
         return self.registry.put_values(peer_id, channel, values).addCallbacks(
             lambda _: None, _fault_failure
         )
@@ -317,7 +318,7 @@ class RegistryMethods:
                     "INDEX": index,
                     "PARAMSET": {
                         name: {
-                            "VALUE": _known(var.value),
+                            "VALUE": _known(self.registry.current(var)),
                             "TYPE": _TYPE_NAMES[var.spec.type],
                             "READABLE": var.spec.readable,
                             "WRITEABLE": var.spec.writable,

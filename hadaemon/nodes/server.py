@@ -7,6 +7,10 @@ Homegear binary RPC packet starts with ``b"Bin"``, which no msgpack-rpc message 
 dispatcher: hadaemon's msgpack-rpc (:mod:`hadaemon.nodes.protocol`) and Homegear's binary
 RPC for the real ``homegear`` C++ module (:mod:`hadaemon.nodes.binwire`), registered
 under ``b"Bin"``. Wires are pluggable (:class:`NodeServerFactory` ``wires``).
+
+Until it authenticated, a connection is bounded in number and time
+(:mod:`hadaemon.nodes.handshake`): the selector admits it at connect (or closes it, over
+``[nodes].max_unauthenticated``) and hands its handshake on to the wire's protocol.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from twisted.python.failure import Failure
 
 from hadaemon.nodes.auth import PeerCredentials, peer_credentials, same_user
 from hadaemon.nodes.binwire import BinaryNodeProtocol
-from hadaemon.nodes.connection import Limits
+from hadaemon.nodes.connection import Limits, NodeConnection
+from hadaemon.nodes.handshake import Handshake, Handshakes
 from hadaemon.nodes.protocol import MsgpackNodeProtocol
 
 if TYPE_CHECKING:
@@ -46,6 +51,7 @@ class WireSelector(Protocol):
         self.chosen: Protocol | None = None
         self._head = b""
         self._timer: IDelayedCall | None = None
+        self.handshake: Handshake | None = None
 
     def connectionMade(self) -> None:
         log = self.factory.log
@@ -62,9 +68,35 @@ class WireSelector(Protocol):
                      uid=getattr(self.peer, "uid", "?"), pid=getattr(self.peer, "pid", "?"))
             self._t.abortConnection()
             return
-        self._timer = self.factory.reactor.callLater(
-            self.factory.limits.auth_timeout, self._silent
-        )
+        self._admit()
+
+    # -- the handshake: bounded in number and time (hadaemon.nodes.handshake) -------------
+
+    def _admit(self) -> None:
+        """Count the connection among the unauthenticated ones, or close it."""
+        self.handshake = self.factory.handshakes.admit(self.peer)
+        if self.handshake is None:
+            self._t.abortConnection()
+            return
+        self._timer = self.factory.reactor.callLater(self.factory.limits.auth_timeout,
+                                                     self._silent)
+
+    def _hand_over(self, chosen: Protocol) -> None:
+        """The wire's protocol keeps the handshake (and ends it once authenticated)."""
+        if isinstance(chosen, NodeConnection):
+            chosen.handshake, self.handshake = self.handshake, None
+
+    def _gone(self) -> None:
+        """The connection closed before a wire took it over."""
+        if self._head:
+            self.factory.log.warn(
+                "node socket: peer pid {pid} closed the connection after {count} byte(s) "
+                "{head!r}, before its first message was complete; dropped",
+                pid=getattr(self.peer, "pid", "?"), count=len(self._head), head=self._head)
+        self._head = b""
+        if self.handshake is not None:
+            self.handshake.done()
+            self.handshake = None
 
     def _silent(self) -> None:
         self._timer = None
@@ -77,6 +109,8 @@ class WireSelector(Protocol):
         if self.chosen is not None:
             self.chosen.dataReceived(data)
             return
+        if self.handshake is None:
+            return  # refused at connect (closing)
         self._head += data
         head = self._head
         if len(head) < len(BINARY_MAGIC) and BINARY_MAGIC.startswith(head):
@@ -95,6 +129,7 @@ class WireSelector(Protocol):
             return
         f = self.factory
         self.chosen = make(f.dispatcher, f.limits, f.reactor, f.log, self.peer)
+        self._hand_over(self.chosen)
         self.chosen.makeConnection(self.transport)
         self._head = b""
         self.chosen.dataReceived(head)
@@ -105,6 +140,7 @@ class WireSelector(Protocol):
         self._timer = None
         if self.chosen is not None:
             self.chosen.connectionLost(reason)
+        self._gone()
 
 
 def _msgpack_wire(
@@ -141,6 +177,10 @@ class NodeServerFactory(Factory):
         self.wires: dict[bytes, WireFactory] = {
             b"": _msgpack_wire, BINARY_MAGIC: _binary_wire, **(wires or {})
         }
+        self.handshakes = Handshakes(
+            limits.max_unauthenticated, limits.auth_timeout, reactor, log,
+            lambda pid: dispatcher.node_for_pid(pid) is not None,
+        )
 
     def buildProtocol(self, addr: IAddress | None) -> Protocol:
         return WireSelector(self)

@@ -141,6 +141,13 @@ SCHEMA = Section(
         "crash_loop_window": Float(default=60.0, min=0.1, doc="See crash_loop_restarts."),
         "max_frame": Int(default=16 * MIB, min=1024,
                          doc="Largest message accepted from a node, in bytes."),
+        "auth_timeout": Float(default=5.0, min=0.01,
+                              doc="Seconds a connection to the node socket has to "
+                              "authenticate (from its connect) before it is closed."),
+        "max_unauthenticated": Int(default=64, min=1,
+                                   doc="Connections that have not authenticated yet, at "
+                                   "most, at once; one more is closed at connect (a node "
+                                   "process the daemon started is always let in)."),
         "max_buffer": Int(default=4 * MIB, min=1024,
                           doc="Bytes waiting to be sent to one node before events to it "
                           "are dropped (or it is disconnected)."),

@@ -12,6 +12,7 @@ import importlib.metadata
 import importlib.util
 import pathlib
 import sys
+import threading
 import traceback
 import types
 from collections.abc import Iterable, Mapping
@@ -21,6 +22,7 @@ from typing import Any
 from hadaemon.config.core import CoreSettings
 from hadaemon.config.schema import Section
 from hadaemon.plugin.base import Plugin, PluginFactory
+from hadaemon.usercode import pass_real_interrupt
 
 ENTRY_POINT_GROUP = "hadaemon.plugins"
 
@@ -84,15 +86,21 @@ class Catalog:
 def discover(
     plugin_dirs: Iterable[pathlib.Path], *, entry_points: bool = True, missing_ok: bool = False
 ) -> Catalog:
-    """Plugins from directories (first) and installed entry points."""
+    """Plugins from directories (first) and installed entry points (any thread)."""
     catalog = Catalog()
-    for directory in plugin_dirs:
-        if missing_ok and not pathlib.Path(directory).exists():
-            continue
-        _scan_directory(pathlib.Path(directory), catalog)
-    if entry_points:
-        _scan_entry_points(catalog)
+    # One scan at a time: a plugin file's module is in sys.modules while it executes, so
+    # a second thread's scan would take the half-imported module for the plugin.
+    with _SCANNING:
+        for directory in plugin_dirs:
+            if missing_ok and not pathlib.Path(directory).exists():
+                continue
+            _scan_directory(pathlib.Path(directory), catalog)
+        if entry_points:
+            _scan_entry_points(catalog)
     return catalog
+
+
+_SCANNING = threading.RLock()
 
 
 def discover_for(core: CoreSettings) -> Catalog:
@@ -114,8 +122,7 @@ def _scan_directory(directory: pathlib.Path, catalog: Catalog) -> None:
         try:
             module = sys.modules.get(module_name) or _import_file(module_name, path)
         except BaseException as exc:
-            if isinstance(exc, KeyboardInterrupt):
-                raise
+            pass_real_interrupt(exc)  # anything else the plugin raised is its problem
             catalog.problems.append(
                 PluginProblem(
                     _guess_name(path),
@@ -182,8 +189,7 @@ def _scan_entry_points(catalog: Catalog) -> None:
         try:
             factory = ep.load()
         except BaseException as exc:
-            if isinstance(exc, KeyboardInterrupt):
-                raise
+            pass_real_interrupt(exc)  # anything else the plugin raised is its problem
             catalog.problems.append(
                 PluginProblem(
                     ep.name,

@@ -130,15 +130,31 @@ class ChannelSpec:
 
 
 class Variable:
-    """A variable's live state: its value is UNKNOWN until first reported."""
+    """A variable's live state: its value is UNKNOWN until first reported.
 
-    __slots__ = ("last_known", "spec", "timestamp", "value")
+    ``value`` is what the device confirmed (reported); ``pending`` is a write the owning
+    adapter accepted that the device has not confirmed yet (UNKNOWN when there is none).
+    Reads return :meth:`current`, so code reads its own writes as it does under Homegear;
+    change events carry confirmed values only.
+    """
+
+    __slots__ = ("last_known", "pending", "pending_until", "spec", "timestamp", "value")
 
     def __init__(self, spec: VariableSpec, last_known: Any = UNKNOWN) -> None:
         self.spec = spec
         self.value: Any = UNKNOWN
         self.timestamp: float | None = None
         self.last_known: Any = last_known  # from the store: the value before the restart
+        self.pending: Any = UNKNOWN
+        self.pending_until = 0.0  # reactor time after which an unconfirmed write is dropped
+
+    def current(self, now: float) -> Any:
+        """What a read returns: the pending write while it lasts, else the confirmed value."""
+        if self.pending is not UNKNOWN:
+            if now <= self.pending_until:
+                return self.pending
+            self.pending = UNKNOWN
+        return self.value
 
     @property
     def name(self) -> str:

@@ -218,6 +218,8 @@ class Registry:
         now = self._reactor.seconds() if timestamp is None else timestamp
         previous = var.value
         var.timestamp = now
+        if var.pending is not UNKNOWN and _same(var.pending, value):
+            var.pending = UNKNOWN  # confirmed
         if self._waiters:
             self._resolve_waiters(peer_id, channel, name, value)
         if not var.spec.is_event and _same(previous, value):
@@ -237,10 +239,15 @@ class Registry:
         return sum(self.report(peer_id, channel, n, v) for n, v in values.items())
 
     def get_value(self, peer_id: int, channel: int, name: str) -> Any:
-        """The current value, or UNKNOWN if the device has not reported it yet."""
+        """The current value (a write the owner accepted counts until the device confirms
+        or contradicts it for ``confirm_timeout``), or UNKNOWN if none is known yet."""
         if peer_id == SYSTEM_PEER_ID:
             return self.get_system_variable(name)
-        return self.device(peer_id).variable(channel, name).value
+        return self.current(self.device(peer_id).variable(channel, name))
+
+    def current(self, var: Variable) -> Any:
+        """``var``'s value as reads see it: see :meth:`Variable.current`."""
+        return var.current(self._reactor.seconds())
 
     def variable(self, peer_id: int, channel: int, name: str) -> Variable:
         return self.device(peer_id).variable(channel, name)
@@ -295,12 +302,20 @@ class Registry:
         waits = (
             [self._wait_for(peer_id, channel, n, v) for n, v in checked.items()] if confirm else []
         )
+        written = self._hold_pending(device, channel, checked)
         try:
             accepted = as_deferred(device.owner.write_values(device, channel, checked))
         except Exception:
             for waiter in waits:
                 waiter.cancel()
+            self._drop_pending(written)
             return fail(Failure())
+
+        def refused(f: Failure) -> Failure:
+            self._drop_pending(written)
+            return f
+
+        accepted.addErrback(refused)
         if not confirm:
             return accepted.addCallback(lambda _: None)
         limit = self.confirm_timeout if timeout is None else timeout
@@ -334,6 +349,26 @@ class Registry:
             return f
 
         return accepted.addCallbacks(confirmed, rejected)
+
+    def _hold_pending(
+        self, device: Device, channel: int, values: Mapping[str, Any]
+    ) -> list[tuple[Variable, Any]]:
+        """Reads see ``values`` from now on (a back-to-back ``+=`` composes on them)."""
+        until = self._reactor.seconds() + self.confirm_timeout
+        held = []
+        for name, value in values.items():
+            var = device.variable(channel, name)
+            if not var.spec.is_event:
+                var.pending, var.pending_until = value, until
+                held.append((var, value))
+        return held
+
+    @staticmethod
+    def _drop_pending(held: list[tuple[Variable, Any]]) -> None:
+        """The owner refused the write: reads fall back, unless a later write took over."""
+        for var, value in held:
+            if var.pending is value:
+                var.pending = UNKNOWN
 
     def query(
         self, peer_id: int, channel: int, names: Sequence[str] | None = None

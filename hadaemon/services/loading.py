@@ -36,6 +36,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hadaemon.services.errors import ServiceLoadError
+from hadaemon.usercode import UserCodeExit, contain
 
 SHIMS: Mapping[str, str] = {
     "base_service": "hadaemon.services.base",
@@ -213,14 +214,12 @@ class ServiceLoader:
         namespace = self._namespace(path.parent)
         try:
             module = namespace.import_module(stem)
-        except SystemExit as exc:
-            raise ServiceLoadError(
-                f"{path}: importing it called sys.exit({exc.code!r})", traceback.format_exc()
-            ) from exc
-        except Exception as exc:
-            raise ServiceLoadError(
-                f"{path}: failed to import: {type(exc).__name__}: {exc}", traceback.format_exc()
-            ) from exc
+        except BaseException as exc:
+            error = contain(exc)
+            what = (f"importing it called sys.exit({error.code!r}) at {error.where}"
+                    if isinstance(error, UserCodeExit) else
+                    f"failed to import: {type(error).__name__}: {error}")
+            raise ServiceLoadError(f"{path}: {what}", traceback.format_exc()) from exc
         cls = vars(module).get(stem)
         if not isinstance(cls, type):
             classes = [

@@ -20,7 +20,7 @@ from typing import Any
 from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.task import deferLater
 
-from hadaemon.aio import UserCodeExit, as_deferred
+from hadaemon.aio import as_deferred
 from hadaemon.bus import Bus, EndpointExists, Event, Level, Subscription
 from hadaemon.services.base import CustomService
 from hadaemon.services.builtins import (
@@ -41,6 +41,7 @@ from hadaemon.services.routing import Router, ServiceQueue
 from hadaemon.services.runtime import ServiceRuntime
 from hadaemon.services.supervisor import Supervisor
 from hadaemon.services.upstream import Upstream
+from hadaemon.usercode import contain
 
 BUILTIN_IDS = ("logger", "orchestrator", "com")
 
@@ -338,9 +339,7 @@ def _construct(
     try:
         return cls(service_id, queue, config)
     except BaseException as exc:
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-        error = UserCodeExit(exc.code) if isinstance(exc, SystemExit) else exc
+        error = contain(exc)
         raise ServiceLoadError(
             f"{cls.__name__}({service_id!r}, queue, config) raised "
             f"{type(error).__name__}: {error}", traceback.format_exc(),

@@ -35,6 +35,7 @@ from hadaemon.services.mailbox import Mailbox, ServiceState
 from hadaemon.services.message import QueueMessage
 from hadaemon.services.reporting import Reporter
 from hadaemon.services.tasks import ServiceCall
+from hadaemon.usercode import failure_of
 
 SYSTEM = "orchestrator"  # the source of hook calls
 
@@ -139,10 +140,7 @@ class ServiceRuntime(Mailbox):
     def _not_called(
         self, exc: BaseException, action: str, source: str, via_bus: bool
     ) -> Deferred[Any]:
-        # Called inside the ``except`` block: Failure() takes the traceback from there.
-        if isinstance(exc, KeyboardInterrupt):
-            raise exc
-        failure = Failure()
+        failure = failure_of(exc)
         self._reporter.failed(self.id, action, failure, log=not via_bus, sender=source)
         return fail(failure)
 

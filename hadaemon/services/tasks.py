@@ -5,8 +5,10 @@ everything the services world promises happens at the one place user code runs:
 
 - each step (the code between two awaits) is timed: a step longer than the threshold
   blocked the loop, and is reported by service and action;
-- ``sys.exit()`` becomes :class:`hadaemon.aio.UserCodeExit`, an ordinary failure (a task
-  raising ``SystemExit`` would stop the loop, and with it the reactor);
+- ``sys.exit()``, ``KeyboardInterrupt`` and every other ``BaseException`` become
+  :class:`hadaemon.usercode.UserCodeEscape`, an ordinary failure that names the user's
+  file and line (a task raising ``SystemExit`` or ``KeyboardInterrupt`` would stop the
+  loop, and with it the reactor);
 - a failure is reported by the owner and never lost;
 - ``await deferred`` works, as in every hadaemon coroutine;
 - the outcome (the coroutine's result, or its failure; None once cancelled, as a
@@ -30,9 +32,10 @@ from typing import Any, Protocol
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
-from hadaemon.aio import UserCodeExit, waker_for
+from hadaemon.aio import waker_for
 from hadaemon.bus import Completion
 from hadaemon.logs import get_logger
+from hadaemon.usercode import failure_of
 
 _log = get_logger("hadaemon.services")
 
@@ -179,21 +182,13 @@ class ServiceCall(Coroutine[Any, Any, Any], Completion):
         Called inside the ``except`` block: sys.exc_info() is the coroutine's exception.
         """
         exc = sys.exc_info()[1]
+        assert exc is not None
         self.task = None
         if isinstance(exc, asyncio.CancelledError):
             self._owner.call_finished(self)
             self._tell(None)
             raise exc  # the task ends as cancelled, which asyncio never logs
-        if isinstance(exc, KeyboardInterrupt):
-            self._owner.call_finished(self)
-            raise exc
-        if isinstance(exc, SystemExit):
-            try:
-                raise UserCodeExit(exc.code) from exc
-            except UserCodeExit:
-                failure = Failure()
-        else:
-            failure = Failure()
+        failure = failure_of(exc)  # KeyboardInterrupt, sys.exit() too: a failure
         self._owner.call_finished(self)
         self._owner.call_failed(self, failure)
         self._tell(failure)

@@ -21,6 +21,7 @@ from twisted.python.failure import Failure
 
 from hadaemon.aio import as_deferred
 from hadaemon.bus import Bus, ErrorEvent, Level
+from hadaemon.usercode import failure_of
 from hadaemon.watchdog import Watchdog
 from hadaemon.zigbee.compat import message_loop as static_loop
 from hadaemon.zigbee.devices import Device, DevicesClient, device_attribute_names
@@ -77,9 +78,7 @@ class AutomationRuntime(static_loop.LoopHost):
             with self._component():
                 self.module = self.importer.load()
         except BaseException as exc:
-            if isinstance(exc, KeyboardInterrupt):
-                raise
-            self._failed(Failure(), f"{self.path} failed to load")
+            self._failed(failure_of(exc), f"{self.path} failed to load")
             self.importer.unload()
             return False
         self.clients = [v for v in vars(self.module).values() if isinstance(v, DevicesClient)]
@@ -176,12 +175,11 @@ class AutomationRuntime(static_loop.LoopHost):
                 result = self.watchdog.track(self.component, callback, *args)
             else:
                 result = callback(*args)
-        except SystemExit as exc:
-            self._failed(Failure(), f"called sys.exit({exc.code!r}); ignored (use "
-                         "message_loop.stop() to stop an automation)")
-            return
-        except Exception:
-            self._failed(Failure(), f"{_name(callback)} failed")
+        except BaseException as exc:
+            failure = failure_of(exc)
+            self._failed(failure, f"called sys.exit({exc.code!r}); ignored (use "
+                         "message_loop.stop() to stop an automation)"
+                         if isinstance(exc, SystemExit) else f"{_name(callback)} failed")
             return
         if result is not None and (isinstance(result, Deferred) or inspect.isawaitable(result)):
             as_deferred(result, name=self.component).addErrback(

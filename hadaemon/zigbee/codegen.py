@@ -26,7 +26,7 @@ from hadaemon.zigbee.devices import (
     attribute_names,
     device_attribute_names,
 )
-from hadaemon.zigbee.exposes import Feature, shared_features
+from hadaemon.zigbee.exposes import Feature, as_expose, shared_features
 from hadaemon.zigbee.factory import parameter_class_name
 from hadaemon.zigbee.model import DeviceInfo, GroupInfo, parse_devices, parse_groups
 from hadaemon.zigbee.naming import Namer, class_name, enum_member_names, identifier
@@ -100,6 +100,7 @@ class _Writer:
     def parameter(self, feature: Feature, attribute: str, host: str) -> str:
         """``self.<attribute> = Class(host, "property", ...)``."""
         cls = parameter_class_name(feature)
+        typed = cls
         args: list[str] = [host, repr(feature.property)]
         kwargs: list[str] = []
         if feature.kind == "numeric":
@@ -118,6 +119,9 @@ class _Writer:
         elif feature.kind == "enum":
             args.append(self.enum_class(feature, feature.name))
         elif feature.kind == "list":
+            typed = f"{cls}[{item_annotation(feature.item)}]"
+            if feature.item is not None:
+                kwargs.append(f"item={as_expose(feature.item)!r}")
             if feature.length_min is not None:
                 kwargs.append(f"length_min={feature.length_min!r}")
             if feature.length_max is not None:
@@ -137,7 +141,9 @@ class _Writer:
             kwargs.append(f"endpoint={feature.endpoint!r}")
         if feature.kind != "composite":
             self.imports.add(cls)
-        return f"self.{attribute} = {cls}({', '.join(args + kwargs)})"
+        else:
+            typed = cls
+        return f"self.{attribute} = {typed}({', '.join(args + kwargs)})"
 
     def composite_class(self, feature: Feature) -> str:
         namer = Namer(reserved=COMPOSITE_RESERVED)
@@ -182,6 +188,25 @@ class _Writer:
         self.device_shapes[key] = name
         self.device_blocks[name] = lines
         return name
+
+
+def item_annotation(item: Feature | None) -> str:
+    """The Python type of a list's items, as the generated code names it."""
+    if item is None:
+        return "Any"
+    if item.kind == "numeric":
+        number = "int" if item.integer else "float"
+        return f"{number} | str" if item.string_presets else number
+    if item.kind == "binary":
+        return "bool"
+    if item.kind == "enum":
+        types = sorted({"str" if isinstance(v, str) else "float" for v in item.values})
+        return " | ".join(types) or "Any"
+    if item.kind == "text":
+        return "str"
+    if item.kind == "composite":
+        return "dict[str, Any]"
+    return "list[Any]"
 
 
 def generate(devices: Any, groups: Any = None) -> Generated:

@@ -189,8 +189,10 @@ def parse_feature(  # noqa: PLR0915 - one branch per expose type, flat on purpos
     specific: str | None = None,
     endpoint: str | None = None,
     nested: bool = False,
+    item: bool = False,
 ) -> Feature | None:
-    """One generic expose (or composite sub-feature); None (and a problem) if unusable."""
+    """One generic expose (or composite sub-feature, or list item type); None (and a
+    problem) if unusable."""
     if not isinstance(raw, Mapping):
         problems.append(f"{where}: not an object")
         return None
@@ -202,8 +204,10 @@ def parse_feature(  # noqa: PLR0915 - one branch per expose type, flat on purpos
     prop = raw.get("property")
     name = raw.get("name")
     if not isinstance(prop, str) or not prop:
-        if kind == "list" and nested and isinstance(name, str) and name:
-            prop = name  # a list's item_type has a name but often no property
+        if item or (kind == "list" and nested):
+            # zigbee2mqtt's list item types never have a property (an item is no key
+            # of the state): the name, if any, stands for it
+            prop = name if isinstance(name, str) and name else "item"
         else:
             problems.append(f"{where}: {kind} expose without a property")
             return None
@@ -291,14 +295,47 @@ def parse_feature(  # noqa: PLR0915 - one branch per expose type, flat on purpos
                        groups=((name, tuple(s.property for s in subs)),))
     # list
     item_raw = raw.get("item_type")
-    item = None
+    item_type = None
     if item_raw is not None:
-        item = parse_feature(item_raw, f"{where}.item_type", problems, nested=True)
+        item_type = parse_feature(item_raw, f"{where}.item_type", problems, nested=True,
+                                  item=True)
     lengths: dict[str, Any] = {}
     for key in ("length_min", "length_max"):
         value = raw.get(key)
         lengths[key] = value if isinstance(value, int) and not isinstance(value, bool) else None
-    return Feature(**common, item=item, **lengths)
+    return Feature(**common, item=item_type, **lengths)
+
+
+def as_expose(feature: Feature) -> dict[str, Any]:
+    """The expose a feature was parsed from (what matters of it): ``parse_feature`` of
+    the result gives the feature back. Generated code carries list item types this way."""
+    out: dict[str, Any] = {"type": feature.kind, "name": feature.name,
+                           "property": feature.property, "access": feature.access}
+    for key in ("endpoint", "label", "description", "category"):
+        if getattr(feature, key):
+            out[key] = getattr(feature, key)
+    if feature.kind == "binary":
+        out.update(value_on=feature.value_on, value_off=feature.value_off)
+        if feature.value_toggle is not None:
+            out["value_toggle"] = feature.value_toggle
+    elif feature.kind == "numeric":
+        for key in ("value_min", "value_max", "value_step", "unit"):
+            if getattr(feature, key) is not None:
+                out[key] = getattr(feature, key)
+        if feature.presets:
+            out["presets"] = [{"name": p.name, "value": p.value, "description": p.description}
+                              for p in feature.presets]
+    elif feature.kind == "enum":
+        out["values"] = list(feature.values)
+    elif feature.kind == "composite":
+        out["features"] = [as_expose(sub) for sub in feature.features]
+    elif feature.kind == "list":
+        if feature.item is not None:
+            out["item_type"] = as_expose(feature.item)
+        for key in ("length_min", "length_max"):
+            if getattr(feature, key) is not None:
+                out[key] = getattr(feature, key)
+    return out
 
 
 def _merge(features: Iterable[Feature], where: str, problems: list[str]) -> list[Feature]:

@@ -105,7 +105,7 @@ def build_parameter(host: ParameterHost, feature: Feature, attribute: str = "") 
                                                       feature.values), **common)
     elif feature.kind == "list":
         param = cls(host, feature.property, length_min=feature.length_min,
-                    length_max=feature.length_max, **common)
+                    length_max=feature.length_max, item=feature.item, **common)
     elif feature.kind == "composite":
         from hadaemon.zigbee.naming import Namer, identifier
 

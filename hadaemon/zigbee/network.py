@@ -1,14 +1,17 @@
 """The zigbee2mqtt network as the adapter sees it, live over the shared MQTT connection.
 
-One subscription (``<base>/#``) feeds everything: ``bridge/devices`` (devices join, leave,
-are renamed: followed by IEEE address), ``bridge/groups``, ``bridge/state``, ``bridge/info``,
-``bridge/event``, ``bridge/response/*``, each device's state and ``availability``. Malformed
-payloads (not JSON, wrong types, unknown devices) are ignored with a warning (each kind
-once a minute at most), never with an exception.
+The subscriptions (:mod:`hadaemon.zigbee.subscriptions`: zigbee2mqtt's topics, not our
+own commands) feed everything: ``bridge/devices`` (devices join, leave, are renamed:
+followed by IEEE address), ``bridge/groups``, ``bridge/state``, ``bridge/info``,
+``bridge/event``, ``bridge/response/*``, each device's state and ``availability``.
+Malformed payloads (too big, not JSON, wrong types, unknown devices) are ignored with a
+warning (each kind of problem once a minute at most per device), never with an exception.
 
 After a (re)connect, once ``bridge/devices`` has arrived (or ``devices_timeout`` passed),
 observers (the automations) are told the network is ready, and the optional throttled
-query asks mains-powered devices for their queryable values. Reactor thread only.
+query asks mains-powered devices for their queryable values: while the bridge is offline
+nobody would answer, so the query waits for it to come online, and a bridge restart
+(offline, then online) asks again. Reactor thread only.
 """
 
 from __future__ import annotations
@@ -40,11 +43,10 @@ from hadaemon.zigbee.live import (
 )
 from hadaemon.zigbee.model import parse_devices, parse_groups
 from hadaemon.zigbee.requests import BridgeRequests
+from hadaemon.zigbee.subscriptions import Subscriptions
 
 SOURCE = "zigbee2mqtt"
-_IGNORED_SUFFIXES = ("/set", "/get")
-_IGNORED_BRIDGE = ("request/", "logging", "extensions", "definitions", "converters", "config",
-                   "options", "health")
+MIB = 1024 * 1024
 
 
 class MqttLink(Protocol):
@@ -80,6 +82,8 @@ class NetworkSettings:
     devices_timeout: float = 3.0
     request_timeout: float = 10.0
     warn_interval: float = 60.0
+    max_payload: int = MIB  # bytes; bigger messages are ignored before parsing
+    max_devices_payload: int = 32 * MIB  # bridge/devices and bridge/groups
 
 
 class Network:
@@ -122,12 +126,14 @@ class Network:
         self._observers: list[Observer] = []
         self._local: list[tuple[LiveTarget, str, Any, Any]] = []
         self._warned: dict[Any, float] = {}
-        self._subscription: Any = None
+        self._subscriptions = Subscriptions(mqtt, self.base_topic, self._on_message,
+                                            f"{source} network")
         self._bus_sub: Subscription | None = None
         self._ready_call: IDelayedCall | None = None
         self._query_call: IDelayedCall | None = None
         self._query_queue: list[LiveDevice] = []
         self._awaiting_devices = False
+        self._query_wanted = False  # a query run not done yet (the bridge was offline)
         self._connects = 0
         self.ready = False
         self.bridge_online: bool | None = None
@@ -136,6 +142,7 @@ class Network:
         self.devices_payload: Any = None
         self.groups_payload: Any = None
         self.messages_received = 0
+        self._smallest_limit = min(settings.max_payload, settings.max_devices_payload)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -148,9 +155,7 @@ class Network:
             f"lifecycle/{self.mqtt_component}/+", self._on_lifecycle,
             name=f"{self.source}: broker connection", event_type=Lifecycle,
         )
-        self._subscription = self.mqtt.subscribe(
-            f"{self.base_topic}/#", self._on_message, qos=1, name=f"{self.source} network"
-        )
+        self._subscriptions.start()
         if self.mqtt.connected:
             self._connected()
 
@@ -164,8 +169,7 @@ class Network:
         self._query_queue.clear()
         if self._bus_sub is not None:
             self._bus_sub.cancel()
-        if self._subscription is not None:
-            self._subscription.cancel()
+        self._subscriptions.stop()
         self.requests.fail_all("the zigbee2mqtt adapter stopped")
         waited: Deferred[Any] = DeferredList(sent, consumeErrors=True)
         waited.addTimeout(timeout, self.reactor)
@@ -235,11 +239,17 @@ class Network:
         if (first and self.settings.initial_query) or (
             not first and self.settings.requery_on_reconnect
         ):
+            self._query_wanted = True
+        if self._query_wanted:
             self._start_queries()
 
     # -- the initial (throttled) query ---------------------------------------------------
 
     def _start_queries(self) -> None:
+        """Ask every device that can answer, once (a run in progress starts over)."""
+        if self.bridge_online is False:
+            return  # nobody would answer: asked when the bridge comes online
+        self._query_wanted = False
         self._query_queue = [
             d for d in sorted(self.devices.values(), key=lambda d: d.name)
             if self.can_answer(d) and self.queryable(d)
@@ -279,6 +289,15 @@ class Network:
     def _on_message(self, message: Message) -> None:
         self.messages_received += 1
         rest = message.topic[len(self.base_topic) + 1:]
+        size = len(message.payload)
+        if size > self._smallest_limit:
+            key, limit = (("max_devices_payload", self.settings.max_devices_payload)
+                          if rest in ("bridge/devices", "bridge/groups")
+                          else ("max_payload", self.settings.max_payload))
+            if size > limit:
+                self.warn_once(f"{message.topic}: {size} bytes, more than the {limit} "
+                               f"allowed ([zigbee2mqtt].{key}); ignored", key=("size", rest))
+                return
         target = self._by_name.get(rest)
         if target is not None:
             payload = self._json(message)
@@ -297,8 +316,6 @@ class Network:
             if found is not None:
                 self._on_availability(found, message)
                 return
-        if rest.endswith(_IGNORED_SUFFIXES) or "/set/" in rest or "/get/" in rest:
-            return  # commands (ours or other clients')
         if not message.payload:
             return  # a retained message being cleared
         self.warn_once(f"{message.topic}: message for an unknown device ignored",
@@ -330,8 +347,6 @@ class Network:
             payload = self._json(message)
             self.requests.response(what[9:], payload)
             return
-        if what.startswith(_IGNORED_BRIDGE):
-            return
         if what not in ("devices", "groups", "info", "event") or not message.payload:
             return
         payload = self._json(message)
@@ -349,9 +364,11 @@ class Network:
             self._bridge_event(payload)
 
     def _set_bridge_online(self, online: bool) -> None:
-        if self.bridge_online is online:
+        was = self.bridge_online
+        if was is online:
             return
         self.bridge_online = online
+        self._bridge_queries(online, restarted=was is False)
         log = self.log.info if online else self.log.warn
         log("{source}: bridge {state}", source=self.source,
             state="online" if online else "offline")
@@ -359,6 +376,20 @@ class Network:
             self.registry.report(self.bridge_device.peer_id, 0, "online", online)
         self.bus.publish(StatusUpdate(self.source, "bridge",
                                       {"state": "online" if online else "offline"}))
+
+    def _bridge_queries(self, online: bool, restarted: bool) -> None:
+        """Queries follow the bridge: held while it is offline, asked again after a
+        restart (its devices may have changed while it was down)."""
+        if not online:
+            if self._query_queue or (self._query_call is not None and self._query_call.active()):
+                self._query_wanted = True  # the rest would be asked into the void
+            if self._query_call is not None and self._query_call.active():
+                self._query_call.cancel()
+            self._query_call = None
+            self._query_queue.clear()
+        elif self.ready and (self._query_wanted
+                             or (restarted and self.settings.requery_on_reconnect)):
+            self._start_queries()
 
     def _update_info(self, payload: Any) -> None:
         if not isinstance(payload, dict):
@@ -497,6 +528,7 @@ class Network:
         self._by_name = {}
         for target in [*self.groups.values(), *self.devices.values()]:
             self._by_name[target.name] = target
+        self._subscriptions.follow(self._by_name)
         for view in self._views:
             self._bind(view)
 

@@ -21,10 +21,11 @@ from typing import Any, Generic, TypeVar
 
 from hadaemon.sentinels import UNKNOWN, Unknown
 from hadaemon.zigbee.broadcasters import Broadcaster, Caller, ListenerCancellationToken
-from hadaemon.zigbee.exposes import GET, READ, SET, Feature, Preset
+from hadaemon.zigbee.exposes import GET, READ, SET, Feature, Preset, parse_feature
 from hadaemon.zigbee.values import BadValue, clamp, decode, encode
 
 E = TypeVar("E", bound=enum.Enum)
+T = TypeVar("T")
 
 
 class ValueUnknown(ValueError):
@@ -504,37 +505,48 @@ class SettableAndQueryableTextParameter(SettableTextParameter, QueryableTextPara
     _default_access = READ | SET | GET
 
 
-class ListParameter(ParameterBase):
+class ListParameter(ParameterBase, Generic[T]):
+    """A list of items of one type: ``item`` is the expose of an item (zigbee2mqtt's
+    ``item_type``, or its Feature); generated code names the Python type,
+    ``SettableListParameter[float]``, so mypy checks what goes in and comes out."""
+
     _kind = "list"
 
     def __init__(self, host: ParameterHost, property: str, *,
                  length_min: int | None = None, length_max: int | None = None,
-                 **kwargs: Any) -> None:
+                 item: Feature | Mapping[str, Any] | None = None, **kwargs: Any) -> None:
         self._length_min, self._length_max = length_min, length_max
+        if isinstance(item, Mapping):
+            problems: list[str] = []
+            item = parse_feature(item, f"{property}.item_type", problems, nested=True,
+                                 item=True)
+            if item is None:
+                raise ValueError("; ".join(problems))
+        self._item = item
         super().__init__(host, property, **kwargs)
 
     def _make_feature(self) -> Feature:
         return replace(super()._make_feature(), length_min=self._length_min,
-                       length_max=self._length_max)
+                       length_max=self._length_max, item=self._item)
 
-    def get(self) -> list[Any] | Unknown:
+    def get(self) -> list[T] | Unknown:
         value = self._decoded(self.get_raw())
         return list(value) if isinstance(value, list) else UNKNOWN
 
 
-class SettableListParameter(ListParameter):
+class SettableListParameter(ListParameter[T]):
     _default_access = READ | SET
 
-    def set(self, value: Sequence[Any]) -> None:
+    def set(self, value: Sequence[T]) -> None:
         self._set_wire(encode(self.feature, list(value)))
 
 
-class QueryableListParameter(ListParameter):
+class QueryableListParameter(ListParameter[T]):
     _default_access = READ | GET
 
     def query_device(self) -> None:
         self._query_device()
 
 
-class SettableAndQueryableListParameter(SettableListParameter, QueryableListParameter):
+class SettableAndQueryableListParameter(SettableListParameter[T], QueryableListParameter[T]):
     _default_access = READ | SET | GET

@@ -48,6 +48,16 @@ SCHEMA = Section(
         ),
         "request_timeout": Float(default=10.0, min=0.1,
                                  doc="Seconds a bridge/request waits for its response."),
+        "max_payload": Int(
+            default=1024 * 1024, min=1024,
+            doc="Bytes; a bigger message from zigbee2mqtt is ignored (with a warning) "
+            "before it is parsed.",
+        ),
+        "max_devices_payload": Int(
+            default=32 * 1024 * 1024, min=1024,
+            doc="The same for bridge/devices and bridge/groups, which grow with the "
+            "network (about 6 KiB per device).",
+        ),
         "automations": List(
             Path(must_exist=True, kind="file"), default=[],
             doc="Automation files (pyziggy style) to run, in this order.",
@@ -100,6 +110,8 @@ class ZigbeeAdapter(Plugin):
             query_battery_devices=self.config["query_battery_devices"],
             devices_timeout=self.config["devices_timeout"],
             request_timeout=self.config["request_timeout"],
+            max_payload=self.config["max_payload"],
+            max_devices_payload=self.config["max_devices_payload"],
         )
         self.network = Network(
             self.reactor, mqtt, self.registry, self.bus, self.context.store, settings,

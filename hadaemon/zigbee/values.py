@@ -70,9 +70,9 @@ def decode(feature: Feature, wire: Any) -> tuple[Any, str | None]:
             return wire, None
         return wire, f"{prop}: expected text, got {type(wire).__name__}"
     if kind == "list":
-        if isinstance(wire, list):
-            return wire, None
-        raise BadValue(f"{prop}: expected a list, got {wire!r}")
+        if not isinstance(wire, list):
+            raise BadValue(f"{prop}: expected a list, got {wire!r}")
+        return (wire, None) if feature.item is None else _decode_items(feature.item, prop, wire)
     if kind == "composite":
         if not isinstance(wire, dict):
             raise BadValue(f"{prop}: expected an object, got {wire!r}")
@@ -92,6 +92,20 @@ def decode(feature: Feature, wire: Any) -> tuple[Any, str | None]:
                 warnings.append(f"{prop}.{warning}")
         return out, "; ".join(warnings) or None
     return wire, None
+
+
+def _decode_items(item: Feature, prop: str, wire: list[Any]) -> tuple[list[Any], str | None]:
+    items: list[Any] = []
+    odd: list[str] = []
+    for index, raw in enumerate(wire):
+        try:
+            value, warning = decode(item, raw)
+        except BadValue as exc:
+            value, warning = raw, str(exc)  # kept as sent: one odd item drops nothing
+        items.append(value)
+        if warning:
+            odd.append(f"{prop}[{index}]: {warning}")
+    return items, "; ".join(odd) or None
 
 
 def encode(feature: Feature, value: Any) -> Any:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+from collections.abc import Iterator
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -13,3 +16,17 @@ def result_of(d: Deferred[Any]) -> Any:
     d.addBoth(box.append)
     assert box, "Deferred has not fired"
     return box[0]
+
+
+@contextlib.contextmanager
+def sigint_handled() -> Iterator[None]:
+    """SIGINT handled as the running daemon handles it (its handler never raises).
+
+    Under pytest the main thread has Python's own handler, so a KeyboardInterrupt there
+    may be a real Ctrl+C and hadaemon lets it through; in a running daemon it never is.
+    """
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: None)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -262,3 +262,59 @@ def test_type_change_is_a_change(world: World) -> None:
     world.registry.report(lamp.peer_id, 0, "v", True)
     world.registry.report(lamp.peer_id, 0, "v", 1.0)
     assert world.changes() == [("v", 1), ("v", True), ("v", 1.0)]
+
+
+class RefusingOwner(Owner):
+    """Accepts writes later, or refuses them (the adapter lost its wire)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answers: list[Deferred[None]] = []
+
+    def write_values(self, device: Device, channel: int, values: Mapping[str, Any]) -> Any:
+        self.writes.append((device.peer_id, channel, dict(values)))
+        answer: Deferred[None] = Deferred()
+        self.answers.append(answer)
+        return answer
+
+
+def test_reads_see_an_accepted_write_until_the_device_confirms(world: World) -> None:
+    lamp = world.registry.add_device("z", "lamp", "Lamp", LAMP, Owner())
+    pid, registry = lamp.peer_id, world.registry
+    registry.report(pid, 0, "brightness", 10)
+    assert result_of(registry.set_value(pid, 0, "brightness", 20)) is None
+    # Read your own write: the pending value, not the last confirmed one.
+    assert registry.get_value(pid, 0, "brightness") == 20
+    assert registry.variable(pid, 0, "brightness").value == 10  # what the device confirmed
+    assert world.changes() == [("brightness", 10)]  # events carry confirmed values only
+    # A stale report still in flight does not undo the write for readers...
+    registry.report(pid, 0, "brightness", 11)
+    assert registry.get_value(pid, 0, "brightness") == 20
+    # ...the confirmation ends the pending write.
+    registry.report(pid, 0, "brightness", 20)
+    assert registry.variable(pid, 0, "brightness").pending is UNKNOWN
+    assert world.changes() == [("brightness", 10), ("brightness", 11), ("brightness", 20)]
+    # A write the device never confirms counts for confirm_timeout, then reads fall back.
+    registry.set_value(pid, 0, "brightness", 30)
+    world.clock.advance(registry.confirm_timeout)
+    assert registry.get_value(pid, 0, "brightness") == 30
+    world.clock.advance(0.001)
+    assert registry.get_value(pid, 0, "brightness") == 20
+
+
+def test_a_refused_write_is_not_read_back(world: World) -> None:
+    owner = RefusingOwner()
+    lamp = world.registry.add_device("z", "lamp", "Lamp", LAMP, owner)
+    pid, registry = lamp.peer_id, world.registry
+    registry.report(pid, 0, "brightness", 10)
+    first = registry.set_value(pid, 0, "brightness", 20)
+    second = registry.set_value(pid, 0, "brightness", 30)
+    assert registry.get_value(pid, 0, "brightness") == 30
+    owner.answers[0].errback(RuntimeError("the broker went away"))
+    assert result_of(first).check(RuntimeError)
+    assert registry.get_value(pid, 0, "brightness") == 30  # the later write still stands
+    owner.answers[1].errback(RuntimeError("the broker went away"))
+    assert result_of(second).check(RuntimeError)
+    assert registry.get_value(pid, 0, "brightness") == 10
+    # Event variables hold no pending value: an event is not a state to read back.
+    assert registry.variable(pid, 0, "action").pending is UNKNOWN

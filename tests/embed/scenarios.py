@@ -16,6 +16,7 @@ import warnings
 from typing import Any
 
 PLUGINS = pathlib.Path(__file__).resolve().parent / "plugins"
+HOSTILE = pathlib.Path(__file__).resolve().parents[1] / "core" / "hostile" / "services"
 
 
 def config(workdir: pathlib.Path, **extra: Any) -> dict[str, Any]:
@@ -164,6 +165,67 @@ def wait_forever(workdir: pathlib.Path) -> None:
         time.sleep(0.1)
 
 
+def hostile(workdir: pathlib.Path) -> None:
+    """User code raising KeyboardInterrupt and sys.exit() everywhere the embedding reaches;
+    the daemon goes on, and the program's own Ctrl+C still ends everything."""
+    import hadaemon.embed as embed
+    from hadaemon.bus import ErrorEvent, Level
+
+    records: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record.getMessage())
+
+    logging.getLogger("hadaemon").addHandler(Keep())
+    cfg = config(workdir, embedtest={"child": True})
+    cfg["daemon"]["plugins"] = ["embedtest", "services"]
+    cfg["services"] = {"directories": [str(HOSTILE)], "service": {"Hostile": {}}}
+    handle = embed.start(cfg)
+    for action in ["interrupt", "exit"]:
+        try:
+            handle.send(f"service:hostile_py/{action}", None)
+        except Exception as exc:
+            say(f"{action}: {type(exc).__name__}: {exc}")
+        assert handle.send("service:hostile_py/ping", None) == "pong"
+
+    def interrupting() -> None:
+        raise KeyboardInterrupt("from a handle.call")
+
+    try:
+        handle.call(interrupting)
+    except Exception as exc:
+        say(f"call: {type(exc).__name__}: {exc}")
+    for action in ["own_task", "call_soon"]:
+        handle.send(f"service:hostile_py/{action}", None)
+    deadline = time.monotonic() + 10
+    while not (any("from a task of its own" in r for r in records)
+               and any("from a loop callback" in r for r in records)):
+        assert time.monotonic() < deadline, records
+        time.sleep(0.01)
+    assert handle.send("service:hostile_py/ping", None) == "pong"
+    say("loop escapes reported")
+    seen: list[str] = []
+
+    def subscriber(event: Any) -> None:
+        if event.message == "first":
+            raise KeyboardInterrupt("from an embedding subscriber")
+        seen.append(event.message)
+
+    handle.subscribe("error/test/#", subscriber)
+    handle.publish(ErrorEvent("test", "first", Level.INFO))
+    handle.publish(ErrorEvent("test", "second", Level.INFO))
+    deadline = time.monotonic() + 10
+    while seen != ["second"]:
+        assert time.monotonic() < deadline, seen
+        time.sleep(0.01)
+    assert any("from an embedding subscriber" in r for r in records), records
+    say("subscriber goes on")
+    say("ready")
+    while True:
+        time.sleep(0.1)
+
+
 def fall_off(workdir: pathlib.Path) -> None:
     import hadaemon.embed as embed
 
@@ -255,6 +317,67 @@ def restart(workdir: pathlib.Path) -> None:
         embed.start(config(workdir))
     except embed.NotRestartable as exc:
         say(f"refused: {exc}")
+
+
+def second_start(workdir: pathlib.Path) -> None:
+    import hadaemon.embed as embed
+
+    handle = embed.start(config(workdir))
+    other = config(workdir / "other")
+    for name, cfg in [("same", config(workdir)), ("other", other)]:
+        try:
+            embed.start(cfg)
+        except embed.AlreadyRunning as exc:
+            say(f"{name} refused: {exc}")
+    try:
+        handle.call(lambda: embed.start(other))  # from the reactor thread too
+    except embed.AlreadyRunning:
+        say("reactor thread refused")
+    assert not (workdir / "other").exists()  # nothing of a second daemon was made
+    assert handle.call(lambda: 7) == 7  # the first one is untouched
+    handle.stop()
+    say("first stopped")
+
+
+def racing_starts(workdir: pathlib.Path) -> None:
+    import hadaemon.embed as embed
+
+    outcomes: list[str] = []
+    handles: list[Any] = []
+    gate = threading.Barrier(2)
+
+    def starter(name: str) -> None:
+        gate.wait()
+        try:
+            handles.append(embed.start(config(workdir / name)))
+            outcomes.append("started")
+        except embed.AlreadyRunning:
+            outcomes.append("refused")
+        except Exception as exc:  # shown by the test: anything but a clear refusal is wrong
+            outcomes.append(f"{type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=starter, args=(n,)) for n in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    say("race", sorted(outcomes))
+    handles[0].stop()
+
+
+def stop_on_reactor_thread(workdir: pathlib.Path) -> None:
+    import hadaemon.embed as embed
+
+    handle = embed.start(config(workdir))
+    returned = handle.submit(handle.stop).result(10)  # starts the stop, returns at once
+    say("reactor thread stop returned", returned)
+    try:
+        handle.call(int)
+    except embed.Stopped:
+        say("stopped at once for callers")
+    handle.stop()  # from another thread: waits for the stop under way
+    reactor_threads = [t for t in threading.enumerate() if t.name == "hadaemon-reactor"]
+    say("after stop:", (workdir / "stopped").exists(), reactor_threads)
 
 
 def own_loop(workdir: pathlib.Path) -> None:

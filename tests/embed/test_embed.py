@@ -12,6 +12,7 @@ import time
 from hadaemon.testing.processes import ChildProcesses
 
 SCENARIOS = pathlib.Path(__file__).resolve().parent / "scenarios.py"
+HOSTILE = pathlib.Path(__file__).resolve().parents[1] / "core" / "hostile" / "services"
 
 
 def run(
@@ -73,6 +74,35 @@ def test_sigint_stops_the_program_and_the_daemon(tmp_path: pathlib.Path,
     assert gone(child)
 
 
+def test_user_code_cannot_stop_the_daemon_but_ctrl_c_still_does(
+        tmp_path: pathlib.Path, processes: ChildProcesses) -> None:
+    proc = processes.spawn([sys.executable, str(SCENARIOS), "hostile", str(tmp_path)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    lines = []
+    while not lines or lines[-1] != "ready":
+        line = proc.stdout.readline().decode()
+        assert line, f"ended early: {lines}\n{proc.stderr.read().decode()}"
+        lines.append(line.rstrip("\n"))
+    service = HOSTILE / "Hostile.py"
+    source = service.read_text().splitlines()
+    line = next(n for n, text in enumerate(source, 1) if '"from a service action"' in text)
+    assert lines[0] == ("interrupt: UserCodeEscape: user code raised "
+                        f"KeyboardInterrupt(from a service action) at {service}:{line}, "
+                        "in interrupt")
+    assert lines[1].startswith("exit: UserCodeExit: user code called sys.exit(3) at "
+                               f"{service}:")
+    assert lines[2].startswith("call: UserCodeEscape: user code raised "
+                               f"KeyboardInterrupt(from a handle.call) at {SCENARIOS}:")
+    assert lines[3:] == ["loop escapes reported", "subscriber goes on", "ready"]
+    child = int((tmp_path / "child.pid").read_text())
+    proc.send_signal(signal.SIGINT)  # the program's own Ctrl+C
+    status = proc.wait(timeout=15)
+    assert status == -signal.SIGINT and "KeyboardInterrupt" in proc.stderr.read().decode()
+    assert (tmp_path / "stopped").exists()  # stopService ran
+    assert gone(child)
+
+
 def test_falling_off_the_end_stops_cleanly(tmp_path: pathlib.Path) -> None:
     started = time.monotonic()
     out = ok(run("fall_off", tmp_path, timeout=30))
@@ -111,6 +141,29 @@ def test_exceptions_arrive_in_the_caller_and_deadlock_is_refused(tmp_path: pathl
 def test_start_after_stop_is_refused(tmp_path: pathlib.Path) -> None:
     out = ok(run("restart", tmp_path))
     assert "refused: the reactor of this process already ran and stopped" in out
+
+
+def test_a_second_start_is_refused_at_once(tmp_path: pathlib.Path) -> None:
+    out = ok(run("second_start", tmp_path))
+    refusal = ("refused: a hadaemon daemon already runs in this process (started by "
+               f"hadaemon.embed.start(), state directory {tmp_path / 'var'}): one daemon "
+               "per process; use its handle, or stop() it before starting another")
+    assert f"same {refusal}" in out.splitlines()  # not "state.db is in use"
+    assert f"other {refusal}" in out.splitlines()  # not a second daemon on the reactor
+    assert "reactor thread refused" in out
+    assert "first stopped" in out
+
+
+def test_racing_starts_start_one_daemon(tmp_path: pathlib.Path) -> None:
+    assert "race ['refused', 'started']" in ok(run("racing_starts", tmp_path))
+
+
+def test_stop_on_the_reactor_thread_starts_the_stop_and_returns(tmp_path: pathlib.Path) -> None:
+    out = ok(run("stop_on_reactor_thread", tmp_path))
+    assert "reactor thread stop returned None" in out
+    assert "stopped at once for callers" in out
+    # a later stop() from another thread waited for that stop, reactor thread included
+    assert "after stop: True []" in out
 
 
 def test_callers_own_asyncio_loop_is_left_alone(tmp_path: pathlib.Path) -> None:

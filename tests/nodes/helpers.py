@@ -59,6 +59,7 @@ def make_config(
     nodes: list[dict[str, Any]],
     plugins: tuple[str, ...] = ("nodes",),
     stop_timeout: float = 20.0,
+    demo_latency: float = 0.0,
     **settings: Any,
 ) -> Any:
     sections: dict[str, Any] = {
@@ -67,7 +68,7 @@ def make_config(
         "nodes": {"node": nodes, "grace": 3.0, **settings},
     }
     if "demo" in plugins:
-        sections["demo"] = {"interval": 3600.0, "follow": False, "latency": 0.0}
+        sections["demo"] = {"interval": 3600.0, "follow": False, "latency": demo_latency}
     config, errors = validate(read(sections, base_dir=tmp_path, environ={}), catalog().schemas())
     assert not errors, [str(e) for e in errors]
     return config

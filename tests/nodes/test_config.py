@@ -139,8 +139,10 @@ def test_flows_json_import(tmp_path: pathlib.Path) -> None:
     assert built.nodes["c1"].catch == "flow"
     info = built.node_info("n1")
     assert info["info"]["threshold"] == 5 and info["flowId"] == "tab1"
-    assert built.node_info("n3")["wiresIn"] == [[{"id": "n1", "port": 0},
-                                                 {"id": "n2", "port": 0}]]
+    n3 = built.node_info("n3")
+    assert n3["allWiresIn"] == [[{"id": "n1", "port": 0}, {"id": "n2", "port": 0}]]
+    assert n3["wiresIn"] == [{"id": "n1", "port": 0}]  # Homegear's: the first wire only
+    assert info["wiresOut"] == [{"id": "n2", "port": 1}, {}]
     text = "\n".join(warnings)
     assert "1 node(s) of type 'debug' skipped" in text
     assert "1 node(s) of type 'mqtt-broker'" not in text  # a config node: no flow

@@ -71,13 +71,15 @@ def test_multiple_inputs_and_fan_out(tmp_path: pathlib.Path, wire: str) -> None:
             # Every destination got a copy of its own.
             assert "path" not in by_path["direct"]
             info = run.plugin.flows.node_info("join")
-            assert info["wiresIn"] == [[{"id": "split", "port": 0}],
-                                       [{"id": "split", "port": 1}]]
+            assert info["allWiresIn"] == [[{"id": "split", "port": 0}],
+                                          [{"id": "split", "port": 1}]]
             split = run.plugin.flows.node_info("split")
-            # Every wire of every port is listed (Homegear keeps only the first).
-            assert split["wiresOut"][1] == [{"id": "join", "port": 1},
-                                            {"address": "test:sink/direct"}]
-            assert len(split["wiresOut"][2]) == 2
+            # Every wire of every port under allWiresOut; wiresOut keeps Homegear's
+            # shape, the first wire of each port.
+            assert split["allWiresOut"][1] == [{"id": "join", "port": 1},
+                                               {"address": "test:sink/direct"}]
+            assert len(split["allWiresOut"][2]) == 2
+            assert split["wiresOut"][1] == {"id": "join", "port": 1}
 
     run_in_reactor(scenario, timeout=30)
 

@@ -79,8 +79,6 @@ def test_rpc_methods_and_fault_codes(tmp_path: pathlib.Path, wire: str) -> None:
                 return int(error["faultCode"])
 
             assert ok(1) is False
-            # (The raw calls are pipelined: the demo lamp reports a write a reactor turn
-            # later, so reads in this batch may not see the writes before them yet.)
             assert ok(2) is None and ok(3) == 0
             assert ok(4) is None
             assert ok(5)["ADDRESS"] == "thermometer" and ok(6)["ADDRESS"] == "thermometer:0"
@@ -90,7 +88,7 @@ def test_rpc_methods_and_fault_codes(tmp_path: pathlib.Path, wire: str) -> None:
             assert ok(13) is None and ok(14) == 42 and ok(15) == {"mode": 42}
             assert ok(16) is None and fault(17) == -1
             assert fault(18) == -32601
-            assert answers[17][0]["faultString"].startswith("Requested method not found")
+            assert answers[17][0]["faultString"] == "Requested method not found."
             assert ok(19).startswith("hadaemon ")
             assert set(ok(20)) == {"state", "brightness"}
             assert ok(21) is None and set(ok(22)) == {"state", "brightness"}
@@ -127,6 +125,43 @@ def test_rpc_methods_and_fault_codes(tmp_path: pathlib.Path, wire: str) -> None:
             assert got[:4] == [{"result": None}, {"result": 15}, {"result": None},
                                {"result": 15}]  # 14.6 rounds to an integer variable
             assert got[4]["type"] == "Exception" and "nothing" in got[4]["error"]
+
+    run_in_reactor(scenario, timeout=30)
+
+
+@pytest.mark.parametrize("wire", WIRES)
+def test_a_node_reads_its_own_writes(tmp_path: pathlib.Path, wire: str) -> None:
+    # The demo lamp confirms a write only after 30 s: every read below comes before that.
+    calls = [
+        ["getValue", [LAMP, 0, "brightness"]],
+        ["setValue", [LAMP, 0, "brightness", 50]],
+        ["getValue", [LAMP, 0, "brightness"]],
+        ["setValue", [LAMP, 0, "brightness", "+=5"]],
+        ["setValue", [LAMP, 0, "brightness", "+=5", False]],  # 5: not waiting for it
+        ["getValue", [LAMP, 0, "brightness"]],
+        ["setValue", [LAMP, 0, "state", "!"]],
+        ["setValue", [LAMP, 0, "state", "!"]],
+        ["getParamset", [LAMP, 0]],
+        ["getAllValues", [LAMP]],  # 10
+    ]
+    config = make_config(tmp_path, [
+        node("rpc", RAW[wire], wire, info={"scenario": "calls", "calls": calls},
+             wires=[["test:sink/answers"]]),
+    ], plugins=("demo", "nodes"), demo_latency=30.0)
+
+    async def scenario(reactor: Any) -> None:
+        async with running(reactor, config) as run:
+            answers = (await run.sink.wait(reactor, 1, "answers"))[0]
+            results = [result for error, result in answers]
+            assert [error for error, _ in answers] == [None] * len(calls)
+            assert results[0] == 0 and results[2] == 50
+            assert results[5] == 60  # the two relative writes composed
+            assert results[8] == {"state": False, "brightness": 60}  # toggled twice
+            values = results[9][0]["CHANNELS"][0]["PARAMSET"]
+            assert values["brightness"]["VALUE"] == 60
+            # Nothing was confirmed: the registry keeps that apart from what is pending.
+            brightness = run.daemon.registry.variable(LAMP, 0, "brightness")
+            assert brightness.value == 0 and brightness.pending == 60
 
     run_in_reactor(scenario, timeout=30)
 

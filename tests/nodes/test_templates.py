@@ -73,7 +73,10 @@ def test_startup_complete_waits_for_all_nodes_and_carries_node_info(
             info = next(m for p, m in run.sink.messages if p == "first")["nodeInfo"]
             assert info["id"] == "first" and info["flowId"] == "flow"
             assert info["info"]["color"] == "blue"
-            assert info["wiresOut"] == [[{"address": "test:sink/first"}]]
+            # Homegear's shape: the first wire per port; every wire under allWiresOut.
+            assert info["wiresOut"] == [{"id": "test:sink/first", "port": 0}]
+            assert info["wiresIn"] == [{}]
+            assert info["allWiresOut"] == [[{"address": "test:sink/first"}]]
             # A node restarted later gets it right after its ping.
             old_pid = run.state("first")["pid"]
             os.kill(old_pid, signal.SIGKILL)

@@ -70,7 +70,12 @@ def test_raising_handlers_and_sys_exit_are_reported_and_the_service_goes_on(
     assert set(by_action) == {"explode", "leave", "later", "no_argument"}
     assert all(e.level is Level.ERROR and e.details["sender"] == "sender_py" for e in errors)
     assert by_action["explode"].message == "explode failed: ValueError: cannot handle 42"
-    assert by_action["leave"].message == "leave failed: UserCodeExit: user code called sys.exit(3)"
+    # named with the user's own file and line, and the traceback reaches into it
+    assert by_action["leave"].message == (
+        "leave failed: UserCodeExit: user code called sys.exit(3) at "
+        f"{tmp_path / 'services' / 'Failing.py'}:10, in leave"
+    )
+    assert "sys.exit(msg.message[0])" in by_action["leave"].details["traceback"]
     assert by_action["later"].message == "later failed: KeyError: 'after an await'"
     assert "no_argument failed: TypeError" in by_action["no_argument"].message
     assert 'raise ValueError(f"cannot handle' in by_action["explode"].details["traceback"]

@@ -44,7 +44,13 @@ def _generic(prop: st.SearchStrategy[str], nested: int) -> st.SearchStrategy[dic
         st.fixed_dictionaries({"type": st.just("numeric"), "name": odd_text.filter(bool),
                                "access": access}),
         st.fixed_dictionaries({"type": st.just("text"), "name": odd_text.filter(bool),
-                               "access": access}))},
+                               "access": access}),
+        st.fixed_dictionaries({"type": st.just("binary"), "name": odd_text, "access": access,
+                               "value_on": st.just("ON"), "value_off": st.just("OFF")}),
+        st.fixed_dictionaries({"type": st.just("enum"), "name": odd_text, "access": access,
+                               "values": st.lists(st.one_of(odd_text, st.integers(0, 9)),
+                                                  min_size=1, max_size=3,
+                                                  unique_by=lambda v: (type(v), v))}))},
         optional={"length_min": st.integers(0, 2), "length_max": st.integers(3, 9)})
     kinds = [binary, numeric, enum, text, lst]
     if nested > 0:

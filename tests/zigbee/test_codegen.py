@@ -34,6 +34,18 @@ def mypy_cache(tmp_path_factory: Any) -> pathlib.Path:
     return path
 
 
+# zigbee2mqtt's list item types: a name, never a property
+LIST_ITEMS: list[tuple[str, int, dict[str, Any]]] = [
+    ("tags", 7, {"type": "text", "name": "tag", "access": 3}),
+    ("times", 2, {"type": "numeric", "name": "time", "label": "Time", "access": 3}),
+    ("days", 3, {"type": "enum", "name": "day", "values": ["mon", "tue"], "access": 3}),
+    ("flags", 3, {"type": "binary", "name": "on", "value_on": "ON", "value_off": "OFF",
+                  "access": 3}),
+    ("slots", 3, {"type": "composite", "name": "slot", "access": 3, "features": [
+        {"type": "numeric", "name": "hour", "property": "hour", "access": 3}]}),
+]
+
+
 def nasty() -> list[Any]:
     def light(name: str, ieee: str, extra: list[Any]) -> dict[str, Any]:
         return {"ieee_address": ieee, "friendly_name": name, "type": "Router",
@@ -66,6 +78,8 @@ def nasty() -> list[Any]:
                 for n in ("name", "class", "get_parameters", "is_available", "_params",
                           "9lives")]
     broken = [{"type": "teleport"}, "junk", {"type": "enum", "property": "e"}]
+    lists = [{"type": "list", "name": name, "property": name, "access": access,
+              "item_type": item} for name, access, item in LIST_ITEMS]
     return [
         {"ieee_address": "0x0", "friendly_name": "Coordinator", "type": "Coordinator",
          "definition": None},
@@ -75,6 +89,7 @@ def nasty() -> list[Any]:
         light('a/b"c', "0x4", colors),
         light("on_connect", "0x5", reserved + broken),
         light("123", "0x6", []),
+        light("Lists", "0x8", lists),
         {"ieee_address": "0x7", "friendly_name": "unsupported", "type": "EndDevice",
          "definition": None},
     ]
@@ -133,6 +148,8 @@ def check_parameter(param: Any, feature: Feature) -> None:
             {p.name: p.value for p in feature.presets}
     elif feature.kind == "composite":
         assert got.groups == feature.groups
+    elif feature.kind == "list":
+        assert got.item == feature.item
         for sub in feature.features:
             check_parameter(param._params[sub.property], sub)
 
@@ -192,6 +209,7 @@ GOOD = '''\
 from __future__ import annotations
 
 from gen_fixture import AvailableDevices, PowerOnBehavior
+from gen_nasty import AvailableDevices as Nasty
 
 devices = AvailableDevices()
 
@@ -207,6 +225,17 @@ def on_connect() -> None:
 
 
 devices.on_connect.add_listener(on_connect)
+
+
+def lists(nasty: Nasty) -> None:
+    nasty.lists.tags.set(["kitchen"])
+    nasty.lists.times.set([10, 60.5])
+    nasty.lists.flags.set([True, False])
+    slots, tags = nasty.lists.slots.get(), nasty.lists.tags.get()
+    if isinstance(slots, list) and isinstance(tags, list):
+        hour: int = slots[0]["hour"]
+        tag: str = tags[0]
+        print(hour, tag)
 '''
 
 BAD = '''\
@@ -216,6 +245,9 @@ devices = AvailableDevices()
 devices.living_room_temp.temperature.set(3)
 devices.hallway_hue.brightnes.set(1)
 devices.hallway_hue.power_on_behavior.set(1.5)
+from gen_nasty import AvailableDevices as Nasty
+Nasty().lists.tags.set([1])
+Nasty().lists.times.set(["10"])
 '''
 
 
@@ -245,7 +277,7 @@ def test_mypy_strict_once_over_a_batch(tmp_path_factory: Any, mypy_cache: pathli
     errors = [line for line in output.splitlines() if ": error:" in line]
     assert all(line.startswith(str(directory / "bad.py")) for line in errors), output
     lines = sorted({int(line.split(":")[1]) for line in errors})
-    assert lines == [4, 5, 6], output
+    assert lines == [4, 5, 6, 8, 9], output
     assert 'has no attribute "set"' in output  # a read-only sensor
     assert 'has no attribute "brightnes"' in output  # a typo
     assert status == 1

@@ -146,3 +146,55 @@ def test_group_capabilities_are_what_all_members_share() -> None:
     with_gang = {f.property for f in shared_features([hue, list(garden.values())])}
     assert with_gang == {"state", "linkquality"}  # state_l1 counts as "state"
     assert shared_features([]) == []
+
+
+def test_list_items_keep_their_type_without_a_property() -> None:
+    from .test_codegen import LIST_ITEMS
+
+    exposes = [{"type": "list", "name": name, "property": name, "access": access,
+                "item_type": item} for name, access, item in LIST_ITEMS]
+    parsed = parse_exposes(exposes, "lists")
+    assert parsed.problems == []  # was "text expose without a property", and the others
+    items = {f.property: f.item for f in parsed.features}
+    assert {p: (i.kind, i.name) for p, i in items.items() if i is not None} == {
+        "tags": ("text", "tag"), "times": ("numeric", "time"), "days": ("enum", "day"),
+        "flags": ("binary", "on"), "slots": ("composite", "slot")}
+    flags, times = parsed.by_property()["flags"], parsed.by_property()["times"]
+    # items go through their own type both ways
+    assert decode(flags, ["ON", "OFF"]) == ([True, False], None)
+    assert encode(flags, [True, False]) == ["ON", "OFF"]
+    with pytest.raises(BadValue, match="time: 'soon' is not a number"):
+        encode(times, [10, "soon"])
+    value, warning = decode(flags, ["ON", "maybe"])
+    assert value == [True, "maybe"] and warning is not None and "flags[1]" in warning
+
+
+def test_a_list_expose_round_trips_through_as_expose() -> None:
+    from hadaemon.zigbee.exposes import as_expose, parse_feature
+
+    from .test_codegen import LIST_ITEMS
+
+    for name, access, item in LIST_ITEMS:
+        raw = {"type": "list", "name": name, "property": name, "access": access,
+               "item_type": item, "length_max": 4, "label": name.title()}
+        feature = parse_feature(raw, name, [])
+        assert feature is not None
+        assert parse_feature(as_expose(feature), name, []) == feature
+
+
+def test_typed_list_items_through_the_adapter() -> None:
+    from .test_codegen import nasty
+    from .util import Harness
+
+    h = Harness(devices=nasty())
+    peer = h.peer("Lists")
+    h.deliver("zigbee2mqtt/Lists", {"flags": ["ON", "OFF"], "tags": ["a"]})
+    assert h.registry.get_value(peer, 0, "flags") == [True, False]
+    view = h.view("Lists")
+    assert view.flags.get() == [True, False] and view.tags.get() == ["a"]
+    h.registry.set_value(peer, 0, "flags", [False, True])
+    view.tags.set(["b", "c"])
+    h.turn()
+    assert h.take() == [("zigbee2mqtt/Lists/set", {"flags": ["OFF", "ON"], "tags": ["b", "c"]})]
+    with pytest.raises(BadValue):
+        view.tags.set([1])

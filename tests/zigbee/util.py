@@ -126,13 +126,14 @@ async def zigbee_running(
     reactor: Any, config: Any, catalog: Any
 ) -> AsyncIterator[tuple[Daemon, Any, Any]]:
     """A daemon of :func:`zigbee_daemon`, once its network is ready: (daemon, network,
-    simulator); stopped at the end, whatever happened."""
+    simulator, or None without one); stopped at the end, whatever happened."""
     daemon = Daemon(config, reactor, catalog=catalog)
     daemon.startService()
     try:
         await daemon.started
         network: Any = daemon.plugin("zigbee2mqtt").network  # type: ignore[union-attr]
-        simulator: Any = daemon.plugin("zigbee2mqtt_simulator").simulator  # type: ignore[union-attr]
+        plugin: Any = daemon.plugin("zigbee2mqtt_simulator")
+        simulator = plugin.simulator if plugin is not None else None
         await wait_until(reactor, lambda: network.ready)
         yield daemon, network, simulator
     finally:

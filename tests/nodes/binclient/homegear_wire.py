@@ -39,10 +39,7 @@ def encode_float(value):
             or magnitude < 2.2250738585072014e-308:
         return 0, 0
     mantissa, exponent = math.frexp(magnitude)  # 0.5 <= mantissa < 1
-    scaled = int(mantissa * (1 << 30) + 0.5)  # half away from zero (it is positive)
-    if scaled >= 1 << 30:
-        scaled //= 2
-        exponent += 1
+    scaled = int(mantissa * (1 << 30) + 0.5)  # half away from zero; 2**30 is kept as is
     return (-scaled if value < 0 else scaled), exponent
 
 
