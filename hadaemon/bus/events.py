@@ -57,22 +57,10 @@ class VariableChanged(Event):
 
     @property
     def topic(self) -> str:
-        # Cached: one per variable, built again for every report cost ~1 us of the
-        # ~4 events a zigbee state message makes (benchmarks/zigbee.py ingest).
-        key = (self.source, self.peer_id, self.channel, self.name)
-        topic = _VARIABLE_TOPICS.get(key)
-        if topic is None:
-            if len(_VARIABLE_TOPICS) >= _VARIABLE_TOPICS_LIMIT:
-                _VARIABLE_TOPICS.clear()
-            topic = _VARIABLE_TOPICS[key] = (
-                f"variable/{segment(self.source)}/{self.peer_id}/{self.channel}/"
-                f"{segment(self.name)}"
-            )
-        return topic
-
-
-_VARIABLE_TOPICS: dict[tuple[str, int, int, str], str] = {}
-_VARIABLE_TOPICS_LIMIT = 65536
+        return (
+            f"variable/{segment(self.source)}/{self.peer_id}/{self.channel}/"
+            f"{segment(self.name)}"
+        )
 
 
 @dataclass(frozen=True, slots=True)

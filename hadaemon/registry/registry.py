@@ -211,17 +211,13 @@ class Registry:
     ) -> bool:
         """The owning adapter reports a value; returns whether an event was published."""
         device = self.device(peer_id)
-        try:  # the lookup inlined: adapters report several values per message
-            var = device.channels[channel].variables[name]
-        except (KeyError, TypeError):
-            var = device.variable(channel, name)  # raises the error naming what is missing
+        var = device.variable(channel, name)
         now = self._reactor.seconds() if timestamp is None else timestamp
         previous = var.value
         var.timestamp = now
         if var.pending is not UNKNOWN and _same(var.pending, value):
             var.pending = UNKNOWN  # confirmed
-        if self._waiters:
-            self._resolve_waiters(peer_id, channel, name, value)
+        self._resolve_waiters(peer_id, channel, name, value)
         if not var.spec.is_event and _same(previous, value):
             return False
         var.value = value
