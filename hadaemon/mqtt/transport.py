@@ -91,8 +91,8 @@ class _BufferedSocket:
         paho spends ~12 us on each PUBLISH it reads (three ``recv``s, a decode, an
         MQTTMessage, its topic-filter callbacks under two locks); this takes ~1 us.
         ``benchmarks/zigbee.py`` ingest on stock mosquitto, CPU per message, runs with
-        and without it taking turns: 33 against 50 us (a loaded machine; the whole
-        change, with the registry and bus trims, went 49 -> 23 us: docs/mqtt.md).
+        and without it taking turns: 33 against 50 us (a loaded machine; docs/mqtt.md,
+        "Measured", has before/after runs: 39 -> 25-28 us).
         Anything else (QoS 1, MQTT 5 properties, a packet not yet complete, a topic that
         is not UTF-8) is left to paho, unchanged.
         """
