@@ -1,20 +1,38 @@
-"""zigbee2mqtt adapter benchmark: ingest rate and reaction latency, next to plain paho.
+"""zigbee2mqtt adapter benchmark: ingest rate, CPU per message and reaction latency, each
+next to a plain paho client in the same run, on a stock mosquitto (and a tuned one).
 
 Run by hand (it starts its own brokers on free ports)::
 
     .venv/bin/python benchmarks/zigbee.py [--messages 20000] [--reactions 300]
+        [--interval 0.02] [--brokers stock,tuned]
 
-It prints, for a mosquitto with ``set_tcp_nodelay true`` (as the docs recommend) and for
-a stock one (mosquitto's defaults, where Nagle and delayed ACKs stall QoS 1 round trips):
+Brokers (each figure is printed under the mosquitto config it used, line by line):
 
-- state messages ingested per second by the adapter (parsed, reported to the registry,
-  listeners called) and by a plain paho client that only counts them (the floor);
-- reaction latency p50/p99 from a sensor report leaving a client to the resulting
-  ``/set`` arriving back at it, through an automation that mirrors a sensor onto a lamp
-  (reports every ``--interval`` seconds, the ``/set`` at QoS 1), next to a plain paho
-  client doing the same mirroring (the floor).
+- ``stock``: mosquitto with only a listener (``listener <port> 127.0.0.1`` and
+  ``allow_anonymous true``, which mosquitto 2 needs for anonymous clients): Nagle on,
+  1000 queued messages per client;
+- ``tuned``: the same plus ``set_tcp_nodelay true`` and ``max_queued_messages 100000``
+  (docs/mqtt.md recommends both).
 
-The measuring clients run in child processes, so the adapter has its reactor to itself.
+Figures, hadaemon (the ``mqtt`` connection, the zigbee2mqtt network, an automation) next
+to the floor, a plain paho 2 client with its defaults (its own network thread):
+
+- ingest: state messages per second (each parsed; hadaemon also reports every value to
+  the registry, which publishes bus events), from the first to the last message that
+  arrived of ``--messages`` written at once on a raw socket (so the publisher is never
+  the bottleneck), and CPU per message over the same span; what arrived is counted
+  (the stock broker may drop what exceeds its 1000-message queue for a slow reader);
+  the best of ``--repeat`` runs, hadaemon's and paho's taking turns;
+- reaction latency p50/p99 from a sensor report leaving the sensor's client to the
+  resulting ``/set`` (QoS 1) arriving back at it, through an automation that mirrors a
+  sensor onto a lamp. Closed loop: the next report leaves ``--interval`` after the
+  answer. Open loop: reports leave every ``--interval`` whatever the answers do, as a
+  real sensor sends them; reports never answered are counted as lost (for hadaemon
+  also two reports read in one reactor turn: their sets collate into one ``/set``).
+
+The measuring clients (the sensor: paho with TCP_NODELAY; the flood) run in child
+processes, so the adapter has its reactor to itself. The machine may be shared: compare
+the ratios within one run, not figures across runs.
 """
 
 from __future__ import annotations
@@ -28,6 +46,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +55,7 @@ sys.path.insert(0, str(ROOT))
 
 SENSOR = "zigbee2mqtt/Living room temp"
 LAMP_SET = "zigbee2mqtt/Hallway Hue/set"
+WARMUP = 20
 
 MIRROR = '''\
 from pyziggy_autogenerate.available_devices import AvailableDevices
@@ -51,6 +71,12 @@ def mirror() -> None:
 
 devices.living_room_temp.humidity.add_listener(mirror)
 '''
+
+# Extra lines over the stock config (listener + allow_anonymous only).
+BROKERS: dict[str, tuple[str, ...]] = {
+    "stock": (),
+    "tuned": ("set_tcp_nodelay true", "max_queued_messages 100000"),
+}
 
 
 # -- child processes -------------------------------------------------------------------
@@ -70,8 +96,14 @@ def _client(host: str, port: int, name: str, nodelay: bool = True) -> Any:
     return client
 
 
+def _report(i: int) -> bytes:
+    # Values 10..209 (a brightness the lamp takes); consecutive reports always differ.
+    return json.dumps({"humidity": 10 + i % 200}).encode()
+
+
 def child_measure(host: str, port: int, count: int, interval: float) -> None:
-    """Publish a report, time until the mirrored /set arrives; print latencies (ms)."""
+    """Closed loop: publish a report, time until the mirrored /set arrives, wait
+    ``interval``, repeat; print the latencies (ms) and the count of timeouts."""
     got = threading.Event()
     client = _client(host, port, f"measure-{os.getpid()}")
     client.on_message = lambda c, u, m: got.set()
@@ -79,23 +111,60 @@ def child_measure(host: str, port: int, count: int, interval: float) -> None:
     client.loop_start()
     time.sleep(0.5)
     latencies = []
-    for i in range(count + 20):
+    lost = 0
+    for i in range(count + WARMUP):
         got.clear()
         start = time.perf_counter()
-        client.publish(SENSOR, json.dumps({"humidity": 10 + i % 200}), qos=0)
+        client.publish(SENSOR, _report(i), qos=0)
         if not got.wait(2.0):
-            print("timeout", file=sys.stderr)
+            lost += 1
             continue
-        if i >= 20:  # warm-up
+        if i >= WARMUP:
             latencies.append((time.perf_counter() - start) * 1000)
         time.sleep(interval)
     client.loop_stop()
-    print(json.dumps(latencies))
+    print(json.dumps({"latencies": latencies, "lost": lost}))
+
+
+def child_measure_open(host: str, port: int, count: int, interval: float) -> None:
+    """Open loop: a report every ``interval`` on a fixed schedule, answers matched by
+    value; print the latencies (ms) and the count of reports never answered."""
+    lock = threading.Lock()
+    pending: dict[int, tuple[int, float]] = {}
+    latencies: list[float] = []
+
+    def on_message(c: Any, u: Any, message: Any) -> None:
+        arrived = time.perf_counter()
+        value = json.loads(message.payload).get("brightness")
+        with lock:
+            sent = pending.pop(value, None)
+        if sent is not None and sent[0] >= WARMUP:
+            latencies.append((arrived - sent[1]) * 1000)
+
+    client = _client(host, port, f"measure-open-{os.getpid()}")
+    client.on_message = on_message
+    client.subscribe(LAMP_SET, qos=1)
+    client.loop_start()
+    time.sleep(0.5)
+    t0 = time.perf_counter()
+    for i in range(count + WARMUP):
+        delay = t0 + i * interval - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        with lock:
+            pending[10 + i % 200] = (i, time.perf_counter())
+        client.publish(SENSOR, _report(i), qos=0)
+    deadline = time.perf_counter() + 2.0
+    while time.perf_counter() < deadline and len(latencies) < count:
+        time.sleep(0.01)
+    client.loop_stop()
+    print(json.dumps({"latencies": latencies, "lost": count - len(latencies)}))
 
 
 def child_mirror(host: str, port: int) -> None:
-    """The floor: plain paho (its own thread), mirroring a report into a QoS 1 /set."""
-    client = _client(host, port, "paho-mirror")
+    """The floor: plain paho (defaults, its own thread) mirroring a report into a QoS 1
+    /set."""
+    client = _client(host, port, "paho-mirror", nodelay=False)
 
     def on_message(c: Any, u: Any, message: Any) -> None:
         value = json.loads(message.payload)["humidity"]
@@ -108,43 +177,92 @@ def child_mirror(host: str, port: int) -> None:
 
 
 def child_flood(host: str, port: int, count: int) -> None:
-    """Publish ``count`` state messages as fast as possible (QoS 0)."""
-    client = _client(host, port, f"flood-{os.getpid()}")
-    client.loop_start()
-    time.sleep(0.3)
-    for i in range(count):
-        info = client.publish(SENSOR, json.dumps({
-            "battery": 90, "humidity": 40 + (i % 100) / 10, "linkquality": i % 255,
-            "pressure": 1000 + i % 7, "temperature": 20 + (i % 50) / 10, "voltage": 3000,
-        }), qos=0)
-        if i % 1000 == 0:
-            info.wait_for_publish()
-    client.publish("bench/done", b"1", qos=1).wait_for_publish()
-    client.loop_stop()
+    """Publish ``count`` state messages (QoS 0) as fast as the broker takes them: built
+    beforehand and written on a raw socket, so the publisher is never the bottleneck."""
+    import socket
+
+    from hadaemon.testing.packets import connect_packet, mqtt_packet, publish_packet
+
+    packets = b"".join(publish_packet(SENSOR, json.dumps({
+        "battery": 90, "humidity": 40 + (i % 100) / 10, "linkquality": i % 255,
+        "pressure": 1000 + i % 7, "temperature": 20 + (i % 50) / 10, "voltage": 3000,
+    }).encode()) for i in range(count))
+    sock = socket.create_connection((host, port))
+    sock.sendall(connect_packet(f"flood-{os.getpid()}"))
+    if sock.recv(4)[:1] != b"\x20":
+        raise SystemExit("flood: no CONNACK")
+    sock.sendall(packets)
+    sock.sendall(mqtt_packet(0xE0, b""))  # DISCONNECT
+    sock.shutdown(socket.SHUT_WR)
+    sock.recv(1)  # the broker closes once it has read everything
+    sock.close()
+
+
+class _Span:
+    """First and last arrival (wall clock and process CPU) of a stream of messages."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.first = self.last = self.cpu_first = self.cpu_last = 0.0
+
+    def seen(self) -> None:
+        now, cpu = time.perf_counter(), time.process_time()
+        if not self.n:
+            self.first, self.cpu_first = now, cpu
+        self.n += 1
+        self.last, self.cpu_last = now, cpu
+
+    def result(self, received: int) -> dict[str, float]:
+        spans = max(1, self.n - 1)  # the first message opens the span
+        return {"rate": spans / (self.last - self.first),
+                "cpu_us": (self.cpu_last - self.cpu_first) / spans * 1e6,
+                "received": received}
 
 
 def child_count(host: str, port: int, count: int) -> None:
-    """The ingest floor: a plain paho client counting (and parsing) state messages."""
-    client = _client(host, port, "paho-count")
-    state = {"n": 0, "first": 0.0, "last": 0.0}
+    """The ingest floor: a plain paho client (defaults) counting (and parsing) state
+    messages until none came for a second."""
+    client = _client(host, port, "paho-count", nodelay=False)
+    span = _Span()
 
     def on_message(c: Any, u: Any, message: Any) -> None:
         json.loads(message.payload)
-        if state["n"] == 0:
-            state["first"] = time.perf_counter()
-        state["n"] += 1
-        state["last"] = time.perf_counter()
-        if state["n"] >= count:
-            c.disconnect()
+        span.seen()
 
     client.on_message = on_message
     client.subscribe(SENSOR, qos=0)
+    client.loop_start()
+    time.sleep(0.3)
     print("ready", flush=True)
-    client.loop_forever()
-    print(json.dumps(state))
+    _wait_quiet(lambda: span.n, count)
+    client.loop_stop()
+    print(json.dumps(span.result(span.n)))
 
 
-# -- the adapter side --------------------------------------------------------------------
+def _wait_quiet(counter: Any, count: int, quiet: float = 1.0) -> None:
+    """Until ``count`` arrived, or some did and then none for ``quiet`` seconds."""
+    last, since = -1, time.perf_counter()
+    while counter() < count:
+        time.sleep(0.02)
+        if counter() != last:
+            last, since = counter(), time.perf_counter()
+        elif last > 0 and time.perf_counter() - since > quiet:
+            return
+
+
+# -- brokers and the adapter side ------------------------------------------------------
+
+
+def stock_broker(extra: Sequence[str]) -> Any:
+    """A mosquitto whose config is only a listener (+ ``extra``), as installed."""
+    from hadaemon.testing import Broker
+
+    class ConfiguredBroker(Broker):
+        def _mosquitto_config(self) -> str:
+            return "\n".join([f"listener {self.port} {self.host}", "allow_anonymous true",
+                              *self.extra_config])
+
+    return ConfiguredBroker(impl="mosquitto", extra_config=extra)
 
 
 def spawn(*args: Any) -> subprocess.Popen[str]:
@@ -192,33 +310,25 @@ def run_adapter(broker: Any, scenario_name: str, **kw: Any) -> Any:
         while not network.ready:
             await deferLater(reactor, 0.01, lambda: None)
         if scenario_name == "latency":
-            child = spawn("measure", broker.host, broker.port, kw["count"], kw["interval"])
+            child = spawn(kw["mode"], broker.host, broker.port, kw["count"], kw["interval"])
             while child.poll() is None:
                 await deferLater(reactor, 0.05, lambda: None)
             result = json.loads(child.stdout.read())  # type: ignore[union-attr]
         else:
-            done: list[float] = []
             temp = network.find("Living room temp")
-            connection.subscribe("bench/done", lambda m: done.append(time.perf_counter()))
-            cpu0 = time.process_time()
-            first = [0.0]
-            start_count = network.messages_received
-
-            def first_seen(_event: Any) -> None:
-                if not first[0]:
-                    first[0] = time.perf_counter()
-
+            assert temp is not None
+            span = _Span()
             sub = bus.subscribe(f"variable/zigbee2mqtt/{temp.peer_id}/0/temperature",
-                                first_seen)
+                                lambda _event: span.seen())
+            start_count = network.messages_received
             child = spawn("flood", broker.host, broker.port, kw["count"])
-            while not done:
-                await deferLater(reactor, 0.01, lambda: None)
+            last, since = -1, time.perf_counter()
+            while child.poll() is None or time.perf_counter() - since < 1.0:
+                await deferLater(reactor, 0.05, lambda: None)
+                if network.messages_received != last:
+                    last, since = network.messages_received, time.perf_counter()
             sub.cancel()
-            received = network.messages_received - start_count - 1
-            result = {"rate": received / (done[0] - first[0]),
-                      "cpu_us": (time.process_time() - cpu0) / received * 1e6,
-                      "received": received}
-            child.wait()
+            result = span.result(network.messages_received - start_count)
         runtime.stop()
         await network.stop()
         await connection.stop()
@@ -232,13 +342,13 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-def floor_latency(broker: Any, count: int, interval: float) -> list[float]:
+def floor_latency(broker: Any, mode: str, count: int, interval: float) -> dict[str, Any]:
     mirror = spawn("mirror", broker.host, broker.port)
     assert mirror.stdout is not None and mirror.stdout.readline().strip() == "ready"
     try:
-        child = spawn("measure", broker.host, broker.port, count, interval)
+        child = spawn(mode, broker.host, broker.port, count, interval)
         out, _ = child.communicate()
-        return list(json.loads(out))
+        return dict(json.loads(out))
     finally:
         mirror.terminate()
         mirror.wait()
@@ -247,12 +357,54 @@ def floor_latency(broker: Any, count: int, interval: float) -> list[float]:
 def floor_ingest(broker: Any, count: int) -> dict[str, float]:
     counter = spawn("count", broker.host, broker.port, count)
     assert counter.stdout is not None and counter.stdout.readline().strip() == "ready"
-    flood = spawn("flood", broker.host, broker.port, count)
-    flood.wait()
+    spawn("flood", broker.host, broker.port, count).wait()
     out = counter.stdout.read()
     counter.wait()
-    state = json.loads(out)
-    return {"rate": state["n"] / (state["last"] - state["first"]), "received": state["n"]}
+    return dict(json.loads(out))
+
+
+def _best(runs: list[dict[str, float]]) -> dict[str, float]:
+    """The best rate and the least CPU of the runs (others' load only ever slows)."""
+    return {"rate": max(r["rate"] for r in runs), "cpu_us": min(r["cpu_us"] for r in runs),
+            "received": min(r["received"] for r in runs)}
+
+
+def _latency(label: str, ours: dict[str, Any], base: dict[str, Any]) -> str:
+    def one(r: dict[str, Any]) -> str:
+        values = r["latencies"]
+        if not values:
+            return "no answers"
+        return (f"p50 {statistics.median(values):6.2f} ms  p99 {percentile(values, 99):6.2f} ms"
+                f"  lost {r['lost']:3d}")
+
+    return f"  reaction {label:6s} hadaemon {one(ours)}   plain paho {one(base)}"
+
+
+def _load() -> str:
+    """The 1-minute load average: figures from a shared machine need it beside them."""
+    return f"{os.getloadavg()[0]:.1f}"
+
+
+def bench_broker(name: str, args: argparse.Namespace) -> None:
+    broker = stock_broker(BROKERS[name])
+    with broker:
+        config = broker.config_path.read_text().strip().splitlines()
+        print(f"\nmosquitto '{name}', its whole config: " + "; ".join(config)
+              + f"   (load average {_load()})")
+        ingests, floors = [], []
+        for _ in range(args.repeat):  # alternately, so both see the same machine
+            ingests.append(run_adapter(broker, "ingest", count=args.messages))
+            floors.append(floor_ingest(broker, args.messages))
+        ingest, floor = _best(ingests), _best(floors)
+        print(f"  ingest   hadaemon {ingest['rate']:8.0f} msg/s {ingest['cpu_us']:5.1f} us CPU/msg"
+              f" ({ingest['received']} of {args.messages} arrived)   plain paho "
+              f"{floor['rate']:8.0f} msg/s {floor['cpu_us']:5.1f} us CPU/msg "
+              f"({floor['received']} arrived)   ratio {ingest['rate'] / floor['rate']:.2f}")
+        for label, mode in (("closed", "measure"), ("open", "measure_open")):
+            ours = run_adapter(broker, "latency", mode=mode, count=args.reactions,
+                               interval=args.interval)
+            base = floor_latency(broker, mode, args.reactions, args.interval)
+            print(_latency(label, ours, base))
 
 
 def main() -> None:
@@ -261,37 +413,32 @@ def main() -> None:
     parser.add_argument("--reactions", type=int, default=300)
     parser.add_argument("--interval", type=float, default=0.02,
                         help="seconds between sensor reports (< 40 ms triggers the stall)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="ingest runs per side; the best is printed")
+    parser.add_argument("--brokers", default="stock,tuned",
+                        help=f"comma-separated, of {', '.join(BROKERS)}")
     args = parser.parse_args()
-    from hadaemon.testing import Broker
+    from hadaemon.testing import find_mosquitto
 
+    version = subprocess.run([find_mosquitto() or "mosquitto", "-h"], capture_output=True,
+                             text=True, check=False).stdout.splitlines()[:1]
     print(f"hadaemon zigbee benchmark: python {sys.version.split()[0]}, "
-          f"{os.cpu_count()} cores, {args.messages} state messages, "
-          f"{args.reactions} reactions {args.interval * 1000:.0f} ms apart")
-    brokers = {
-        "mosquitto set_tcp_nodelay true": (),
-        "mosquitto stock (Nagle on)": ("set_tcp_nodelay false",),
-    }
-    for label, extra in brokers.items():
-        with Broker(extra_config=extra) as broker:
-            print(f"\n{label}:")
-            ingest = run_adapter(broker, "ingest", count=args.messages)
-            floor = floor_ingest(broker, args.messages)
-            print(f"  ingest   hadaemon {ingest['rate']:8.0f} msg/s  "
-                  f"({ingest['cpu_us']:.0f} us CPU/msg, {ingest['received']} received)"
-                  f"   plain paho {floor['rate']:8.0f} msg/s")
-            ours = run_adapter(broker, "latency", count=args.reactions,
-                               interval=args.interval)
-            base = floor_latency(broker, args.reactions, args.interval)
-            print(f"  reaction hadaemon p50 {statistics.median(ours):6.2f} ms  "
-                  f"p99 {percentile(ours, 99):6.2f} ms   plain paho p50 "
-                  f"{statistics.median(base):6.2f} ms  p99 {percentile(base, 99):6.2f} ms")
+          f"{os.cpu_count()} cores, {' '.join(version)}, {args.messages} state messages, "
+          f"(best of {args.repeat} runs each), {args.reactions} reactions "
+          f"{args.interval * 1000:.0f} ms apart")
+    for name in args.brokers.split(","):
+        bench_broker(name.strip(), args)
+    print(f"\nload average at the end: {_load()}")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] in ("measure", "mirror", "flood", "count"):
+    modes = ("measure", "measure_open", "mirror", "flood", "count")
+    if len(sys.argv) > 1 and sys.argv[1] in modes:
         mode, host, port, *rest = sys.argv[1:]
         if mode == "measure":
             child_measure(host, int(port), int(rest[0]), float(rest[1]))
+        elif mode == "measure_open":
+            child_measure_open(host, int(port), int(rest[0]), float(rest[1]))
         elif mode == "mirror":
             child_mirror(host, int(port))
         elif mode == "flood":

@@ -27,7 +27,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import paho.mqtt.client as mqtt
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
@@ -506,10 +505,9 @@ class MqttConnection:
 
     # -- receiving ---------------------------------------------------------------------
 
-    def _on_message(self, raw: mqtt.MQTTMessage) -> None:
+    def _on_message(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
         self.messages_received += 1
-        message = Message(raw.topic, bytes(raw.payload), raw.qos, bool(raw.retain))
-        topic = message.topic
+        message = Message(topic, payload, qos, retain)
         subs = self._topic_cache.get(topic)
         if subs is None:
             subs = [s for s in self._subs if matcher(s.pattern)(topic)]
