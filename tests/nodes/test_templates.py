@@ -110,6 +110,9 @@ def test_how_a_node_is_started(tmp_path: pathlib.Path) -> None:
             assert report["cmdline"] == [sys.executable, node_file, socket_path, "who"]
             assert report["argv"] == [node_file, socket_path, "who"]
             assert report["leader"]  # its own process group
+            # Its spawner armed the parent-death signal before exec (the client need
+            # not load ctypes for it).
+            assert report["death_signal"] == signal.SIGKILL
             assert report["homegear"].startswith(CLIENT_DIR)  # hadaemon's comes first
             assert not report["token_in_env"]  # the client took it out
             # (nor left the daemon's pid to the node's children)
@@ -121,6 +124,7 @@ def test_how_a_node_is_started(tmp_path: pathlib.Path) -> None:
             real = (await run.sink.wait(reactor, 1, "real"))[0]
             assert real["cmdline"] == [sys.executable, node_file, socket_path, "real"]
             assert real["leader"] and real["cwd"] == str(NODES)
+            assert real["death_signal"] == signal.SIGKILL
             assert real["homegear"] == str(BINCLIENT / "homegear.py")
             assert not real["token_in_env"] and real["hadaemon_env"] == []
             assert CLIENT_DIR not in real["path"]

@@ -1,5 +1,6 @@
 """Test node: reports how it was started (argv, process group, environment, which
 homegear module it got) on output 0 at startUpComplete."""
+import ctypes
 import os
 import sys
 import time
@@ -13,6 +14,7 @@ def eventHandler(eventSource, peerId, channel, variableName, value):
         with open("/proc/self/cmdline", "rb") as f:
             cmdline = f.read().split(b"\0")[:-1]
         hg.nodeOutput(0, {"payload": {
+            "death_signal": death_signal.value,
             "argv": sys.argv,
             "cmdline": [part.decode() for part in cmdline],
             "executable": sys.executable,
@@ -25,6 +27,9 @@ def eventHandler(eventSource, peerId, channel, variableName, value):
         }})
 
 
+# Read on the main thread: a thread's parent-death signal is its own (new threads get 0).
+death_signal = ctypes.c_int()
+ctypes.CDLL(None).prctl(2, ctypes.byref(death_signal))  # PR_GET_PDEATHSIG
 hg = Homegear(sys.argv[1], eventHandler, sys.argv[2])
 while hg.connected():
     time.sleep(1)
