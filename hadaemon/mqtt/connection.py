@@ -158,6 +158,7 @@ class MqttConnection:
         self._stopped: Deferred[None] | None = None
         self._drained: list[Deferred[None]] = []
         self._listeners: list[Callable[[str], object]] = []
+        self._read_hooks: list[Callable[[], object]] = []
         self._ssl_context: ssl.SSLContext | None = None
         self.messages_received = 0
         self.messages_sent = 0
@@ -190,6 +191,17 @@ class MqttConnection:
         """
         self._listeners.append(callback)
         return lambda: self._listeners.remove(callback) if callback in self._listeners else None
+
+    def after_read(self, callback: Callable[[], object]) -> Callable[[], None]:
+        """Call ``callback()`` each time the messages read in one wake-up have all been
+        delivered; returns a remover.
+
+        For a subscriber that gathers what those messages cause and answers once (the
+        zigbee2mqtt adapter's collated ``/set``): answering here rather than in a
+        ``callLater(0)`` saves a reactor turn, and what it publishes is written at once.
+        """
+        self._read_hooks.append(callback)
+        return lambda: self._read_hooks.remove(callback) if callback in self._read_hooks else None
 
     def when_connected(self, timeout: float | None = None) -> Deferred[None]:
         """Fires once connected (now if already); with ``timeout``, fails with TimeoutError."""
@@ -354,6 +366,7 @@ class MqttConnection:
                 on_closed=lambda reason: self._on_closed(session, reason),
                 log=self.log,
                 will=self._will,
+                on_read_done=self._read_done,
             )
         except Exception as exc:
             self.reactor.callLater(0, self._connect_failed, None, attempt, describe_error(exc))
@@ -522,6 +535,15 @@ class MqttConnection:
                     continue  # already had it: someone re-subscribed an overlapping filter
                 sub.seen_retained.add(topic)
             self._deliver(sub, message)
+
+    def _read_done(self) -> None:
+        for hook in tuple(self._read_hooks):
+            try:
+                hook()
+            except Exception:
+                self.log.failure("{component}: after-read callback {name} failed",
+                                 failure=Failure(), component=self.component,
+                                 name=getattr(hook, "__qualname__", repr(hook)))
 
     def _deliver(self, sub: MqttSubscription, message: Message) -> None:
         try:

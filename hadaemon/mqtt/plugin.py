@@ -7,6 +7,7 @@ Other plugins find it with ``context.plugin("mqtt")`` (list ``mqtt`` before them
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 from twisted.internet.defer import Deferred
@@ -53,6 +54,10 @@ class MqttService(Plugin):
     ) -> MqttSubscription:
         """See :meth:`MqttConnection.subscribe`."""
         return self.connection.subscribe(pattern, callback, qos=qos, name=name)
+
+    def after_read(self, callback: Callable[[], object]) -> Callable[[], None]:
+        """See :meth:`MqttConnection.after_read`."""
+        return self.connection.after_read(callback)
 
     def start(self) -> None:
         self.connection.start()

@@ -186,6 +186,7 @@ class PahoSession:
         on_closed: Callable[[str], None],
         log: Logger,
         will: tuple[str, bytes] | None = None,
+        on_read_done: Callable[[], None] | None = None,
     ) -> None:
         self._reactor = reactor
         self._settings = settings
@@ -194,6 +195,7 @@ class PahoSession:
         self._on_message_cb = on_message
         self._on_publish_cb = on_publish
         self._on_closed_cb = on_closed
+        self._on_read_done = on_read_done
         protocol = mqtt.MQTTv5 if settings.protocol == "5" else mqtt.MQTTv311
         self._mqtt5 = protocol == mqtt.MQTTv5
         kwargs: dict[str, Any] = {"client_id": settings.client_id, "protocol": protocol,
@@ -306,6 +308,9 @@ class PahoSession:
             if taken:
                 # paho's keepalive reads this; its own reads set it per packet.
                 self.client._last_bytes_received = time.monotonic()
+            if self._on_read_done is not None and not self.closed:
+                # Outside the read, so what the callback publishes is written at once.
+                self._on_read_done()
 
     def _buffered(self) -> int:
         sock = self._sock

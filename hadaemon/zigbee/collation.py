@@ -1,10 +1,12 @@
 """Collation: every set on one device in one reactor turn goes out as ONE ``/set``.
 
 The seed's promise, kept: sets are gathered per target (device, group, or a name not
-known yet) and flushed once at the end of the turn, holding only values that differ from
-what the device had before the turn (``set(1); set(2); set(1)`` sends nothing). Keys of a
-composite that belong together (``x`` and ``y`` of a colour) are sent together, and two
-composites writing one property (``color_xy``, ``color_hs``) are merged into one object.
+known yet) and flushed once at the end of the turn (the network flushes sets caused by
+the messages of one read right after them, see ``MqttConnection.after_read``), holding
+only values that differ from what the device had before the turn (``set(1); set(2);
+set(1)`` sends nothing). Keys of a composite that belong together (``x`` and ``y`` of a
+colour) are sent together, and two composites writing one property (``color_xy``,
+``color_hs``) are merged into one object.
 Queries (``/get``) are gathered the same way.
 
 Reactor thread only.

@@ -154,3 +154,57 @@ def test_a_mixed_stream_arrives_whole_and_in_order(
     # the shortcut carried the plain QoS 0 ones (but those split between two reads)
     plain = sum(qos == 0 and not (v5 and i % 3 == 0) for i, (_, _, qos) in enumerate(sent))
     assert plain // 2 < spy.taken <= plain + 3, (spy.taken, plain)
+
+
+def test_after_read_runs_once_the_wakeups_messages_are_delivered(broker: Broker) -> None:
+    # A subscriber that answers what a wake-up's messages caused (the zigbee collator)
+    # does it here: after the messages, before the reactor turns, and what it publishes
+    # is written (not left inside paho's read); a failing callback is logged, the others
+    # still run; a removed one is not called again.
+    from hadaemon.testing import capture_logs
+
+    publisher = BlockingClient(broker).connect()
+    publisher.subscribe("answer")
+
+    async def scenario(reactor: Any) -> None:
+        conn = connection(reactor, broker)
+        got: list[bytes] = []
+        turned = [True]
+
+        def on_message(message: Message) -> None:
+            got.append(message.payload)
+            turned[0] = False
+            reactor.callLater(0, turned.__setitem__, 0, True)
+
+        calls: list[tuple[int, bool]] = []
+
+        def answer() -> None:
+            calls.append((len(got), turned[0]))
+            if got and not turned[0]:
+                conn.publish("answer", got[-1], qos=0)
+
+        def failing() -> None:
+            raise RuntimeError("boom")
+
+        conn.subscribe("ask", on_message, qos=0)
+        remove_failing = conn.after_read(failing)
+        remove_answer = conn.after_read(answer)
+        conn.start()
+        await conn.when_connected(5)
+        with capture_logs() as logs:
+            publisher.publish("ask", b"1", qos=0)
+            await wait_until(reactor, lambda: got, what="the question")
+        assert (1, False) in calls
+        assert "failing failed" in logs.text() and "boom" in logs.text()
+        remove_answer()
+        remove_failing()
+        remove_failing()  # twice: harmless
+        calls.clear()
+        publisher.publish("ask", b"2", qos=0)
+        await wait_until(reactor, lambda: len(got) == 2, what="the second question")
+        assert calls == []
+        await conn.stop()
+
+    run_in_reactor(scenario, timeout=15)
+    assert publisher.expect("answer").payload == b"1"
+    publisher.close()
