@@ -374,18 +374,6 @@ class NodeConnection(Protocol):
         self._backlog_bytes = 0
         # While writing, the transport may call pauseProducing: later sends then wait.
         self._t.write(data)
-        self._write_out()
-
-    def _write_out(self) -> None:
-        """Have the transport write now, not when the reactor next finds the socket
-        writable: that saves a reactor turn per hop (benchmarks/nodes_vs_nodered.py)."""
-        t = self._t
-        do_write = getattr(t, "doWrite", None)
-        if (do_write is not None and not self._paused
-                and not getattr(t, "disconnecting", True)):
-            # On an error the transport stays registered for writing: the reactor
-            # calls doWrite again and handles the loss as usual.
-            do_write()
 
     def pauseProducing(self) -> None:
         self._paused = True

@@ -68,8 +68,6 @@ FIRST_BUFFER = 4096
 """Bytes of the incoming buffer of a new connection (it grows as messages need)."""
 SHRINK_ABOVE = 256 * 1024
 """An incoming buffer that grew beyond this is replaced by a small one once empty."""
-CREDIT_BATCH = 64
-"""Credits handed back in one ``credit(n)`` of their own, unless the node runs low."""
 
 
 class MsgpackNodeProtocol(NodeConnection):
@@ -94,10 +92,6 @@ class MsgpackNodeProtocol(NodeConnection):
         self._next_id = 1
         self._calls: dict[int, Callable[[Any, Any], None]] = {}
         self._credits_due = 0
-        # Credits the node spent and did not get back yet, and how many it has in all
-        # (the authenticate answer's): see _grant.
-        self._spent = 0
-        self._credits = 0
         # Set once bound: the node's nodeOutput, straight to the router.
         self._route: Callable[[Any, Any], Deferred[None] | None] | None = None
         # Answers held while a destination is full, by the Deferred they wait for.
@@ -212,7 +206,6 @@ class MsgpackNodeProtocol(NodeConnection):
             # Anything unusual takes the general way, which faults as it should.
             self._notification(Notification("nodeOutput", params))
             return
-        self._spent += 1
         held = self._quietly("nodeOutput", route, params[1], params[2])
         if held is None:
             self._grant(1)
@@ -300,7 +293,6 @@ class MsgpackNodeProtocol(NodeConnection):
         if self.state is not State.BOUND:
             self._fail(f"sent {note.method} before authenticating")
             return
-        self._spent += 1
         result = self._quietly(note.method, self.dispatcher.call, self, note.method,
                                note.params)
         if isinstance(result, Deferred):
@@ -337,13 +329,6 @@ class MsgpackNodeProtocol(NodeConnection):
         if self.state is State.CLOSED:
             return
         self._credits_due += credits
-        # Sent on their own only once a batch is due or the node runs low; else they go
-        # with the next input. Each credit(n) of its own wakes the node up, and on a
-        # shared 2-core machine that wake-up competes with the next node of the chain
-        # (benchmarks/nodes_vs_nodered.py: FIGURE).
-        if (self._credits_due < CREDIT_BATCH
-                and self._credits - self._spent >= CREDIT_BATCH):
-            return
         if not self._paused:
             self._schedule_flush()
 
@@ -384,8 +369,6 @@ class MsgpackNodeProtocol(NodeConnection):
         protocol = info.get("protocol") if type(info) is dict else None
         self._counted_inputs = type(protocol) is int and protocol >= COUNTED_INPUTS
         self._authenticated()
-        credits = result.get("credits") if type(result) is dict else None
-        self._credits = credits if type(credits) is int else 0
         self._answer(request.msgid, None, result)
         self.dispatcher.bind(self, node_id)
         self._route = self.dispatcher.output_route(node_id)
@@ -446,5 +429,4 @@ class MsgpackNodeProtocol(NodeConnection):
         if self._credits_due:
             # Many credits, one message: granted at the end of the turn that earned them.
             self._backlog.append(encode_notification("credit", [self._credits_due]))
-            self._spent -= self._credits_due
             self._credits_due = 0
