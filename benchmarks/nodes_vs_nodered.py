@@ -13,6 +13,9 @@
    nodes (``return msg``). hadaemon: the ``mqtt`` plugin's subscription posts the
    message to node 1 (its ``nodeInput`` outputs it), node 2 is wired to a bus endpoint
    that publishes it: the daemon's equivalent of the mqtt in/out nodes, in its process.
+3. Anchors, same run: the daemon alone (a subscription that publishes what it gets, no
+   node), and a bare Python process echoing over a Unix socket (the least a hop to
+   another process costs): what the two nodes add, against what the sockets must cost.
 
 One mosquitto broker for both, started here on a free port on 127.0.0.1 (mosquitto's
 defaults, persistence off, TCP_NODELAY on; see hadaemon.testing.Broker). Node-RED is

@@ -295,9 +295,10 @@ class NodeConnection(Protocol):
 
     def _schedule_flush(self) -> None:
         """Flush once the node data being handled is, else at the next reactor turn;
-        what is sent until then goes out together. Waiting for the next turn cost a hop
-        150-230 µs p50 between a node's output and the next node's input (a timeline of
-        benchmarks/nodes_vs_nodered.py's MQTT round trip), flushing here ~15 µs."""
+        what is sent until then goes out together. In a timeline of the MQTT round trip
+        of benchmarks/nodes_vs_nodered.py, a node's input waited 150-230 µs p50 from
+        being queued (as the previous node's output was routed) to being flushed at the
+        next turn; flushed here, ~15 µs. The end-to-end figures: docs/nodes.md."""
         if self._flush_due:
             return
         self._flush_due = True
