@@ -159,7 +159,7 @@ class BinaryNodeProtocol(NodeConnection):
 
     # -- incoming -----------------------------------------------------------------------
 
-    def _data_received(self, data: bytes) -> None:
+    def dataReceived(self, data: bytes) -> None:
         if self.state is State.CLOSED:
             return
         try:

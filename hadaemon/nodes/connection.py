@@ -28,7 +28,6 @@ reference cycle and no timer, so that it is freed as soon as the transport lets 
 
 from __future__ import annotations
 
-import threading
 from collections import deque
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -81,18 +80,6 @@ CLOSE_GRACE = 1.0  # seconds a closing connection may take to flush before it is
 WRITE_NOW = 65536  # bytes queued in one turn that are written at once, not at its end
 
 
-class _Turn(threading.local):
-    """What one reactor thread is handling: node data, and the connections that have
-    something to write once it is handled."""
-
-    def __init__(self) -> None:
-        self.open = False
-        self.due: list[NodeConnection] = []
-
-
-_TURN = _Turn()
-
-
 @implementer(IPushProducer)
 class NodeConnection(Protocol):
     """The shared half of a node connection (reactor thread only).
@@ -131,7 +118,6 @@ class NodeConnection(Protocol):
         self._backlog: deque[bytes] = deque()
         self._backlog_bytes = 0
         self._flush_call: IDelayedCall | None = None
-        self._flush_due = False  # a flush is called for (a reactor turn, or _TURN)
         self._auth_timer: IDelayedCall | None = None
         self._abort_call: IDelayedCall | None = None
         self.handshake: Handshake | None = None
@@ -202,7 +188,6 @@ class NodeConnection(Protocol):
         """Let go of everything the connection holds: timers (whose calls would keep it
         alive), its place among the unauthenticated, the outgoing backlog."""
         self._end_handshake()
-        self._flush_due = False
         for call in (self._flush_call, self._abort_call):
             if call is not None and call.active():
                 call.cancel()
@@ -289,42 +274,9 @@ class NodeConnection(Protocol):
         self._backlog_bytes += size
         if self._backlog_bytes >= WRITE_NOW:
             self._flush_backlog()
-        else:
-            self._schedule_flush()
-        return True
-
-    def _schedule_flush(self) -> None:
-        """Flush once the node data being handled is, else at the next reactor turn;
-        what is sent until then goes out together. In a timeline of the MQTT round trip
-        of benchmarks/nodes_vs_nodered.py, a node's input waited 150-230 µs p50 from
-        being queued (as the previous node's output was routed) to being flushed at the
-        next turn; flushed here, ~15 µs. The end-to-end figures: docs/nodes.md."""
-        if self._flush_due:
-            return
-        self._flush_due = True
-        if _TURN.open:
-            _TURN.due.append(self)
-        else:
+        elif self._flush_call is None:
             self._flush_call = self.reactor.callLater(0, self._flush_turn)
-
-    def dataReceived(self, data: bytes) -> None:
-        """Handle ``data`` (the wire's :meth:`_data_received`), then write what that
-        gave any node connection to send."""
-        turn = _TURN
-        if turn.open:
-            self._data_received(data)
-            return
-        turn.open = True
-        try:
-            self._data_received(data)
-        finally:
-            turn.open = False
-            due, turn.due = turn.due, []
-            for connection in due:
-                connection._flush_turn()
-
-    def _data_received(self, data: bytes) -> None:
-        raise NotImplementedError
+        return True
 
     def _dropped_event(self) -> None:
         self.events_dropped += 1
@@ -353,12 +305,8 @@ class NodeConnection(Protocol):
         return self._backlog_bytes
 
     def _flush_turn(self) -> None:
-        if self._flush_call is not None and self._flush_call.active():
-            self._flush_call.cancel()
         self._flush_call = None
-        if self._flush_due:
-            self._flush_due = False
-            self._flush_backlog()
+        self._flush_backlog()
 
     def _before_flush(self) -> None:
         """Add what a wire sends once per turn (msgpack: the credits earned in it)."""

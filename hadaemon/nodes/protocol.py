@@ -111,7 +111,7 @@ class MsgpackNodeProtocol(NodeConnection):
 
     # -- incoming -----------------------------------------------------------------------
 
-    def _data_received(self, data: bytes) -> None:
+    def dataReceived(self, data: bytes) -> None:
         """Decode and handle every complete message, never buffering more than
         ``max_frame`` bytes of an unfinished one."""
         unpacker = self._unpacker
@@ -329,8 +329,8 @@ class MsgpackNodeProtocol(NodeConnection):
         if self.state is State.CLOSED:
             return
         self._credits_due += credits
-        if not self._paused:
-            self._schedule_flush()
+        if self._flush_call is None and not self._paused:
+            self._flush_call = self.reactor.callLater(0, self._flush_turn)
 
     def _deferred_answer(self, result: Any, msgid: int) -> None:
         self._answer(msgid, None, result)
