@@ -13,6 +13,9 @@
    nodes (``return msg``). hadaemon: the ``mqtt`` plugin's subscription posts the
    message to node 1 (its ``nodeInput`` outputs it), node 2 is wired to a bus endpoint
    that publishes it: the daemon's equivalent of the mqtt in/out nodes, in its process.
+3. Anchors, same run: the daemon alone (a subscription that publishes what it gets, no
+   node), and a bare Python process echoing over a Unix socket (the least a hop to
+   another process costs): what the two nodes add, against what the sockets must cost.
 
 One mosquitto broker for both, started here on a free port on 127.0.0.1 (mosquitto's
 defaults, persistence off, TCP_NODELAY on; see hadaemon.testing.Broker). Node-RED is
@@ -207,6 +210,29 @@ class Client:
             self.sock.settimeout(None)
 
 mode, port, prefix = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+if mode == "hop":  # the anchor: a Python process that echoes over a Unix socket
+    import os
+    rounds, warmup = int(sys.argv[4]), int(sys.argv[5])
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    if os.fork() == 0:
+        ours.close()
+        while data := theirs.recv(65536):
+            theirs.sendall(data)
+        os._exit(0)
+    theirs.close()
+    times = []
+    for i in range(rounds + warmup):
+        payload = b"\x93\x02\xa9nodeInput\x92\x00\x81\xa7payload" + str(i).encode()
+        start = time.perf_counter_ns()
+        ours.sendall(payload)
+        got = b""
+        while len(got) < len(payload):
+            got += ours.recv(65536)
+        if i >= warmup:
+            times.append(time.perf_counter_ns() - start)
+    ours.close()
+    print(json.dumps(times))
+    raise SystemExit
 client = Client(port)
 if mode == "latency":
     rounds, warmup = int(sys.argv[4]), int(sys.argv[5])
@@ -300,6 +326,9 @@ def hadaemon_run(workdir: pathlib.Path, port: int, count: int, rounds: int,
             m1 = Address.parse("node:m1/0")
             mqtt.subscribe("hd/in", lambda message: post(
                 m1, {"payload": message.payload.decode()}), qos=0)
+            # The anchor: MQTT in straight to MQTT out, no node in between.
+            mqtt.subscribe("direct/in", lambda message: mqtt.publish(
+                "direct/out", message.payload, qos=0).addErrback(lambda _: None), qos=0)
             bus.register("bench:mqtt-out", lambda address, msg: mqtt.publish(
                 "hd/out", str(msg["payload"]).encode(), qos=0).addErrback(lambda _: None),
                 concurrency=100)
@@ -309,6 +338,8 @@ def hadaemon_run(workdir: pathlib.Path, port: int, count: int, rounds: int,
             out["dropped"] = sum(s["dropped"] for s in plugin.nodes().values())
             out["latency"] = await reactor_thread_call(
                 reactor, tester, workdir, "latency", port, "hd", rounds, warmup)
+            out["direct"] = await reactor_thread_call(
+                reactor, tester, workdir, "latency", port, "direct", rounds, warmup)
         finally:
             await daemon.stopService()
 
@@ -390,6 +421,7 @@ def main() -> None:
     node_red = find_node_red()
     with tempfile.TemporaryDirectory(prefix="hadaemon-vs-nodered-", dir="/tmp") as tmp:
         workdir = pathlib.Path(tmp)
+        hop = tester(workdir, "hop", 0, "-", args.rounds, args.warmup)
         broker = Broker(impl="mosquitto", workdir=workdir / "broker").start()
         try:
             print(f"nodes vs Node-RED: {os.cpu_count()} CPUs, Python "
@@ -420,6 +452,13 @@ def main() -> None:
     if theirs is not None:
         theirs_p50 = latency_line(f"Node-RED {''.join(version)}", theirs["latency"])
         print(f"  p50 hadaemon / Node-RED: {ours_p50 / theirs_p50:.2f} (goal: at most 1)")
+    # The anchors, same run: what the two nodes add, against the least two hops to
+    # other processes can cost (a Python process that only echoes, no daemon at all).
+    print("anchors:")
+    direct_p50 = latency_line("MQTT in -> out", ours["direct"])
+    hop_p50 = latency_line("raw Unix hop", hop)
+    print(f"  two nodes add {ours_p50 - direct_p50:.3f} ms to the daemon's own round trip; "
+          f"two bare Python echo hops take {2 * hop_p50:.3f} ms")
 
 
 if __name__ == "__main__":
