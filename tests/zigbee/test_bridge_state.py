@@ -43,8 +43,11 @@ def _gets_since_online(watcher: BlockingClient) -> list[str]:
 
 async def _queried_once(reactor: Any, network: Any, connection: Any,
                         watcher: BlockingClient, expected: list[str]) -> None:
+    # The run is over once the last device was asked *and* the collator, which sends a
+    # turn's /get on the next turn, has sent it: else the marker could overtake it.
     await wait_until(reactor, lambda: network.bridge_online and not network._query_queue
-                     and network._query_call is None, what="the query run")
+                     and network._query_call is None and not network.collator.pending(),
+                     what="the query run")
     # A barrier: all our earlier publishes reach the watcher before this one.
     await connection.publish(MARKER, b"1")
     await wait_until(reactor, lambda: any(m.topic == MARKER for m in watcher.pending()))
