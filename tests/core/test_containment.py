@@ -37,6 +37,10 @@ HOSTILE = pathlib.Path(__file__).resolve().parent / "hostile"
 SERVICE = HOSTILE / "services" / "Hostile.py"
 PLUGINS = HOSTILE / "plugins" / "hostile.py"
 BIN = pathlib.Path(sys.executable).parent
+# How long a wait for the daemon (start, an answer, a log line, the exit after SIGINT) may
+# take: a guard against a hang only, far beyond its stop budget (10 s) and what a loaded
+# 2-core CI needs; each wait is for its condition and returns as soon as it holds.
+HANG_GUARD = 120.0
 
 
 def line_of(path: pathlib.Path, text: str) -> int:
@@ -76,7 +80,7 @@ class Driver:
 
     def __init__(self, path: pathlib.Path) -> None:
         self.sock = socket.socket(socket.AF_UNIX)
-        self.sock.settimeout(20)
+        self.sock.settimeout(HANG_GUARD)
         self.sock.connect(str(path))
         self.lines = self.sock.makefile("rb")
 
@@ -91,7 +95,7 @@ class Driver:
         self.sock.close()
 
 
-def wait_for_text(path: pathlib.Path, text: str, timeout: float = 20.0) -> None:
+def wait_for_text(path: pathlib.Path, text: str, timeout: float = HANG_GUARD) -> None:
     deadline = time.monotonic() + timeout
     while text not in (path.read_text(errors="replace") if path.exists() else ""):
         assert time.monotonic() < deadline, f"no {text!r} in {path}"
@@ -164,10 +168,11 @@ def provoke_everything(tmp_path: pathlib.Path, log: pathlib.Path) -> str:
 def test_hadaemon_run_survives_user_code_and_stops_on_sigint(
     tmp_path: pathlib.Path, processes: ChildProcesses
 ) -> None:
-    daemon = DaemonProcess(make_config(tmp_path), processes=processes).start()
+    daemon = DaemonProcess(make_config(tmp_path), processes=processes).start(
+        timeout=HANG_GUARD)
     provoke_everything(tmp_path, daemon.log_path)
     assert daemon.proc is not None and daemon.proc.poll() is None
-    assert daemon.stop(signal.SIGINT, timeout=20) == 0  # a real Ctrl+C still stops it
+    assert daemon.stop(signal.SIGINT, timeout=HANG_GUARD) == 0  # a real Ctrl+C stops it
     text = daemon.output()
     assert (tmp_path / "stop-called").exists()
     assert "KeyboardInterrupt(from a plugin's stop) at " + where(
@@ -183,10 +188,10 @@ def test_twistd_survives_user_code_and_stops_on_sigint(
         config, processes=processes,
         command=[str(BIN / "twistd"), "-n", "--pidfile=", "--logfile=-", "hadaemon",
                  "--config", str(config)],
-    ).start()
+    ).start(timeout=HANG_GUARD)
     provoke_everything(tmp_path, daemon.log_path)
     assert daemon.proc is not None and daemon.proc.poll() is None
-    status = daemon.stop(signal.SIGINT, timeout=20)
+    status = daemon.stop(signal.SIGINT, timeout=HANG_GUARD)
     # twistd's convention: it re-raises the signal on itself once stopped (-2 for Popen)
     assert status == -signal.SIGINT, daemon.output()[-3000:]
     assert "hadaemon stopped" in daemon.output()

@@ -15,6 +15,7 @@ from hadaemon.config import Config
 from hadaemon.daemon import Daemon
 from hadaemon.testing.logs import capture_logs
 from hadaemon.testing.reactors import run_in_reactor
+from hadaemon.testing.waiting import wait_until
 
 PLUGINS = '''
 import asyncio, sys
@@ -179,7 +180,12 @@ def test_state_survives_restart_and_builtin_plugins_run(tmp_path: pathlib.Path) 
         daemon = Daemon(config, reactor)
         daemon.startService()
         await daemon.started
-        await deferLater(reactor, 0.5, lambda: None)
+        # (logs: the capture around run_in_reactor below)
+        await wait_until(reactor, lambda: (daemon.registry.get_system_variable("heartbeat")
+                                           or 0) >= 3
+                         and "Demo thermometer [1/0] temperature =" in logs.text()
+                         and "Demo lamp [2/0] state =" in logs.text(),
+                         timeout=30, what="three heartbeats and the demo's changes")
         beats = daemon.registry.get_system_variable("heartbeat")
         names = [d.name for d in daemon.registry.devices()]
         daemon.registry.set_system_variable("kept", {"a": [1, 2.5, None]})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import re
 import signal
 import subprocess
 import sys
@@ -144,11 +145,11 @@ def test_run_and_stop_gracefully(tmp_path: pathlib.Path, processes: ChildProcess
     daemon = DaemonProcess(make_config(tmp_path), processes=processes).start()
     assert (tmp_path / "started").exists()
     daemon.wait_for_output("Demo thermometer [1/0] temperature =", timeout=10)
-    started = time.monotonic()
-    assert daemon.stop(sig, timeout=15) == 0
-    assert time.monotonic() - started < 5
+    assert daemon.stop(sig, timeout=120) == 0  # (a hang guard only)
     assert (tmp_path / "stopped").exists()
     out = daemon.output()
+    # gracefully: every plugin stopped in its time, nothing cut short
+    assert not re.search(r"plugin \S+ did not stop within|stop budget exceeded", out), out
     assert "hadaemon stopping" in out and "hadaemon stopped" in out
     assert store_value(tmp_path / "var", "plugin/marker/hello") == "world"
     assert isinstance(store_value(tmp_path / "var", "registry/sysvar/heartbeat"), int)
@@ -176,11 +177,9 @@ def test_blocked_stop_still_ends_the_process(tmp_path: pathlib.Path,
                                              processes: ChildProcesses) -> None:
     config = make_config(tmp_path, marker={"block_stop": True}, daemon={"stop_timeout": 1.0})
     daemon = DaemonProcess(config, processes=processes).start()
-    started = time.monotonic()
-    status = daemon.stop(timeout=30)
-    elapsed = time.monotonic() - started
+    status = daemon.stop(timeout=120)  # a hang guard only
+    # ended by the hard exit once its 1 s budget was spent (not by the plugin's stop)
     assert status == 1
-    assert elapsed < 10
     assert "stop budget exceeded" in daemon.output()
 
 
@@ -188,12 +187,13 @@ def test_second_signal_forces_exit(tmp_path: pathlib.Path, processes: ChildProce
     config = make_config(tmp_path, marker={"block_stop": True}, daemon={"stop_timeout": 60.0})
     daemon = DaemonProcess(config, processes=processes).start()
     daemon.send_signal(signal.SIGINT)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while not (tmp_path / "stopped").exists():  # now blocked inside the plugin's stop
         assert time.monotonic() < deadline
         time.sleep(0.02)
     daemon.send_signal(signal.SIGINT)
-    assert daemon.wait(timeout=10) == 128 + signal.SIGINT
+    # forced by the second signal (128 + SIGINT), not by the 60 s budget's hard exit (1)
+    assert daemon.wait(timeout=50) == 128 + signal.SIGINT
 
 
 # -- twistd --------------------------------------------------------------------------------

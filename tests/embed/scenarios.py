@@ -120,7 +120,7 @@ def services(workdir: pathlib.Path) -> None:
     assert handle.send("service:greeter_py/greet", "legacy") == "hello legacy"
     # the service's own SubmitAction reached the node endpoint of the test plugin
     seen = handle.call(lambda: handle.daemon.plugin("embedtest").seen)  # type: ignore[union-attr]
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 60
     while not seen and time.monotonic() < deadline:
         time.sleep(0.01)
         seen = handle.call(lambda: handle.daemon.plugin("embedtest").seen)  # type: ignore[union-attr]
@@ -144,7 +144,7 @@ def nodes(workdir: pathlib.Path) -> None:
     # from the legacy thread to a real node process, and its output back on the bus
     handle.send("node:doubler/0", {"payload": 21, "topic": "t"})
     seen: list[Any] = []
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while not seen and time.monotonic() < deadline:
         time.sleep(0.02)
         seen = handle.call(lambda: list(handle.daemon.plugin("embedtest").seen))  # type: ignore[union-attr]
@@ -198,7 +198,7 @@ def hostile(workdir: pathlib.Path) -> None:
         say(f"call: {type(exc).__name__}: {exc}")
     for action in ["own_task", "call_soon"]:
         handle.send(f"service:hostile_py/{action}", None)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while not (any("from a task of its own" in r for r in records)
                and any("from a loop callback" in r for r in records)):
         assert time.monotonic() < deadline, records
@@ -215,7 +215,7 @@ def hostile(workdir: pathlib.Path) -> None:
     handle.subscribe("error/test/#", subscriber)
     handle.publish(ErrorEvent("test", "first", Level.INFO))
     handle.publish(ErrorEvent("test", "second", Level.INFO))
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while seen != ["second"]:
         assert time.monotonic() < deadline, seen
         time.sleep(0.01)
@@ -251,7 +251,7 @@ def timeout(workdir: pathlib.Path) -> None:
         handle.call(never, timeout=0.3)
     except embed.CallTimeout as exc:
         say(f"timeout after {time.monotonic() - started:.2f}s: {exc}")
-    assert cancelled.wait(5)
+    assert cancelled.wait(60)
     say("work cancelled")
 
     async def forever() -> None:
@@ -413,9 +413,9 @@ def attach(workdir: pathlib.Path) -> None:
         reactor.callFromThread(reactor.stop)
 
     def on_reactor() -> None:
-        started = time.monotonic()
-        handle = embed.start(config(workdir))  # must not block on the reactor thread
-        results.append(time.monotonic() - started < 1.0)
+        handle = embed.start(config(workdir))  # must not block on the reactor thread:
+        # it returned before the daemon started (which needs this thread to run on)
+        results.append(not handle.started.done())
         try:
             handle.call(int)
         except embed.Deadlock:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 import signal
 import subprocess
 import sys
@@ -13,10 +14,15 @@ from hadaemon.testing.processes import ChildProcesses
 
 SCENARIOS = pathlib.Path(__file__).resolve().parent / "scenarios.py"
 HOSTILE = pathlib.Path(__file__).resolve().parents[1] / "core" / "hostile" / "services"
+# How long a scenario may take to end: only a guard against a hang, far beyond the
+# daemon's own stop budget (10 s, see scenarios.config) even on a loaded 2-core machine.
+STOP_GUARD = 120.0
+# A stop cut short: a plugin's stop limit, or the whole daemon's, ran out.
+CUT_SHORT = re.compile(r"plugin \S+ did not stop within|daemon did not stop within")
 
 
 def run(
-    scenario: str, workdir: pathlib.Path, timeout: float = 60
+    scenario: str, workdir: pathlib.Path, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(SCENARIOS), scenario, str(workdir)],
@@ -29,7 +35,7 @@ def ok(result: subprocess.CompletedProcess[str]) -> str:
     return result.stdout
 
 
-def wait_for(path: pathlib.Path, timeout: float = 10.0) -> None:
+def wait_for(path: pathlib.Path, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not path.exists():
         assert time.monotonic() < deadline, f"{path} never appeared"
@@ -60,16 +66,14 @@ def test_sigint_stops_the_program_and_the_daemon(tmp_path: pathlib.Path,
     child = int((tmp_path / "child.pid").read_text())
     assert proc.stdout is not None
     assert proc.stdout.readline() == b"ready\n"
-    started = time.monotonic()
     proc.send_signal(signal.SIGINT)  # Ctrl+C in the legacy program
-    status = proc.wait(timeout=15)
-    elapsed = time.monotonic() - started
+    status = proc.wait(timeout=STOP_GUARD)
     assert proc.stderr is not None
     err = proc.stderr.read().decode()
     # The program's own behaviour: Python prints the KeyboardInterrupt and ends itself
     # with SIGINT, so the parent sees a death by signal.
     assert status == -signal.SIGINT and "KeyboardInterrupt" in err
-    assert elapsed < 5
+    assert not CUT_SHORT.search(err), err  # a clean stop, not one cut short
     assert (tmp_path / "stopped").exists()  # stopService ran
     assert gone(child)
 
@@ -97,16 +101,19 @@ def test_user_code_cannot_stop_the_daemon_but_ctrl_c_still_does(
     assert lines[3:] == ["loop escapes reported", "subscriber goes on", "ready"]
     child = int((tmp_path / "child.pid").read_text())
     proc.send_signal(signal.SIGINT)  # the program's own Ctrl+C
-    status = proc.wait(timeout=15)
-    assert status == -signal.SIGINT and "KeyboardInterrupt" in proc.stderr.read().decode()
+    status = proc.wait(timeout=STOP_GUARD)
+    err = proc.stderr.read().decode()
+    assert status == -signal.SIGINT and "KeyboardInterrupt" in err
+    assert not CUT_SHORT.search(err), err  # a clean stop, not one cut short
     assert (tmp_path / "stopped").exists()  # stopService ran
     assert gone(child)
 
 
 def test_falling_off_the_end_stops_cleanly(tmp_path: pathlib.Path) -> None:
-    started = time.monotonic()
-    out = ok(run("fall_off", tmp_path, timeout=30))
-    assert time.monotonic() - started < 15
+    result = run("fall_off", tmp_path, timeout=STOP_GUARD)
+    out = ok(result)
+    # it ended by itself, and cleanly: no stop ran out of its time
+    assert not CUT_SHORT.search(result.stderr), result.stderr
     assert "ready" in out
     assert (tmp_path / "stopped").exists()
     child = int((tmp_path / "child.pid").read_text())
@@ -207,7 +214,7 @@ def test_facade_reaches_a_node_and_the_node_ends_with_the_program(
     node = int((tmp_path / "node.pid").read_text())
     assert gone(node)
     grandchild = int((tmp_path / "grandchild.pid").read_text())
-    deadline = time.monotonic() + 5  # a node's whole process group ends with it
+    deadline = time.monotonic() + 60  # a node's whole process group ends with it
     while not gone(grandchild) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert gone(grandchild), result.stdout + result.stderr

@@ -58,11 +58,16 @@ def test_a_node_that_crashes_at_start_backs_off_and_is_marked_crash_looping(
                                  what="the crash loop", timeout=10)
                 await wait_until(reactor, lambda: len(spawned) >= 5, what="more restarts",
                                  timeout=10.0)
+                # Exponential backoff (0.05, 0.1, 0.2, then the 0.4 cap), not a spin: the
+                # supervisor's decisions, then that each restart did wait (load can only
+                # make a gap longer, so no upper bound on wall time).
+                decided = [e.details["restart_in"] for e in events.events
+                           if e.state == Lifecycle.FAILED]
+                assert decided[:4] == pytest.approx([0.05, 0.1, 0.2, 0.4]), decided
+                assert all(d == pytest.approx(0.4) for d in decided[3:]), decided
                 gaps = [b - a for a, b in itertools.pairwise(spawned)]
-                # Exponential backoff (0.05, 0.1, 0.2, then the 0.4 cap), not a spin.
                 assert gaps[0] >= 0.09 and gaps[1] >= 0.18, gaps
                 assert all(gap >= 0.35 for gap in gaps[2:]), gaps
-                assert all(gap < 2.0 for gap in gaps), gaps
                 bad = run.state("bad")
                 assert bad["process"] in ("backoff", "starting")
                 assert "crash loop" in bad["status"]["text"]
@@ -98,11 +103,15 @@ def test_a_node_ignoring_sigterm_and_its_child_are_killed_after_the_grace_period
     )
 
     async def scenario(reactor: Any) -> float:
-        async with running(reactor, config) as run:
-            await wait_until(reactor, pids_file.exists, what="the pids file", timeout=10.0)
-            polite = run.state("polite")["pid"]
-            started = time.monotonic()
-        stopped = time.monotonic() - started
+        with capture_logs() as logs:
+            async with running(reactor, config) as run:
+                await wait_until(reactor, pids_file.exists, what="the pids file",
+                                 timeout=10.0)
+                polite = run.state("polite")["pid"]
+                started = time.monotonic()
+            stopped = time.monotonic() - started
+        # killed once the grace was over, not left to the plugin's stop limit
+        assert "plugin nodes did not stop within" not in logs.text(), logs.text()
         pids = json.loads(pids_file.read_text())
         assert not alive(polite)
         assert not alive(pids["node"]), "the node survived"
@@ -110,7 +119,7 @@ def test_a_node_ignoring_sigterm_and_its_child_are_killed_after_the_grace_period
         return stopped
 
     stopped = run_in_reactor(scenario, timeout=30)
-    assert 0.5 <= stopped < 5.0
+    assert stopped >= 0.5  # the grace was granted (load only makes it longer)
 
 
 @pytest.mark.parametrize("wire", WIRES)
@@ -183,11 +192,16 @@ def test_an_exit_is_noticed_at_once_without_sigchld_or_closed_pipes(
         async with running(reactor, config) as run:
             pid = await run.send("node:x/0", {"payload": "hello"})
             assert pid == run.state("x")["pid"]
-            await run.send("node:x/0", {"payload": "exit"})
+            assert await run.send("node:x/0", {"payload": "close"}) == pid
+            # (part of the scenario: a moment for the daemon to see the pipes closed; the
+            # node exits only when told, so a slow machine cannot overtake this check)
             await sleep(reactor, 0.15)
             assert run.state("x")["pid"] == pid  # closed pipes alone mean nothing
+            assert run.state("x")["restarts"] == 0
+            run.send("node:x/0", {"payload": "exit"}).addErrback(lambda _f: None)
+            # noticed at all (pipes closed long ago, no SIGCHLD): the timeout only guards
             await wait_until(reactor, lambda: run.state("x")["restarts"] == 1,
-                             what="the exit to be noticed", timeout=2.0)
+                             what="the exit to be noticed", timeout=30.0)
             assert run.state("x")["last_exit"] == 3
             await run.ready("x")
             assert await run.send("node:x/0", {"payload": "again"}) != pid

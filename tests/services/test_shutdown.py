@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.metadata
 import pathlib
 import signal
-import time
 
 from hadaemon.testing import ChildProcesses, DaemonProcess, write_config
 
@@ -87,12 +86,12 @@ def test_raising_and_hanging_stop_do_not_keep_the_daemon_alive(
     })
     daemon = DaemonProcess(config, processes=processes).start(timeout=20)
     daemon.wait_for_output("good service started", timeout=10)
-    started = time.monotonic()
-    status = daemon.stop(signal.SIGTERM, timeout=15)
-    elapsed = time.monotonic() - started
+    status = daemon.stop(signal.SIGTERM, timeout=120)  # a hang guard only
     output = daemon.output()
     assert status == 0, output
-    assert elapsed < 5, output  # the hanging Stop cost its 0.5 s, not the whole budget
+    # the hanging Stop cost its 0.5 s, not the plugin's limit nor the daemon's budget
+    assert "plugin services did not stop within" not in output, output
+    assert "stop budget exceeded" not in output, output
     assert marker.read_text() == "stopped"  # the others still stopped
     assert "good service stopped" in output
     assert "Stop failed: RuntimeError: cannot stop, on purpose" in output

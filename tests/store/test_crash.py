@@ -137,7 +137,6 @@ def test_kill_9_loses_no_acknowledged_write(tmp_path: pathlib.Path) -> None:
     expect = Expectations(child)
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
-    started = time.monotonic()
     written = 0
     procs = [_spawn(path, tmp_path / "child-0.err")]
     try:
@@ -173,7 +172,5 @@ def test_kill_9_loses_no_acknowledged_write(tmp_path: pathlib.Path) -> None:
     finally:
         for proc in procs:  # no child outlives the test, whatever happened
             _reap(proc)
-    elapsed = time.monotonic() - started
     assert written > ITERATIONS * 50, written  # the children really were writing
     assert expect.compactions >= ITERATIONS, expect.compactions  # and compacting
-    assert elapsed < 60, elapsed

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import socket
 import ssl
-import statistics
 import time
 import uuid
 from collections.abc import Callable
@@ -271,11 +271,12 @@ def test_qos1_request_reply_is_not_stalled_by_nagle(broker_factory: BrokerFactor
         responder.client.on_message = reply
         responder.subscribe(f"{base}/request")
         requester.subscribe(f"{base}/reply")
-        times = []
+        # Our side of each connection has Nagle off too (the broker's is its config,
+        # checked above); the round trip's speed is a benchmark's business, not a test's.
+        for client in (responder, requester):
+            sock = client.client.socket()
+            assert sock is not None
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
         for i in range(50):
-            started = time.perf_counter()
             requester.publish(f"{base}/request", str(i), qos=1)
             assert requester.expect(f"{base}/reply").payload == str(i).encode()
-            times.append(time.perf_counter() - started)
-    median_ms = statistics.median(times) * 1000
-    assert median_ms < 20, f"median QoS-1 round trip {median_ms:.1f} ms: Nagle is back"

@@ -68,7 +68,7 @@ def test_cleanup_kills_child_ignoring_sigterm_and_its_grandchild(
     processes.cleanup(timeout=0.3)
     elapsed = time.monotonic() - started
 
-    assert 0.3 <= elapsed < 3.0  # waited for SIGTERM, then did not hang
+    assert elapsed >= 0.3  # waited for SIGTERM (a hang is caught by the test's time limit)
     assert child.returncode == -signal.SIGKILL
     assert wait_dead(grandchild_pid)
     assert len(processes) == 0
@@ -77,9 +77,9 @@ def test_cleanup_kills_child_ignoring_sigterm_and_its_grandchild(
 
 def test_cooperative_child_ends_on_sigterm_without_waiting(processes: ChildProcesses) -> None:
     proc = processes.spawn(SLEEPER)
-    started = time.monotonic()
-    processes.cleanup(timeout=5.0)
-    assert time.monotonic() - started < 2.0
+    # Without waiting out its timeout: waiting 600 s would hit the test's own time limit
+    # (pytest-timeout, 300 s), whatever the machine's load.
+    processes.cleanup(timeout=600.0)
     assert proc.returncode == -signal.SIGTERM
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from hadaemon.bus import VariableChanged
 from hadaemon.registry import UnknownVariable
-from hadaemon.testing import BlockingClient, Broker, run_in_reactor, sleep, wait_until
+from hadaemon.testing import BlockingClient, Broker, run_in_reactor, wait_until
 
 from .util import Harness, zigbee_daemon, zigbee_running
 
@@ -60,6 +60,7 @@ def test_the_simulator_respects_access_bits_and_types(tmp_path: pathlib.Path,
     config, catalog = zigbee_daemon(tmp_path, broker, zigbee={"initial_query": False})
     client = BlockingClient(broker).connect()
     client.subscribe("zigbee2mqtt/Living room temp")
+    client.subscribe("test/marker")
 
     async def scenario(reactor: Any) -> None:
         async with zigbee_running(reactor, config, catalog) as (_daemon, _network, simulator):
@@ -83,8 +84,12 @@ def test_the_simulator_respects_access_bits_and_types(tmp_path: pathlib.Path,
             garden = simulator.devices["Garden 2ch"]
             await wait_until(reactor, lambda: simulator.devices["Hallway Hue"].state[
                 "brightness"] == 120 and garden.state["state_l2"] == "ON")
-            await sleep(reactor, 0.05)
-            assert client.pending() == []  # nothing was published for the refused set
+            # A barrier: the simulator answers in order, so anything it published for the
+            # refused set reaches the client before this.
+            await simulator.connection.publish("test/marker", b"1")
+            await wait_until(reactor, client.pending, what="the marker")
+            # nothing was published for the refused set
+            assert [m.topic for m in client.pending()] == ["test/marker"]
 
     run_in_reactor(scenario, timeout=20)
     client.close()

@@ -43,12 +43,20 @@ def _gets_since_online(watcher: BlockingClient) -> list[str]:
 
 async def _queried_once(reactor: Any, network: Any, connection: Any,
                         watcher: BlockingClient, expected: list[str]) -> None:
+    # The run is over once the last device was asked *and* the collator, which sends a
+    # turn's /get on the next turn, has sent it: else the marker could overtake it.
     await wait_until(reactor, lambda: network.bridge_online and not network._query_queue
-                     and network._query_call is None, what="the query run")
-    # A barrier: all our earlier publishes reach the watcher before this one.
-    await connection.publish(MARKER, b"1")
-    await wait_until(reactor, lambda: any(m.topic == MARKER for m in watcher.pending()))
-    assert _gets_since_online(watcher) == expected
+                     and network._query_call is None and not network.collator.pending(),
+                     what="the query run")
+    # A barrier: all our earlier publishes reach the watcher before this one (a marker
+    # of its own: an earlier call's marker is already there).
+    markers = sum(m.topic == MARKER for m in watcher.pending())
+    await connection.publish(MARKER, b"%d" % (markers + 1))
+    await wait_until(reactor, lambda: sum(m.topic == MARKER for m in watcher.pending())
+                     > markers, what="the marker")
+    assert _gets_since_online(watcher) == expected, "\n".join(
+        f"{m.topic} {m.payload[:30]!r}" for m in watcher.pending() if "/bridge/" in m.topic
+        or m.topic.endswith("/get") or m.topic == MARKER)
 
 
 @pytest.mark.parametrize("offline", [b"offline", b'{"state": "offline"}'],

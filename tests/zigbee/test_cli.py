@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import pathlib
+import re
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 
@@ -69,13 +69,17 @@ def test_zigbee_run_generates_checks_runs_and_stops(tmp_path: pathlib.Path, brok
     args = ["run", str(automation), "--config", str(config), "--skip_initial_query"]
     if not mypy_available():
         args.append("--no-typecheck")
-    started = time.monotonic()
+    # It ends by itself, with the automation's code (a hang fails as TimeoutExpired; the
+    # limit is only a guard, generous for a loaded CI machine where mypy alone is slow)...
     result = subprocess.run(
         [sys.executable, "-c", "import sys; from hadaemon.zigbee.cli import main; "
-         f"sys.exit(main({args!r}))"], capture_output=True, text=True, timeout=60,
+         f"sys.exit(main({args!r}))"], capture_output=True, text=True, timeout=240,
         check=False)
-    assert result.returncode == 3, result.stdout + result.stderr
-    assert time.monotonic() - started < 30
+    output = result.stdout + result.stderr
+    assert result.returncode == 3, output
+    # ...and promptly: message_loop.stop(3) stopped it, not a plugin's stop timeout
+    assert "message_loop.stop(3)" in output, output
+    assert not re.search(r"plugin \S+ did not stop within|timed out", output), output
     assert (automation.parent / "pyziggy_autogenerate" / "available_devices.py").exists()
     sets = {m.topic: json.loads(m.payload) for m in
             [watcher.expect("zigbee2mqtt/+/set", timeout=5) for _ in range(2)]}

@@ -88,7 +88,8 @@ def test_password_and_tls_are_used_for_every_connection(tmp_path: pathlib.Path,
             daemon = Daemon(bad_config, reactor, catalog=bad_catalog)
             daemon.startService()
             await daemon.started
-            await sleep(reactor, 0.5)
+            await wait_until(reactor, lambda: "refused the connection" in logs.text(),
+                             what="the refusal")
             network: Any = daemon.plugin("zigbee2mqtt").network  # type: ignore[union-attr]
             assert not network.ready and network.devices == {}
             await daemon.stopService()

@@ -1,18 +1,18 @@
-"""Test node: on input "exit", closes its stdout and stderr first, then exits a moment
-later (a watcher that relied on the pipes closing would not notice the exit)."""
+"""Test node: on input "close", closes its stdout and stderr; on "exit", exits with code
+3 (a watcher that relied on the pipes closing would not notice the exit)."""
 import os
 import sys
-import threading
 import time
 
 from homegear import Homegear
 
 
 def nodeInput(nodeInfo, inputIndex, msg):
-    if msg["payload"] == "exit":
+    if msg["payload"] == "close":
         os.close(1)
         os.close(2)
-        threading.Timer(0.3, os._exit, (3,)).start()
+    elif msg["payload"] == "exit":
+        os._exit(3)
     return os.getpid()
 
 
