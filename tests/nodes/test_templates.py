@@ -51,7 +51,14 @@ def test_seed_templates_start_get_startup_complete_and_stop(
             # Stopped: SIGTERM ended every template at once.
             for pid in pids.values():
                 assert not alive(pid)
-            assert logged(logs) == []
+            expected = []
+            if wire == "binrpc" and sys.version_info >= (3, 12):
+                # Homegear's own module (which the stand-in follows) gives the main thread
+                # no event loop: there the seed's asyncio template warns on 3.12+, as it
+                # would under Homegear. hadaemon's module does not (the msgpack case).
+                expected = [f"{NODES / 'seed_asyncio.py'}:12: DeprecationWarning: There is"
+                            " no current event loop", "  loop = asyncio.get_event_loop()"]
+            assert logged(logs) == expected
 
     run_in_reactor(scenario, timeout=30)
 
