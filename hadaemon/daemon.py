@@ -11,7 +11,9 @@ one is reported and skipped), then flush the registry and the stores.
 
 from __future__ import annotations
 
+import faulthandler
 import os
+import signal
 import threading
 import time
 from typing import Any
@@ -116,6 +118,10 @@ class Daemon(Service):
             # hadaemon runs this loop (hadaemon run, twistd): what user code lets escape
             # from a callback of its own must not stop it.
             guard_reactor(self.reactor)
+        if self.owns_process:
+            # `kill -USR2 <pid>` writes every thread's stack to stderr: where a stuck
+            # daemon is stuck, even when its reactor cannot run a line of Python.
+            faulthandler.register(signal.SIGUSR2, all_threads=True)
         # startService runs before the asyncio loop does (under twistd too): do the
         # real work in the first reactor turn, where asyncio calls work.
         self.reactor.callWhenRunning(self._schedule_start)

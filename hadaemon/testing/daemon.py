@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import signal
@@ -11,7 +12,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from hadaemon.testing.processes import ChildProcesses
+from hadaemon.testing.processes import ChildProcesses, kill_group
 
 STARTED_MARK = "hadaemon started:"
 
@@ -115,9 +116,21 @@ class DaemonProcess:
         self.proc.send_signal(sig)
 
     def wait(self, timeout: float = 30.0) -> int:
+        """The exit status; a daemon still running after ``timeout`` is made to write its
+        threads' stacks (SIGUSR2), killed, and reported with the end of its output."""
         assert self.proc is not None
         try:
             return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGUSR2)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(2.0)  # time to write the stacks (it may even end meanwhile)
+            kill_group(self.proc, signal.SIGKILL)
+            self.proc.wait()
+            raise TimeoutError(
+                f"the daemon did not exit within {timeout}s; the end of its output:\n"
+                + self.output()[-12000:]
+            ) from None
         finally:
             self._out.close()
 

@@ -479,5 +479,10 @@ def stdlib_logging(workdir: pathlib.Path) -> None:
 
 
 if __name__ == "__main__":
+    import faulthandler
+    import signal
+
+    # The test asks for every thread's stack (SIGUSR2) before it kills a scenario that hangs.
+    faulthandler.register(signal.SIGUSR2, all_threads=True)
     scenario, workdir = sys.argv[1], pathlib.Path(sys.argv[2])
     globals()[scenario](workdir)

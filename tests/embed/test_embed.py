@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import re
@@ -9,6 +10,8 @@ import signal
 import subprocess
 import sys
 import time
+
+import pytest
 
 from hadaemon.testing.processes import ChildProcesses
 
@@ -24,10 +27,42 @@ CUT_SHORT = re.compile(r"plugin \S+ did not stop within|daemon did not stop with
 def run(
     scenario: str, workdir: pathlib.Path, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(SCENARIOS), scenario, str(workdir)],
-        capture_output=True, text=True, timeout=timeout,
-    )
+    try:
+        return subprocess.run(
+            [sys.executable, str(SCENARIOS), scenario, str(workdir)],
+            capture_output=True, text=True, timeout=timeout,
+        )
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"{scenario} did not end within {timeout}s; stdout:\n{exc.stdout!r:.4000}"
+                    f"\nstderr:\n{exc.stderr!r:.8000}", pytrace=False)
+
+
+def spawn(processes: ChildProcesses, scenario: str,
+          workdir: pathlib.Path) -> subprocess.Popen[bytes]:
+    """A scenario read line by line; its stderr goes to a file (``stderr_of``): a pipe that
+    nobody reads until the end could fill up and block it."""
+    with (workdir / "stderr").open("wb") as stderr:
+        return processes.spawn([sys.executable, str(SCENARIOS), scenario, str(workdir)],
+                               stdout=subprocess.PIPE, stderr=stderr)
+
+
+def stderr_of(workdir: pathlib.Path) -> str:
+    return (workdir / "stderr").read_text(errors="replace")
+
+
+def wait_or_explain(proc: subprocess.Popen[bytes], workdir: pathlib.Path) -> int:
+    """The exit status of ``spawn``'s scenario, or a failure that shows where it hangs."""
+    try:
+        return proc.wait(STOP_GUARD)
+    except subprocess.TimeoutExpired:
+        pass
+    proc.send_signal(signal.SIGUSR2)  # scenarios.py writes every thread's stack
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(2.0)
+    proc.kill()  # its own children: the processes fixture ends its group
+    proc.wait()
+    pytest.fail(f"the scenario did not end within {STOP_GUARD}s; its stderr, with its "
+                f"threads' stacks:\n{stderr_of(workdir)[-12000:]}", pytrace=False)
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> str:
@@ -60,16 +95,14 @@ def test_legacy_program_calls_facade_events_and_stop(tmp_path: pathlib.Path) -> 
 
 def test_sigint_stops_the_program_and_the_daemon(tmp_path: pathlib.Path,
                                                  processes: ChildProcesses) -> None:
-    proc = processes.spawn([sys.executable, str(SCENARIOS), "wait_forever", str(tmp_path)],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = spawn(processes, "wait_forever", tmp_path)
     wait_for(tmp_path / "child.pid")
     child = int((tmp_path / "child.pid").read_text())
     assert proc.stdout is not None
     assert proc.stdout.readline() == b"ready\n"
     proc.send_signal(signal.SIGINT)  # Ctrl+C in the legacy program
-    status = proc.wait(timeout=STOP_GUARD)
-    assert proc.stderr is not None
-    err = proc.stderr.read().decode()
+    status = wait_or_explain(proc, tmp_path)
+    err = stderr_of(tmp_path)
     # The program's own behaviour: Python prints the KeyboardInterrupt and ends itself
     # with SIGINT, so the parent sees a death by signal.
     assert status == -signal.SIGINT and "KeyboardInterrupt" in err
@@ -80,19 +113,18 @@ def test_sigint_stops_the_program_and_the_daemon(tmp_path: pathlib.Path,
 
 def test_user_code_cannot_stop_the_daemon_but_ctrl_c_still_does(
         tmp_path: pathlib.Path, processes: ChildProcesses) -> None:
-    proc = processes.spawn([sys.executable, str(SCENARIOS), "hostile", str(tmp_path)],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert proc.stdout is not None and proc.stderr is not None
-    lines = []
+    proc = spawn(processes, "hostile", tmp_path)
+    assert proc.stdout is not None
+    lines: list[str] = []
     while not lines or lines[-1] != "ready":
         line = proc.stdout.readline().decode()
-        assert line, f"ended early: {lines}\n{proc.stderr.read().decode()}"
+        assert line, f"ended early: {lines}\n{stderr_of(tmp_path)}"
         lines.append(line.rstrip("\n"))
     service = HOSTILE / "Hostile.py"
     source = service.read_text().splitlines()
-    line = next(n for n, text in enumerate(source, 1) if '"from a service action"' in text)
+    lineno = next(n for n, text in enumerate(source, 1) if '"from a service action"' in text)
     assert lines[0] == ("interrupt: UserCodeEscape: user code raised "
-                        f"KeyboardInterrupt(from a service action) at {service}:{line}, "
+                        f"KeyboardInterrupt(from a service action) at {service}:{lineno}, "
                         "in interrupt")
     assert lines[1].startswith("exit: UserCodeExit: user code called sys.exit(3) at "
                                f"{service}:")
@@ -101,8 +133,8 @@ def test_user_code_cannot_stop_the_daemon_but_ctrl_c_still_does(
     assert lines[3:] == ["loop escapes reported", "subscriber goes on", "ready"]
     child = int((tmp_path / "child.pid").read_text())
     proc.send_signal(signal.SIGINT)  # the program's own Ctrl+C
-    status = proc.wait(timeout=STOP_GUARD)
-    err = proc.stderr.read().decode()
+    status = wait_or_explain(proc, tmp_path)
+    err = stderr_of(tmp_path)
     assert status == -signal.SIGINT and "KeyboardInterrupt" in err
     assert not CUT_SHORT.search(err), err  # a clean stop, not one cut short
     assert (tmp_path / "stopped").exists()  # stopService ran

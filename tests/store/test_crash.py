@@ -150,6 +150,10 @@ def test_kill_9_loses_no_acknowledged_write(tmp_path: pathlib.Path) -> None:
             assert b"ready\n" in out, f"child did not start: {stderr_path.read_text()}"
             if iteration + 1 < ITERATIONS:  # imports overlap with this child's run
                 procs.append(_spawn(path, tmp_path / f"child-{iteration + 1}.err"))
+            if iteration % 2 == 0:
+                # Every other child dies after its first compaction (at most 0.3 s after,
+                # often in the middle of the next one), however slow a loaded machine is.
+                out += _read_for(proc, 60, until=b"#compacted\n")
             out += _read_for(proc, rng.uniform(0.02, 0.3), until=None)
             os.kill(proc.pid, signal.SIGKILL)
             out += _read_for(proc, 10, until=None)  # what it wrote before dying, to EOF
@@ -173,4 +177,4 @@ def test_kill_9_loses_no_acknowledged_write(tmp_path: pathlib.Path) -> None:
         for proc in procs:  # no child outlives the test, whatever happened
             _reap(proc)
     assert written > ITERATIONS * 50, written  # the children really were writing
-    assert expect.compactions >= ITERATIONS, expect.compactions  # and compacting
+    assert expect.compactions >= ITERATIONS // 2, expect.compactions  # and compacting
