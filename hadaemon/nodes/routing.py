@@ -2,10 +2,10 @@
 
 A wire to a node input queues the message at that node (:class:`NodeInputs`); a wire to
 any other bus address (a service action, a device) sends it on the bus. Every
-destination gets its own copy (only a message with a single destination is handed on as
-it is). Problems (an output without wires, a full queue, a bus
-destination that fails) are reported as the sending node's errors, throttled so a flood
-stays readable. A destination that is full holds the sender's answer until it has room
+destination gets its own copy (:func:`hadaemon.values.copy`), except the only one, which
+takes the message as it was decoded. Problems (an output without wires, a full queue, a
+bus destination that fails) are reported as the sending node's errors, throttled so a
+flood stays readable. A destination that is full holds the sender's answer until it has room
 (flow control, see :mod:`hadaemon.nodes.delivery`).
 """
 
