@@ -170,7 +170,9 @@ class Router:
         for room (see :mod:`hadaemon.nodes.busline`).
 
         The message was just decoded from the node, so nobody else holds it: the only
-        destination (``alone``) takes it as it is, others each get a copy of their own.
+        destination (``alone``) takes it as it is, others each get a copy of their own
+        (``benchmarks/node_to_bus.py``: daemon CPU per message to one endpoint 10-16 us,
+        was 12-21 us unpacking the packed message; to two 18-27 us, was 24-37 us).
         """
         value = message.msg.get("payload") if target.payload_only else message.msg
         if not alone:

@@ -20,8 +20,10 @@ def copy(value: Any) -> Any:
     """A copy of ``value`` with new lists and dicts all the way down (tuples as lists).
 
     The common shapes (a dict or list of scalars, a message with one nested table) are
-    copied with C-level ``dict.copy`` / ``list`` after one C-level scan for containers:
-    see ``benchmarks/values.py`` for the figures against ``unpack(packed)``.
+    copied with C-level ``dict.copy`` / ``list`` after one C-level scan for containers.
+    ``benchmarks/values.py`` (best of 5 rounds, shared 2-CPU VM): a small node message
+    1.4 us against 3.4 us for ``unpack(packed)``, a 50-int list 3.2 against 7.4 us; a
+    list of ten small tables is slower (55 against 16 us: a Python call per container).
     """
     kind = type(value)
     if kind is dict:
