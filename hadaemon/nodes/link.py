@@ -18,7 +18,7 @@ from twisted.internet.defer import Deferred
 from hadaemon import binrpc
 from hadaemon.nodes import wire
 from hadaemon.nodes.auth import PeerCredentials
-from hadaemon.store.values import pack
+from hadaemon.values import pack
 
 InputDone = Callable[[Any, Any], None]
 """``done(error, result)``: called once, on the reactor thread, when the node answered a
@@ -88,7 +88,7 @@ def fast_pack(value: Any) -> bytes:
     """Pack a value decoded from the wire: the C packer, unless it holds an int beyond
     64 bits or a str with lone surrogates (ext types), which take the value model's way.
 
-    For such values the bytes are exactly those of :func:`hadaemon.store.values.pack`.
+    For such values the bytes are exactly those of :func:`hadaemon.values.pack`.
     Reactor thread only (one packer, kept: making one per message costs more than
     packing a small message).
     """

@@ -59,7 +59,7 @@ from hadaemon.nodes.wire import (
     encode_response,
     parse,
 )
-from hadaemon.store.values import make_unpacker
+from hadaemon.values import make_unpacker
 
 if TYPE_CHECKING:
     from hadaemon.nodes.dispatcher import Dispatcher

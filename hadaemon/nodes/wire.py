@@ -1,7 +1,7 @@
 """msgpack-rpc messages of the node wire: plain data and functions, no I/O.
 
 The msgpack-rpc spec's three shapes, every value in hadaemon's value model
-(:mod:`hadaemon.store.values`, shared with the node client)::
+(:mod:`hadaemon.values`, shared with the node client)::
 
     request       [0, msgid, method, params]     msgid: int, method: str, params: array
     response      [1, msgid, error, result]      error: nil or {faultCode, faultString}
@@ -25,7 +25,7 @@ from typing import Any
 
 import msgpack
 
-from hadaemon.store.values import pack
+from hadaemon.values import pack
 
 REQUEST = 0
 RESPONSE = 1

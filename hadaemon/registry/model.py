@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from hadaemon.registry.errors import InvalidValue, UnknownChannel, UnknownVariable
 from hadaemon.sentinels import UNKNOWN
+from hadaemon.values import same
 
 if TYPE_CHECKING:
     from twisted.internet.defer import Deferred
@@ -97,7 +98,7 @@ class VariableSpec:
             self._check_range(value)
             return value
         if kind is ValueType.ENUM:
-            if value not in self.values:
+            if not any(same(value, allowed) for allowed in self.values):
                 allowed = ", ".join(repr(v) for v in self.values)
                 raise InvalidValue(f"{self.name}: expected one of {allowed}; got {value!r}")
             return value

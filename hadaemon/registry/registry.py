@@ -45,6 +45,7 @@ from hadaemon.registry.model import (
     Variable,
 )
 from hadaemon.sentinels import UNKNOWN
+from hadaemon.values import same
 
 SYSTEM_SOURCE = "system"
 
@@ -215,10 +216,10 @@ class Registry:
         now = self._reactor.seconds() if timestamp is None else timestamp
         previous = var.value
         var.timestamp = now
-        if var.pending is not UNKNOWN and _same(var.pending, value):
+        if var.pending is not UNKNOWN and same(var.pending, value):
             var.pending = UNKNOWN  # confirmed
         self._resolve_waiters(peer_id, channel, name, value)
-        if not var.spec.is_event and _same(previous, value):
+        if not var.spec.is_event and same(previous, value):
             return False
         var.value = value
         if not var.spec.is_event:
@@ -407,7 +408,7 @@ class Registry:
             return
         keep = []
         for expected, d in waiters:
-            if _same(expected, value):
+            if same(expected, value):
                 d.callback(None)
             else:
                 keep.append((expected, d))
@@ -432,7 +433,7 @@ class Registry:
         previous = sysvars.get(name, UNKNOWN)
         self._store.put(_SYSVAR_KEY + name, value)  # validates the value model first
         sysvars[name] = value
-        if not _same(previous, value):
+        if not same(previous, value):
             self._bus.publish(
                 VariableChanged(
                     SYSTEM_SOURCE, SYSTEM_PEER_ID, SYSTEM_CHANNEL, name, value,
@@ -556,15 +557,3 @@ class Registry:
                     self._store.put(key, value)
                 except TypeError as exc:
                     self._log.warn("not persisting {key}: {error}", key=key, error=str(exc))
-
-
-def _same(a: Any, b: Any) -> bool:
-    # 1 == True in Python, but a variable going from 1 to True did change type.
-    if a is UNKNOWN or b is UNKNOWN:
-        return a is b
-    if type(a) is not type(b):
-        return False
-    try:
-        return bool(a == b)
-    except Exception:
-        return False

@@ -2,7 +2,6 @@
 
 from hadaemon.store.errors import StoreClosed, StoreError, StoreFormatError, StoreLocked
 from hadaemon.store.store import Store, ThreadRunner
-from hadaemon.store.values import UnsupportedValue, make_unpacker, pack, unpack
 
 __all__ = [
     "Store",
@@ -11,8 +10,4 @@ __all__ = [
     "StoreFormatError",
     "StoreLocked",
     "ThreadRunner",
-    "UnsupportedValue",
-    "make_unpacker",
-    "pack",
-    "unpack",
 ]

@@ -6,7 +6,7 @@ Pure functions without I/O, so the format can be tested byte by byte (see docs/s
     HEADER  = b"HADSTORE" 0x00 0x02           (magic, format version 2: 10 bytes)
     record  = MARKER length:u32be crc:u32be hcrc:u32be payload     (16 + length bytes)
               MARKER = 0xC1 "REC"; crc = crc32(payload); hcrc = crc32 of the 12 bytes before
-    payload = msgpack [op, key, value] in the value model of :mod:`hadaemon.store.values`:
+    payload = msgpack [op, key, value] in the value model of :mod:`hadaemon.values`:
               [1, key, bin]                   put: bin is the packed value
               [2, key, nil]                   delete
               [3, nil, [[key, bin|nil], ...]] batch of puts (bin) and deletes (nil),
@@ -31,7 +31,7 @@ import zlib
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from hadaemon.store import values
+from hadaemon import values
 
 MAGIC = b"HADSTORE"
 VERSION = 2

@@ -38,8 +38,9 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from hadaemon import values
 from hadaemon.logs import get_logger
-from hadaemon.store import records, values
+from hadaemon.store import records
 from hadaemon.store.errors import StoreClosed, StoreError, StoreFormatError, StoreLocked
 
 T = TypeVar("T")
@@ -155,7 +156,7 @@ class _FsyncJob:
 
 
 class Store(Service):
-    """Durable ``str``-keyed storage of values in the :mod:`~hadaemon.store.values` model.
+    """Durable ``str``-keyed storage of values in the :mod:`~hadaemon.values` model.
 
     ``get`` returns a fresh object on each call (memory holds packed bytes), so mutating a
     result never changes the store behind its back. With ``secret=True`` the files are

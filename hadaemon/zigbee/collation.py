@@ -25,8 +25,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from hadaemon.sentinels import UNKNOWN
+from hadaemon.values import same
 from hadaemon.zigbee.exposes import Feature
-from hadaemon.zigbee.values import _same
 
 
 class Target(Protocol):
@@ -173,13 +173,13 @@ class Collator:
                 changed = {
                     key: sub for key, sub in value.items()
                     if whole_forced or (prop, key) in entry.forced or not isinstance(base, dict)
-                    or not _same(base.get(key, UNKNOWN), sub)
+                    or not same(base.get(key, UNKNOWN), sub)
                 }
                 if changed and feature is not None:
                     self._fill_group(target, feature, prop, changed)
                 if changed:
                     payload[prop] = changed
-            elif whole_forced or not _same(base, value):
+            elif whole_forced or not same(base, value):
                 payload[prop] = value
         return payload
 

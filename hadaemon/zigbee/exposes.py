@@ -20,6 +20,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from hadaemon.values import same
+
 READ = 1  # the property appears in the published state
 SET = 2  # it can be set with /set
 GET = 4  # it can be asked for with /get
@@ -269,7 +271,7 @@ def parse_feature(  # noqa: PLR0915 - one branch per expose type, flat on purpos
         kept: list[Any] = []
         for value in values:
             if isinstance(value, str) or _number(value):
-                if not any(value == v and type(value) is type(v) for v in kept):
+                if not any(same(value, v) for v in kept):
                     kept.append(value)
             else:
                 problems.append(f"{here}: enum value {value!r} ignored")

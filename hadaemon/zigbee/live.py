@@ -25,6 +25,7 @@ from twisted.internet.defer import Deferred, gatherResults, succeed
 
 from hadaemon.registry import Access, ChannelSpec, Device, InvalidValue, ValueType, VariableSpec
 from hadaemon.sentinels import UNKNOWN, Unknown
+from hadaemon.values import same
 from hadaemon.zigbee.exposes import Feature
 from hadaemon.zigbee.values import BadValue, decode, encode
 
@@ -202,7 +203,7 @@ class LiveTarget:
         if feature is not None and not feature.readable:
             self._expected.pop(prop, None)  # write-only: nothing will ever confirm it
         after = self.current((prop,))
-        if before != after:
+        if not same(before, after):
             self.network.local_change(self, prop, before, after)
         return d
 

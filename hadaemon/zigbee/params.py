@@ -20,6 +20,7 @@ from dataclasses import replace
 from typing import Any, Generic, TypeVar
 
 from hadaemon.sentinels import UNKNOWN, Unknown
+from hadaemon.values import same
 from hadaemon.zigbee.broadcasters import Broadcaster, Caller, ListenerCancellationToken
 from hadaemon.zigbee.exposes import GET, READ, SET, Feature, Preset, parse_feature
 from hadaemon.zigbee.values import BadValue, clamp, decode, encode
@@ -248,7 +249,7 @@ class NumericParameter(ParameterBase):
         """The name of the preset the current value equals, if any."""
         raw = self.get_raw()
         for name, value in self._presets.items():
-            if raw in (value, name):
+            if same(raw, value) or same(raw, name):
                 return name
         return None
 
@@ -351,7 +352,7 @@ class BinaryParameter(ParameterBase):
         raw: object = self.get_raw()
         if isinstance(raw, Unknown):
             return UNKNOWN
-        return type(raw) is type(self._on) and bool(raw == self._on)
+        return same(raw, self._on)
 
     def get_normalized(self) -> float | Unknown:
         value = self.get()
@@ -425,7 +426,7 @@ class EnumParameter(ParameterBase, Generic[E]):
         if raw is UNKNOWN or raw is None:
             return UNKNOWN
         for member in self.enum_type:
-            if member.value == raw and type(member.value) is type(raw):
+            if same(member.value, raw):
                 return member
         return UNKNOWN
 

@@ -28,6 +28,7 @@ from twisted.logger import Logger
 
 from hadaemon.logs import get_logger
 from hadaemon.mqtt.connection import Message, MqttConnection
+from hadaemon.values import same
 from hadaemon.zigbee.exposes import Feature
 from hadaemon.zigbee.model import DeviceInfo, parse_devices
 
@@ -108,7 +109,7 @@ def check_wire(feature: Feature, value: Any) -> str | None:
             isinstance(value, float) and not math.isfinite(value)
         ):
             return f"{value!r} is not a number"
-        if any(value == p.value for p in feature.presets):
+        if any(same(value, p.value) for p in feature.presets):
             return None
         if feature.value_min is not None and value < feature.value_min:
             return f"{value!r} is below {feature.value_min}"
@@ -119,11 +120,11 @@ def check_wire(feature: Feature, value: Any) -> str | None:
         allowed = [feature.value_on, feature.value_off]
         if feature.value_toggle is not None:
             allowed.append(feature.value_toggle)
-        if any(value == a and type(value) is type(a) for a in allowed):
+        if any(same(value, a) for a in allowed):
             return None
         return f"{value!r} is not one of {allowed!r}"
     if kind == "enum":
-        if any(value == v and type(value) is type(v) for v in feature.values):
+        if any(same(value, v) for v in feature.values):
             return None
         return f"{value!r} is not one of {list(feature.values)!r}"
     if kind == "text":

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from hadaemon.values import same
 from hadaemon.zigbee.exposes import Feature
 
 
@@ -47,15 +48,15 @@ def decode(feature: Feature, wire: Any) -> tuple[Any, str | None]:
             if isinstance(wire, bool):
                 return wire, None
             raise BadValue(f"{prop}: expected true or false, got {wire!r}")
-        if _same(wire, feature.value_on):
+        if same(wire, feature.value_on):
             return True, None
-        if _same(wire, feature.value_off):
+        if same(wire, feature.value_off):
             return False, None
         raise BadValue(
             f"{prop}: expected {feature.value_on!r} or {feature.value_off!r}, got {wire!r}"
         )
     if kind == "enum":
-        if any(_same(wire, v) for v in feature.values):
+        if any(same(wire, v) for v in feature.values):
             return wire, None
         if isinstance(wire, str) or _is_number(wire):
             # Kept (an event must not be lost because a firmware added a value).
@@ -120,7 +121,7 @@ def encode(feature: Feature, value: Any) -> Any:
             )
         if not _is_number(value) or (isinstance(value, float) and not math.isfinite(value)):
             raise BadValue(f"{prop}: expected a number, got {value!r}")
-        if any(_same(value, p.value) for p in feature.presets):
+        if any(same(value, p.value) for p in feature.presets):
             return value  # presets may lie outside the range (color_temp_startup 65535)
         if feature.value_min is not None and value < feature.value_min:
             raise BadValue(f"{prop}: {value!r} is below the minimum {feature.value_min!r}")
@@ -134,7 +135,7 @@ def encode(feature: Feature, value: Any) -> Any:
             on = bool(value)
             return feature.value_on if on else feature.value_off
         for wire in (feature.value_on, feature.value_off, feature.value_toggle):
-            if wire is not None and _same(value, wire):
+            if wire is not None and same(value, wire):
                 return wire
         raise BadValue(
             f"{prop}: expected true/false, {feature.value_on!r} or {feature.value_off!r}, "
@@ -142,7 +143,7 @@ def encode(feature: Feature, value: Any) -> Any:
         )
     if kind == "enum":
         for wire in feature.values:
-            if _same(value, wire):
+            if same(value, wire):
                 return wire
         raise BadValue(f"{prop}: expected one of {list(feature.values)!r}, got {value!r}")
     if kind == "text":
@@ -184,12 +185,3 @@ def clamp(feature: Feature, value: float) -> float:
         value = min(feature.value_max, value)
     return value
 
-
-def _same(a: Any, b: Any) -> bool:
-    # True == 1 in Python, but a device's true is not its 1.
-    if isinstance(a, bool) != isinstance(b, bool):
-        return False
-    try:
-        return bool(a == b)
-    except Exception:
-        return False

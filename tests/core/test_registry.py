@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import pathlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -255,13 +256,32 @@ def test_subscribe_filters(world: World) -> None:
     assert got == [(lamp.peer_id, "state"), (lamp.peer_id, "state")]
 
 
-def test_type_change_is_a_change(world: World) -> None:
+def test_a_change_is_what_the_value_model_calls_not_the_same(world: World) -> None:
+    """``hadaemon.values.same``: bool is no number, numbers compare by value, NaN is NaN."""
     lamp = world.registry.add_device("z", "lamp", "Lamp", [ChannelSpec(0, [VariableSpec("v")])],
                                      Owner())
-    world.registry.report(lamp.peer_id, 0, "v", 1)
-    world.registry.report(lamp.peer_id, 0, "v", True)
-    world.registry.report(lamp.peer_id, 0, "v", 1.0)
-    assert world.changes() == [("v", 1), ("v", True), ("v", 1.0)]
+    for value in (1, True, 1.0, 1, math.nan, math.nan, [1], (1,), [True], [1.0]):
+        world.registry.report(lamp.peer_id, 0, "v", value)
+    assert world.changes() == [("v", 1), ("v", True), ("v", 1.0), ("v", math.nan),
+                               ("v", [1]), ("v", [True]), ("v", [1.0])]
+    assert world.registry.get_value(lamp.peer_id, 0, "v") == [1.0]
+
+
+def test_a_write_is_confirmed_by_the_same_number_and_not_by_a_bool(world: World) -> None:
+    # zigbee2mqtt speaks JSON: a setpoint written as 21.0 comes back as 21.
+    spec = [ChannelSpec(0, [VariableSpec("setpoint", ValueType.FLOAT, Access.ALL),
+                            VariableSpec("mode", ValueType.ENUM, Access.ALL, values=(0, 1))])]
+    device = world.registry.add_device("z", "trv", "TRV", spec, Owner())
+    d = world.registry.set_value(device.peer_id, 0, "setpoint", 21.0, confirm=True, timeout=5)
+    world.registry.report(device.peer_id, 0, "setpoint", 21)
+    assert result_of(d) is None
+    mode = world.registry.set_value(device.peer_id, 0, "mode", 1, confirm=True, timeout=5)
+    world.registry.report(device.peer_id, 0, "mode", True)  # True is not 1
+    assert pending(mode)
+    world.registry.report(device.peer_id, 0, "mode", 1)
+    assert result_of(mode) is None
+    refused = world.registry.set_value(device.peer_id, 0, "mode", True)  # nor for an enum
+    assert result_of(refused).check(InvalidValue)
 
 
 class RefusingOwner(Owner):

@@ -29,7 +29,7 @@ from hadaemon.nodes.wire import (
     encode_response,
     parse,
 )
-from hadaemon.store.values import pack, unpack
+from hadaemon.values import pack, unpack
 
 
 class FakeLink:

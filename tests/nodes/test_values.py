@@ -21,11 +21,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.internet.threads import blockingCallFromThread
 
+from hadaemon import values
 from hadaemon.aio import as_deferred
 from hadaemon.daemon import Daemon
 from hadaemon.nodes.client import CLIENT_DIR
 from hadaemon.nodes.client import _homegear_values as client_values
-from hadaemon.store import values
 from hadaemon.testing import new_reactor, wait_until
 from tests.nodes.helpers import catalog, make_config, node
 

@@ -10,7 +10,7 @@ import pytest
 
 from hadaemon.store import records
 from hadaemon.store.records import RecordDecoder
-from hadaemon.store.values import pack
+from hadaemon.values import pack
 
 
 def _v1_frame(payload: bytes) -> bytes:

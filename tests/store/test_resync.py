@@ -15,7 +15,7 @@ import msgpack
 import pytest
 
 from hadaemon.store import Store, StoreError, records
-from hadaemon.store.values import pack
+from hadaemon.values import pack
 
 from .conftest import StoreFactory
 

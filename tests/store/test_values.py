@@ -1,93 +1,24 @@
-"""The value model: exact round trips, the ext types, and clear errors for anything else."""
+"""Values in store files: every value of the model survives a store file, and files
+written before the value model moved to :mod:`hadaemon.values` still load."""
 
 from __future__ import annotations
 
-import enum
 import math
 import pathlib
-import struct
+import shutil
 import tempfile
 from collections.abc import Callable
 from typing import Any
 
-import msgpack
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 
-from hadaemon.store import Store, values
-from hadaemon.store.values import UnsupportedValue, make_unpacker, pack, unpack
+from hadaemon.store import Store
+from tests.values.strategies import any_text, assert_same, expected, model_values, odd_text
 
-# -- strategies and an exact comparison, shared with the store's property test ----------
-
-# Surrogates (category Cs) are excluded by default: include every code point.
-any_text = st.text(st.characters(exclude_categories=()), max_size=20)
-odd_text = st.sampled_from(["", "\x00", "a\x00b", "\ud800", "x\udfffy", "\udc80\x00\ud83d", "é"])
-huge_ints = st.integers(min_value=2**64, max_value=2**300) | st.integers(
-    min_value=-(2**300), max_value=-(2**63) - 1
-)
-edge_ints = st.sampled_from([0, -1, 2**63 - 1, -(2**63), 2**64 - 1, 2**64, -(2**63) - 1])
-floats = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from(
-    [math.nan, -math.nan, math.inf, -math.inf, -0.0, 0.0, 5e-324]
-)
-scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | huge_ints
-    | edge_ints
-    | floats
-    | any_text
-    | odd_text
-    | st.binary(max_size=40)
-    | st.sampled_from([b"", b"\x00", b"\x00\xff\x00"])
-)
-keys = any_text | odd_text | st.integers() | huge_ints
-model_values = st.recursive(
-    scalars,
-    lambda inner: st.lists(inner, max_size=5)
-    | st.tuples(inner, inner)
-    | st.dictionaries(keys, inner, max_size=5),
-    max_leaves=25,
-)
-
-
-def expected(value: Any) -> Any:
-    """What comes back: tuples become lists, all else is unchanged."""
-    if isinstance(value, tuple | list):
-        return [expected(item) for item in value]
-    if isinstance(value, dict):
-        return {key: expected(item) for key, item in value.items()}
-    return value
-
-
-def assert_same(got: Any, want: Any, where: str = "value") -> None:
-    """Equal, same types, floats bit for bit (NaN equals NaN, -0.0 differs from 0.0)."""
-    assert type(got) is type(want), f"{where}: {type(got).__name__} != {type(want).__name__}"
-    if isinstance(want, float):
-        assert struct.pack(">d", got) == struct.pack(">d", want), f"{where}: {got!r} != {want!r}"
-    elif isinstance(want, list):
-        assert len(got) == len(want), where
-        for index, (g, w) in enumerate(zip(got, want, strict=True)):
-            assert_same(g, w, f"{where}[{index}]")
-    elif isinstance(want, dict):
-        assert list(got) == list(want), f"{where}: keys {list(got)!r} != {list(want)!r}"
-        for key in want:
-            assert type(key) is type(next(k for k in got if k == key))
-            assert_same(got[key], want[key], f"{where}[{key!r}]")
-    else:
-        assert got == want, f"{where}: {got!r} != {want!r}"
-
-
-# -- tests ------------------------------------------------------------------------------
-
-
-@settings(max_examples=400, deadline=None)
-@given(model_values)
-def test_round_trip_property(value: Any) -> None:
-    assert_same(unpack(pack(value)), expected(value))
+DATA = pathlib.Path(__file__).parent / "data"
 
 
 def _now(f: Callable[[], Any]) -> Deferred[Any]:
@@ -122,126 +53,32 @@ def test_round_trip_through_a_store_file(items: dict[str, Any]) -> None:
             again.stopService()
 
 
-@pytest.mark.parametrize(
-    "value",
-    [
-        None,
-        True,
-        False,
-        2**64,
-        -(2**63) - 1,
-        2**1000,
-        -(2**1000),
-        -0.0,
-        math.inf,
-        -math.inf,
-        "a\x00b",
-        "\ud800",
-        "\udfff\x00é",
-        b"",
-        b"\x00",
-        {1: "int key", "1": "str key", 2**70: "big key", "\udc80": "surrogate key"},
-        [[], {}, [[[]]], ""],
-    ],
-)
-def test_round_trip_examples(value: Any) -> None:
-    assert_same(unpack(pack(value)), expected(value))
+# What data/values-v2.db holds. It was written by the code of main at e7ca73f, when the
+# model lived in hadaemon/store/values.py: these puts in this order, then
+# put_many({"gone": 1, "kept": [{"x": 1.25}]}), delete("gone") and put("small", 8).
+WRITTEN_BEFORE = {
+    "none": None, "true": True, "false": False, "zero": 0, "small": 7, "neg": -1,
+    "i64min": -(1 << 63), "u64max": (1 << 64) - 1, "big": 1 << 100, "bigneg": -(1 << 80),
+    "float": 21.5, "negzero": -0.0, "inf": math.inf, "ninf": -math.inf, "nan": math.nan,
+    "str": "héllo", "empty": "", "surrogate": "a\udc80b", "bytes": b"\x00\xff", "nobytes": b"",
+    "list": [1, "two", 3.0, None, [True, b"x"]], "tuple": (1, 2),
+    "dict": {"a": {"b": [1, {"c": None}]}, 5: "int key", -3: [], "\udc81": 1 << 70},
+    "node/n1/data": {"count": 3},
+}
 
 
-def test_nan_payload_and_sign_kept() -> None:
-    (bits,) = struct.unpack(">Q", struct.pack(">d", math.nan))
-    odd_nan = struct.unpack(">d", struct.pack(">Q", bits | 0x8000_0000_0001))[0]
-    assert struct.pack(">d", unpack(pack(odd_nan))) == struct.pack(">d", odd_nan)
-    assert math.copysign(1.0, unpack(pack(-0.0))) == -1.0
-
-
-def test_encodings_are_the_documented_ones() -> None:
-    assert pack(2**64 - 1) == b"\xcf" + b"\xff" * 8  # still a plain msgpack uint 64
-    assert pack(2**64) == msgpack.packb(msgpack.ExtType(values.EXT_BIGINT, b"\x01" + b"\0" * 8))
-    assert pack(-(2**63) - 1) == msgpack.packb(
-        msgpack.ExtType(values.EXT_BIGINT, b"\xff\x7f" + b"\xff" * 7)
-    )
-    assert pack("\ud800") == msgpack.packb(
-        msgpack.ExtType(values.EXT_SURROGATE_STR, b"\xed\xa0\x80")
-    )
-    assert pack("é") == msgpack.packb("é")  # valid UTF-8 stays a plain str
-    assert pack(b"\x00") == b"\xc4\x01\x00"  # bin, not str
-    assert pack(1.5) == b"\xcb" + struct.pack(">d", 1.5)  # always float 64
-    assert pack((1, 2)) == pack([1, 2])
-
-
-def test_returns_fresh_lists_and_dicts() -> None:
-    data = pack({"a": [1, {"b": 2}]})
-    first = unpack(data)
-    first["a"][1]["b"] = 99
-    assert unpack(data) == {"a": [1, {"b": 2}]}
-
-
-class Color(enum.IntEnum):
-    RED = 1
-
-
-class Thing:
-    pass
-
-
-@pytest.mark.parametrize(
-    ("value", "message"),
-    [
-        ({1, 2}, "unsupported type set"),
-        ([0, 1, {"a": {3}}], "unsupported type set at [2]['a']"),
-        ({"x": [Thing()]}, "unsupported type Thing at ['x'][0]"),
-        ({"a": {(1, 2): 3}}, "unsupported dict key type tuple at ['a']"),
-        ({1.5: 0}, "unsupported dict key type float"),
-        ({True: 0}, "unsupported dict key type bool"),
-        ({None: 0}, "unsupported dict key type NoneType"),
-        ([Color.RED], "unsupported type Color at [0]"),
-        (bytearray(b"x"), "unsupported type bytearray"),
-        ({7: frozenset()}, "unsupported type frozenset at [7]"),
-        (msgpack.ExtType(1, b"\x01"), "unsupported type ExtType"),
-    ],
-)
-def test_unsupported_values_name_type_and_path(value: Any, message: str) -> None:
-    with pytest.raises(TypeError) as info:
-        pack(value)
-    assert str(info.value) == message
-    assert isinstance(info.value, UnsupportedValue)
-
-
-def test_redacted_path_hides_dict_keys() -> None:
-    with pytest.raises(UnsupportedValue) as info:
-        pack({"token-abc": [{"inner": {1}}]})
-    assert info.value.describe(redact_keys=True) == "unsupported type set at [<key>][0][<key>]"
-
-
-def test_self_containing_value_is_refused() -> None:
-    loop: list[Any] = []
-    loop.append(loop)
-    with pytest.raises(UnsupportedValue, match="nested deeper than"):
-        pack(loop)
-    deep: Any = 1
-    for _ in range(values.MAX_DEPTH):
-        deep = [deep]
-    assert unpack(pack(deep)) == deep
-    with pytest.raises(UnsupportedValue):
-        pack([deep])
-
-
-def test_unknown_ext_type_is_an_error() -> None:
-    with pytest.raises(ValueError, match="unknown msgpack ext type 9"):
-        unpack(msgpack.packb(msgpack.ExtType(9, b"")))
-    with pytest.raises(ValueError):
-        unpack(pack(1) + b"\x00")  # extra bytes
-
-
-def test_streaming_unpacker_uses_the_same_model() -> None:
-    items = [2**100, "\ud800", {1: b"\x00"}, -0.0, None]
-    stream = b"".join(pack(item) for item in items)
-    unpacker = make_unpacker(max_buffer_size=1 << 20)
-    out: list[Any] = []
-    for index in range(0, len(stream), 3):  # fed in awkward pieces
-        unpacker.feed(stream[index : index + 3])
-        out.extend(unpacker)
-    assert_same(out, items)
-    with pytest.raises(TypeError, match="raw is fixed"):
-        make_unpacker(raw=True)
+def test_a_store_file_written_before_the_move_loads(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "state.db"
+    shutil.copyfile(DATA / "values-v2.db", path)
+    want = {**WRITTEN_BEFORE, "small": 8, "kept": [{"x": 1.25}]}
+    store = Store(path, reactor=Clock(), run_in_thread=_now)
+    store.open()
+    try:
+        assert store.load_warnings == []
+        assert store.keys() == sorted(want)
+        for key, value in want.items():
+            assert_same(store.get(key), expected(value), repr(key))
+    finally:
+        store.stopService()
+    # Opening it must not have rewritten it (no damage, no old format).
+    assert path.read_bytes() == (DATA / "values-v2.db").read_bytes()

@@ -1,6 +1,6 @@
 """The value model of hadaemon's node wire, for the node side (no hadaemon import).
 
-The same model, byte for byte, as ``hadaemon/store/values.py`` in the daemon (a test
+The same model, byte for byte, as ``hadaemon.values`` in the daemon (a test
 checks they agree): None, bool, int of any size, float (every bit), str (lone surrogates
 included), bytes, list (tuples arrive as lists), dict with str or int keys, nested up to
 256 levels. msgpack cannot carry two of them, so they travel as extension types:

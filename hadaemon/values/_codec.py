@@ -1,7 +1,8 @@
-"""The value model: which Python values hadaemon persists or sends, and their msgpack form.
+"""The value model's msgpack form: ``pack``, ``unpack`` and a streaming unpacker.
 
-Shared by the state store and (later) the node IPC wire, so it is plain functions without
-I/O. A value is built from exactly these types and comes back equal and of the same type:
+Used by the state store and the node wire, so it is plain functions without I/O (and no
+Twisted). A value is built from exactly these types and comes back equal and of the same
+type:
 
 ==================  ======================================================================
 Python              msgpack
