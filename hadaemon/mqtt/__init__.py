@@ -4,6 +4,7 @@
 code that needs one of its own (the zigbee2mqtt simulator, command-line tools).
 """
 
+from hadaemon.bus.topics import InvalidTopic, matches, validate_filter, validate_topic
 from hadaemon.mqtt.connection import Message, MessageCallback, MqttConnection, MqttSubscription
 from hadaemon.mqtt.machine import Backoff, ConnectionMachine, State
 from hadaemon.mqtt.outbox import (
@@ -15,7 +16,6 @@ from hadaemon.mqtt.outbox import (
 )
 from hadaemon.mqtt.plugin import MqttService
 from hadaemon.mqtt.settings import SCHEMA, MqttSettings
-from hadaemon.mqtt.topics import InvalidTopic, matches, validate_filter, validate_topic
 
 __all__ = [
     "SCHEMA",

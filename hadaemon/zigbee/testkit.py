@@ -42,8 +42,14 @@ from twisted.internet.task import Clock
 from twisted.logger import Logger
 
 from hadaemon.bus import Bus, Lifecycle
-from hadaemon.mqtt.connection import Message, MqttSubscription
-from hadaemon.mqtt.topics import InvalidTopic, matches, validate_filter, validate_topic
+from hadaemon.mqtt import (
+    InvalidTopic,
+    Message,
+    MqttSubscription,
+    matches,
+    validate_filter,
+    validate_topic,
+)
 from hadaemon.registry import Registry
 
 KINDS = ("RECV", "SEND", "EXPECT", "UNORDERED", "PROHIBIT")
