@@ -11,7 +11,7 @@ from twisted.logger import globalLogPublisher
 
 from hadaemon.config import Config, ConfigError, ConfigErrors, read, validate, validate_core
 from hadaemon.logs import make_output_observer
-from hadaemon.plugin import Catalog, discover_for
+from hadaemon.plugin import Catalog, discover_for, plan
 from hadaemon.usercode import contain
 
 
@@ -64,6 +64,11 @@ def prepare(
                 f"(available: {known})"
             )
             (errors if strict else warnings).append(message)
+    # What plugins declare they need: a plugin that could not start (its requirement is
+    # not enabled, or they require each other) is an error for ``check``.
+    factories = {name: info.factory for name, info in catalog.plugins.items()}
+    for reason in plan(config.core.plugins, factories, config.section).refused.values():
+        (errors if strict else warnings).append(f"{raw.source}: [daemon].plugins: {reason}")
     if strict and not errors:
         errors.extend(_plugin_checks(config, catalog))
     for name in raw.data:

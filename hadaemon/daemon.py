@@ -1,12 +1,15 @@
 """The daemon: the core parts, the plugins, and their lifecycle.
 
 Start: once the reactor runs (asyncio calls need the running loop), open the stores,
-start the registry, then start the enabled plugins in config order without waiting for
-one another; once every start has settled, publish ``lifecycle/daemon/started``.
+start the registry, then start the enabled plugins: each after the plugins it declares it
+needs (``requires``, ``wants``: :mod:`hadaemon.plugin.order`) have settled, the others in
+config order without waiting for one another; once every start has settled, publish
+``lifecycle/daemon/started``. A plugin whose requirement is missing, failed or circular
+does not start, and is reported with the reason.
 
 Stop: publish ``lifecycle/daemon/stopping``, stop the plugins one at a time in reverse
-order, each within its own timeout and all within the stop budget (a failing or hanging
-one is reported and skipped), then flush the registry and the stores.
+start order, each within its own timeout and all within the stop budget (a failing or
+hanging one is reported and skipped), then flush the registry and the stores.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from hadaemon.aio import call_as_deferred
 from hadaemon.bus import Bus, ErrorEvent, Level, Lifecycle
 from hadaemon.config import Config
 from hadaemon.logs import get_logger, set_levels
-from hadaemon.plugin import Catalog, PluginContext, discover_for
+from hadaemon.plugin import Catalog, Needs, PluginContext, discover_for, plan
 from hadaemon.registry import Registry
 from hadaemon.store import Store
 from hadaemon.usercode import failure_of, guard_reactor
@@ -173,8 +176,41 @@ class Daemon(Service):
             return
         for warning in [*self.store.load_warnings, *self.credentials.load_warnings]:
             self.bus.publish(ErrorEvent("store", warning, Level.WARNING))
-        starts = [self._start_plugin(name) for name in self.config.core.plugins]
-        DeferredList(starts).addCallback(self._all_started)
+        enabled = self.config.core.plugins
+        factories = {name: info.factory for name, info in self.catalog.plugins.items()}
+        order = plan(enabled, factories, self.config.section)
+        for name, reason in order.refused.items():
+            self._plugin_failed(name, f"not started: {reason}")
+        if order.order != [name for name in enabled if name not in order.refused]:
+            self.log.info("starting plugins in the order they need: {order}",
+                          order=", ".join(order.order))
+        settled: dict[str, Deferred[None]] = {}
+        for name in order.order:
+            settled[name] = self._start_after(name, order.needs.get(name, Needs()), settled)
+        DeferredList(list(settled.values())).addCallback(self._all_started)
+
+    def _start_after(self, name: str, needs: Needs,
+                     settled: dict[str, Deferred[None]]) -> Deferred[None]:
+        # Independent plugins start at once, without waiting for one another; a plugin
+        # that needs others starts once their starts have settled (in the same turn when
+        # they start synchronously), and not at all if one it requires failed.
+        before = [settled[other] for other in (*needs.requires, *needs.wants)
+                  if other in settled]
+        if not before:
+            return self._start_plugin(name)
+
+        def ready(_: object) -> Deferred[None]:
+            if self._stopping is not None:
+                return defer.succeed(None)
+            failed = next((other for other in needs.requires if other in self.failed), None)
+            if failed is not None:
+                self._plugin_failed(name, f"not started: it requires {failed!r}, which "
+                                    f"failed ({self.failed[failed]})")
+                return defer.succeed(None)
+            return self._start_plugin(name)
+
+        after: Deferred[None] = DeferredList(before).addCallback(ready)
+        return after
 
     def _start_plugin(self, name: str) -> Deferred[None]:
         info = self.catalog.plugins.get(name)

@@ -19,7 +19,7 @@ from hadaemon.bus.events import (
     StatusUpdate,
     VariableChanged,
 )
-from hadaemon.bus.topics import InvalidPattern, segment
+from hadaemon.bus.topics import InvalidTopic, segment
 
 __all__ = [
     "DEVICE",
@@ -36,7 +36,7 @@ __all__ = [
     "Event",
     "Handler",
     "InvalidAddress",
-    "InvalidPattern",
+    "InvalidTopic",
     "Level",
     "Lifecycle",
     "QueueFull",

@@ -44,7 +44,7 @@ from hadaemon.bus.errors import (
     WrongThread,
 )
 from hadaemon.bus.events import Event
-from hadaemon.bus.topics import compile_pattern
+from hadaemon.bus.topics import matcher
 from hadaemon.logs import get_logger
 from hadaemon.usercode import failure_of
 from hadaemon.watchdog import Watchdog
@@ -120,7 +120,7 @@ class Subscription:
     ) -> None:
         self._bus = bus
         self.pattern = pattern
-        self.match = compile_pattern(pattern)
+        self.match = matcher(pattern)
         self.callback = callback
         self.name = name
         self.event_type = event_type

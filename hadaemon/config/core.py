@@ -25,7 +25,9 @@ DAEMON = Section(
             Str(non_empty=True),
             default=[],
             unique=True,
-            doc="Plugins and adapters to run, by name, in start order (stopped in reverse).",
+            doc="Plugins and adapters to run, by name. They start in this order, except "
+            "that a plugin starts after those it declares it needs (requires, wants); "
+            "they stop in reverse.",
         ),
         "plugin_dirs": List(
             Path(),

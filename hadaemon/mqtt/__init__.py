@@ -1,9 +1,14 @@
 """The MQTT broker connection: paho-mqtt driven by the reactor, shared by every adapter.
 
-``MqttService`` is the ``mqtt`` plugin; ``MqttConnection`` is the connection itself, for
-code that needs one of its own (the zigbee2mqtt simulator, command-line tools).
+``MqttClient`` is its public face, the one interface adapters and plugins use (see
+:mod:`hadaemon.mqtt.client`). ``MqttService`` is the ``mqtt`` plugin that provides it to
+the others; ``MqttConnection`` is the connection itself, for code that needs one of its
+own (the zigbee2mqtt simulator, command-line tools). Adapters and plugins import from
+this package only; its modules are its own business.
 """
 
+from hadaemon.bus.topics import InvalidTopic, matches, validate_filter, validate_topic
+from hadaemon.mqtt.client import MqttClient
 from hadaemon.mqtt.connection import Message, MessageCallback, MqttConnection, MqttSubscription
 from hadaemon.mqtt.machine import Backoff, ConnectionMachine, State
 from hadaemon.mqtt.outbox import (
@@ -15,7 +20,6 @@ from hadaemon.mqtt.outbox import (
 )
 from hadaemon.mqtt.plugin import MqttService
 from hadaemon.mqtt.settings import SCHEMA, MqttSettings
-from hadaemon.mqtt.topics import InvalidTopic, matches, validate_filter, validate_topic
 
 __all__ = [
     "SCHEMA",
@@ -26,6 +30,7 @@ __all__ = [
     "InvalidTopic",
     "Message",
     "MessageCallback",
+    "MqttClient",
     "MqttConnection",
     "MqttService",
     "MqttSettings",

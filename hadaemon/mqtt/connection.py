@@ -34,6 +34,7 @@ from twisted.python.failure import Failure
 
 from hadaemon.aio import as_deferred
 from hadaemon.bus import Bus, Lifecycle
+from hadaemon.bus.topics import matcher, validate_filter, validate_topic
 from hadaemon.logs import get_logger
 from hadaemon.mqtt.machine import (
     Abort,
@@ -62,7 +63,6 @@ from hadaemon.mqtt.outbox import (
 )
 from hadaemon.mqtt.reasons import describe_error
 from hadaemon.mqtt.settings import MqttSettings
-from hadaemon.mqtt.topics import matcher, validate_filter, validate_topic
 from hadaemon.watchdog import Watchdog
 
 ONLINE = b'{"state": "online"}'

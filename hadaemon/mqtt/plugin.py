@@ -1,25 +1,28 @@
 """The ``mqtt`` plugin: the daemon's shared broker connection as a core service.
 
-Other plugins find it with ``context.plugin("mqtt")`` (list ``mqtt`` before them in
-``[daemon].plugins``) and use ``connected``, ``publish``, ``subscribe`` and the
-``lifecycle/mqtt/...`` events on the bus.
+Other plugins declare ``requires = ("mqtt",)`` (the daemon then starts it before them and
+stops it after them), find it with ``context.plugin("mqtt")`` and use it through its
+public face, :class:`~hadaemon.mqtt.client.MqttClient`: ``connected``, ``publish``,
+``subscribe``, ``after_read``, and the ``lifecycle/mqtt/...`` events on the bus.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from twisted.internet.defer import Deferred
 
 from hadaemon.config import Section
+from hadaemon.mqtt.client import MqttClient
 from hadaemon.mqtt.connection import MessageCallback, MqttConnection, MqttSubscription
 from hadaemon.mqtt.settings import SCHEMA, MqttSettings
 from hadaemon.plugin import Plugin, PluginContext
 
 
 class MqttService(Plugin):
-    """The broker connection shared by zigbee2mqtt, the services' com and other plugins."""
+    """The broker connection shared by zigbee2mqtt, the services' com and other plugins:
+    an :class:`MqttClient` over one :class:`MqttConnection`."""
 
     name = "mqtt"
     description = "MQTT broker connection shared by the adapters"
@@ -65,3 +68,9 @@ class MqttService(Plugin):
     def stop(self) -> Deferred[None]:
         # Leaves 1 s of the plugin's own budget for the socket to close.
         return self.connection.stop(timeout=(self.stop_timeout or 6.0) - 1.0)
+
+
+if TYPE_CHECKING:
+    # Both offer the whole public face; mypy checks it here.
+    _SERVICE: type[MqttClient] = MqttService
+    _CONNECTION: type[MqttClient] = MqttConnection

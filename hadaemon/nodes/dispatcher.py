@@ -25,7 +25,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from hadaemon.bus import Bus, ErrorEvent, Level, StatusUpdate, VariableChanged
-from hadaemon.bus.topics import InvalidPattern
+from hadaemon.bus.topics import InvalidTopic
 from hadaemon.nodes import faults, wire
 from hadaemon.nodes.auth import Tokens
 from hadaemon.nodes.delivery import Throttle, suppressed
@@ -284,7 +284,7 @@ class Dispatcher:
                                         "(variable/<source>/<peer id>/<channel>/<name>)")
         try:
             runtime.filters = compile_filter(patterns)
-        except InvalidPattern as exc:
+        except InvalidTopic as exc:
             raise faults.invalid_params("setEventFilter", str(exc)) from None
 
     # -- events to nodes -------------------------------------------------------------------

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hadaemon.bus import NODE, Address, InvalidAddress
-from hadaemon.bus.topics import InvalidPattern, compile_pattern
+from hadaemon.bus.topics import InvalidTopic, matcher
 
 _NODE_ID = re.compile(r"^[^/:\s]+$")
 
@@ -278,7 +278,7 @@ def check(nodes: Sequence[NodeSpec], base_dir: pathlib.Path, default_interpreter
                             "executable")
         for pattern in node.events:
             try:
-                compile_pattern(pattern)
-            except InvalidPattern as exc:
+                matcher(pattern)
+            except InvalidTopic as exc:
                 problems.append(f"{node.origin}.events: {exc}")
     return problems

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from twisted.logger import Logger
 
-from hadaemon.bus.topics import compile_pattern
+from hadaemon.bus.topics import Matcher, matcher
 from hadaemon.nodes.delivery import NodeInputs
 from hadaemon.nodes.flows import NodeSpec
 from hadaemon.nodes.link import NodeLink
@@ -15,11 +15,11 @@ from hadaemon.nodes.link import NodeLink
 ALL_EVENTS = "variable/#"
 
 
-def compile_filter(patterns: Sequence[str]) -> list[Callable[[str], bool]] | None:
+def compile_filter(patterns: Sequence[str]) -> list[Matcher] | None:
     """Topic predicates for a node's event filter; None means every event (the default)."""
     if ALL_EVENTS in patterns:
         return None
-    return [compile_pattern(p) for p in patterns]
+    return [matcher(p) for p in patterns]
 
 
 class NodeRuntime:

@@ -10,16 +10,22 @@ from hadaemon.plugin.discovery import (
     discover,
     discover_for,
 )
+from hadaemon.plugin.order import Needs, StartOrder, needs_of, plan, start_order
 
 __all__ = [
     "ENTRY_POINT_GROUP",
     "Catalog",
+    "Needs",
     "Plugin",
     "PluginContext",
     "PluginFactory",
     "PluginInfo",
     "PluginProblem",
+    "StartOrder",
     "describe",
     "discover",
     "discover_for",
+    "needs_of",
+    "plan",
+    "start_order",
 ]

@@ -47,8 +47,8 @@ class PluginContext:
     def plugin(self, name: str) -> Any | None:
         """Another running plugin's service by name (e.g. the shared ``mqtt`` connection).
 
-        Plugins start in config order: one that needs another should be listed after it,
-        or wait for :meth:`on_started`.
+        A plugin named in this plugin's ``requires`` (or ``wants``) has started before
+        this one; for any other, wait for :meth:`on_started`.
         """
         return self.lookup(name) if self.lookup is not None else None
 
@@ -73,16 +73,23 @@ class Plugin(Service):
     """Base class for plugins: override ``start``/``stop`` (may be ``async def``).
 
     Class attributes: ``name`` (the config section and the name to enable it by),
-    ``schema`` (that section's fields), ``description``, and ``stop_timeout`` (seconds
-    this plugin may take to stop; None for the daemon's default).
+    ``schema`` (that section's fields), ``description``, ``stop_timeout`` (seconds
+    this plugin may take to stop; None for the daemon's default), ``requires`` (plugins
+    it cannot work without: they must be enabled, and start before it and stop after
+    it) and ``wants`` (plugins it uses when enabled: the same order, if so). See
+    :mod:`hadaemon.plugin.order`.
     """
 
     name: str = ""
     schema: ClassVar[Section] = Section()
     # Optional: a classmethod check_config(section, config) -> list[str] that
     # ``hadaemon check`` calls for enabled plugins, for checks beyond the schema.
+    # Optional: a classmethod requirements(section) -> tuple[str, ...] that replaces
+    # ``requires`` when what a plugin needs depends on its config section.
     description: ClassVar[str] = ""
     stop_timeout: ClassVar[float | None] = None
+    requires: ClassVar[tuple[str, ...]] = ()
+    wants: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, context: PluginContext) -> None:
         self.context = context

@@ -21,14 +21,12 @@ from hadaemon.services.mailbox import ServiceState
 from hadaemon.services.message import QueueMessage
 from hadaemon.services.plugin import ServicesPlugin
 from hadaemon.services.routing import ServiceQueue
-from hadaemon.services.upstream import MqttConnection
 
 __all__ = [
     "SCHEMA",
     "ActionRefused",
     "CustomService",
     "InvalidRequirement",
-    "MqttConnection",
     "PipInstallFailed",
     "PipInstallPending",
     "PipPackageMissing",

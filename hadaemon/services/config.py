@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hadaemon.bus.topics import InvalidPattern, compile_pattern
+from hadaemon.bus.topics import InvalidTopic, matcher
 from hadaemon.config.errors import KeyPath
 from hadaemon.config.schema import (
     Bool,
@@ -75,8 +75,8 @@ def _service_name_problem(name: str) -> str | None:
 
 def _pattern_problem(pattern: str) -> str | None:
     try:
-        compile_pattern(pattern)
-    except InvalidPattern as exc:
+        matcher(pattern)
+    except InvalidTopic as exc:
         return str(exc)
     return None
 

@@ -24,6 +24,9 @@ class ServicesPlugin(Plugin):
     name = "services"
     description = "microServiceBus-style services (CustomService files) on the bus"
     schema: ClassVar[Section] = SCHEMA
+    # SubmitMessage goes upstream on the mqtt plugin when it is enabled: started first,
+    # it is still there while the services stop.
+    wants: ClassVar[tuple[str, ...]] = ("mqtt",)
 
     def __init__(self, context: PluginContext) -> None:
         super().__init__(context)

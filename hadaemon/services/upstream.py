@@ -1,36 +1,23 @@
 """The ``com`` service's way upstream: an MQTT connection another plugin owns.
 
 The ``mqtt`` plugin (``hadaemon/mqtt/``) provides the daemon's shared MQTT connection;
-``context.plugin("mqtt")`` returns it, and its contract is :class:`MqttConnection`. The
-services plugin only needs ``publish``; without an ``mqtt`` plugin, ``SubmitMessage`` goes
-to the bus only.
+``context.plugin("mqtt")`` returns it, used through its public face
+:class:`hadaemon.mqtt.MqttClient` (here only ``publish`` and ``connected``). Without an
+``mqtt`` plugin, ``SubmitMessage`` goes to the bus only.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from hadaemon.bus import Level
+from hadaemon.mqtt import MqttClient
 from hadaemon.services.reporting import Reporter
-
-
-@runtime_checkable
-class MqttConnection(Protocol):
-    """The ``mqtt`` plugin's service, as the services world uses it (reactor thread only).
-
-    It also publishes ``Lifecycle("mqtt", "connected" | "reconnected" | "disconnected")``.
-    """
-
-    connected: bool
-
-    def publish(
-        self, topic: str, payload: bytes | str, *, qos: int = 1, retain: bool = False
-    ) -> Deferred[None]: ...
 
 
 def encode_payload(payload: Any) -> bytes | str:
@@ -66,9 +53,9 @@ class Upstream:
         self.retain = retain
         self._failing = False
 
-    def connection(self) -> MqttConnection | None:
+    def connection(self) -> MqttClient | None:
         found = self._lookup()
-        return found if isinstance(found, MqttConnection) else None
+        return found if isinstance(found, MqttClient) else None
 
     def send(self, service: str, payload: Any) -> Deferred[None] | None:
         """Publish, or None when there is no mqtt plugin; failures are reported once."""
@@ -98,4 +85,4 @@ class Upstream:
             )
 
 
-__all__ = ["MqttConnection", "Upstream", "encode_payload", "format_topic"]
+__all__ = ["Upstream", "encode_payload", "format_topic"]

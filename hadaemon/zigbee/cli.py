@@ -179,8 +179,7 @@ def _zigbee_section(prepared: Any) -> dict[str, Any]:
 
 
 def _mqtt_settings(prepared: Any, suffix: str) -> Any:
-    from hadaemon.mqtt import MqttSettings
-    from hadaemon.mqtt.settings import SCHEMA
+    from hadaemon.mqtt import SCHEMA, MqttSettings
 
     name = _zigbee_section(prepared)["mqtt"]
     section = prepared.config.section(name) or SCHEMA.defaults()

@@ -27,7 +27,7 @@ from twisted.logger import Logger
 
 from hadaemon.bus import Bus, Event, Lifecycle, StatusUpdate, Subscription
 from hadaemon.logs import get_logger
-from hadaemon.mqtt.connection import Message
+from hadaemon.mqtt import Message, MqttClient
 from hadaemon.registry import KeyValueStore, Registry
 from hadaemon.zigbee.collation import Collator
 from hadaemon.zigbee.devices import Device as DeviceView
@@ -47,19 +47,6 @@ from hadaemon.zigbee.subscriptions import Subscriptions
 
 SOURCE = "zigbee2mqtt"
 MIB = 1024 * 1024
-
-
-class MqttLink(Protocol):
-    """The part of the ``mqtt`` plugin (or an MqttConnection) the network uses."""
-
-    @property
-    def connected(self) -> bool: ...
-
-    def publish(self, topic: str, payload: bytes | str, *, qos: int = 1,
-                retain: bool = False) -> Deferred[None]: ...
-
-    def subscribe(self, pattern: str, callback: Callable[[Message], object], *,
-                  qos: int = 1, name: str | None = None) -> Any: ...
 
 
 class Observer(Protocol):
@@ -92,7 +79,7 @@ class Network:
     def __init__(
         self,
         reactor: Any,
-        mqtt: MqttLink,
+        mqtt: MqttClient,
         registry: Registry,
         bus: Bus,
         store: KeyValueStore,
@@ -157,9 +144,7 @@ class Network:
             name=f"{self.source}: broker connection", event_type=Lifecycle,
         )
         self._subscriptions.start()
-        after_read = getattr(self.mqtt, "after_read", None)  # optional in an MqttLink
-        if after_read is not None:
-            self._remove_read_hook = after_read(self._flush_after_read)
+        self._remove_read_hook = self.mqtt.after_read(self._flush_after_read)
         if self.mqtt.connected:
             self._connected()
 
@@ -645,4 +630,4 @@ def _short(payload: bytes, limit: int = 60) -> str:
     return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
-__all__ = ["SOURCE", "MqttLink", "Network", "NetworkSettings", "Observer"]
+__all__ = ["SOURCE", "Network", "NetworkSettings", "Observer"]

@@ -1,8 +1,9 @@
 """The ``zigbee2mqtt`` plugin: the network in the registry, and the automations.
 
 It uses the shared broker connection of the ``mqtt`` plugin (``[zigbee2mqtt].mqtt`` names
-it), which must be listed before ``zigbee2mqtt`` in ``[daemon].plugins``; without it the
-plugin fails to start with a message saying so.
+it), through its public face :class:`hadaemon.mqtt.MqttClient`. It requires that plugin:
+the daemon starts it first (wherever ``[daemon].plugins`` lists it) and refuses to start
+``zigbee2mqtt`` without it, saying so.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any, ClassVar
 from twisted.internet.defer import Deferred
 
 from hadaemon.config import Bool, Float, Int, List, Path, Section, Str
+from hadaemon.mqtt import MqttClient
 from hadaemon.plugin import Plugin, PluginContext
 from hadaemon.zigbee.automation import AutomationRuntime
 from hadaemon.zigbee.network import Network, NetworkSettings
@@ -22,8 +24,8 @@ SCHEMA = Section(
     {
         "mqtt": Str(
             default="mqtt", non_empty=True,
-            doc="The MQTT connection plugin to use; list it before zigbee2mqtt in "
-            "[daemon].plugins.",
+            doc="The MQTT connection plugin to use (it must be enabled in "
+            "[daemon].plugins; it starts first).",
         ),
         "base_topic": Str(default="zigbee2mqtt", non_empty=True,
                           doc="zigbee2mqtt's base topic (its mqtt.base_topic)."),
@@ -83,6 +85,12 @@ class ZigbeeAdapter(Plugin):
     description = "zigbee2mqtt devices and pyziggy-style automations"
     schema: ClassVar[Section] = SCHEMA
     stop_timeout: ClassVar[float | None] = 5.0
+    requires: ClassVar[tuple[str, ...]] = ("mqtt",)
+
+    @classmethod
+    def requirements(cls, section: Mapping[str, Any]) -> tuple[str, ...]:
+        """The connection plugin ``[zigbee2mqtt].mqtt`` names (``mqtt`` by default)."""
+        return (str(section.get("mqtt") or cls.requires[0]),)
 
     def __init__(self, context: PluginContext, *,
                  on_exit: Callable[[int], object] | None = None) -> None:
@@ -95,11 +103,17 @@ class ZigbeeAdapter(Plugin):
     def start(self) -> None:
         mqtt_name = self.config["mqtt"]
         mqtt = self.context.plugin(mqtt_name)
-        if mqtt is None or not hasattr(mqtt, "publish"):
+        if mqtt is None:
             raise RuntimeError(
-                f"zigbee2mqtt needs the {mqtt_name!r} plugin (the shared MQTT connection): "
-                f"add {mqtt_name!r} to [daemon].plugins before 'zigbee2mqtt' and configure "
+                f"zigbee2mqtt needs the {mqtt_name!r} plugin (the shared MQTT connection), "
+                f"which is not running: enable it in [daemon].plugins and configure "
                 f"[{mqtt_name}]"
+            )
+        if not isinstance(mqtt, MqttClient):
+            raise RuntimeError(
+                f"zigbee2mqtt needs the {mqtt_name!r} plugin to be an MQTT connection "
+                f"(hadaemon.mqtt.MqttClient), got {type(mqtt).__name__}: set "
+                "[zigbee2mqtt].mqtt to the name of the mqtt plugin"
             )
         settings = NetworkSettings(
             base_topic=self.config["base_topic"],

@@ -27,7 +27,7 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 
 from hadaemon.logs import get_logger
-from hadaemon.mqtt.connection import Message, MqttConnection
+from hadaemon.mqtt import Message, MqttConnection
 from hadaemon.values import same
 from hadaemon.zigbee.exposes import Feature
 from hadaemon.zigbee.model import DeviceInfo, parse_devices

@@ -13,8 +13,8 @@ from typing import Any, ClassVar
 from twisted.internet.defer import Deferred
 
 from hadaemon.config import Bool, Float, Int, Path, Section, Str
-from hadaemon.mqtt.connection import MqttConnection
-from hadaemon.mqtt.settings import MqttSettings
+from hadaemon.mqtt import SCHEMA as MQTT_SCHEMA
+from hadaemon.mqtt import MqttConnection, MqttSettings
 from hadaemon.plugin import Plugin
 from hadaemon.zigbee.simulator import (
     Zigbee2MqttSimulator,
@@ -60,8 +60,6 @@ class SimulatorPlugin(Plugin):
         daemon_config = self.context.daemon_config
         section = daemon_config.section(config["mqtt"])
         if not section:
-            from hadaemon.mqtt.settings import SCHEMA as MQTT_SCHEMA
-
             section = MQTT_SCHEMA.defaults()
         base = MqttSettings.from_config(section, daemon_config.core.name)
         settings = base.with_client_id(f"{base.client_id}-z2m-sim"[:64], status_topic="")

@@ -12,17 +12,12 @@ exactly (``<base>/+/+`` would match ``<base>/lamp/set`` too). Reactor thread onl
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from typing import Any
 
-from hadaemon.mqtt.connection import Message
+from hadaemon.mqtt import Message, MqttClient
 
 # bridge/request/* is ours; logging, extensions, definitions... are not used.
 BRIDGE_TOPICS = ("state", "info", "devices", "groups", "event", "response/#")
-
-
-class Subscriber(Protocol):
-    def subscribe(self, pattern: str, callback: Callable[[Message], object], *,
-                  qos: int = 1, name: str | None = None) -> Any: ...
 
 
 def fixed_filters(base: str) -> list[str]:
@@ -44,7 +39,7 @@ def name_filters(base: str, names: Iterable[str]) -> set[str]:
 class Subscriptions:
     """The adapter's filters on the shared connection, following renames and joins."""
 
-    def __init__(self, mqtt: Subscriber, base: str, callback: Callable[[Message], object],
+    def __init__(self, mqtt: MqttClient, base: str, callback: Callable[[Message], object],
                  name: str) -> None:
         self._mqtt = mqtt
         self._base = base

@@ -33,7 +33,7 @@ import json
 import pathlib
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,8 +42,14 @@ from twisted.internet.task import Clock
 from twisted.logger import Logger
 
 from hadaemon.bus import Bus, Lifecycle
-from hadaemon.mqtt.connection import Message, MqttSubscription
-from hadaemon.mqtt.topics import InvalidTopic, matches, validate_filter, validate_topic
+from hadaemon.mqtt import (
+    InvalidTopic,
+    Message,
+    MqttSubscription,
+    matches,
+    validate_filter,
+    validate_topic,
+)
 from hadaemon.registry import Registry
 
 KINDS = ("RECV", "SEND", "EXPECT", "UNORDERED", "PROHIBIT")
@@ -218,7 +224,9 @@ class ReplayReactor(Clock):
 
 
 class FakeConnection:
-    """An in-memory broker connection with the ``mqtt`` plugin's API."""
+    """An in-memory broker connection with the ``mqtt`` plugin's public face
+    (:class:`hadaemon.mqtt.MqttClient`). ``deliver`` hands over one message;
+    ``read_done`` ends a batch, as the end of one wake-up's reading does."""
 
     def __init__(self, clock: Clock, bus: Bus, component: str = "mqtt") -> None:
         self.clock = clock
@@ -227,6 +235,7 @@ class FakeConnection:
         self.connected = False
         self.sent: list[tuple[float, str, Any]] = []
         self._subs: list[MqttSubscription] = []
+        self._read_hooks: list[Callable[[], object]] = []
         self._ever = False
 
     def connect(self) -> None:
@@ -249,6 +258,15 @@ class FakeConnection:
         sub = MqttSubscription(pattern, callback, qos, name or "replay")
         self._subs.append(sub)
         return sub
+
+    def after_read(self, callback: Callable[[], object]) -> Callable[[], None]:
+        self._read_hooks.append(callback)
+        return lambda: self._read_hooks.remove(callback) if callback in self._read_hooks else None
+
+    def read_done(self) -> None:
+        """The messages delivered so far were one read: run the ``after_read`` callbacks."""
+        for hook in tuple(self._read_hooks):
+            hook()
 
     def deliver(self, topic: str, payload: Any, retain: bool = False) -> None:
         if payload is None:
@@ -394,6 +412,7 @@ def _drive(clock: Clock, connection: FakeConnection, log: TrafficLog, tail: floa
                 if entry.kind == "RECV" and entry.time == boundary:
                     retained = "/bridge/" in entry.topic or entry.topic.endswith("/availability")
                     connection.deliver(entry.topic, entry.payload, retained)
+            connection.read_done()
             clock.advance(0)
             window_start = boundary
     return failures

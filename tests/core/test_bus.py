@@ -22,7 +22,7 @@ from hadaemon.bus import (
     ErrorEvent,
     Event,
     InvalidAddress,
-    InvalidPattern,
+    InvalidTopic,
     Level,
     Lifecycle,
     QueueFull,
@@ -293,7 +293,7 @@ def test_topics_and_patterns(bus: Bus) -> None:
 
 def test_invalid_patterns(bus: Bus) -> None:
     for bad in ["a/#/b", "a+/b", ""]:
-        with pytest.raises(InvalidPattern):
+        with pytest.raises(InvalidTopic):
             bus.subscribe(bad, lambda e: None)
 
 

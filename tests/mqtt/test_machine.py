@@ -1,10 +1,11 @@
-"""The connection state machine, backoff, outbox and topic rules: plain data, no I/O."""
+"""The connection state machine, backoff and outbox: plain data, no I/O.
+
+The topic rules are tested in ``tests/core/test_topics.py``."""
 
 from __future__ import annotations
 
 import pytest
 
-from hadaemon.mqtt import InvalidTopic, matches, validate_filter, validate_topic
 from hadaemon.mqtt.machine import (
     Abort,
     Announce,
@@ -134,36 +135,3 @@ def test_outbox_requeues_unacknowledged_in_order_and_is_bounded() -> None:
     assert lost == [zero]  # QoS 0 is not resent: it would arrive stale
     assert list(box.queued) == [b]
     assert len(box) == 1
-
-
-@pytest.mark.parametrize(
-    ("pattern", "topic", "expected"),
-    [
-        ("a/b", "a/b", True),
-        ("a/+", "a/b", True),
-        ("a/+", "a/b/c", False),
-        ("a/#", "a", True),
-        ("a/#", "a/b/c", True),
-        ("+/+", "a/b", True),
-        ("+", "", True),
-        ("a/+/c", "a//c", True),
-        ("#", "$SYS/broker", False),
-        ("+/broker", "$SYS/broker", False),
-        ("$SYS/#", "$SYS/broker", True),
-        ("zigbee2mqtt/#", "zigbee2mqtt/Lamp 1/set", True),
-    ],
-)
-def test_topic_matching(pattern: str, topic: str, expected: bool) -> None:
-    assert matches(pattern, topic) is expected
-
-
-@pytest.mark.parametrize("bad", ["", "a/#/b", "a/b#", "a+/b", "a\x00"])
-def test_invalid_filters(bad: str) -> None:
-    with pytest.raises(InvalidTopic):
-        validate_filter(bad)
-
-
-@pytest.mark.parametrize("bad", ["", "a/+", "a/#", "x\x00"])
-def test_invalid_topics(bad: str) -> None:
-    with pytest.raises(InvalidTopic):
-        validate_topic(bad)

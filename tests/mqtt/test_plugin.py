@@ -7,7 +7,7 @@ import textwrap
 from typing import Any
 
 from hadaemon.daemon import Daemon
-from hadaemon.mqtt import MqttService
+from hadaemon.mqtt import MqttClient, MqttService
 from hadaemon.testing import BlockingClient, Broker, run_in_reactor, wait_until
 
 from .util import Lifecycles, daemon_config
@@ -17,6 +17,7 @@ USER = textwrap.dedent('''
 
     class User(Plugin):
         name = "user"
+        requires = ("mqtt",)
 
         def start(self):
             self.mqtt = self.context.plugin("mqtt")
@@ -32,7 +33,8 @@ def test_plugin_shared_by_another_plugin(tmp_path: pathlib.Path, broker: Broker)
     (tmp_path / "plugins").mkdir()
     (tmp_path / "plugins" / "user.py").write_text(USER)
     sections = {
-        "daemon": {"state_dir": str(tmp_path / "state"), "plugins": ["mqtt", "user"],
+        # listed first, the user still starts after the connection it requires
+        "daemon": {"state_dir": str(tmp_path / "state"), "plugins": ["user", "mqtt"],
                    "plugin_dirs": [str(tmp_path / "plugins")]},
         "mqtt": {"host": broker.host, "port": broker.port, "client_id": "daemon-test",
                  "reconnect_min": 0.05},
@@ -48,6 +50,7 @@ def test_plugin_shared_by_another_plugin(tmp_path: pathlib.Path, broker: Broker)
         assert events.events == ["connected"]
         service = daemon.plugin("mqtt")
         assert isinstance(service, MqttService) and service.connected
+        assert isinstance(service, MqttClient)
         user: Any = daemon.plugin("user")
         watcher.publish("plugin/in", b"hello")
         await wait_until(reactor, lambda: user.got == [b"hello"])

@@ -50,7 +50,7 @@ def test_errors_name_the_node_and_the_problem(tmp_path: pathlib.Path) -> None:
     assert "node 'b' has 1 input(s), no input 3" in text
     assert "interpreter 'no-such-python' not found" in text
     assert "node id 'a' is also used by [nodes].node[0]" in text
-    assert "'#' must be the last segment" in text
+    assert "'#' must be the last level" in text
     assert "invalid node id 'bad/id'" in text
     assert "grace (30 s) plus 2 s to kill and reap does not fit in [daemon].stop_timeout" in text
 

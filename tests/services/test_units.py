@@ -25,7 +25,7 @@ from hadaemon.testing import capture_logs
 def test_public_exports_stay_what_they_are() -> None:
     assert hadaemon.services.__all__ == [
         "SCHEMA", "ActionRefused", "CustomService", "InvalidRequirement",
-        "MqttConnection", "PipInstallFailed", "PipInstallPending", "PipPackageMissing",
+        "PipInstallFailed", "PipInstallPending", "PipPackageMissing",
         "QueueMessage", "ServiceError", "ServiceLoadError", "ServiceLoader", "ServiceMessage",
         "ServiceNotRunning", "ServiceQueue", "ServiceSettings", "ServiceState",
         "ServicesPlugin", "ServicesSettings", "Undeliverable",

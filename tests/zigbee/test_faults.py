@@ -111,8 +111,10 @@ def test_zigbee_without_the_mqtt_plugin_fails_clearly(tmp_path: pathlib.Path,
         daemon = Daemon(config, reactor, catalog=catalog)
         daemon.startService()
         await daemon.started
-        assert "needs the 'mqtt' plugin" in daemon.failed["zigbee2mqtt"]
-        assert "before 'zigbee2mqtt'" in daemon.failed["zigbee2mqtt"]
+        assert daemon.failed["zigbee2mqtt"] == (
+            "not started: plugin 'zigbee2mqtt' requires 'mqtt', which is not enabled in "
+            "[daemon].plugins")
+        assert daemon.plugin("zigbee2mqtt") is None
         await daemon.stopService()
 
     run_in_reactor(scenario, timeout=20)

@@ -78,7 +78,7 @@ def test_our_own_commands_are_not_delivered_back(tmp_path: pathlib.Path,
 
 
 def test_filters_reach_every_name_but_no_command() -> None:
-    from hadaemon.mqtt.topics import matches
+    from hadaemon.mqtt import matches
 
     filters = [*fixed_filters("z"), *sorted(name_filters("z", ["lamp", "a/b", "x/+"]))]
     for topic in ("z/lamp", "z/lamp/availability", "z/a/b", "z/a/b/availability",
