@@ -4,8 +4,9 @@
 code that needs one of its own (the zigbee2mqtt simulator, command-line tools).
 """
 
+from hadaemon.backoff import Backoff
 from hadaemon.mqtt.connection import Message, MessageCallback, MqttConnection, MqttSubscription
-from hadaemon.mqtt.machine import Backoff, ConnectionMachine, State
+from hadaemon.mqtt.machine import ConnectionMachine, State
 from hadaemon.mqtt.outbox import (
     ConnectionLost,
     ConnectionStopped,
