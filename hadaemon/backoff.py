@@ -36,8 +36,8 @@ class Backoff:
         clock: IReactorTime | None = None,
         rand: Callable[[], float] = random.random,
     ) -> None:
-        if not 0 <= delay <= delay_max:
-            raise ValueError(f"backoff needs 0 <= delay <= delay_max, got {delay}, {delay_max}")
+        if delay < 0 or delay_max < 0:  # (a first delay beyond the cap waits the cap)
+            raise ValueError(f"backoff needs delays >= 0, got {delay}, {delay_max}")
         if factor < 1 or not 0 <= jitter <= 1:
             raise ValueError(f"backoff needs factor >= 1 and jitter in [0, 1], got {factor}, "
                              f"{jitter}")

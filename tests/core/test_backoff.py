@@ -20,6 +20,10 @@ def test_doubles_up_to_the_cap_and_reset_starts_over() -> None:
     assert delays(backoff, 2) == [0.5, 1.0]
 
 
+def test_a_first_delay_beyond_the_cap_waits_the_cap() -> None:
+    assert delays(Backoff(5.0, 1.0), 3) == [1.0, 1.0, 1.0]
+
+
 def test_factor_one_is_constant_and_huge_counts_do_not_overflow() -> None:
     assert delays(Backoff(0.5, 60.0, factor=1.0), 9)[-1] == 0.5
     big = Backoff(1.0, 10.0, factor=1e300)
@@ -70,7 +74,7 @@ def test_delays_drive_a_retry_loop_on_a_fake_clock() -> None:
 
 @pytest.mark.parametrize("args", [
     {"delay": -1.0, "delay_max": 1.0},
-    {"delay": 2.0, "delay_max": 1.0},
+    {"delay": 1.0, "delay_max": -1.0},
     {"delay": 1.0, "delay_max": 2.0, "factor": 0.5},
     {"delay": 1.0, "delay_max": 2.0, "jitter": 1.5},
     {"delay": 1.0, "delay_max": 2.0, "reset_after": 5.0},  # without a clock
