@@ -80,5 +80,5 @@ def test_delays_drive_a_retry_loop_on_a_fake_clock() -> None:
     {"delay": 1.0, "delay_max": 2.0, "reset_after": 5.0},  # without a clock
 ])
 def test_nonsense_is_refused(args: dict[str, float]) -> None:
-    with pytest.raises(ValueError, match="backoff needs|needs a clock"):
+    with pytest.raises(ValueError, match=r"backoff needs|needs a clock"):
         Backoff(**args)  # type: ignore[arg-type]

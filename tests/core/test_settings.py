@@ -71,7 +71,8 @@ def test_plugins_validate_with_their_declarations() -> None:
 def test_mutable_defaults_are_not_shared() -> None:
     first, second = ServicesSettings(), ServicesSettings()
     first.pip_options.append("--quiet")
-    assert second.pip_options == [] and ServicesSettings.schema().fields["pip_options"].default == []
+    assert second.pip_options == []
+    assert ServicesSettings.schema().fields["pip_options"].default == []
 
 
 def test_an_old_key_name_works_with_one_warning(tmp_path: pathlib.Path) -> None:

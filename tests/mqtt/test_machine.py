@@ -25,7 +25,8 @@ from hadaemon.mqtt.outbox import Outbox, OutboxFull
 
 
 def machine(rand: float = 0.0) -> ConnectionMachine:
-    return ConnectionMachine(Backoff(1.0, 8.0, jitter=0.5, rand=lambda: rand), handshake_timeout=5.0)
+    return ConnectionMachine(Backoff(1.0, 8.0, jitter=0.5, rand=lambda: rand),
+                             handshake_timeout=5.0)
 
 
 def test_first_connect_then_loss_then_reconnect() -> None:
