@@ -46,7 +46,7 @@ def prepare(
     catalog = discover_for(core)
     config, config_errors = validate(raw, catalog.schemas())
     errors = [str(e) for e in config_errors]
-    warnings: list[str] = []
+    warnings = [str(w) for w in config.warnings]
     enabled = set(config.core.plugins)
     for problem in catalog.problems:
         text = str(problem)

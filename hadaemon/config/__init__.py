@@ -17,6 +17,7 @@ from hadaemon.config.schema import (
     Str,
     Table,
 )
+from hadaemon.config.settings import Settings, setting
 
 __all__ = [
     "CORE_SECTIONS",
@@ -35,11 +36,13 @@ __all__ = [
     "Path",
     "RawConfig",
     "Section",
+    "Settings",
     "Str",
     "Table",
     "format_key_path",
     "load",
     "read",
+    "setting",
     "validate",
     "validate_core",
 ]

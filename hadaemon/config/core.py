@@ -5,98 +5,88 @@ from __future__ import annotations
 import pathlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from twisted.logger import LogLevel
 
 from hadaemon.config.schema import Bool, Choice, Float, Int, List, Map, Path, Section, Str
+from hadaemon.config.settings import Settings, setting
 from hadaemon.logs import LEVEL_NAMES, parse_level
 
 _LEVEL = Choice(*LEVEL_NAMES)
 
-DAEMON = Section(
-    {
-        "name": Str(default="hadaemon", doc="Name of this daemon (logs, MQTT client ids)."),
-        "state_dir": Path(
-            default="var",
-            doc="Directory for the state store and credentials (created if missing).",
-        ),
-        "plugins": List(
-            Str(non_empty=True),
-            default=[],
-            unique=True,
-            doc="Plugins and adapters to run, by name. They start in this order, except "
-            "that a plugin starts after those it declares it needs (requires, wants); "
-            "they stop in reverse.",
-        ),
-        "plugin_dirs": List(
-            Path(),
-            default=["plugins"],
-            doc="Directories searched for plugin modules (besides installed entry points); "
-            "the default is skipped quietly when it does not exist.",
-        ),
-        "stop_timeout": Float(
-            default=45.0,
-            min=0.5,
-            doc="Budget in seconds for a graceful stop, all services together.",
-        ),
-        "service_stop_timeout": Float(
-            default=10.0,
-            min=0.1,
-            doc="Default time one service may take to stop (a service may declare its own).",
-        ),
-    },
-    doc="The daemon itself.",
-)
+@dataclass(frozen=True, kw_only=True)
+class DaemonSection(Settings):
+    section_doc: ClassVar[str] = "The daemon itself."
 
-LOG = Section(
-    {
-        "level": Choice(*LEVEL_NAMES, default="info", doc="Default level."),
-        "format": Choice("text", "json", default="text", doc="text for people, json lines."),
-        "file": Str(
-            default="-",
-            doc='Where hadaemon run writes its log ("-" = stdout); under twistd, an extra '
-            "file besides twistd's own log.",
-        ),
-        "levels": Map(_LEVEL, default={}, doc='Level per namespace, e.g. "hadaemon.bus".'),
-    },
-    doc="Logging (twisted.logger namespaces).",
-)
+    name: str = setting(Str(
+        default="hadaemon", doc="Name of this daemon (logs, MQTT client ids)."))
+    state_dir: pathlib.Path = setting(Path(
+        default="var", doc="Directory for the state store and credentials (created if missing)."))
+    plugins: list[str] = setting(List(
+        Str(non_empty=True), default=[], unique=True,
+        doc="Plugins and adapters to run, by name. They start in this order, except "
+        "that a plugin starts after those it declares it needs (requires, wants); "
+        "they stop in reverse.",
+    ))
+    plugin_dirs: list[pathlib.Path] = setting(List(
+        Path(), default=["plugins"],
+        doc="Directories searched for plugin modules (besides installed entry points); "
+        "the default is skipped quietly when it does not exist.",
+    ))
+    stop_timeout: float = setting(Float(
+        default=45.0, min=0.5,
+        doc="Budget in seconds for a graceful stop, all services together."))
+    service_stop_timeout: float = setting(Float(
+        default=10.0, min=0.1,
+        doc="Default time one service may take to stop (a service may declare its own)."))
 
-WATCHDOG = Section(
-    {
-        "enabled": Bool(default=True, doc="Report callbacks that block the reactor."),
-        "threshold": Float(
-            default=0.5, min=0.01, doc="Seconds a callback may block the reactor."
-        ),
-    },
-    doc="The reactor watchdog.",
-)
 
-STORE = Section(
-    {
-        "fsync_interval": Float(
-            default=1.0, min=0.0, doc="Seconds between batched fsyncs (a power loss may lose "
-            "this much; a crash of the daemon loses nothing)."
-        ),
-        "compact_min_bytes": Int(
-            default=1 << 20, min=4096, doc="Log size below which no compaction runs."
-        ),
-    },
-    doc="The state store.",
-)
+@dataclass(frozen=True, kw_only=True)
+class LogSection(Settings):
+    section_doc: ClassVar[str] = "Logging (twisted.logger namespaces)."
+
+    level: str = setting(Choice(*LEVEL_NAMES, default="info", doc="Default level."))
+    format: str = setting(Choice(
+        "text", "json", default="text", doc="text for people, json lines."))
+    file: str = setting(Str(
+        default="-", doc='Where hadaemon run writes its log ("-" = stdout); under twistd, an '
+        "extra file besides twistd's own log."))
+    levels: dict[str, str] = setting(Map(
+        _LEVEL, default={}, doc='Level per namespace, e.g. "hadaemon.bus".'))
+
+
+@dataclass(frozen=True, kw_only=True)
+class WatchdogSection(Settings):
+    section_doc: ClassVar[str] = "The reactor watchdog."
+
+    enabled: bool = setting(Bool(default=True, doc="Report callbacks that block the reactor."))
+    threshold: float = setting(Float(
+        default=0.5, min=0.01, doc="Seconds a callback may block the reactor."))
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoreSection(Settings):
+    section_doc: ClassVar[str] = "The state store."
+
+    fsync_interval: float = setting(Float(
+        default=1.0, min=0.0, doc="Seconds between batched fsyncs (a power loss may lose "
+        "this much; a crash of the daemon loses nothing)."))
+    compact_min_bytes: int = setting(Int(
+        default=1 << 20, min=4096, doc="Log size below which no compaction runs."))
+
 
 CORE_SECTIONS: dict[str, Section] = {
-    "daemon": DAEMON,
-    "log": LOG,
-    "watchdog": WATCHDOG,
-    "store": STORE,
+    "daemon": DaemonSection.schema(),
+    "log": LogSection.schema(),
+    "watchdog": WatchdogSection.schema(),
+    "store": StoreSection.schema(),
 }
 
 
 @dataclass(frozen=True)
 class CoreSettings:
-    """The validated core sections as typed values."""
+    """The validated core sections as typed values, in one flat object."""
 
     name: str
     state_dir: pathlib.Path
@@ -116,21 +106,23 @@ class CoreSettings:
 
     @classmethod
     def from_sections(cls, sections: Mapping[str, Mapping[str, Any]]) -> CoreSettings:
-        daemon, log = sections["daemon"], sections["log"]
-        watchdog, store = sections["watchdog"], sections["store"]
+        daemon = DaemonSection.from_section(sections["daemon"])
+        log = LogSection.from_section(sections["log"])
+        watchdog = WatchdogSection.from_section(sections["watchdog"])
+        store = StoreSection.from_section(sections["store"])
         return cls(
-            name=daemon["name"],
-            state_dir=daemon["state_dir"],
-            plugins=list(daemon["plugins"]),
-            plugin_dirs=list(daemon["plugin_dirs"]),
-            stop_timeout=daemon["stop_timeout"],
-            service_stop_timeout=daemon["service_stop_timeout"],
-            log_level=parse_level(log["level"]),
-            log_format=log["format"],
-            log_file=log["file"],
-            log_levels={ns: parse_level(level) for ns, level in log["levels"].items()},
-            watchdog_enabled=watchdog["enabled"],
-            watchdog_threshold=watchdog["threshold"],
-            fsync_interval=store["fsync_interval"],
-            compact_min_bytes=store["compact_min_bytes"],
+            name=daemon.name,
+            state_dir=daemon.state_dir,
+            plugins=list(daemon.plugins),
+            plugin_dirs=list(daemon.plugin_dirs),
+            stop_timeout=daemon.stop_timeout,
+            service_stop_timeout=daemon.service_stop_timeout,
+            log_level=parse_level(log.level),
+            log_format=log.format,
+            log_file=log.file,
+            log_levels={ns: parse_level(level) for ns, level in log.levels.items()},
+            watchdog_enabled=watchdog.enabled,
+            watchdog_threshold=watchdog.threshold,
+            fsync_interval=store.fsync_interval,
+            compact_min_bytes=store.compact_min_bytes,
         )

@@ -33,6 +33,7 @@ class Config:
     raw: RawConfig
     core: CoreSettings
     sections: Mapping[str, Mapping[str, Any]]
+    warnings: tuple[ConfigError, ...] = ()  # deprecated key names, each named once
 
     @property
     def source(self) -> str:
@@ -112,7 +113,8 @@ def validate(
         if isinstance(value, dict):
             sections[name] = schema.validate(value, ctx, (name,))
     core = CoreSettings.from_sections(sections) if not ctx.errors else _core_or_defaults(sections)
-    return Config(raw, _mark_explicit(core, raw), sections), ctx.errors
+    config = Config(raw, _mark_explicit(core, raw), sections, tuple(ctx.warnings))
+    return config, ctx.errors
 
 
 def validate_core(raw: RawConfig) -> tuple[CoreSettings, list[ConfigError]]:

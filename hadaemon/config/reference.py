@@ -26,6 +26,12 @@ starting anything, and exits non-zero on any error.
   `password = {env = "MQTT_PASSWORD"}`, or with a fallback
   `port = {env = "MQTT_PORT", default = 1883}`. The variable's text is converted to the
   key's type. Secret values never appear in logs or error messages.
+- A key that was renamed still works under its old name, with a warning naming file,
+  section and key (`hadaemon check` prints it, the daemon logs it at start); the tables
+  list old names in the key's meaning.
+- Backoffs (restarts, reconnects) use one set of names: `<what>_delay` (the first
+  delay), `<what>_delay_max` (the longest), and where they apply `<what>_factor` (growth
+  per failure in a row) and `<what>_jitter` (fraction taken off at random).
 - Besides the sections below, each enabled plugin or adapter has a section named after
   it (`[heartbeat]`, `[zigbee2mqtt]`, ...), with the keys its schema declares.
 """
@@ -51,8 +57,15 @@ def section_markdown(name: str, section: Section) -> list[str]:
         return [*lines, "No keys.", ""]
     lines += ["| key | type | default | meaning |", "|---|---|---|---|"]
     nested: list[tuple[str, Section]] = []
+    formerly: dict[str, list[str]] = {}
+    for old, new in section.old_names.items():
+        formerly.setdefault(new, []).append(old)
     for key, fld in section.fields.items():
-        lines.append(f"| `{key}` | {fld.describe()} | {_default(fld)} | {fld.doc} |")
+        doc = fld.doc
+        if key in formerly:
+            names = ", ".join(f"`{old}`" for old in formerly[key])
+            doc = f"{doc} Old name (deprecated, still read): {names}.".lstrip()
+        lines.append(f"| `{key}` | {fld.describe()} | {_default(fld)} | {doc} |")
         if isinstance(fld, Table):
             nested.append((f"{name}.{key}", fld.section))
     lines.append("")

@@ -37,9 +37,13 @@ class Context:
     base_dir: pathlib.Path
     environ: Mapping[str, str]
     errors: list[ConfigError] = field(default_factory=list)
+    warnings: list[ConfigError] = field(default_factory=list)
 
     def error(self, path: KeyPath, message: str) -> None:
         self.errors.append(ConfigError(self.source, path, message))
+
+    def warn(self, path: KeyPath, message: str) -> None:
+        self.warnings.append(ConfigError(self.source, path, message))
 
 
 class Field:
@@ -59,6 +63,11 @@ class Field:
     def describe(self) -> str:
         """The type, for the generated config reference."""
         return self.kind
+
+    def plain(self, value: Any) -> Any:
+        """A default as its Python value without a config file (a settings class's
+        default): paths stay relative, nothing is checked."""
+        return value
 
     def validate(self, value: Any, ctx: Context, path: KeyPath) -> Any:
         """Convert ``value``; on a problem record it in ``ctx`` and return MISSING."""
@@ -237,6 +246,9 @@ class Path(Field):
     def from_string(self, text: str) -> Any:
         return text
 
+    def plain(self, value: Any) -> Any:
+        return pathlib.Path(value) if isinstance(value, str) else value
+
 
 class List(Field):
     def __init__(self, item: Field, *, default: Any = MISSING, doc: str = "",
@@ -248,6 +260,9 @@ class List(Field):
 
     def describe(self) -> str:
         return f"an array of {self.item.describe()}"
+
+    def plain(self, value: Any) -> Any:
+        return [self.item.plain(v) for v in value] if isinstance(value, list) else value
 
     def convert(self, value: Any, ctx: Context, path: KeyPath) -> Any:
         if not isinstance(value, list):
@@ -279,6 +294,11 @@ class Map(Field):
     def describe(self) -> str:
         return f"a table of {self.value.describe()}"
 
+    def plain(self, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: self.value.plain(v) for k, v in value.items()}
+        return value
+
     def convert(self, value: Any, ctx: Context, path: KeyPath) -> Any:
         if not isinstance(value, dict):
             raise Invalid(f"expected a table, got {show_value(value)}")
@@ -309,11 +329,20 @@ class Table(Field):
 
 
 class Section:
-    """The fields of one config section (or nested table)."""
+    """The fields of one config section (or nested table).
 
-    def __init__(self, fields: Mapping[str, Field] | None = None, doc: str = "") -> None:
+    ``old_names`` maps a deprecated key to the key that replaced it: the old key still
+    works, with a warning that names file, section and key.
+    """
+
+    def __init__(self, fields: Mapping[str, Field] | None = None, doc: str = "",
+                 old_names: Mapping[str, str] | None = None) -> None:
         self.fields: dict[str, Field] = dict(fields or {})
         self.doc = doc
+        self.old_names: dict[str, str] = dict(old_names or {})
+        for old, new in self.old_names.items():
+            if new not in self.fields or old in self.fields:
+                raise ValueError(f"old name {old!r} must stand for a field, not be one")
 
     def defaults(self) -> dict[str, Any]:
         """The section as if it were absent (only valid when nothing is required)."""
@@ -322,12 +351,13 @@ class Section:
     def validate(self, raw: Mapping[str, Any], ctx: Context, path: KeyPath) -> dict[str, Any]:
         """Validated values with defaults filled in; problems go to ``ctx.errors``."""
         out: dict[str, Any] = {}
+        raw, written = self._renamed(raw, ctx, path)
         for key in raw:
             if key not in self.fields:
                 ctx.error((*path, key), "unknown key" + did_you_mean(key, self.fields))
         for name, fld in self.fields.items():
             if name in raw:
-                out[name] = fld.validate(raw[name], ctx, (*path, name))
+                out[name] = fld.validate(raw[name], ctx, (*path, written.get(name, name)))
             elif fld.required:
                 ctx.error((*path, name), "missing required value")
                 out[name] = MISSING
@@ -340,6 +370,26 @@ class Section:
                     default = fld.validate(default, ctx, (*path, name))
                 out[name] = default
         return out
+
+    def _renamed(
+        self, raw: Mapping[str, Any], ctx: Context, path: KeyPath
+    ) -> tuple[Mapping[str, Any], dict[str, str]]:
+        # A deprecated key's value goes to the new key; its errors name the key as written.
+        used = [old for old in self.old_names if old in raw]
+        if not used:
+            return raw, {}
+        renamed, written = dict(raw), {}
+        for old in used:
+            new = self.old_names[old]
+            value = renamed.pop(old)
+            if new in raw:
+                ctx.error((*path, old), f'old name of "{new}", which is also given; keep '
+                          f'"{new}" only')
+                continue
+            ctx.warn((*path, old), f'deprecated name; call it "{new}"')
+            renamed[new] = value
+            written[new] = old
+        return renamed, written
 
 
 def did_you_mean(word: str, candidates: Sequence[str] | Mapping[str, Any]) -> str:

@@ -7,10 +7,11 @@ own (the zigbee2mqtt simulator, command-line tools). Adapters and plugins import
 this package only; its modules are its own business.
 """
 
+from hadaemon.backoff import Backoff
 from hadaemon.bus.topics import InvalidTopic, matches, validate_filter, validate_topic
 from hadaemon.mqtt.client import MqttClient
 from hadaemon.mqtt.connection import Message, MessageCallback, MqttConnection, MqttSubscription
-from hadaemon.mqtt.machine import Backoff, ConnectionMachine, State
+from hadaemon.mqtt.machine import ConnectionMachine, State
 from hadaemon.mqtt.outbox import (
     ConnectionLost,
     ConnectionStopped,

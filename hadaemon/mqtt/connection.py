@@ -41,7 +41,6 @@ from hadaemon.mqtt.machine import (
     Action,
     Announce,
     ArmTimeout,
-    Backoff,
     CancelRetry,
     ConnectionMachine,
     DisarmTimeout,
@@ -138,8 +137,7 @@ class MqttConnection:
         self.log = log or get_logger(f"hadaemon.mqtt.{component}")
         self.watchdog = watchdog
         self.machine = ConnectionMachine(
-            Backoff(settings.reconnect_min, settings.reconnect_max, settings.reconnect_jitter,
-                    rand=rand),
+            settings.backoff(rand),
             settings.connect_timeout,
         )
         # The daemon's own status topic, or a custom last will (the simulator's bridge).

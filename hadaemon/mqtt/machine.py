@@ -17,10 +17,10 @@ and keeps the reconnect policy in one place.
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+
+from hadaemon.backoff import Backoff
 
 
 class State(StrEnum):
@@ -102,38 +102,6 @@ Action = (
     OpenSocket | ArmTimeout | DisarmTimeout | ScheduleRetry | CancelRetry | Abort | SessionUp
     | SessionDown | Announce | Disconnect | Finished
 )
-
-
-class Backoff:
-    """Exponential backoff with jitter: ``min * 2**n`` capped at ``max``, minus up to
-    ``jitter`` of it at random, so that many clients do not reconnect in lockstep."""
-
-    def __init__(
-        self,
-        minimum: float = 0.5,
-        maximum: float = 60.0,
-        jitter: float = 0.5,
-        *,
-        factor: float = 2.0,
-        rand: Callable[[], float] = random.random,
-    ) -> None:
-        if minimum <= 0 or maximum < minimum:
-            raise ValueError("backoff needs 0 < minimum <= maximum")
-        self.minimum = minimum
-        self.maximum = maximum
-        self.jitter = jitter
-        self.factor = factor
-        self._rand = rand
-        self.failures = 0
-
-    def next_delay(self) -> float:
-        """The delay before the next attempt; each call counts one more failure."""
-        base = min(self.maximum, self.minimum * self.factor ** min(self.failures, 64))
-        self.failures += 1
-        return base * (1.0 - self.jitter * self._rand())
-
-    def reset(self) -> None:
-        self.failures = 0
 
 
 class ConnectionMachine:

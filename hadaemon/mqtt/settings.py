@@ -1,4 +1,5 @@
-"""The ``[mqtt]`` section: one broker connection's settings, as a schema and a dataclass.
+"""The ``[mqtt]`` section: one broker connection's settings, declared once (schema,
+defaults, typed values and docs/config.md all come from :class:`MqttSettings`).
 
 Every connection made from these settings uses all of them (credentials and TLS
 included): pyziggy's runtime dropped username, password and TLS, we never do.
@@ -7,108 +8,96 @@ included): pyziggy's runtime dropped username, password and TLS, we never do.
 from __future__ import annotations
 
 import pathlib
+import random
 import re
 import socket
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, ClassVar
 
-from hadaemon.config import Bool, Choice, Float, Int, Path, Section, Str
-
-SCHEMA = Section(
-    {
-        "host": Str(default="127.0.0.1", non_empty=True, doc="Broker host name or address."),
-        "port": Int(default=1883, min=1, max=65535, doc="Broker port (8883 is usual for TLS)."),
-        "keepalive": Int(default=60, min=5, max=65535, doc="Seconds between keepalive pings."),
-        "client_id": Str(
-            default="",
-            doc='MQTT client id; "" means "hadaemon-<[daemon].name>-<host name>". Two clients '
-            "with one id keep kicking each other off the broker.",
-        ),
-        "username": Str(default="", doc='User name ("" for anonymous).'),
-        "password": Str(
-            default="", secret=True, doc='Password; better {env = "MQTT_PASSWORD"} than a literal.'
-        ),
-        "protocol": Choice("3.1.1", "5", default="3.1.1", doc="MQTT protocol version."),
-        "tls": Bool(default=False, doc="Connect with TLS."),
-        "ca_file": Path(
-            default=None, must_exist=True, kind="file",
-            doc="CA certificate(s) to trust (PEM); default: the system's CAs.",
-        ),
-        "cert_file": Path(
-            default=None, must_exist=True, kind="file",
-            doc="Client certificate (PEM) for brokers that require one.",
-        ),
-        "key_file": Path(
-            default=None, must_exist=True, kind="file",
-            doc="The client certificate's private key (PEM).",
-        ),
-        "tls_verify": Bool(
-            default=True,
-            doc="Verify the broker's certificate and host name. Turn off only for testing.",
-        ),
-        "status_topic": Str(
-            default="",
-            doc='Topic of this daemon\'s retained status ({"state": "online"|"offline"}, also '
-            'the last will); "" means "hadaemon/<[daemon].name>/status".',
-        ),
-        "connect_timeout": Float(
-            default=10.0, min=0.5,
-            doc="Seconds for TCP + TLS + CONNACK before the attempt counts as failed.",
-        ),
-        "reconnect_min": Float(default=0.5, min=0.01, doc="First reconnect delay (seconds)."),
-        "reconnect_max": Float(default=60.0, min=0.1, doc="Longest reconnect delay (seconds)."),
-        "reconnect_jitter": Float(
-            default=0.5, min=0.0, max=1.0,
-            doc="Fraction of each delay taken off at random, so clients do not reconnect in step.",
-        ),
-        "queue_limit": Int(
-            default=10000, min=1,
-            doc="QoS 1 publishes kept while disconnected; beyond it publish() fails at once.",
-        ),
-        "max_inflight": Int(
-            default=100, min=1, doc="QoS 1 publishes sent and not yet acknowledged, at most."
-        ),
-        "tcp_nodelay": Bool(
-            default=True,
-            doc="Set TCP_NODELAY (without it a QoS 1 round trip waits ~40-90 ms on Nagle).",
-        ),
-        "tcp_quickack": Bool(
-            default=True,
-            doc="Acknowledge at once (TCP_QUICKACK, Linux): a broker with Nagle on "
-            "(mosquitto's default) otherwise stalls each reaction ~20-40 ms.",
-        ),
-    },
-    doc="The MQTT broker connection shared by zigbee2mqtt, the services' com and others.",
-)
+from hadaemon.backoff import Backoff
+from hadaemon.config import Bool, Choice, Float, Int, Path, Settings, Str, setting
 
 
-@dataclass(frozen=True)
-class MqttSettings:
+@dataclass(frozen=True, kw_only=True)
+class MqttSettings(Settings):
     """One broker connection, validated. ``password`` never appears in ``repr``."""
 
-    host: str = "127.0.0.1"
-    port: int = 1883
-    keepalive: int = 60
-    client_id: str = "hadaemon"
-    username: str = ""
-    password: str = ""
-    protocol: str = "3.1.1"
-    tls: bool = False
-    ca_file: pathlib.Path | None = None
-    cert_file: pathlib.Path | None = None
-    key_file: pathlib.Path | None = None
-    tls_verify: bool = True
-    status_topic: str = "hadaemon/hadaemon/status"
-    connect_timeout: float = 10.0
-    reconnect_min: float = 0.5
-    reconnect_max: float = 60.0
-    reconnect_jitter: float = 0.5
-    queue_limit: int = 10000
-    max_inflight: int = 100
-    tcp_nodelay: bool = True
-    tcp_quickack: bool = True
+    section_doc: ClassVar[str] = (
+        "The MQTT broker connection shared by zigbee2mqtt, the services' com and others."
+    )
+
+    host: str = setting(Str(default="127.0.0.1", non_empty=True,
+                            doc="Broker host name or address."))
+    port: int = setting(Int(default=1883, min=1, max=65535,
+                            doc="Broker port (8883 is usual for TLS)."))
+    keepalive: int = setting(Int(default=60, min=5, max=65535,
+                                 doc="Seconds between keepalive pings."))
+    client_id: str = setting(Str(
+        default="",
+        doc='MQTT client id; "" means "hadaemon-<[daemon].name>-<host name>". Two clients '
+        "with one id keep kicking each other off the broker.",
+    ))
+    username: str = setting(Str(default="", doc='User name ("" for anonymous).'))
+    password: str = setting(Str(
+        default="", secret=True, doc='Password; better {env = "MQTT_PASSWORD"} than a literal.'
+    ))
+    protocol: str = setting(Choice("3.1.1", "5", default="3.1.1", doc="MQTT protocol version."))
+    tls: bool = setting(Bool(default=False, doc="Connect with TLS."))
+    ca_file: pathlib.Path | None = setting(Path(
+        default=None, must_exist=True, kind="file",
+        doc="CA certificate(s) to trust (PEM); default: the system's CAs.",
+    ))
+    cert_file: pathlib.Path | None = setting(Path(
+        default=None, must_exist=True, kind="file",
+        doc="Client certificate (PEM) for brokers that require one.",
+    ))
+    key_file: pathlib.Path | None = setting(Path(
+        default=None, must_exist=True, kind="file",
+        doc="The client certificate's private key (PEM).",
+    ))
+    tls_verify: bool = setting(Bool(
+        default=True,
+        doc="Verify the broker's certificate and host name. Turn off only for testing.",
+    ))
+    status_topic: str = setting(Str(
+        default="",
+        doc='Topic of this daemon\'s retained status ({"state": "online"|"offline"}, also '
+        'the last will); "" means "hadaemon/<[daemon].name>/status".',
+    ))
+    connect_timeout: float = setting(Float(
+        default=10.0, min=0.5,
+        doc="Seconds for TCP + TLS + CONNACK before the attempt counts as failed.",
+    ))
+    reconnect_delay: float = setting(
+        Float(default=0.5, min=0.01, doc="First reconnect delay (seconds)."),
+        old_names=("reconnect_min",),
+    )
+    reconnect_delay_max: float = setting(
+        Float(default=60.0, min=0.1, doc="Longest reconnect delay (seconds)."),
+        old_names=("reconnect_max",),
+    )
+    reconnect_jitter: float = setting(Float(
+        default=0.5, min=0.0, max=1.0,
+        doc="Fraction of each delay taken off at random, so clients do not reconnect in step.",
+    ))
+    queue_limit: int = setting(Int(
+        default=10000, min=1,
+        doc="QoS 1 publishes kept while disconnected; beyond it publish() fails at once.",
+    ))
+    max_inflight: int = setting(Int(
+        default=100, min=1, doc="QoS 1 publishes sent and not yet acknowledged, at most."
+    ))
+    tcp_nodelay: bool = setting(Bool(
+        default=True,
+        doc="Set TCP_NODELAY (without it a QoS 1 round trip waits ~40-90 ms on Nagle).",
+    ))
+    tcp_quickack: bool = setting(Bool(
+        default=True,
+        doc="Acknowledge at once (TCP_QUICKACK, Linux): a broker with Nagle on "
+        "(mosquitto's default) otherwise stalls each reaction ~20-40 ms.",
+    ))
 
     def __repr__(self) -> str:
         secret = ", password=***" if self.password else ""
@@ -124,15 +113,29 @@ class MqttSettings:
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any], daemon_name: str = "hadaemon") -> MqttSettings:
-        """Settings from a validated ``[mqtt]``-shaped section (defaults filled in)."""
-        values = {k: v for k, v in section.items() if k in cls.__dataclass_fields__}
+        """Settings from a validated ``[mqtt]``-shaped section, with the client id and
+        status topic that "" stands for."""
+        values = dict(section)
         if not values.get("client_id"):
             values["client_id"] = default_client_id(daemon_name)
         if not values.get("status_topic"):
-            values["status_topic"] = f"hadaemon/{_topic_safe(daemon_name)}/status"
-        if (values.get("cert_file") is None) != (values.get("key_file") is None):
+            values["status_topic"] = _status_topic(daemon_name)
+        settings = cls.from_section(values)
+        if (settings.cert_file is None) != (settings.key_file is None):
             raise ValueError("[mqtt]: cert_file and key_file go together; give both or neither")
-        return cls(**values)
+        return settings
+
+    def __post_init__(self) -> None:
+        # Made in code rather than from a config: "" stands for the daemon named "hadaemon".
+        if not self.client_id:
+            object.__setattr__(self, "client_id", "hadaemon")
+        if not self.status_topic:
+            object.__setattr__(self, "status_topic", _status_topic("hadaemon"))
+
+    def backoff(self, rand: Callable[[], float] = random.random) -> Backoff:
+        """The reconnect backoff these settings describe."""
+        return Backoff(self.reconnect_delay, self.reconnect_delay_max,
+                       jitter=self.reconnect_jitter, rand=rand)
 
     def with_client_id(self, client_id: str, status_topic: str | None = None) -> MqttSettings:
         """A copy for another client on the same broker (the simulator, the CLI)."""
@@ -156,10 +159,17 @@ class MqttSettings:
         return context
 
 
+SCHEMA = MqttSettings.schema()
+
+
 def default_client_id(daemon_name: str) -> str:
     """``hadaemon-<daemon name>-<host name>``, restricted to characters brokers accept."""
     raw = f"hadaemon-{daemon_name}-{socket.gethostname()}"
     return re.sub(r"[^A-Za-z0-9_.-]", "-", raw)[:64]
+
+
+def _status_topic(daemon_name: str) -> str:
+    return f"hadaemon/{_topic_safe(daemon_name)}/status"
 
 
 def _topic_safe(text: str) -> str:

@@ -23,10 +23,12 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 
+from hadaemon.backoff import Backoff
 from hadaemon.bus import Address, Bus, QueueFull
 
 RETRY_FIRST, RETRY_MAX = 0.001, 0.05
-"""Seconds before the first retry, and the longest pause between retries."""
+"""Seconds before the first retry, and the longest pause between retries (the backoff
+starts over whenever the endpoint takes something)."""
 
 
 class BusLine:
@@ -47,7 +49,7 @@ class BusLine:
         self._on_end = on_end  # (line, messages dropped): the line is empty or gave up
         self.waiting: deque[tuple[Address, Any]] = deque()
         self.held: Deferred[None] = Deferred()  # fires once the line is empty
-        self._delay = RETRY_FIRST
+        self._backoff = Backoff(RETRY_FIRST, RETRY_MAX)
         self._progress = clock.seconds()
         self._retry: IDelayedCall | None = clock.callLater(RETRY_FIRST, self._send)
 
@@ -69,7 +71,7 @@ class BusLine:
                 self._reply(address)(Failure())
             waiting.popleft()
             self._progress = now
-            self._delay = RETRY_FIRST
+            self._backoff.reset()
         if not waiting:
             self._end(0)
         elif now - self._progress >= self._stall_timeout:
@@ -77,8 +79,7 @@ class BusLine:
             waiting.clear()
             self._end(dropped)
         else:
-            self._retry = self._clock.callLater(self._delay, self._send)
-            self._delay = min(self._delay * 2, RETRY_MAX)
+            self._retry = self._clock.callLater(self._backoff.next_delay(), self._send)
 
     def _end(self, dropped: int) -> None:
         self._on_end(self, dropped)

@@ -42,6 +42,7 @@ from zope.interface import implementer
 from hadaemon.nodes.auth import PeerCredentials
 from hadaemon.nodes.handshake import Handshake
 from hadaemon.nodes.link import EventMessage, InputDone, InputSink, LinkLost, OutgoingMessage
+from hadaemon.nodes.settings import NodesSettings
 
 if TYPE_CHECKING:
     from hadaemon.nodes.dispatcher import Dispatcher
@@ -53,27 +54,9 @@ class State(Enum):
     CLOSED = "closed"
 
 
-class Limits:
-    """Per-connection limits, from the ``[nodes]`` config."""
-
-    def __init__(
-        self,
-        *,
-        max_frame: int = 16 << 20,
-        max_buffer: int = 4 << 20,
-        overflow: str = "drop",
-        window: int = 256,
-        auth_timeout: float = 5.0,
-        call_timeout: float = 30.0,
-        max_unauthenticated: int = 64,
-    ) -> None:
-        self.max_frame = max_frame
-        self.max_buffer = max_buffer
-        self.overflow = overflow
-        self.window = window
-        self.auth_timeout = auth_timeout
-        self.call_timeout = call_timeout
-        self.max_unauthenticated = max_unauthenticated
+Limits = NodesSettings
+"""Per-connection limits are the ``[nodes]`` settings (max_frame, max_buffer, overflow,
+window, auth_timeout, call_timeout, max_unauthenticated): declared there, once."""
 
 
 CLOSE_GRACE = 1.0  # seconds a closing connection may take to flush before it is aborted

@@ -43,7 +43,6 @@ from hadaemon.config import Config
 from hadaemon.logs import get_logger
 from hadaemon.nodes import flows as flows_module
 from hadaemon.nodes.auth import Tokens
-from hadaemon.nodes.connection import Limits
 from hadaemon.nodes.delivery import NodeInputs, Throttle
 from hadaemon.nodes.dispatcher import CREDITS, STATUS_SOURCE, Dispatcher
 from hadaemon.nodes.faults import Fault
@@ -56,21 +55,25 @@ from hadaemon.nodes.rpc import RegistryMethods
 from hadaemon.nodes.runtime import NodeRuntime
 from hadaemon.nodes.scopes import DataScopes, NodeCredentials
 from hadaemon.nodes.server import NodeServerFactory
-from hadaemon.nodes.settings import DEFAULT_GRACE, SCHEMA, STOP_MARGIN
-from hadaemon.nodes.supervisor import Policy, Supervisor
+from hadaemon.nodes.settings import SCHEMA, STOP_MARGIN, NodesSettings
+from hadaemon.nodes.supervisor import Supervisor
 from hadaemon.plugin import Plugin, PluginContext
 
 SOCKET_NAME = "nodes.sock"
 _MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes on Linux; keep a margin
 
 
-def build_flows(section: Mapping[str, Any], base_dir: pathlib.Path) -> tuple[Flows, list[str]]:
+def build_flows(
+    section: NodesSettings | Mapping[str, Any], base_dir: pathlib.Path
+) -> tuple[Flows, list[str]]:
     """The flows of a validated ``[nodes]`` section, and warnings; FlowError lists problems."""
+    settings = (section if isinstance(section, NodesSettings)
+                else NodesSettings.from_section(section))
     problems: list[str] = []
     warnings: list[str] = []
     nodes: list[NodeSpec] = []
-    default_flow = section.get("default_flow", "flow")
-    for index, entry in enumerate(section.get("node", [])):
+    default_flow = settings.default_flow
+    for index, entry in enumerate(settings.node):
         if entry.get("disabled"):
             continue
         node = flows_module.node_from_config(
@@ -78,16 +81,14 @@ def build_flows(section: Mapping[str, Any], base_dir: pathlib.Path) -> tuple[Flo
         )
         if node is not None:
             nodes.append(node)
-    flows_file = section.get("flows_file")
-    if flows_file is not None:
-        imported = import_flows(pathlib.Path(flows_file), section.get("types", {}))
+    if settings.flows_file is not None:
+        imported = import_flows(settings.flows_file, settings.types)
         problems.extend(imported.problems)
         warnings.extend(imported.warnings)
         nodes.extend(imported.nodes)
-    default_wire = section.get("wire") or flows_module.WIRE_MSGPACK
     for node in nodes:
-        node.wire = node.wire or default_wire
-    problems.extend(flows_module.check(nodes, base_dir, section.get("interpreter", "")))
+        node.wire = node.wire or settings.wire
+    problems.extend(flows_module.check(nodes, base_dir, settings.interpreter))
     if problems:
         raise FlowError(problems)
     return Flows(nodes), warnings
@@ -99,15 +100,14 @@ class NodesPlugin(Plugin):
     name = "nodes"
     description = "Homegear Node-BLUE Python nodes (from homegear import Homegear)"
     schema = SCHEMA
-    stop_timeout: ClassVar[float | None] = DEFAULT_GRACE + STOP_MARGIN
+    stop_timeout: ClassVar[float | None] = NodesSettings().stop_timeout
 
     def __init__(self, context: PluginContext) -> None:
         super().__init__(context)
+        self.settings = NodesSettings.from_section(context.config)
         # The stop may take the grace period plus the time to kill and reap.
         # (an instance value: the class attribute is the default the daemon reads)
-        self.__dict__["stop_timeout"] = (
-            float(context.config.get("grace", DEFAULT_GRACE)) + STOP_MARGIN
-        )
+        self.__dict__["stop_timeout"] = self.settings.stop_timeout
         self.flows = Flows([])
         self.runtimes: dict[str, NodeRuntime] = {}
         self.socket_path = ""
@@ -133,7 +133,7 @@ class NodesPlugin(Plugin):
             build_flows(section, config.base_dir)
         except FlowError as exc:
             problems.extend(exc.problems)
-        grace = float(section.get("grace", DEFAULT_GRACE))
+        grace = NodesSettings.from_section(section).grace
         budget = config.core.stop_timeout
         if grace + STOP_MARGIN > budget:
             problems.append(
@@ -145,22 +145,22 @@ class NodesPlugin(Plugin):
     # -- start --------------------------------------------------------------------------------
 
     def start(self) -> None:
-        config = self.config
+        settings = self.settings
         base_dir = self.context.daemon_config.base_dir
         try:
-            self.flows, warnings = build_flows(config, base_dir)
+            self.flows, warnings = build_flows(settings, base_dir)
         except FlowError as exc:
             raise FlowError(exc.problems) from None
         for warning in warnings:
             self.log.warn("{warning}", warning=warning)
         reactor = self.reactor
         namespace = self.log.namespace
-        capacity = int(config["queue_size"])
+        capacity = settings.queue_size
         for node_id, spec in self.flows.nodes.items():
             senders = {w["id"] for port in self.flows.node_info(node_id)["allWiresIn"]
                        for w in port}
             inputs = NodeInputs(node_id, capacity, reactor,
-                                stall_timeout=float(config["stall_timeout"]),
+                                stall_timeout=settings.stall_timeout,
                                 on_stall=self._stalled,
                                 in_transit=CREDITS * max(1, len(senders)))
             self.runtimes[node_id] = NodeRuntime(
@@ -172,7 +172,7 @@ class NodesPlugin(Plugin):
         store, credentials = self.context.store, self.context.credentials
         router = Router(
             {i: r.inputs for i, r in self.runtimes.items()}, self.bus, reactor, self._report,
-            stall_timeout=float(config["stall_timeout"]),
+            stall_timeout=settings.stall_timeout,
         )
         self.dispatcher = Dispatcher(
             self.flows,
@@ -206,45 +206,29 @@ class NodesPlugin(Plugin):
             self.runtimes,
             tokens,
             self.reaper,
-            Policy(
-                grace=float(config["grace"]),
-                restart_delay=float(config["restart_delay"]),
-                restart_delay_max=float(config["restart_delay_max"]),
-                stable_after=float(config["stable_after"]),
-                crash_loop_restarts=int(config["crash_loop_restarts"]),
-                crash_loop_window=float(config["crash_loop_window"]),
-                call_timeout=float(config["call_timeout"]),
-            ),
+            settings,
             self.socket_path,
-            str(config["interpreter"]),
+            settings.interpreter,
             base_dir,
             self._process_event,
             self._disconnect,
         )
         self._subscriptions.append(self.context.on_started(self._on_daemon_started))
-        self._deadline = reactor.callLater(float(config["start_deadline"]), self._deadline_over)
+        self._deadline = reactor.callLater(settings.start_deadline, self._deadline_over)
         self.supervisor.start_all()
         self.log.info("{count} node(s) starting; socket {path}", count=len(self.runtimes),
                       path=self.socket_path)
 
     def _listen(self) -> None:
-        config = self.config
-        directory, temporary = _socket_directory(config.get("socket_dir"), self.context.state_dir)
+        directory, temporary = _socket_directory(self.settings.socket_dir,
+                                                 self.context.state_dir)
         self._socket_dir, self._temporary_dir = directory, temporary
         path = directory / SOCKET_NAME
         _clear_stale_socket(path)
         self.socket_path = str(path)
         factory = NodeServerFactory(
             _dispatcher(self.dispatcher),
-            Limits(
-                max_frame=int(config["max_frame"]),
-                max_buffer=int(config["max_buffer"]),
-                overflow=str(config["overflow"]),
-                window=int(config["window"]),
-                call_timeout=float(config["call_timeout"]),
-                auth_timeout=float(config["auth_timeout"]),
-                max_unauthenticated=int(config["max_unauthenticated"]),
-            ),
+            self.settings,  # (the settings are the connection limits)
             self.reactor,
             self.log,
         )

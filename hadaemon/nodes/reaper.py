@@ -23,14 +23,13 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorFDSet
 from twisted.logger import Logger
 
+from hadaemon.backoff import Backoff
 from hadaemon.nodes import reaper_process
 from hadaemon.nodes.spawn import Descriptor, ExitWatcher
 
 SCRIPT = os.path.abspath(reaper_process.__file__)
 _MAX_PACKET = 65536
 _STABLE_AFTER = 10.0  # seconds a spawner must run for its exit to count as not quick
-_RESTART_DELAY = 0.5
-_RESTART_DELAY_MAX = 30.0
 
 
 class SpawnError(OSError):
@@ -64,7 +63,9 @@ class Reaper:
         self._stopping = False
         self._exited: Deferred[None] | None = None
         self._started_at = 0.0
-        self._quick_exits = 0  # exits soon after a start: the next start waits longer
+        # Exits soon after a start: the next start waits longer (one that ran long is
+        # replaced at once).
+        self._backoff = Backoff(0.5, 30.0)
         self._restart: IDelayedCall | None = None
 
     @property
@@ -224,9 +225,11 @@ class Reaper:
                 self._exited.callback(None)
             return
         code = self._proc.returncode if self._proc is not None else None
-        quick = self._reactor.seconds() - self._started_at < _STABLE_AFTER
-        self._quick_exits = self._quick_exits + 1 if quick else 0
-        delay = min(_RESTART_DELAY * (2 ** self._quick_exits - 1), _RESTART_DELAY_MAX)
+        if self._reactor.seconds() - self._started_at < _STABLE_AFTER:
+            delay = self._backoff.next_delay()
+        else:
+            self._backoff.reset()
+            delay = 0.0
         self._log.error("the node spawner exited unexpectedly (status {code}); its nodes "
                         "died with it: starting a new one in {delay:g} s", code=code,
                         delay=delay)

@@ -1,4 +1,5 @@
-"""The ``[nodes]`` config section: the schema, declared as data (see docs/nodes.md).
+"""The ``[nodes]`` config section, declared once in :class:`NodesSettings` (see
+docs/nodes.md).
 
 Nodes and their wires are listed as ``[[nodes.node]]`` tables and/or imported from a
 Node-BLUE/Node-RED ``flows.json`` (``flows_file`` with a ``types`` map from node type to
@@ -8,14 +9,29 @@ Python file).
 from __future__ import annotations
 
 import datetime
-from typing import Any
+import pathlib
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
-from hadaemon.config import Bool, Choice, Float, Int, List, Map, Path, Section, Str, Table
+from hadaemon.backoff import Backoff
+from hadaemon.config import (
+    Bool,
+    Choice,
+    Float,
+    Int,
+    List,
+    Map,
+    Path,
+    Section,
+    Settings,
+    Str,
+    Table,
+    setting,
+)
 from hadaemon.config.errors import KeyPath, show_value
 from hadaemon.config.schema import Context, Field, Invalid
 
 MIB = 1024 * 1024
-DEFAULT_GRACE = 30.0
 STOP_MARGIN = 2.0
 """Seconds the plugin's stop may take beyond the grace period (killing and reaping)."""
 
@@ -121,65 +137,86 @@ NODE = Section(
     }
 )
 
-SCHEMA = Section(
-    {
-        "socket_dir": Path(default=None, doc="Directory of the node socket (made 0700); "
-                           "default: a 'run' directory in the plugin's state directory."),
-        "grace": Float(default=DEFAULT_GRACE, min=0.0,
-                       doc="Seconds between SIGTERM and SIGKILL when stopping a node."),
-        "start_deadline": Float(default=10.0, min=0.1,
-                                doc="startUpComplete is sent once every node started, or "
-                                "this many seconds after the start, whichever is first."),
-        "restart_delay": Float(default=0.5, min=0.01,
-                               doc="First delay before restarting a node that exited."),
-        "restart_delay_max": Float(default=60.0, min=0.01, doc="Cap of the restart backoff."),
-        "stable_after": Float(default=10.0, min=0.1,
-                              doc="Seconds running after which the backoff starts over."),
-        "crash_loop_restarts": Int(default=5, min=1,
-                                   doc="Exits within crash_loop_window that mark a node "
-                                   "as crash-looping."),
-        "crash_loop_window": Float(default=60.0, min=0.1, doc="See crash_loop_restarts."),
-        "max_frame": Int(default=16 * MIB, min=1024,
-                         doc="Largest message accepted from a node, in bytes."),
-        "auth_timeout": Float(default=5.0, min=0.01,
-                              doc="Seconds a connection to the node socket has to "
-                              "authenticate (from its connect) before it is closed."),
-        "max_unauthenticated": Int(default=64, min=1,
-                                   doc="Connections that have not authenticated yet, at "
-                                   "most, at once; one more is closed at connect (a node "
-                                   "process the daemon started is always let in)."),
-        "max_buffer": Int(default=4 * MIB, min=1024,
-                          doc="Bytes waiting to be sent to one node before events to it "
-                          "are dropped (or it is disconnected)."),
-        "overflow": Choice("drop", "disconnect", default="drop",
-                           doc="When max_buffer is exceeded: drop events to that node "
-                           "(counted), or disconnect it."),
-        "window": Int(default=256, min=1, max=100000,
-                      doc="Inputs in flight to one node (sent, not yet answered)."),
-        "queue_size": Int(default=1000, min=1,
-                          doc="Inputs waiting for one node before its senders are held "
-                          "back (four times this many, plus 512 per sending node: further "
-                          "messages are dropped, reported)."),
-        "stall_timeout": Float(default=10.0, min=0.1,
-                               doc="A node answering no input this long while senders wait "
-                               "for it no longer holds them back."),
-        "call_timeout": Float(default=30.0, min=0.1,
-                              doc="Seconds a node's call waits for an answer (and, on the "
-                              "binary wire, the daemon's calls to a node)."),
-        "interpreter": Str(default="", doc="Python for all nodes (default: the daemon's)."),
-        "wire": Choice("msgpack", "binrpc", default="msgpack",
-                       doc="The wire of nodes that name none: 'msgpack' (hadaemon's homegear "
-                       "module, put first on their path) or 'binrpc' (Homegear's binary "
-                       "RPC, for the real homegear module they import themselves)."),
-        "default_flow": Str(default="flow", non_empty=True,
-                            doc="Flow id of configured nodes that name none."),
-        "flows_file": Path(default=None, doc="A Node-BLUE/Node-RED flows.json to import."),
-        "types": Map(NodeTypeField(), default={},
-                     doc="flows.json node type -> Python file (or {file, ...})."),
-        "node": List(Table(NODE), default=[], doc="The nodes ([[nodes.node]] tables)."),
-    },
-    doc="Homegear Node-BLUE Python nodes.",
-)
+@dataclass(frozen=True, kw_only=True)
+class NodesSettings(Settings):
+    """The validated ``[nodes]`` section; also each node connection's limits."""
+
+    section_doc: ClassVar[str] = "Homegear Node-BLUE Python nodes."
+
+    socket_dir: pathlib.Path | None = setting(Path(
+        default=None, doc="Directory of the node socket (made 0700); default: a 'run' "
+        "directory in the plugin's state directory."))
+    grace: float = setting(Float(
+        default=30.0, min=0.0, doc="Seconds between SIGTERM and SIGKILL when stopping a node."))
+    start_deadline: float = setting(Float(
+        default=10.0, min=0.1, doc="startUpComplete is sent once every node started, or this "
+        "many seconds after the start, whichever is first."))
+    restart_delay: float = setting(Float(
+        default=0.5, min=0.01, doc="First delay before restarting a node that exited."))
+    restart_delay_max: float = setting(Float(
+        default=60.0, min=0.01, doc="Cap of the restart backoff."))
+    stable_after: float = setting(Float(
+        default=10.0, min=0.1, doc="Seconds running after which the backoff starts over."))
+    crash_loop_restarts: int = setting(Int(
+        default=5, min=1, doc="Exits within crash_loop_window that mark a node as "
+        "crash-looping."))
+    crash_loop_window: float = setting(Float(
+        default=60.0, min=0.1, doc="See crash_loop_restarts."))
+    max_frame: int = setting(Int(
+        default=16 * MIB, min=1024, doc="Largest message accepted from a node, in bytes."))
+    auth_timeout: float = setting(Float(
+        default=5.0, min=0.01, doc="Seconds a connection to the node socket has to "
+        "authenticate (from its connect) before it is closed."))
+    max_unauthenticated: int = setting(Int(
+        default=64, min=1, doc="Connections that have not authenticated yet, at most, at "
+        "once; one more is closed at connect (a node process the daemon started is always "
+        "let in)."))
+    max_buffer: int = setting(Int(
+        default=4 * MIB, min=1024, doc="Bytes waiting to be sent to one node before events "
+        "to it are dropped (or it is disconnected)."))
+    overflow: str = setting(Choice(
+        "drop", "disconnect", default="drop", doc="When max_buffer is exceeded: drop events "
+        "to that node (counted), or disconnect it."))
+    window: int = setting(Int(
+        default=256, min=1, max=100000,
+        doc="Inputs in flight to one node (sent, not yet answered)."))
+    queue_size: int = setting(Int(
+        default=1000, min=1, doc="Inputs waiting for one node before its senders are held "
+        "back (four times this many, plus 512 per sending node: further messages are "
+        "dropped, reported)."))
+    stall_timeout: float = setting(Float(
+        default=10.0, min=0.1, doc="A node answering no input this long while senders wait "
+        "for it no longer holds them back."))
+    call_timeout: float = setting(Float(
+        default=30.0, min=0.1, doc="Seconds a node's call waits for an answer (and, on the "
+        "binary wire, the daemon's calls to a node)."))
+    interpreter: str = setting(Str(
+        default="", doc="Python for all nodes (default: the daemon's)."))
+    wire: str = setting(Choice(
+        "msgpack", "binrpc", default="msgpack", doc="The wire of nodes that name none: "
+        "'msgpack' (hadaemon's homegear module, put first on their path) or 'binrpc' "
+        "(Homegear's binary RPC, for the real homegear module they import themselves)."))
+    default_flow: str = setting(Str(
+        default="flow", non_empty=True, doc="Flow id of configured nodes that name none."))
+    flows_file: pathlib.Path | None = setting(Path(
+        default=None, doc="A Node-BLUE/Node-RED flows.json to import."))
+    types: dict[str, dict[str, Any]] = setting(Map(
+        NodeTypeField(), default={}, doc="flows.json node type -> Python file (or {file, ...})."))
+    node: list[dict[str, Any]] = setting(List(
+        Table(NODE), default=[], doc="The nodes ([[nodes.node]] tables)."))
+
+    @property
+    def stop_timeout(self) -> float:
+        """What the plugin's stop may take: the grace period, then killing and reaping."""
+        return self.grace + STOP_MARGIN
+
+    def restart_backoff(self) -> Backoff:
+        """A node's restart delays: doubling per quick exit (the supervisor resets it once
+        the node ran stable_after)."""
+        return Backoff(self.restart_delay, self.restart_delay_max)
 
 
-__all__ = ["NODE", "SCHEMA", "AnyValue", "NodeTypeField", "WireField"]
+SCHEMA = NodesSettings.schema()
+
+
+__all__ = ["NODE", "SCHEMA", "AnyValue", "NodeTypeField", "NodesSettings", "WireField"]

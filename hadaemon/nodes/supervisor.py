@@ -31,7 +31,6 @@ import pathlib
 import signal
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
@@ -52,6 +51,7 @@ from hadaemon.nodes.client._homegear_rpc import (
 from hadaemon.nodes.flows import WIRE_BINRPC, resolve_interpreter
 from hadaemon.nodes.reaper import Child, Reaper
 from hadaemon.nodes.runtime import NodeRuntime
+from hadaemon.nodes.settings import NodesSettings
 from hadaemon.nodes.spawn import LineReader, reserve_descriptors
 
 
@@ -61,19 +61,6 @@ class ProcessState(Enum):
     RUNNING = "running"
     BACKOFF = "backoff"
     STOPPING = "stopping"
-
-
-@dataclass(frozen=True)
-class Policy:
-    """Restart and stop settings, from the ``[nodes]`` config."""
-
-    grace: float = 30.0
-    restart_delay: float = 0.5
-    restart_delay_max: float = 60.0
-    stable_after: float = 10.0
-    crash_loop_restarts: int = 5
-    crash_loop_window: float = 60.0
-    call_timeout: float = 30.0
 
 
 StateListener = Callable[[NodeRuntime, str, dict[str, Any]], None]
@@ -97,7 +84,7 @@ class NodeProcess:
         self.spawned_at: float | None = None
         self.ready_after: float | None = None  # seconds from spawn to answering ping
         self.exits: deque[float] = deque()
-        self.quick_exits = 0
+        self.backoff = supervisor.policy.restart_backoff()  # quick exits in a row
         self.crash_loop = False
         self.restarts = 0
         self.last_exit: int | None = None
@@ -223,7 +210,7 @@ class NodeProcess:
 
     def _stable(self) -> None:
         self._stable_call = None
-        self.quick_exits = 0
+        self.backoff.reset()
         if self.crash_loop:
             self.crash_loop = False
             self.runtime.log.info("node {node} runs again after a crash loop", node=self.id)
@@ -273,9 +260,7 @@ class NodeProcess:
         self.exits.append(now)
         while self.exits and now - self.exits[0] > policy.crash_loop_window:
             self.exits.popleft()
-        self.quick_exits += 1
-        delay = min(policy.restart_delay * (2 ** (self.quick_exits - 1)),
-                    policy.restart_delay_max)
+        delay = self.backoff.next_delay()
         entering = not self.crash_loop and len(self.exits) >= policy.crash_loop_restarts
         if entering:
             self.crash_loop = True
@@ -343,7 +328,7 @@ class Supervisor:
         runtimes: Mapping[str, NodeRuntime],
         tokens: Tokens,
         reaper: Reaper,
-        policy: Policy,
+        policy: NodesSettings,
         socket_path: str,
         interpreter: str,
         base_dir: pathlib.Path,

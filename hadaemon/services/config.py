@@ -1,7 +1,8 @@
-"""The ``[services]`` section: its schema, and the typed settings the plugin runs with.
+"""The ``[services]`` section, declared once: :class:`ServicesSettings` (and
+:class:`ServiceTable` for each service) give the schema ``hadaemon check`` validates, the
+defaults, docs/config.md and the typed values the plugin runs with.
 
-Plain data, no I/O: the schema is declared here so that ``hadaemon check`` validates it,
-and :class:`ServicesSettings` turns the validated section into values.
+Plain data, no I/O.
 
 ```toml
 [services]
@@ -17,13 +18,15 @@ subscribe = { "variable/zigbee2mqtt/+/+/temperature" = "on_temperature" }
 
 from __future__ import annotations
 
+import functools
 import pathlib
 import re
 import string
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
+from hadaemon.backoff import Backoff
 from hadaemon.bus.topics import InvalidTopic, matcher
 from hadaemon.config.errors import KeyPath
 from hadaemon.config.schema import (
@@ -36,10 +39,13 @@ from hadaemon.config.schema import (
     List,
     Map,
     Path,
-    Section,
     Str,
     Table,
 )
+from hadaemon.config.settings import Settings, setting
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IReactorTime
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 COM_TOPIC_FIELDS = frozenset({"node", "service"})
@@ -81,128 +87,51 @@ def _pattern_problem(pattern: str) -> str | None:
     return None
 
 
-SERVICE = Section(
-    {
-        "enabled": Bool(
-            default=True,
-            doc="Start it (GetState() and the general property 'enabled'). A disabled "
-            "service is loaded, never started nor stopped, and messages to it are refused.",
-        ),
-        "static": Map(AnyValue(), default={}, doc="Static properties (GetPropertyValue)."),
-        "security": Map(
-            AnyValue(secret=True), default={},
-            doc="Security properties; use {env = \"NAME\"} to keep secrets out of the file.",
-        ),
-        "general": Map(AnyValue(), default={}, doc="General properties."),
-        "subscribe": Map(
-            Str(non_empty=True), default={}, key_check=_pattern_problem,
-            doc="Bus event topic pattern -> async method receiving each matching event "
-            "as a dict in msg.message[0].",
-        ),
-        "mailbox_size": Int(default=None, min=1, doc="Overrides [services].mailbox_size."),
-        "concurrency": Int(default=None, min=1, doc="Overrides [services].concurrency."),
-    },
-    doc="One service.",
-)
+@dataclass(frozen=True, kw_only=True)
+class ServiceTable(Settings):
+    """One ``[services.service.<Name>]`` table, as declared."""
 
-SCHEMA = Section(
-    {
-        "directories": List(
-            Path(), default=["services"],
-            doc="Directories holding service files: <Name>.py defines class <Name>. Each "
-            "directory is its own import namespace.",
-        ),
-        "service": ServiceTables(
-            Table(SERVICE), default={}, key_check=_service_name_problem,
-            doc="The services to load, by class name: [services.service.<Name>] with "
-            "enabled, static, security, general, subscribe, mailbox_size, concurrency.",
-        ),
-        "node_name": Str(default="", doc="nodeName in get_settings() (default: [daemon].name)."),
-        "settings": Map(AnyValue(), default={}, doc="More entries for get_settings()."),
-        "restart": Choice(
-            "backoff", "never", default="backoff",
-            doc="What happens when a Start raises: restart with exponential backoff, or never.",
-        ),
-        "restart_delay": Float(default=1.0, min=0.0, doc="Seconds before the first restart."),
-        "restart_factor": Float(
-            default=2.0, min=1.0, doc="Each further delay is this much longer."
-        ),
-        "restart_max_delay": Float(
-            default=60.0, min=0.0,
-            doc="Longest delay; a Start that ran this long before raising starts the "
-            "backoff over.",
-        ),
-        "start_report_timeout": Float(
-            default=30.0, min=0.01,
-            doc="A Start still running after this many seconds is reported (only reported: "
-            "Start may run forever).",
-        ),
-        "stop_timeout": Float(
-            default=5.0, min=0.01, doc="Seconds each Stop may take (all run at once)."
-        ),
-        "state_update_timeout": Float(
-            default=1.0, min=0.0,
-            doc="At shutdown, seconds to let StateUpdate('stopping') handlers run before Stop.",
-        ),
-        "mailbox_size": Int(
-            default=1000, min=1, doc="Messages waiting per service (besides those running)."
-        ),
-        "concurrency": Int(
-            default=100, min=1,
-            doc="Handlers of one service running at once (started in arrival order); "
-            "1 = one at a time.",
-        ),
-        "overflow": Choice(
-            "wait", "drop", default="wait",
-            doc="SubmitAction to a full mailbox: wait for room (up to overflow_timeout, then "
-            "drop) or drop at once; a drop is a warning to the sender.",
-        ),
-        "overflow_timeout": Float(
-            default=10.0, min=0.0, doc="Longest wait for room in a full mailbox."
-        ),
-        "watchdog_threshold": Float(
-            default=0.5, min=0.001,
-            doc="A handler, Start or Stop blocking the loop longer than this (seconds, one "
-            "step between awaits) is reported by service and action.",
-        ),
-        "com_topic": Str(
-            default="hadaemon/{node}/services/{service}/events", non_empty=True,
-            doc="MQTT topic of SubmitMessage (the com service) when an mqtt plugin runs; "
-            "{node} and {service} are replaced.",
-        ),
-        "com_qos": Int(default=1, min=0, max=1, doc="MQTT QoS of SubmitMessage (0 or 1)."),
-        "com_retain": Bool(default=False, doc="MQTT retain flag of SubmitMessage."),
-        "pip_install": Bool(
-            default=False,
-            doc="Let AddPipPackage install missing packages (sys.executable -m pip, in a "
-            "thread, plain requirement strings only). Off: it only imports.",
-        ),
-        "pip_target": Path(
-            default=None, doc="pip --target directory (added to sys.path); default: this "
-            "Python environment."
-        ),
-        "pip_options": List(
-            Str(non_empty=True), default=[],
-            doc='Extra pip options, e.g. ["--index-url", "https://..."].',
-        ),
-        "pip_timeout": Float(default=300.0, min=1.0, doc="Seconds one pip install may take."),
-    },
-    doc="microServiceBus-style services (CustomService files); see docs/services.md.",
-)
+    section_doc: ClassVar[str] = "One service."
+
+    enabled: bool = setting(Bool(
+        default=True,
+        doc="Start it (GetState() and the general property 'enabled'). A disabled "
+        "service is loaded, never started nor stopped, and messages to it are refused.",
+    ))
+    static: dict[str, Any] = setting(Map(
+        AnyValue(), default={}, doc="Static properties (GetPropertyValue)."))
+    security: dict[str, Any] = setting(Map(
+        AnyValue(secret=True), default={},
+        doc="Security properties; use {env = \"NAME\"} to keep secrets out of the file.",
+    ))
+    general: dict[str, Any] = setting(Map(AnyValue(), default={}, doc="General properties."))
+    subscribe: dict[str, str] = setting(Map(
+        Str(non_empty=True), default={}, key_check=_pattern_problem,
+        doc="Bus event topic pattern -> async method receiving each matching event "
+        "as a dict in msg.message[0].",
+    ))
+    mailbox_size: int | None = setting(Int(
+        default=None, min=1, doc="Overrides [services].mailbox_size."))
+    concurrency: int | None = setting(Int(
+        default=None, min=1, doc="Overrides [services].concurrency."))
+
+
+SERVICE = ServiceTable.schema()
 
 
 @dataclass(frozen=True)
 class ServiceSettings:
-    """One configured service."""
+    """One configured service: its table, with the ``[services]`` values it does not
+    override (made by :attr:`ServicesSettings.services`)."""
 
     name: str
-    enabled: bool = True
-    static: Mapping[str, Any] = field(default_factory=dict)
-    security: Mapping[str, Any] = field(default_factory=dict)
-    general: Mapping[str, Any] = field(default_factory=dict)
-    subscribe: Mapping[str, str] = field(default_factory=dict)
-    mailbox_size: int = 1000
-    concurrency: int = 100
+    enabled: bool
+    static: Mapping[str, Any]
+    security: Mapping[str, Any]
+    general: Mapping[str, Any]
+    subscribe: Mapping[str, str]
+    mailbox_size: int
+    concurrency: int
 
     @property
     def id(self) -> str:
@@ -218,94 +147,132 @@ class ServiceSettings:
         }
 
 
-@dataclass(frozen=True)
-class Backoff:
-    """Restart delays after a Start raised: ``delay(n)`` for the n-th failure in a row."""
-
-    initial: float = 1.0
-    factor: float = 2.0
-    maximum: float = 60.0
-    never: bool = False
-
-    def delay(self, failures: int) -> float | None:
-        """Seconds before restart number ``failures`` (1-based), or None: never restart."""
-        if self.never:
-            return None
-        exponent = max(failures - 1, 0)
-        try:
-            value = self.initial * self.factor**exponent
-        except OverflowError:
-            return self.maximum
-        return min(value, self.maximum)
-
-
-@dataclass(frozen=True)
-class ServicesSettings:
+@dataclass(frozen=True, kw_only=True)
+class ServicesSettings(Settings):
     """The whole validated ``[services]`` section as values."""
 
-    directories: list[pathlib.Path]
-    services: list[ServiceSettings]
-    node_name: str
-    settings: Mapping[str, Any]
-    backoff: Backoff
-    start_report_timeout: float
-    stop_timeout: float
-    state_update_timeout: float
-    mailbox_size: int
-    concurrency: int
-    overflow: str
-    overflow_timeout: float
-    watchdog_threshold: float
-    com_topic: str
-    com_qos: int
-    com_retain: bool
-    pip_install: bool
-    pip_target: pathlib.Path | None
-    pip_options: list[str]
-    pip_timeout: float
+    section_doc: ClassVar[str] = (
+        "microServiceBus-style services (CustomService files); see docs/services.md."
+    )
+
+    directories: list[pathlib.Path] = setting(List(
+        Path(), default=["services"],
+        doc="Directories holding service files: <Name>.py defines class <Name>. Each "
+        "directory is its own import namespace.",
+    ))
+    service: dict[str, dict[str, Any]] = setting(ServiceTables(
+        Table(SERVICE), default={}, key_check=_service_name_problem,
+        doc="The services to load, by class name: [services.service.<Name>] with "
+        "enabled, static, security, general, subscribe, mailbox_size, concurrency.",
+    ))
+    node_name: str = setting(Str(
+        default="", doc="nodeName in get_settings() (default: [daemon].name)."))
+    settings: dict[str, Any] = setting(Map(
+        AnyValue(), default={}, doc="More entries for get_settings()."))
+    restart: str = setting(Choice(
+        "backoff", "never", default="backoff",
+        doc="What happens when a Start raises: restart with exponential backoff, or never.",
+    ))
+    restart_delay: float = setting(Float(
+        default=1.0, min=0.0, doc="Seconds before the first restart."))
+    restart_factor: float = setting(Float(
+        default=2.0, min=1.0, doc="Each further delay is this much longer."))
+    restart_delay_max: float = setting(
+        Float(default=60.0, min=0.0,
+              doc="Longest delay; a Start that ran this long before raising starts the "
+              "backoff over."),
+        old_names=("restart_max_delay",),
+    )
+    start_report_timeout: float = setting(Float(
+        default=30.0, min=0.01,
+        doc="A Start still running after this many seconds is reported (only reported: "
+        "Start may run forever).",
+    ))
+    stop_timeout: float = setting(Float(
+        default=5.0, min=0.01, doc="Seconds each Stop may take (all run at once)."))
+    state_update_timeout: float = setting(Float(
+        default=1.0, min=0.0,
+        doc="At shutdown, seconds to let StateUpdate('stopping') handlers run before Stop.",
+    ))
+    mailbox_size: int = setting(Int(
+        default=1000, min=1, doc="Messages waiting per service (besides those running)."))
+    concurrency: int = setting(Int(
+        default=100, min=1,
+        doc="Handlers of one service running at once (started in arrival order); "
+        "1 = one at a time.",
+    ))
+    overflow: str = setting(Choice(
+        "wait", "drop", default="wait",
+        doc="SubmitAction to a full mailbox: wait for room (up to overflow_timeout, then "
+        "drop) or drop at once; a drop is a warning to the sender.",
+    ))
+    overflow_timeout: float = setting(Float(
+        default=10.0, min=0.0, doc="Longest wait for room in a full mailbox."))
+    watchdog_threshold: float = setting(Float(
+        default=0.5, min=0.001,
+        doc="A handler, Start or Stop blocking the loop longer than this (seconds, one "
+        "step between awaits) is reported by service and action.",
+    ))
+    com_topic: str = setting(Str(
+        default="hadaemon/{node}/services/{service}/events", non_empty=True,
+        doc="MQTT topic of SubmitMessage (the com service) when an mqtt plugin runs; "
+        "{node} and {service} are replaced.",
+    ))
+    com_qos: int = setting(Int(default=1, min=0, max=1,
+                               doc="MQTT QoS of SubmitMessage (0 or 1)."))
+    com_retain: bool = setting(Bool(default=False, doc="MQTT retain flag of SubmitMessage."))
+    pip_install: bool = setting(Bool(
+        default=False,
+        doc="Let AddPipPackage install missing packages (sys.executable -m pip, in a "
+        "thread, plain requirement strings only). Off: it only imports.",
+    ))
+    pip_target: pathlib.Path | None = setting(Path(
+        default=None, doc="pip --target directory (added to sys.path); default: this "
+        "Python environment."
+    ))
+    pip_options: list[str] = setting(List(
+        Str(non_empty=True), default=[],
+        doc='Extra pip options, e.g. ["--index-url", "https://..."].',
+    ))
+    pip_timeout: float = setting(Float(
+        default=300.0, min=1.0, doc="Seconds one pip install may take."))
 
     @classmethod
-    def from_section(cls, section: Mapping[str, Any], daemon_name: str) -> ServicesSettings:
-        values = {**SCHEMA.defaults(), **section}
-        mailbox, concurrency = values["mailbox_size"], values["concurrency"]
-        services = [
-            ServiceSettings(
-                name=name,
-                enabled=table.get("enabled", True),
-                static=dict(table.get("static") or {}),
-                security=dict(table.get("security") or {}),
-                general=dict(table.get("general") or {}),
-                subscribe=dict(table.get("subscribe") or {}),
-                mailbox_size=table.get("mailbox_size") or mailbox,
-                concurrency=table.get("concurrency") or concurrency,
-            )
-            for name, table in values["service"].items()
-        ]
-        return cls(
-            directories=[pathlib.Path(d) for d in values["directories"]],
-            services=services,
-            node_name=values["node_name"] or daemon_name,
-            settings=dict(values["settings"]),
-            backoff=Backoff(
-                values["restart_delay"], values["restart_factor"], values["restart_max_delay"],
-                never=values["restart"] == "never",
-            ),
-            start_report_timeout=values["start_report_timeout"],
-            stop_timeout=values["stop_timeout"],
-            state_update_timeout=values["state_update_timeout"],
-            mailbox_size=mailbox,
-            concurrency=concurrency,
-            overflow=values["overflow"],
-            overflow_timeout=values["overflow_timeout"],
-            watchdog_threshold=values["watchdog_threshold"],
-            com_topic=values["com_topic"],
-            com_qos=values["com_qos"],
-            com_retain=values["com_retain"],
-            pip_install=values["pip_install"],
-            pip_target=values["pip_target"],
-            pip_options=list(values["pip_options"]),
-            pip_timeout=values["pip_timeout"],
+    def from_section(
+        cls, section: Mapping[str, Any], daemon_name: str = "", **extra: Any
+    ) -> Self:
+        """The typed settings; an empty ``node_name`` is the daemon's name."""
+        settings = super().from_section(section, **extra)
+        return replace(settings, node_name=settings.node_name or daemon_name)
+
+    @functools.cached_property
+    def services(self) -> list[ServiceSettings]:
+        """The configured services, each with the values it does not override."""
+        return [self.service_settings(name, table) for name, table in self.service.items()]
+
+    def service_settings(
+        self, name: str, values: Mapping[str, Any] | None = None
+    ) -> ServiceSettings:
+        """Service ``name`` with a validated table (None: a table with no keys, e.g. a
+        service started by StartService)."""
+        table = ServiceTable.from_section(values or {})
+        return ServiceSettings(
+            name=name, enabled=table.enabled, static=table.static,
+            security=table.security, general=table.general, subscribe=table.subscribe,
+            mailbox_size=table.mailbox_size or self.mailbox_size,
+            concurrency=table.concurrency or self.concurrency,
         )
+
+    def restart_backoff(self, clock: IReactorTime) -> Backoff | None:
+        """One service's restart delays (None: never restart); a Start that ran
+        ``restart_delay_max`` before raising starts them over."""
+        if self.restart == "never":
+            return None
+        return Backoff(self.restart_delay, self.restart_delay_max, factor=self.restart_factor,
+                       reset_after=self.restart_delay_max, clock=clock)
+
+
+SCHEMA = ServicesSettings.schema()
 
 
 def service_id(name: str) -> str:
@@ -335,8 +302,8 @@ def _pairs(values: Mapping[str, Any]) -> list[dict[str, Any]]:
 __all__ = [
     "SCHEMA",
     "SERVICE",
-    "Backoff",
     "ServiceSettings",
+    "ServiceTable",
     "ServicesSettings",
     "com_topic_problem",
     "service_id",

@@ -154,7 +154,7 @@ class Orchestrator:
         self.runtimes[runtime.id] = runtime
         self.supervisors[runtime.id] = Supervisor(
             runtime, reactor=self._reactor, reporter=self.reporter,
-            backoff=self.settings.backoff,
+            backoff=self.settings.restart_backoff(self._reactor),
             start_report_timeout=self.settings.start_report_timeout,
             stop_timeout=self.settings.stop_timeout, on_start=self._started_late,
         )
@@ -203,10 +203,7 @@ class Orchestrator:
                 "(empty, invalid or already used)",
             )
             return
-        settings = ServiceSettings(
-            name=type(instance).__name__, mailbox_size=self.settings.mailbox_size,
-            concurrency=self.settings.concurrency,
-        )
+        settings = self.settings.service_settings(type(instance).__name__)
         try:
             self.add(instance, settings, service_id=service_id)
         except ServiceLoadError as exc:

@@ -25,8 +25,8 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall
 from twisted.python.failure import Failure
 
+from hadaemon.backoff import Backoff
 from hadaemon.bus import Level
-from hadaemon.services.config import Backoff
 from hadaemon.services.errors import PipInstallPending
 from hadaemon.services.mailbox import ServiceState
 from hadaemon.services.reporting import Reporter
@@ -42,7 +42,7 @@ class Supervisor:
         *,
         reactor: Any,
         reporter: Reporter,
-        backoff: Backoff,
+        backoff: Backoff | None,
         start_report_timeout: float,
         stop_timeout: float,
         on_start: Callable[[ServiceRuntime], None] = lambda runtime: None,
@@ -50,14 +50,13 @@ class Supervisor:
         self.runtime = runtime
         self._reactor = reactor
         self._reporter = reporter
-        self.backoff = backoff
+        self.backoff = backoff  # None: never restarted
         self.start_report_timeout = start_report_timeout
         self.stop_timeout = stop_timeout
         self._on_start = on_start
-        self.failures = 0  # Start failures in a row
+        self.failures = 0  # Start failures in a row (the backoff's count)
         self.starts = 0
         self._start: Deferred[Any] | None = None
-        self._started_at = 0.0
         self._needs_stop = False
         self._restart_timer: IDelayedCall | None = None
         self._report_timer: IDelayedCall | None = None
@@ -75,7 +74,8 @@ class Supervisor:
         self._cancel_timers()
         self.starts += 1
         self._needs_stop = True
-        self._started_at = self._reactor.seconds()
+        if self.backoff is not None:
+            self.backoff.started()
         start, runtime.instance.task = runtime.call_with_task("Start")
         self._start = start
         # Running from the moment Start is called: the messages that waited go to tasks
@@ -103,6 +103,8 @@ class Supervisor:
             self._report_timer.cancel()
         self._report_timer = None
         self.failures = 0
+        if self.backoff is not None:
+            self.backoff.reset()
         if self.runtime.state is ServiceState.RUNNING:
             self._reporter.lifecycle(self.id, "started")
 
@@ -120,17 +122,14 @@ class Supervisor:
             self._reporter.lifecycle(self.id, "failed", waiting_for=pending.package)
             pending.pending.addBoth(self._install_finished)
             return
-        ran = self._reactor.seconds() - self._started_at
-        if ran >= self.backoff.maximum:
-            self.failures = 0
-        self.failures += 1
-        delay = self.backoff.delay(self.failures)
-        if delay is None:
+        if self.backoff is None:
             self.runtime.set_state(ServiceState.FAILED)
             self._reporter.event(self.id, "Start failed; not restarted (restart = \"never\")",
                                  Level.ERROR, restart=False)
             self._reporter.lifecycle(self.id, "failed", restart_in=None)
             return
+        delay = self.backoff.next_delay()  # (a Start that ran long starts it over)
+        self.failures = self.backoff.failures
         self.runtime.set_state(ServiceState.STARTING)
         self._reporter.event(
             self.id, f"Start failed ({self.failures} in a row); restarting in {delay:.3g}s",

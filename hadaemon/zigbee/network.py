@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred, DeferredList
@@ -43,10 +42,10 @@ from hadaemon.zigbee.live import (
 )
 from hadaemon.zigbee.model import parse_devices, parse_groups
 from hadaemon.zigbee.requests import BridgeRequests
+from hadaemon.zigbee.settings import ZigbeeSettings
 from hadaemon.zigbee.subscriptions import Subscriptions
 
 SOURCE = "zigbee2mqtt"
-MIB = 1024 * 1024
 
 
 class Observer(Protocol):
@@ -58,19 +57,8 @@ class Observer(Protocol):
     def devices_changed(self) -> None: ...
 
 
-@dataclass(frozen=True)
-class NetworkSettings:
-    base_topic: str = "zigbee2mqtt"
-    qos: int = 1
-    initial_query: bool = True
-    requery_on_reconnect: bool = True
-    query_interval: float = 0.25
-    query_battery_devices: bool = False
-    devices_timeout: float = 3.0
-    request_timeout: float = 10.0
-    warn_interval: float = 60.0
-    max_payload: int = MIB  # bytes; bigger messages are ignored before parsing
-    max_devices_payload: int = 32 * MIB  # bridge/devices and bridge/groups
+NetworkSettings = ZigbeeSettings
+"""A network's settings are the ``[zigbee2mqtt]`` settings, declared there once."""
 
 
 class Network:

@@ -14,68 +14,14 @@ from typing import Any, ClassVar
 
 from twisted.internet.defer import Deferred
 
-from hadaemon.config import Bool, Float, Int, List, Path, Section, Str
+from hadaemon.config import Section
 from hadaemon.mqtt import MqttClient
 from hadaemon.plugin import Plugin, PluginContext
 from hadaemon.zigbee.automation import AutomationRuntime
-from hadaemon.zigbee.network import Network, NetworkSettings
+from hadaemon.zigbee.network import Network
+from hadaemon.zigbee.settings import ZigbeeSettings
 
-SCHEMA = Section(
-    {
-        "mqtt": Str(
-            default="mqtt", non_empty=True,
-            doc="The MQTT connection plugin to use (it must be enabled in "
-            "[daemon].plugins; it starts first).",
-        ),
-        "base_topic": Str(default="zigbee2mqtt", non_empty=True,
-                          doc="zigbee2mqtt's base topic (its mqtt.base_topic)."),
-        "qos": Int(default=1, min=0, max=1,
-                   doc="QoS of /set and /get messages (1: none lost across reconnects)."),
-        "initial_query": Bool(
-            default=True,
-            doc="On the first connect, ask mains-powered devices for their queryable "
-            "values (throttled by query_interval).",
-        ),
-        "requery_on_reconnect": Bool(default=True,
-                                     doc="Ask again after a reconnect, to re-sync the state."),
-        "query_interval": Float(default=0.25, min=0.0,
-                                doc="Seconds between two devices' queries (no flooding)."),
-        "query_battery_devices": Bool(
-            default=False, doc="Also query battery devices (they sleep and rarely answer)."
-        ),
-        "devices_timeout": Float(
-            default=3.0, min=0.05,
-            doc="Seconds to wait for bridge/devices after connecting before automations' "
-            "on_connect runs anyway.",
-        ),
-        "request_timeout": Float(default=10.0, min=0.1,
-                                 doc="Seconds a bridge/request waits for its response."),
-        "max_payload": Int(
-            default=1024 * 1024, min=1024,
-            doc="Bytes; a bigger message from zigbee2mqtt is ignored (with a warning) "
-            "before it is parsed.",
-        ),
-        "max_devices_payload": Int(
-            default=32 * 1024 * 1024, min=1024,
-            doc="The same for bridge/devices and bridge/groups, which grow with the "
-            "network (about 6 KiB per device).",
-        ),
-        "automations": List(
-            Path(must_exist=True, kind="file"), default=[],
-            doc="Automation files (pyziggy style) to run, in this order.",
-        ),
-        "generate": Bool(
-            default=False,
-            doc="Keep pyziggy_autogenerate/available_devices.py next to each automation "
-            "up to date with the live network (rewritten only when it changes).",
-        ),
-        "typecheck": Bool(
-            default=True,
-            doc="hadaemon check runs mypy on the automations (needs the 'zigbee' extra).",
-        ),
-    },
-    doc="zigbee2mqtt devices in the registry, and pyziggy-style automations.",
-)
+SCHEMA = ZigbeeSettings.schema()
 
 
 class ZigbeeAdapter(Plugin):
@@ -115,31 +61,20 @@ class ZigbeeAdapter(Plugin):
                 f"(hadaemon.mqtt.MqttClient), got {type(mqtt).__name__}: set "
                 "[zigbee2mqtt].mqtt to the name of the mqtt plugin"
             )
-        settings = NetworkSettings(
-            base_topic=self.config["base_topic"],
-            qos=self.config["qos"],
-            initial_query=self.config["initial_query"],
-            requery_on_reconnect=self.config["requery_on_reconnect"],
-            query_interval=self.config["query_interval"],
-            query_battery_devices=self.config["query_battery_devices"],
-            devices_timeout=self.config["devices_timeout"],
-            request_timeout=self.config["request_timeout"],
-            max_payload=self.config["max_payload"],
-            max_devices_payload=self.config["max_devices_payload"],
-        )
+        settings = ZigbeeSettings.from_section(self.config)
         self.network = Network(
             self.reactor, mqtt, self.registry, self.bus, self.context.store, settings,
             mqtt_component=mqtt_name, source=self.name, store_prefix=self.context.key(),
             log=self.log,
         )
-        for path in self.config["automations"]:
+        for path in settings.automations:
             runtime = AutomationRuntime(
-                pathlib.Path(path), self.network, reactor=self.reactor, bus=self.bus,
+                path, self.network, reactor=self.reactor, bus=self.bus,
                 log=self.log, watchdog=self.context.watchdog, on_exit=self.on_exit,
             )
             runtime.load()
             self.automations.append(runtime)
-        if self.config["generate"]:
+        if settings.generate:
             self.network.add_observer(_Regenerate(self))
         self.network.start()
 

@@ -157,7 +157,7 @@ def test_connection_refused_backs_off() -> None:
         from hadaemon.mqtt import MqttConnection, MqttSettings
 
         conn = MqttConnection(reactor, MqttSettings(
-            port=port, reconnect_min=0.05, reconnect_max=0.2, client_id="refused"))
+            port=port, reconnect_delay=0.05, reconnect_delay_max=0.2, client_id="refused"))
         started = reactor.seconds()
         conn.start()
         await wait_until(reactor, lambda: conn.machine.attempt >= 3, what="3 attempts")

@@ -37,7 +37,7 @@ def test_plugin_shared_by_another_plugin(tmp_path: pathlib.Path, broker: Broker)
         "daemon": {"state_dir": str(tmp_path / "state"), "plugins": ["user", "mqtt"],
                    "plugin_dirs": [str(tmp_path / "plugins")]},
         "mqtt": {"host": broker.host, "port": broker.port, "client_id": "daemon-test",
-                 "reconnect_min": 0.05},
+                 "reconnect_delay": 0.05},
     }
     config, catalog = daemon_config(tmp_path, sections, {"mqtt": MqttService})
 

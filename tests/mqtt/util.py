@@ -22,8 +22,8 @@ def settings_for(
         "tls": broker.tls,
         "ca_file": broker.ca_path,
         "status_topic": f"test/{client_id}/status",
-        "reconnect_min": 0.05,
-        "reconnect_max": 0.3,
+        "reconnect_delay": 0.05,
+        "reconnect_delay_max": 0.3,
         "connect_timeout": 3.0,
     }
     if broker.require_client_cert:

@@ -109,7 +109,7 @@ def test_raising_start_is_restarted_with_backoff_and_messages_wait(
     tmp_path: pathlib.Path,
 ) -> None:
     config = make_config(tmp_path, {"Flaky": FLAKY}, restart_delay=0.2, restart_factor=1.5,
-                         restart_max_delay=10.0)
+                         restart_delay_max=10.0)
 
     async def scenario(reactor: Any) -> tuple[list[Any], list[Any], list[Any], list[str]]:
         async with running(config, reactor) as run:

@@ -14,8 +14,8 @@ import hadaemon.services
 from hadaemon.aio import UserCodeExit
 from hadaemon.bus import Bus, DeviceChanged, Lifecycle, VariableChanged
 from hadaemon.sentinels import UNKNOWN
-from hadaemon.services import SCHEMA, ServiceSettings, ServicesSettings, event_to_dict, service_id
-from hadaemon.services.config import Backoff, com_topic_problem
+from hadaemon.services import SCHEMA, ServicesSettings, event_to_dict, service_id
+from hadaemon.services.config import com_topic_problem
 from hadaemon.services.reporting import Reporter
 from hadaemon.services.tasks import ServiceCall
 from hadaemon.services.upstream import encode_payload, format_topic
@@ -37,15 +37,22 @@ def test_public_exports_stay_what_they_are() -> None:
 
 def test_ids_are_the_originals() -> None:
     assert service_id("ReadGPIO") == "readgpio_py"
-    assert ServiceSettings("YOUR_SERVICE_NAME").id == "your_service_name_py"
+    assert ServicesSettings().service_settings("YOUR_SERVICE_NAME").id == "your_service_name_py"
 
 
-def test_backoff_grows_to_its_maximum_or_never() -> None:
-    backoff = Backoff(initial=1.0, factor=2.0, maximum=10.0)
-    assert [backoff.delay(n) for n in range(1, 7)] == [1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
-    assert Backoff(1.0, 2.0, 10.0).delay(100_000) == 10.0  # no overflow
-    assert Backoff(0.5, 1.0, 60.0).delay(9) == 0.5  # factor 1: constant
-    assert Backoff(never=True).delay(1) is None
+def test_restart_backoff_grows_to_its_maximum_or_never() -> None:
+    clock = Clock()
+    settings = ServicesSettings(restart_delay=1.0, restart_factor=2.0, restart_delay_max=10.0)
+    backoff = settings.restart_backoff(clock)
+    assert backoff is not None
+    assert [backoff.next_delay() for _ in range(6)] == [1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
+    backoff.started()
+    clock.advance(10.0)  # a Start that ran the longest delay: over
+    assert backoff.next_delay() == 1.0
+    constant = ServicesSettings(restart_delay=0.5, restart_factor=1.0).restart_backoff(clock)
+    assert constant is not None
+    assert [constant.next_delay() for _ in range(9)][-1] == 0.5
+    assert ServicesSettings(restart="never").restart_backoff(clock) is None
 
 
 def test_settings_from_a_section_with_defaults(tmp_path: pathlib.Path) -> None:
@@ -55,13 +62,14 @@ def test_settings_from_a_section_with_defaults(tmp_path: pathlib.Path) -> None:
     assert [(s.name, s.mailbox_size, s.concurrency) for s in settings.services] == [
         ("A", 3, 100), ("B", 1000, 100)
     ]
-    assert settings.backoff == Backoff(1.0, 2.0, 60.0, never=False)
+    assert (settings.restart_delay, settings.restart_factor, settings.restart_delay_max) == (
+        1.0, 2.0, 60.0)
     assert (settings.overflow, settings.pip_install, settings.com_qos) == ("wait", False, 1)
 
 
 def test_config_shape_is_the_originals() -> None:
-    service = ServiceSettings("A", enabled=False, static={"pin": 4}, security={},
-                              general={"x": [1, 2]})
+    service = ServicesSettings().service_settings(
+        "A", {"enabled": False, "static": {"pin": 4}, "general": {"x": [1, 2]}})
     assert service.config_shape() == {
         "generalConfig": [{"id": "enabled", "value": False}, {"id": "x", "value": [1, 2]}],
         "staticConfig": [{"id": "pin", "value": 4}],

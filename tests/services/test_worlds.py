@@ -165,7 +165,7 @@ def _upstream(tmp_path: pathlib.Path, broker: Broker, watcher: BlockingClient) -
     config = make_config(
         tmp_path, {"Telemetry": TELEMETRY}, plugins=("mqtt", "services"),
         extra_sections={"mqtt": {"host": broker.host, "port": broker.port,
-                                 "client_id": "services-test", "reconnect_min": 0.05}},
+                                 "client_id": "services-test", "reconnect_delay": 0.05}},
         com_topic="plant/{node}/{service}", node_name="node-7",
     )
 
@@ -235,8 +235,8 @@ def test_broker_killed_and_back_reaches_services_as_state_updates(
     config = make_config(
         tmp_path, {"Watcher": WATCHER}, plugins=("mqtt", "services"),
         extra_sections={"mqtt": {"host": broker.host, "port": broker.port,
-                                 "client_id": "services-fault", "reconnect_min": 0.05,
-                                 "reconnect_max": 0.2}},
+                                 "client_id": "services-fault", "reconnect_delay": 0.05,
+                                 "reconnect_delay_max": 0.2}},
     )
 
     async def scenario(reactor: Any) -> tuple[list[Any], list[Any]]:

@@ -18,7 +18,7 @@ def test_broker_killed_and_restarted_while_sets_are_pending(tmp_path: pathlib.Pa
                                                              broker: Broker) -> None:
     config, catalog = zigbee_daemon(
         tmp_path, broker, zigbee={"initial_query": False, "requery_on_reconnect": True},
-        mqtt={"reconnect_min": 0.6, "reconnect_max": 1.0, "reconnect_jitter": 0.0},
+        mqtt={"reconnect_delay": 0.6, "reconnect_delay_max": 1.0, "reconnect_jitter": 0.0},
     )
     holder: dict[str, BlockingClient] = {}
 

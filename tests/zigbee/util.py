@@ -108,7 +108,7 @@ def zigbee_daemon(tmp_path: pathlib.Path, broker: Broker, *, zigbee: dict[str, A
                    "plugins": plugins or ["mqtt", "zigbee2mqtt_simulator", "zigbee2mqtt"],
                    "stop_timeout": 10.0},
         "mqtt": {"host": broker.host, "port": broker.port, "client_id": "zigbee-test",
-                 "reconnect_min": 0.05, "reconnect_max": 0.3,
+                 "reconnect_delay": 0.05, "reconnect_delay_max": 0.3,
                  "username": broker.username or "", "password": broker.password or "",
                  "tls": broker.tls, **({"ca_file": str(broker.ca_path)} if broker.tls else {}),
                  **(mqtt or {})},

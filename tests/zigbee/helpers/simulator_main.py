@@ -13,7 +13,7 @@ def main() -> None:
     from hadaemon.zigbee.simulator import Zigbee2MqttSimulator, sample_devices, sample_groups
 
     settings = MqttSettings(host=sys.argv[1], port=int(sys.argv[2]), client_id="sim-process",
-                            reconnect_min=0.05, reconnect_max=0.2)
+                            reconnect_delay=0.05, reconnect_delay_max=0.2)
     connection = MqttConnection(reactor, settings, status=False,
                                 will=("zigbee2mqtt/bridge/state", b'{"state": "offline"}'))
     simulator = Zigbee2MqttSimulator(reactor, connection, sample_devices(),
