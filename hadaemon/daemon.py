@@ -124,7 +124,8 @@ class Daemon(Service):
         if self.owns_process:
             # `kill -USR2 <pid>` writes every thread's stack to stderr: where a stuck
             # daemon is stuck, even when its reactor cannot run a line of Python.
-            faulthandler.register(signal.SIGUSR2, all_threads=True)
+            # File descriptor 2 itself: twistd replaces sys.stderr by a logging file.
+            faulthandler.register(signal.SIGUSR2, file=2, all_threads=True)
         # startService runs before the asyncio loop does (under twistd too): do the
         # real work in the first reactor turn, where asyncio calls work.
         self.reactor.callWhenRunning(self._schedule_start)
