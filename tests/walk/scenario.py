@@ -1,0 +1,163 @@
+"""The walk of issue 12: one zigbee sensor report through all three worlds to a lamp.
+
+A zigbee2mqtt-style report (``zigbee2mqtt/Living room temp``, ``{"humidity": 42}``) on a
+real broker reaches the zigbee adapter, the registry reports the change on the bus, a
+real node process's ``eventHandler`` gets it and answers with ``nodeOutput``, whose wire
+leads to a service action, which sets the zigbee lamp (``device:<peer>``): the daemon
+publishes ``zigbee2mqtt/Hallway Hue/set`` ``{"brightness": 42}``. docs/architecture.md
+("The walk") follows it module by module.
+
+The user files here are written as users write them: the node with ``from homegear
+import Homegear``, the service as a ``CustomService`` subclass, the automation (the
+zigbee-only reaction the walk is compared with in ``benchmarks/walk.py``) as a pyziggy
+file. ``write_walk`` writes them and a config as ``hadaemon run`` takes it.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Mapping
+from typing import Any
+
+from hadaemon.testing import write_config
+
+SENSOR = "zigbee2mqtt/Living room temp"
+LAMP = "Hallway Hue"
+LAMP_SET = f"zigbee2mqtt/{LAMP}/set"
+SERVICE_ACTION = "service:walklamp_py/dim"
+
+# The node: reacts to the sensor's humidity (its `events` filter lets only those through),
+# finds the lamp's peer id by name once (Homegear's listDevices), and sends both on.
+NODE = '''\
+from homegear import Homegear
+import sys
+import time
+
+LAMP = "Hallway Hue"
+lamp = None
+
+
+def eventHandler(eventSource, peerId, channel, variableName, value):
+    global lamp
+    if variableName != "humidity":
+        return
+    if lamp is None:
+        devices = hg.listDevices(False, ["ID", "NAME"])
+        lamp = next(d["ID"] for d in devices if d["NAME"] == LAMP)
+    hg.nodeOutput(0, {"payload": value, "lamp": lamp})
+
+
+hg = Homegear(sys.argv[1], eventHandler, sys.argv[2])
+while hg.connected():
+    time.sleep(1)
+'''
+
+# The service: the node's output wired to its action `dim`; it sets the lamp.
+SERVICE = '''\
+from base_service import CustomService
+
+
+class WalkLamp(CustomService):
+    async def Start(self):
+        await self.Debug("walk lamp ready")
+
+    async def dim(self, msg):
+        request = msg.message[0]
+        await self.SubmitAction(f"device:{request['lamp']}", "",
+                                {"brightness": int(request["payload"])})
+'''
+
+# The zigbee world alone: the same reaction as a pyziggy automation.
+AUTOMATION = '''\
+from pyziggy_autogenerate.available_devices import AvailableDevices
+
+devices = AvailableDevices()
+
+
+def mirror() -> None:
+    humidity = devices.living_room_temp.humidity.get()
+    if isinstance(humidity, float | int):
+        devices.hallway_hue.brightness.set(int(humidity))
+
+
+devices.living_room_temp.humidity.add_listener(mirror)
+'''
+
+# The node alone after zigbee: the node's output goes straight to the lamp (no service).
+NODE_DIRECT = NODE.replace(
+    'hg.nodeOutput(0, {"payload": value, "lamp": lamp})',
+    'hg.nodeOutput(0, {"payload": {"brightness": int(value)}})',
+)
+
+# The service alone after zigbee: it subscribes to the sensor's humidity (no node).
+SERVICE_DIRECT = '''\
+from base_service import CustomService
+
+
+class WalkLamp(CustomService):
+    async def Start(self):
+        self.lamp = self.GetPropertyValue("static", "lamp")
+
+    async def on_humidity(self, msg):
+        await self.SubmitAction(f"device:{self.lamp}", "",
+                                {"brightness": int(msg.message[0]["value"])})
+'''
+
+# What each path runs; "walk" is the whole walk, the others its parts.
+PATHS = ("walk", "zigbee", "zigbee+node", "zigbee+service")
+
+
+def write_walk(
+    directory: pathlib.Path,
+    host: str,
+    port: int,
+    *,
+    path: str = "walk",
+    lamp_peer: int | None = None,
+    daemon: Mapping[str, Any] | None = None,
+) -> pathlib.Path:
+    """Write the user files and the config of ``path`` (one of PATHS) to ``directory``.
+
+    ``zigbee+node`` and ``zigbee+service`` address the lamp by its peer id, as their users
+    would (``lamp_peer``: it is fixed per state directory, see the benchmark).
+    """
+    if path not in PATHS:
+        raise ValueError(f"unknown path {path!r}: one of {', '.join(PATHS)}")
+    if path in ("zigbee+node", "zigbee+service") and lamp_peer is None:
+        raise ValueError(f"path {path!r} needs the lamp's peer id")
+    directory.mkdir(parents=True, exist_ok=True)
+    services = directory / "services"
+    services.mkdir(exist_ok=True)
+    plugins = ["mqtt", "zigbee2mqtt"]
+    sections: dict[str, Any] = {
+        "daemon": {"state_dir": "var", "plugins": plugins, "stop_timeout": 10.0,
+                   **(daemon or {})},
+        "mqtt": {"host": host, "port": port, "client_id": "walk-daemon"},
+        "zigbee2mqtt": {"initial_query": False},
+    }
+    node: dict[str, Any] = {"id": "relay", "file": "relay.py",
+                            "events": ["variable/zigbee2mqtt/+/0/humidity"]}
+    if path == "walk":
+        (directory / "relay.py").write_text(NODE)
+        (services / "WalkLamp.py").write_text(SERVICE)
+        node["wires"] = [[SERVICE_ACTION]]
+    elif path == "zigbee+node":
+        (directory / "relay.py").write_text(NODE_DIRECT)
+        node["wires"] = [[{"address": f"device:{lamp_peer}", "payload_only": True}]]
+    elif path == "zigbee+service":
+        (services / "WalkLamp.py").write_text(SERVICE_DIRECT)
+    else:
+        (directory / "mirror.py").write_text(AUTOMATION)
+        sections["zigbee2mqtt"]["automations"] = ["mirror.py"]
+        sections["zigbee2mqtt"]["typecheck"] = False
+    if path in ("walk", "zigbee+service"):
+        plugins.append("services")
+        service: dict[str, Any] = {}
+        if path == "zigbee+service":
+            service = {"static": {"lamp": lamp_peer},
+                       "subscribe": {"variable/zigbee2mqtt/+/0/humidity": "on_humidity"}}
+        sections["services"] = {"directories": ["services"], "service": {"WalkLamp": service}}
+    if path in ("walk", "zigbee+node"):
+        plugins.append("nodes")
+        sections["nodes"] = {"grace": 2.0, "start_deadline": 1.0, "node": [node]}
+    return write_config(directory / "hadaemon.toml", sections)
