@@ -27,7 +27,8 @@ LAMP_SET = f"zigbee2mqtt/{LAMP}/set"
 SERVICE_ACTION = "service:walklamp_py/dim"
 
 # The node: reacts to the sensor's humidity (its `events` filter lets only those through),
-# finds the lamp's peer id by name once (Homegear's listDevices), and sends both on.
+# finds the lamp's peer id by name once (Homegear's listDevices), and sends both on. What
+# it prints is in the daemon's log: tests and the benchmark wait for "relay connected".
 NODE = '''\
 from homegear import Homegear
 import sys
@@ -44,10 +45,13 @@ def eventHandler(eventSource, peerId, channel, variableName, value):
     if lamp is None:
         devices = hg.listDevices(False, ["ID", "NAME"])
         lamp = next(d["ID"] for d in devices if d["NAME"] == LAMP)
+        print(f"lamp {LAMP}: peer {lamp}", flush=True)
     hg.nodeOutput(0, {"payload": value, "lamp": lamp})
 
 
 hg = Homegear(sys.argv[1], eventHandler, sys.argv[2])
+if hg.connected():
+    print("relay connected", flush=True)  # the daemon logs it: events reach us now
 while hg.connected():
     time.sleep(1)
 '''
@@ -67,7 +71,8 @@ class WalkLamp(CustomService):
                                 {"brightness": int(request["payload"])})
 '''
 
-# The zigbee world alone: the same reaction as a pyziggy automation.
+# The zigbee world alone: the same reaction as a pyziggy automation (on the typed module
+# generated for the simulator's sample network, which the broker is given).
 AUTOMATION = '''\
 from pyziggy_autogenerate.available_devices import AvailableDevices
 
@@ -147,7 +152,11 @@ def write_walk(
     elif path == "zigbee+service":
         (services / "WalkLamp.py").write_text(SERVICE_DIRECT)
     else:
+        from hadaemon.zigbee.codegen import write_module
+        from hadaemon.zigbee.simulator import sample_devices
+
         (directory / "mirror.py").write_text(AUTOMATION)
+        write_module(directory, sample_devices())  # its devices exist at import time
         sections["zigbee2mqtt"]["automations"] = ["mirror.py"]
         sections["zigbee2mqtt"]["typecheck"] = False
     if path in ("walk", "zigbee+service"):

@@ -9,12 +9,7 @@ import pathlib
 
 from hadaemon.testing import BlockingClient, Broker, ChildProcesses, DaemonProcess
 from hadaemon.zigbee.simulator import sample_devices
-from tests.walk.scenario import LAMP_SET, NODE, SENSOR, write_walk
-
-# The node says when it holds its Homegear object (events reach it from then on); its
-# stdout is the daemon's log.
-READY_NODE = NODE.replace("while hg.connected():",
-                          'print("relay connected", flush=True)\nwhile hg.connected():')
+from tests.walk.scenario import LAMP_SET, SENSOR, write_walk
 
 
 def test_a_sensor_report_walks_through_a_node_and_a_service_to_a_lamp(
@@ -25,10 +20,9 @@ def test_a_sensor_report_walks_through_a_node_and_a_service_to_a_lamp(
                         retain=True)
     zigbee2mqtt.subscribe(LAMP_SET)
     config = write_walk(tmp_path, broker.host, broker.port)
-    (tmp_path / "relay.py").write_text(READY_NODE)
     daemon = DaemonProcess(config, processes=processes).start(timeout=30)
     try:
-        daemon.wait_for_output("relay connected")               # the node
+        daemon.wait_for_output("relay connected")               # the node (its stdout)
         daemon.wait_for_output("walk lamp ready")               # the service
         daemon.wait_for_output("zigbee2mqtt: device Garden 2ch")  # the last device
         zigbee2mqtt.publish(SENSOR, json.dumps({"humidity": 42, "temperature": 21.5}))
