@@ -132,7 +132,8 @@ def summary(results: list[dict[str, Any]]) -> str:
 
 
 def median_p50(results: list[dict[str, Any]]) -> float:
-    return statistics.median(statistics.median(r["latencies"]) for r in results)
+    return statistics.median(statistics.median(r["latencies"]) for r in results
+                             if r["latencies"])
 
 
 def _load() -> str:
@@ -173,7 +174,7 @@ def bench_broker(name: str, args: argparse.Namespace) -> None:
         for path in [*order, "floor"]:
             label = "plain paho" if path == "floor" else path
             print(f"  {label:15s} {summary(results[path])}")
-        if "zigbee" in results and results["zigbee"]:
+        if results.get("zigbee"):
             base = median_p50(results["zigbee"])
             for path in ("zigbee+node", "zigbee+service", "walk"):
                 if results.get(path):
