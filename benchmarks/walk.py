@@ -132,8 +132,8 @@ def summary(results: list[dict[str, Any]]) -> str:
 
 
 def median_p50(results: list[dict[str, Any]]) -> float:
-    return statistics.median(statistics.median(r["latencies"]) for r in results
-                             if r["latencies"])
+    return float(statistics.median(statistics.median(r["latencies"]) for r in results
+                                   if r["latencies"]))
 
 
 def _load() -> str:
