@@ -3,7 +3,7 @@
 Run by hand (it starts its own brokers and daemons)::
 
     .venv/bin/python benchmarks/walk.py [--reactions 300] [--interval 0.02] [--repeat 3]
-        [--brokers stock,test] [--paths walk,zigbee,zigbee+node,zigbee+service]
+        [--brokers stock,test] [--paths walk,zigbee,zigbee+node,zigbee+service,walk+trace]
         [--profile DIR]
 
 A zigbee2mqtt-style sensor report (``zigbee2mqtt/Living room temp``, ``{"humidity": n}``)
@@ -20,6 +20,10 @@ the answer. The paths, each a daemon of its own, taking turns ``--repeat`` times
   lamp (what ``benchmarks/zigbee.py`` measures, here inside the whole daemon);
 - ``zigbee+node``: the node's output wired straight to ``device:<lamp>`` (no service);
 - ``zigbee+service``: a service subscribed to the sensor's event (no node);
+- ``walk+trace``: the walk with timestamps (one monotonic clock for all processes): the
+  node stamps its output, the service its action's start and reports both upstream
+  (``walk/trace``), so the latency is split into report -> node ``eventHandler``,
+  ``nodeOutput`` -> service action, service action -> ``/set`` at the client;
 - and the floor: a plain paho client mirroring the report (``benchmarks/zigbee.py``).
 
 So ``zigbee+node - zigbee`` is what the node hop costs, ``zigbee+service - zigbee`` the
@@ -47,6 +51,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +59,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.zigbee import floor_latency, percentile, spawn, stock_broker  # noqa: E402
-from tests.walk.scenario import LAMP, LAMP_SET, PATHS, SENSOR, write_walk  # noqa: E402
+from tests.walk.scenario import (  # noqa: E402
+    LAMP,
+    LAMP_SET,
+    PATHS,
+    SENSOR,
+    TRACE_TOPIC,
+    write_walk,
+)
 
 # What each path's daemon logs once it can react (after "hadaemon started:").
 READY = {
@@ -62,7 +74,9 @@ READY = {
     "zigbee": (),
     "zigbee+node": ("relay connected",),
     "zigbee+service": (),
+    "walk+trace": ("relay connected",),
 }
+WARMUP = 20
 LAST_DEVICE = "zigbee2mqtt: device Garden 2ch"
 
 
@@ -95,7 +109,13 @@ def run_path(broker: Any, path: str, workdir: Path, args: argparse.Namespace,
             for mark in (LAST_DEVICE, *READY[path]):
                 daemon.wait_for_output(mark, timeout=60)
             probe(broker, daemon)
-            child = spawn("measure", broker.host, broker.port, args.reactions, args.interval)
+            if path == "walk+trace":
+                child = subprocess.Popen(
+                    [sys.executable, __file__, "trace", broker.host, str(broker.port),
+                     str(args.reactions), str(args.interval)], stdout=subprocess.PIPE, text=True)
+            else:
+                child = spawn("measure", broker.host, broker.port, args.reactions,
+                              args.interval)
             out, _ = child.communicate()
         finally:
             status = daemon.stop(timeout=60)
@@ -104,6 +124,69 @@ def run_path(broker: Any, path: str, workdir: Path, args: argparse.Namespace,
                              + daemon.output()[-3000:])
         found = re.search(rf"lamp {LAMP}: peer (\d+)", daemon.output())
     return dict(json.loads(out)), int(found.group(1)) if found else None
+
+
+def child_trace(host: str, port: int, count: int, interval: float) -> None:
+    """Closed loop on the walk with timestamps: per reaction the report leaving, the
+    node's eventHandler, the service's action, the /set arriving (one monotonic clock)."""
+    import threading
+
+    from benchmarks.zigbee import _client, _report
+
+    got = threading.Event()
+    traces: dict[int, dict[str, float]] = {}
+    arrived: list[float] = []
+
+    def on_message(c: Any, u: Any, message: Any) -> None:
+        now = time.perf_counter()
+        if message.topic == TRACE_TOPIC:
+            trace = json.loads(message.payload)
+            traces[int(trace["value"])] = trace
+        else:
+            arrived.append(now)
+            got.set()
+
+    client = _client(host, port, f"trace-{os.getpid()}")
+    client.on_message = on_message
+    client.subscribe(LAMP_SET, qos=1)
+    client.subscribe(TRACE_TOPIC, qos=0)
+    client.loop_start()
+    time.sleep(0.5)
+    hops: list[tuple[float, float, float]] = []
+    lost = 0
+    for i in range(count + WARMUP):
+        got.clear()
+        value = 10 + i % 200
+        traces.pop(value, None)
+        start = time.perf_counter()
+        client.publish(SENSOR, _report(i), qos=0)
+        if not got.wait(2.0):
+            lost += 1
+            continue
+        end = arrived[-1]
+        deadline = time.perf_counter() + 2.0
+        while value not in traces and time.perf_counter() < deadline:
+            time.sleep(0.001)
+        trace = traces.get(value)
+        if trace is not None and i >= WARMUP:
+            hops.append((trace["t_node"] - start, trace["t_service"] - trace["t_node"],
+                         end - trace["t_service"]))
+        time.sleep(interval)
+    client.loop_stop()
+    print(json.dumps({"hops": hops, "latencies": [sum(h) * 1000 for h in hops],
+                      "lost": lost}))
+
+
+def trace_summary(results: list[dict[str, Any]]) -> str:
+    """The p50 of each hop (ms), ranges over the runs."""
+    names = ("report -> node eventHandler", "nodeOutput -> service action",
+             "service action -> /set at the client")
+    lines = []
+    for index, name in enumerate(names):
+        p50s = [statistics.median(h[index] for h in r["hops"]) * 1000
+                for r in results if r["hops"]]
+        lines.append(f"    {name:38s} p50 {min(p50s):5.2f}-{max(p50s):5.2f} ms")
+    return "\n".join(lines)
 
 
 def probe(broker: Any, daemon: Any) -> None:
@@ -174,6 +257,8 @@ def bench_broker(name: str, args: argparse.Namespace) -> None:
         for path in [*order, "floor"]:
             label = "plain paho" if path == "floor" else path
             print(f"  {label:15s} {summary(results[path])}")
+            if path == "walk+trace":
+                print(trace_summary(results[path]))
         if results.get("zigbee"):
             base = median_p50(results["zigbee"])
             for path in ("zigbee+node", "zigbee+service", "walk"):
@@ -224,4 +309,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) > 1 and sys.argv[1] == "trace":
+        host, port, count, interval = sys.argv[2:6]
+        child_trace(host, int(port), int(count), float(interval))
+    else:
+        main()

@@ -108,8 +108,32 @@ class WalkLamp(CustomService):
                                 {"brightness": int(msg.message[0]["value"])})
 '''
 
+# The walk with timestamps (CLOCK_MONOTONIC: one clock for every process on Linux): the
+# node stamps its message, the service its action's start, and sends both upstream (MQTT,
+# TRACE_TOPIC) after setting the lamp; benchmarks/walk.py --trace splits the latency.
+TRACE_TOPIC = "walk/trace"
+NODE_TRACE = NODE.replace(
+    'hg.nodeOutput(0, {"payload": value, "lamp": lamp})',
+    'hg.nodeOutput(0, {"payload": value, "lamp": lamp, "t_node": time.perf_counter()})',
+)
+SERVICE_TRACE = '''\
+import time
+
+from base_service import CustomService
+
+
+class WalkLamp(CustomService):
+    async def dim(self, msg):
+        t_service = time.perf_counter()
+        request = msg.message[0]
+        await self.SubmitAction(f"device:{request['lamp']}", "",
+                                {"brightness": int(request["payload"])})
+        await self.SubmitMessage({"value": request["payload"], "t_node": request["t_node"],
+                                  "t_service": t_service})
+'''
+
 # What each path runs; "walk" is the whole walk, the others its parts.
-PATHS = ("walk", "zigbee", "zigbee+node", "zigbee+service")
+PATHS = ("walk", "zigbee", "zigbee+node", "zigbee+service", "walk+trace")
 
 
 def write_walk(
@@ -142,9 +166,10 @@ def write_walk(
     }
     node: dict[str, Any] = {"id": "relay", "file": "relay.py",
                             "events": ["variable/zigbee2mqtt/+/0/humidity"]}
-    if path == "walk":
-        (directory / "relay.py").write_text(NODE)
-        (services / "WalkLamp.py").write_text(SERVICE)
+    if path in ("walk", "walk+trace"):
+        trace = path == "walk+trace"
+        (directory / "relay.py").write_text(NODE_TRACE if trace else NODE)
+        (services / "WalkLamp.py").write_text(SERVICE_TRACE if trace else SERVICE)
         node["wires"] = [[SERVICE_ACTION]]
     elif path == "zigbee+node":
         (directory / "relay.py").write_text(NODE_DIRECT)
@@ -159,14 +184,15 @@ def write_walk(
         write_module(directory, sample_devices())  # its devices exist at import time
         sections["zigbee2mqtt"]["automations"] = ["mirror.py"]
         sections["zigbee2mqtt"]["typecheck"] = False
-    if path in ("walk", "zigbee+service"):
+    if path in ("walk", "zigbee+service", "walk+trace"):
         plugins.append("services")
         service: dict[str, Any] = {}
         if path == "zigbee+service":
             service = {"static": {"lamp": lamp_peer},
                        "subscribe": {"variable/zigbee2mqtt/+/0/humidity": "on_humidity"}}
-        sections["services"] = {"directories": ["services"], "service": {"WalkLamp": service}}
-    if path in ("walk", "zigbee+node"):
+        sections["services"] = {"directories": ["services"], "service": {"WalkLamp": service},
+                                "com_topic": TRACE_TOPIC, "com_qos": 0}
+    if path in ("walk", "zigbee+node", "walk+trace"):
         plugins.append("nodes")
         sections["nodes"] = {"grace": 2.0, "start_deadline": 1.0, "node": [node]}
     return write_config(directory / "hadaemon.toml", sections)
