@@ -58,7 +58,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.zigbee import floor_latency, percentile, spawn, stock_broker  # noqa: E402
+from benchmarks.zigbee import (  # noqa: E402
+    MIRROR,
+    floor_latency,
+    percentile,
+    spawn,
+    stock_broker,
+)
 from tests.walk.scenario import (  # noqa: E402
     LAMP,
     LAMP_SET,
@@ -98,7 +104,7 @@ def run_path(broker: Any, path: str, workdir: Path, args: argparse.Namespace,
 
     directory = workdir / path.replace("+", "_")
     config = write_walk(directory, broker.host, broker.port, path=path, lamp_peer=lamp_peer,
-                        daemon={"state_dir": str(workdir / "var")})
+                        automation=MIRROR, daemon={"state_dir": str(workdir / "var")})
     command = None
     if profile is not None:
         command = [sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "hadaemon",

@@ -8,9 +8,9 @@ publishes ``zigbee2mqtt/Hallway Hue/set`` ``{"brightness": 42}``. docs/architect
 ("The walk") follows it module by module.
 
 The user files here are written as users write them: the node with ``from homegear
-import Homegear``, the service as a ``CustomService`` subclass, the automation (the
-zigbee-only reaction the walk is compared with in ``benchmarks/walk.py``) as a pyziggy
-file. ``write_walk`` writes them and a config as ``hadaemon run`` takes it.
+import Homegear``, the service as a ``CustomService`` subclass. ``write_walk`` writes
+them and a config as ``hadaemon run`` takes it, also for the parts of the walk that
+``benchmarks/walk.py`` compares it with.
 """
 
 from __future__ import annotations
@@ -71,23 +71,6 @@ class WalkLamp(CustomService):
                                 {"brightness": int(request["payload"])})
 '''
 
-# The zigbee world alone: the same reaction as a pyziggy automation (on the typed module
-# generated for the simulator's sample network, which the broker is given).
-AUTOMATION = '''\
-from pyziggy_autogenerate.available_devices import AvailableDevices
-
-devices = AvailableDevices()
-
-
-def mirror() -> None:
-    humidity = devices.living_room_temp.humidity.get()
-    if isinstance(humidity, float | int):
-        devices.hallway_hue.brightness.set(int(humidity))
-
-
-devices.living_room_temp.humidity.add_listener(mirror)
-'''
-
 # The node alone after zigbee: the node's output goes straight to the lamp (no service).
 NODE_DIRECT = NODE.replace(
     'hg.nodeOutput(0, {"payload": value, "lamp": lamp})',
@@ -143,17 +126,22 @@ def write_walk(
     *,
     path: str = "walk",
     lamp_peer: int | None = None,
+    automation: str | None = None,
     daemon: Mapping[str, Any] | None = None,
 ) -> pathlib.Path:
     """Write the user files and the config of ``path`` (one of PATHS) to ``directory``.
 
     ``zigbee+node`` and ``zigbee+service`` address the lamp by its peer id, as their users
-    would (``lamp_peer``: it is fixed per state directory, see the benchmark).
+    would (``lamp_peer``: it is fixed per state directory, see the benchmark); ``zigbee``
+    runs the pyziggy ``automation`` given (the benchmark's: ``benchmarks/zigbee.py``'s
+    mirror, on the typed module generated for the simulator's sample network).
     """
     if path not in PATHS:
         raise ValueError(f"unknown path {path!r}: one of {', '.join(PATHS)}")
     if path in ("zigbee+node", "zigbee+service") and lamp_peer is None:
         raise ValueError(f"path {path!r} needs the lamp's peer id")
+    if path == "zigbee" and automation is None:
+        raise ValueError("path 'zigbee' needs an automation")
     directory.mkdir(parents=True, exist_ok=True)
     services = directory / "services"
     services.mkdir(exist_ok=True)
@@ -180,7 +168,7 @@ def write_walk(
         from hadaemon.zigbee.codegen import write_module
         from hadaemon.zigbee.simulator import sample_devices
 
-        (directory / "mirror.py").write_text(AUTOMATION)
+        (directory / "mirror.py").write_text(automation or "")
         write_module(directory, sample_devices())  # its devices exist at import time
         sections["zigbee2mqtt"]["automations"] = ["mirror.py"]
         sections["zigbee2mqtt"]["typecheck"] = False
