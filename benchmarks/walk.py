@@ -76,11 +76,11 @@ from tests.walk.scenario import (  # noqa: E402
 
 # What each path's daemon logs once it can react (after "hadaemon started:").
 READY = {
-    "walk": ("relay connected", "walk lamp ready"),
+    "walk": ("relay ready", "walk lamp ready"),
     "zigbee": (),
-    "zigbee+node": ("relay connected",),
+    "zigbee+node": ("relay ready",),
     "zigbee+service": (),
-    "walk+trace": ("relay connected",),
+    "walk+trace": ("relay ready",),
 }
 WARMUP = 20
 LAST_DEVICE = "zigbee2mqtt: device Garden 2ch"

@@ -28,7 +28,8 @@ SERVICE_ACTION = "service:walklamp_py/dim"
 
 # The node: reacts to the sensor's humidity (its `events` filter lets only those through),
 # finds the lamp's peer id by name once (Homegear's listDevices), and sends both on. What
-# it prints is in the daemon's log: tests and the benchmark wait for "relay connected".
+# it prints is in the daemon's log: tests and the benchmark wait for "relay ready" (the
+# daemon sends startUpComplete only to nodes it sends events to: they answered its ping).
 NODE = '''\
 from homegear import Homegear
 import sys
@@ -40,6 +41,8 @@ lamp = None
 
 def eventHandler(eventSource, peerId, channel, variableName, value):
     global lamp
+    if variableName == "startUpComplete":  # the daemon sends us events from now on
+        print("relay ready", flush=True)
     if variableName != "humidity":
         return
     if lamp is None:
@@ -50,8 +53,6 @@ def eventHandler(eventSource, peerId, channel, variableName, value):
 
 
 hg = Homegear(sys.argv[1], eventHandler, sys.argv[2])
-if hg.connected():
-    print("relay connected", flush=True)  # the daemon logs it: events reach us now
 while hg.connected():
     time.sleep(1)
 '''

@@ -22,7 +22,7 @@ def test_a_sensor_report_walks_through_a_node_and_a_service_to_a_lamp(
     config = write_walk(tmp_path, broker.host, broker.port)
     daemon = DaemonProcess(config, processes=processes).start(timeout=30)
     try:
-        daemon.wait_for_output("relay connected")               # the node (its stdout)
+        daemon.wait_for_output("relay ready")                   # the node (its stdout)
         daemon.wait_for_output("walk lamp ready")               # the service
         daemon.wait_for_output("zigbee2mqtt: device Garden 2ch")  # the last device
         zigbee2mqtt.publish(SENSOR, json.dumps({"humidity": 42, "temperature": 21.5}))
@@ -40,6 +40,9 @@ def test_a_sensor_report_walks_through_a_node_and_a_service_to_a_lamp(
         zigbee2mqtt.publish(SENSOR, json.dumps({"humidity": 60, "temperature": 22.5}))
         assert json.loads(zigbee2mqtt.expect(LAMP_SET, timeout=10).payload) == {
             "brightness": 60}
+    except BaseException:
+        print(daemon.output()[-6000:])  # pytest shows it with the failure
+        raise
     finally:
         status = daemon.stop()
         zigbee2mqtt.close()
