@@ -23,7 +23,9 @@ the answer. The paths, each a daemon of its own, taking turns ``--repeat`` times
 - ``walk+trace``: the walk with timestamps (one monotonic clock for all processes): the
   node stamps its output, the service its action's start and reports both upstream
   (``walk/trace``), so the latency is split into report -> node ``eventHandler``,
-  ``nodeOutput`` -> service action, service action -> ``/set`` at the client;
+  ``nodeOutput`` -> service action, service action -> ``/set`` at the client (read it on
+  the ``test`` broker: on ``stock`` the trace message and the ``/set`` meet Nagle in
+  mosquitto, and the last hop waits ~40 ms for a delayed ACK);
 - and the floor: a plain paho client mirroring the report (``benchmarks/zigbee.py``).
 
 So ``zigbee+node - zigbee`` is what the node hop costs, ``zigbee+service - zigbee`` the
