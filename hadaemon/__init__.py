@@ -27,14 +27,18 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     # config: a plugin's schema and its fields, errors
     "hadaemon.config": (
         "Section", "Field", "Bool", "Choice", "Float", "Int", "List", "Map", "Path", "Str",
-        "Table", "MISSING", "Config", "ConfigError", "ConfigErrors",
+        "Table", "MISSING", "Config", "ConfigError", "ConfigErrors", "Settings", "setting",
     ),
+    # retries
+    "hadaemon.backoff": ("Backoff",),
+    # the shared MQTT connection, as adapters and plugins use it
+    "hadaemon.mqtt": ("MqttClient", "Message"),
     # the bus: addresses, messages, events, errors
     "hadaemon.bus": (
         "Bus", "Address", "DEVICE", "NODE", "SERVICE", "Completion", "Registration",
         "Subscription", "segment", "Event", "VariableChanged", "Lifecycle", "ErrorEvent",
         "Level", "StatusUpdate", "DeviceChanged", "BusError", "InvalidAddress",
-        "UnknownDestination", "QueueFull", "DestinationGone",
+        "UnknownDestination", "QueueFull", "DestinationGone", "InvalidTopic",
         "EndpointExists", "WrongThread",
     ),
     # the registry: devices, variables, their types, errors
@@ -46,7 +50,7 @@ _SOURCES: dict[str, tuple[str, ...]] = {
         "DuplicateDevice", "SystemVariableNotFound",
     ),
     # embedding, and test fixtures: modules of their own
-    "": ("embed", "testing"),
+    "": ("embed", "testing", "values"),
 }
 
 __all__ = [
@@ -59,6 +63,7 @@ __all__ = [
     "UNKNOWN",
     "Access",
     "Address",
+    "Backoff",
     "Bool",
     "Bus",
     "BusError",
@@ -82,11 +87,14 @@ __all__ = [
     "Float",
     "Int",
     "InvalidAddress",
+    "InvalidTopic",
     "InvalidValue",
     "Level",
     "Lifecycle",
     "List",
     "Map",
+    "Message",
+    "MqttClient",
     "Path",
     "Plugin",
     "PluginContext",
@@ -97,6 +105,7 @@ __all__ = [
     "Registry",
     "RegistryError",
     "Section",
+    "Settings",
     "StatusUpdate",
     "Str",
     "Subscription",
@@ -114,7 +123,9 @@ __all__ = [
     "__version__",
     "embed",
     "segment",
+    "setting",
     "testing",
+    "values",
 ]
 
 
@@ -138,7 +149,8 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ imports
     from typing import Any
 
-    from hadaemon import embed, testing
+    from hadaemon import embed, testing, values
+    from hadaemon.backoff import Backoff
     from hadaemon.bus import (
         DEVICE,
         NODE,
@@ -153,6 +165,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ im
         ErrorEvent,
         Event,
         InvalidAddress,
+        InvalidTopic,
         Level,
         Lifecycle,
         QueueFull,
@@ -178,9 +191,12 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ im
         Map,
         Path,
         Section,
+        Settings,
         Str,
         Table,
+        setting,
     )
+    from hadaemon.mqtt import Message, MqttClient
     from hadaemon.plugin import Plugin, PluginContext, PluginFactory
     from hadaemon.registry import (
         SYSTEM_CHANNEL,
