@@ -27,7 +27,7 @@ from hadaemon.testing.daemon import DaemonProcess, toml_dumps, write_config
 from hadaemon.testing.logs import CapturedLog, capture_logs
 from hadaemon.testing.processes import ChildProcesses, free_tcp_port, kill_group, wait_for_port
 from hadaemon.testing.reactors import new_reactor, run_in_reactor
-from hadaemon.testing.waiting import sleep, wait_until
+from hadaemon.testing.waiting import poll_until, sleep, wait_until
 
 __all__ = [
     "ENV_VAR",
@@ -53,6 +53,7 @@ __all__ = [
     "make_client",
     "mosquitto_password_line",
     "new_reactor",
+    "poll_until",
     "run_in_reactor",
     "sleep",
     "toml_dumps",
