@@ -264,7 +264,7 @@ def test_a_burst_bigger_than_one_wakeup_is_read_to_the_end(broker: Broker) -> No
     watcher.close()
 
 
-def test_mqtt_5(broker: Broker) -> None:
+def test_mqtt_5_publishes_and_receives(broker: Broker) -> None:
     if not broker.mqtt5:
         pytest.skip(f"{broker.impl} speaks MQTT 3.1.1 only")
     watcher = BlockingClient(broker).connect()

@@ -11,7 +11,9 @@ from hadaemon.testing.fixtures import BrokerFactory
 from .util import Lifecycles, connection
 
 
-def test_password_broker(broker_factory: BrokerFactory) -> None:
+def test_password_broker_accepts_the_credentials_and_refuses_wrong_or_none(
+    broker_factory: BrokerFactory,
+) -> None:
     broker = broker_factory(username="alice", password="s3cret")
 
     async def scenario(reactor: Any) -> None:
