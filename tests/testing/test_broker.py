@@ -235,7 +235,7 @@ def test_our_password_hash_matches_mosquitto_passwd(tmp_path: Path) -> None:
 def test_mosquitto_accepts_our_own_password_file(
     broker_factory: BrokerFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("hadaemon.testing.broker.find_mosquitto_passwd", lambda: None)
+    monkeypatch.setattr("hadaemon.testing.credentials.find_mosquitto_passwd", lambda: None)
     broker = broker_factory(impl="mosquitto", username="dave", password="pa:ss wörd")
     assert broker.password_path is not None
     assert broker.password_path.read_text().startswith("dave:$7$101$")
