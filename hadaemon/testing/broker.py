@@ -243,8 +243,9 @@ class Broker:
 
     # -- lifecycle --
 
-    def start(self, timeout: float = 10.0) -> Broker:
-        """Launch the broker and wait until an MQTT client can connect to it."""
+    def start(self, timeout: float = 30.0) -> Broker:
+        """Launch the broker and wait until an MQTT client can connect to it (``timeout``
+        only guards a hang: amqtt alone takes seconds to start on a loaded machine)."""
         if self._final_log is not None:
             raise BrokerError("this Broker was closed; make a new one")
         if self.running:
@@ -334,7 +335,7 @@ class Broker:
             self._children.stop(self._proc, timeout=0)
             self._proc = None
 
-    def restart(self, timeout: float = 10.0) -> Broker:
+    def restart(self, timeout: float = 30.0) -> Broker:
         """Stop if running, then start again on the same port with the same credentials."""
         self.stop()
         return self.start(timeout)
