@@ -151,6 +151,14 @@ def test_kill_9_loses_no_acknowledged_write(tmp_path: pathlib.Path) -> None:
             if iteration + 1 < ITERATIONS:  # imports overlap with this child's run
                 procs.append(_spawn(path, tmp_path / f"child-{iteration + 1}.err"))
             out += _read_for(proc, rng.uniform(0.02, 0.3), until=None)
+            # A loaded machine fits less work in that window: go on until the children
+            # have kept pace (50 writes and one compaction each, on average), so every
+            # run exercises what the assertions at the end say it did.
+            deadline = time.monotonic() + 120
+            while (written + out.count(b"\nP ") < (iteration + 1) * 51
+                   or expect.compactions + out.count(b"\n#compacted\n") < iteration + 1):
+                assert time.monotonic() < deadline, f"child {iteration} made no progress"
+                out += _read_for(proc, 0.02, until=None)
             os.kill(proc.pid, signal.SIGKILL)
             out += _read_for(proc, 10, until=None)  # what it wrote before dying, to EOF
             assert proc.wait(10) == -signal.SIGKILL, stderr_path.read_text()
