@@ -7,6 +7,7 @@ When a test fails, the logs of the brokers it used are added to its report.
 from __future__ import annotations
 
 import itertools
+import signal
 from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from typing import TypedDict, Unpack
@@ -24,6 +25,15 @@ __all__ = [
     "processes",
     "shared_broker",
 ]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Let children get Ctrl+C: a shell starts a background job (``pytest ... &``,
+    ``nohup``) with SIGINT ignored, and children inherit an ignored signal, so a test
+    that stops its program with SIGINT would wait for nothing. A handled signal is reset
+    to its default in a child, which then handles it as usual."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 class BrokerOptions(TypedDict, total=False):

@@ -29,6 +29,7 @@ adapter (a fake broker connection, a fake clock) and returns what matched and wh
 
 from __future__ import annotations
 
+import contextlib
 import json
 import pathlib
 import re
@@ -469,16 +470,32 @@ def _check(expectations: Sequence[Entry], sent: Sequence[tuple[float, str, Any]]
 # -- recording ----------------------------------------------------------------------------------
 
 
-async def record(reactor: Any, settings: Any, base_topic: str, seconds: float) -> TrafficLog:
+async def record(
+    reactor: Any,
+    settings: Any,
+    base_topic: str,
+    seconds: float,
+    *,
+    log: TrafficLog | None = None,
+    until: Callable[[TrafficLog], bool] | None = None,
+) -> TrafficLog:
     """Record ``<base>/#`` for ``seconds``: zigbee2mqtt's messages as RECV, commands sent
-    to it (``/set``, ``/get``, ``bridge/request``) as SEND."""
+    to it (``/set``, ``/get``, ``bridge/request``) as SEND.
+
+    Into ``log`` if given (a caller watching it sees the recording begin), and only
+    until ``until(log)`` holds if given (``seconds`` is then the most it waits).
+    """
+    from twisted.internet.defer import TimeoutError as DeferredTimeout
     from twisted.internet.task import deferLater
 
     from hadaemon.mqtt import MqttConnection
 
     connection = MqttConnection(reactor, settings, status=False, component="record")
-    log = TrafficLog()
+    if log is None:
+        log = TrafficLog()
+    recorded = log
     start: list[float] = []
+    enough: Deferred[None] = Deferred()
 
     def keep(message: Message) -> None:
         if not start:
@@ -486,12 +503,19 @@ async def record(reactor: Any, settings: Any, base_topic: str, seconds: float) -
         rest = message.topic[len(base_topic) + 1:]
         command = (rest.endswith(("/set", "/get")) or "/set/" in rest or "/get/" in rest
                    or rest.startswith("bridge/request/"))
-        log.add(round(reactor.seconds() - start[0], 3), "SEND" if command else "RECV",
-                message.topic, parse_payload(message.payload))
+        recorded.add(round(reactor.seconds() - start[0], 3), "SEND" if command else "RECV",
+                     message.topic, parse_payload(message.payload))
+        if until is not None and not enough.called and until(recorded):
+            enough.callback(None)
 
     connection.subscribe(f"{base_topic}/#", keep)
     connection.start()
     await connection.when_connected(10.0)
-    await deferLater(reactor, seconds, lambda: None)
+    if until is None:
+        await deferLater(reactor, seconds, lambda: None)
+    else:
+        enough.addTimeout(seconds, reactor)
+        with contextlib.suppress(DeferredTimeout):
+            await enough
     await connection.stop(timeout=2.0)
     return log

@@ -137,7 +137,7 @@ def test_plain_decoding_gives_the_value_models_types() -> None:
     assert type(kept.value[0]) is Base64
 
 
-def test_header_variant() -> None:
+def test_header_variant_carries_its_headers_into_the_request() -> None:
     body = encode_request("ping", [])[8:]
     packet = encode_with_headers(0x00, {"Authorization": "Basic x"}, body)
     (request,) = Decoder().feed(packet)

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
-from twisted.logger import LogLevel
 from twisted.python.failure import Failure
 
 from hadaemon.aio import UserCodeExit
@@ -387,9 +386,9 @@ def test_async_handler_in_real_reactor_awaits_asyncio_and_deferreds() -> None:
     assert run_in_reactor(scenario, timeout=5) == 42
 
 
-def test_error_levels_log_level_names() -> None:
+def test_an_error_event_topic_carries_its_source_and_level() -> None:
     assert ErrorEvent("x", "m", Level.WARNING).topic == "error/x/warning"
-    assert LogLevel.warn  # the bus logs through twisted.logger
+    assert ErrorEvent("node:a", "m", Level.ERROR).topic == "error/node:a/error"
 
 
 def test_handler_returning_its_own_task_in_real_reactor() -> None:

@@ -104,7 +104,7 @@ def test_toml_syntax_error_names_file_and_line(tmp_path: pathlib.Path) -> None:
     assert "line 2" in str(error)
 
 
-def test_missing_file(tmp_path: pathlib.Path) -> None:
+def test_a_missing_file_is_a_config_error(tmp_path: pathlib.Path) -> None:
     with pytest.raises(ConfigErrors, match="no such file"):
         read(tmp_path / "nope.toml")
 

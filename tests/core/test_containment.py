@@ -16,7 +16,6 @@ import socket
 import sys
 import textwrap
 import threading
-import time
 import traceback
 from typing import Any
 
@@ -25,7 +24,7 @@ from twisted.internet.task import Clock
 
 from hadaemon.bus import Bus, ErrorEvent, Level
 from hadaemon.daemon import Daemon
-from hadaemon.testing import Broker, capture_logs, run_in_reactor, wait_until
+from hadaemon.testing import Broker, capture_logs, poll_until, run_in_reactor, wait_until
 from hadaemon.testing.daemon import DaemonProcess, write_config
 from hadaemon.testing.processes import ChildProcesses
 from hadaemon.testing.reactors import new_reactor
@@ -96,10 +95,8 @@ class Driver:
 
 
 def wait_for_text(path: pathlib.Path, text: str, timeout: float = HANG_GUARD) -> None:
-    deadline = time.monotonic() + timeout
-    while text not in (path.read_text(errors="replace") if path.exists() else ""):
-        assert time.monotonic() < deadline, f"no {text!r} in {path}"
-        time.sleep(0.02)
+    poll_until(lambda: text in (path.read_text(errors="replace") if path.exists() else ""),
+               timeout, f"{text!r} in {path}")
 
 
 def provoke_everything(tmp_path: pathlib.Path, log: pathlib.Path) -> str:

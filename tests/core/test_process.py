@@ -10,13 +10,13 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from typing import Any
 
 import pytest
 
 from hadaemon.testing.daemon import DaemonProcess, write_config
 from hadaemon.testing.processes import ChildProcesses
+from hadaemon.testing.waiting import poll_until
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BIN = pathlib.Path(sys.executable).parent
@@ -187,10 +187,8 @@ def test_second_signal_forces_exit(tmp_path: pathlib.Path, processes: ChildProce
     config = make_config(tmp_path, marker={"block_stop": True}, daemon={"stop_timeout": 60.0})
     daemon = DaemonProcess(config, processes=processes).start()
     daemon.send_signal(signal.SIGINT)
-    deadline = time.monotonic() + 30
-    while not (tmp_path / "stopped").exists():  # now blocked inside the plugin's stop
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    # now blocked inside the plugin's stop
+    poll_until((tmp_path / "stopped").exists, 30, "the plugin's stop to begin")
     daemon.send_signal(signal.SIGINT)
     # forced by the second signal (128 + SIGINT), not by the 60 s budget's hard exit (1)
     assert daemon.wait(timeout=50) == 128 + signal.SIGINT
@@ -237,18 +235,14 @@ def test_twistd_daemonizes_with_pidfile_and_logfile(tmp_path: pathlib.Path,
         cwd=str(tmp_path),
     )
     assert launcher.wait(timeout=30) == 0  # the launcher returns once daemonized
-    deadline = time.monotonic() + 30
-    while not (logfile.exists() and "hadaemon started:" in logfile.read_text()):
-        assert time.monotonic() < deadline, logfile.read_text() if logfile.exists() else ""
-        time.sleep(0.05)
+    poll_until(lambda: logfile.exists() and "hadaemon started:" in logfile.read_text(), 30,
+               "the daemonized hadaemon to start")
     pid = int(pidfile.read_text())
     try:
         assert pid != launcher.pid
         os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        while pidfile.exists() or _alive(pid):
-            assert time.monotonic() < deadline, "daemon did not stop"
-            time.sleep(0.05)
+        poll_until(lambda: not (pidfile.exists() or _alive(pid)), 60,
+                   "the daemon to stop and remove its pid file")
     finally:
         if _alive(pid):
             os.kill(pid, signal.SIGKILL)

@@ -140,7 +140,7 @@ def test_values_unknown_until_reported_and_events_per_change(world: World) -> No
     assert world.registry.get_value(lamp.peer_id, 0, "state") is False
 
 
-def test_device_events(world: World) -> None:
+def test_adding_renaming_and_removing_a_device_publish_events(world: World) -> None:
     owner = Owner()
     lamp = world.registry.add_device("z", "lamp", "Lamp", LAMP, owner)
     world.registry.add_device("z", "lamp", "Lamp renamed", LAMP, owner)
@@ -243,7 +243,7 @@ def test_last_known_values_survive_restart_but_value_stays_unknown(world: World)
     assert lamp.variable(0, "action").last_known is UNKNOWN  # events are not state
 
 
-def test_subscribe_filters(world: World) -> None:
+def test_subscribe_filters_by_peer_and_name_across_channels(world: World) -> None:
     lamp = world.registry.add_device("z", "lamp", "Lamp", LAMP, Owner())
     other = world.registry.add_device("z", "other", "Other", LAMP, Owner())
     got: list[tuple[int, str]] = []

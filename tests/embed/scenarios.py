@@ -28,7 +28,8 @@ def config(workdir: pathlib.Path, **extra: Any) -> dict[str, Any]:
             "stop_timeout": 10.0,
         },
         "embedtest": {"dir": str(workdir)},
-        "demo": {"interval": 0.05, "latency": 0.01},
+        # (the lamp does not follow the temperature: only the test writes it)
+        "demo": {"interval": 0.05, "latency": 0.01, "follow": False},
         "heartbeat": {"interval": 0.1},
     }
     for name, values in extra.items():
@@ -73,7 +74,7 @@ def legacy(workdir: pathlib.Path) -> None:
         assert type(exc).__name__ == "UnknownDestination", exc
     devices = {d["name"]: d for d in handle.devices()}
     lamp = devices["Demo lamp"]["peer_id"]
-    handle.set_value(lamp, 0, "brightness", 77, confirm=True, timeout=5)
+    handle.set_value(lamp, 0, "brightness", 77, confirm=True, timeout=30)
     assert handle.get_value(lamp, 0, "brightness") == 77
     try:
         handle.set_value(devices["Demo thermometer"]["peer_id"], 0, "temperature", 3.0)
@@ -110,6 +111,7 @@ def legacy(workdir: pathlib.Path) -> None:
 
 def services(workdir: pathlib.Path) -> None:
     import hadaemon.embed as embed
+    from hadaemon.testing.waiting import poll_until
 
     cfg = config(workdir)
     cfg["daemon"]["plugins"] = ["embedtest", "services"]
@@ -119,11 +121,8 @@ def services(workdir: pathlib.Path) -> None:
     # a legacy thread calls a service action and gets its answer
     assert handle.send("service:greeter_py/greet", "legacy") == "hello legacy"
     # the service's own SubmitAction reached the node endpoint of the test plugin
-    seen = handle.call(lambda: handle.daemon.plugin("embedtest").seen)  # type: ignore[union-attr]
-    deadline = time.monotonic() + 60
-    while not seen and time.monotonic() < deadline:
-        time.sleep(0.01)
-        seen = handle.call(lambda: handle.daemon.plugin("embedtest").seen)  # type: ignore[union-attr]
+    plugin: Any = handle.call(lambda: handle.daemon.plugin("embedtest"))
+    seen = poll_until(lambda: handle.call(lambda: list(plugin.seen)), 60, "the node message")
     assert seen == [("0", {"payload": "hello legacy"})], seen
     handle.stop()
     say("services ok")
@@ -131,6 +130,7 @@ def services(workdir: pathlib.Path) -> None:
 
 def nodes(workdir: pathlib.Path) -> None:
     import hadaemon.embed as embed
+    from hadaemon.testing.waiting import poll_until
 
     os.environ["EMBED_WORKDIR"] = str(workdir)  # the node inherits it
     cfg = config(workdir)
@@ -143,11 +143,8 @@ def nodes(workdir: pathlib.Path) -> None:
     handle = embed.start(cfg)
     # from the legacy thread to a real node process, and its output back on the bus
     handle.send("node:doubler/0", {"payload": 21, "topic": "t"})
-    seen: list[Any] = []
-    deadline = time.monotonic() + 60
-    while not seen and time.monotonic() < deadline:
-        time.sleep(0.02)
-        seen = handle.call(lambda: list(handle.daemon.plugin("embedtest").seen))  # type: ignore[union-attr]
+    plugin: Any = handle.call(lambda: handle.daemon.plugin("embedtest"))
+    seen = poll_until(lambda: handle.call(lambda: list(plugin.seen)), 60, "the node's output")
     action, message = seen[0]
     assert action == "doubled" and message["payload"] == 42 and message["topic"] == "t", seen
     state = handle.call(lambda: handle.daemon.plugin("nodes").nodes())  # type: ignore[union-attr]
@@ -170,6 +167,7 @@ def hostile(workdir: pathlib.Path) -> None:
     the daemon goes on, and the program's own Ctrl+C still ends everything."""
     import hadaemon.embed as embed
     from hadaemon.bus import ErrorEvent, Level
+    from hadaemon.testing.waiting import poll_until
 
     records: list[str] = []
 
@@ -198,11 +196,9 @@ def hostile(workdir: pathlib.Path) -> None:
         say(f"call: {type(exc).__name__}: {exc}")
     for action in ["own_task", "call_soon"]:
         handle.send(f"service:hostile_py/{action}", None)
-    deadline = time.monotonic() + 60
-    while not (any("from a task of its own" in r for r in records)
-               and any("from a loop callback" in r for r in records)):
-        assert time.monotonic() < deadline, records
-        time.sleep(0.01)
+    poll_until(lambda: any("from a task of its own" in r for r in records)
+               and any("from a loop callback" in r for r in records), 60,
+               f"both escapes logged (so far: {records})")
     assert handle.send("service:hostile_py/ping", None) == "pong"
     say("loop escapes reported")
     seen: list[str] = []
@@ -215,10 +211,7 @@ def hostile(workdir: pathlib.Path) -> None:
     handle.subscribe("error/test/#", subscriber)
     handle.publish(ErrorEvent("test", "first", Level.INFO))
     handle.publish(ErrorEvent("test", "second", Level.INFO))
-    deadline = time.monotonic() + 60
-    while seen != ["second"]:
-        assert time.monotonic() < deadline, seen
-        time.sleep(0.01)
+    poll_until(lambda: seen == ["second"], 60, "the second event only")
     assert any("from an embedding subscriber" in r for r in records), records
     say("subscriber goes on")
     say("ready")

@@ -17,11 +17,10 @@ from hadaemon.testing import (
     capture_logs,
     find_mosquitto,
     run_in_reactor,
-    sleep,
     wait_until,
 )
 
-from .util import Lifecycles, connection, settings_for
+from .util import Lifecycles, connection
 
 
 def test_publish_subscribe_and_status(broker: Broker) -> None:
@@ -56,8 +55,8 @@ def test_publish_subscribe_and_status(broker: Broker) -> None:
 
 
 def test_retained_messages_once_per_subscription(broker: Broker) -> None:
-    with BlockingClient(broker) as publisher:
-        publisher.publish("ret/a", b"1", retain=True)
+    publisher = BlockingClient(broker).connect()
+    publisher.publish("ret/a", b"1", retain=True)
 
     async def scenario(reactor: Any) -> None:
         conn = connection(reactor, broker)
@@ -70,11 +69,15 @@ def test_retained_messages_once_per_subscription(broker: Broker) -> None:
         # an overlapping subscription gets the retained message; the first one not again
         conn.subscribe("ret/a", lambda m: second.append(m.text()))
         await wait_until(reactor, lambda: second == ["1"], what="retained for the new one")
-        await sleep(reactor, 0.1)
-        assert first == ["1"]
+        # a later message only the first filter matches: the broker sends in order, so a
+        # second copy of the retained one would have come before it
+        await reactor_thread(reactor, publisher.publish, "ret/b", b"after")
+        await wait_until(reactor, lambda: first[-1:] == ["after"], what="the later message")
+        assert first == ["1", "after"]
         await conn.stop()
 
     run_in_reactor(scenario, timeout=15)
+    publisher.close()
 
 
 def test_cancel_and_failing_callbacks(broker: Broker) -> None:
@@ -102,9 +105,14 @@ def test_cancel_and_failing_callbacks(broker: Broker) -> None:
         assert seen == ["once", "1"]
         assert "failing subscriber failed on c/x" in logs.text()
         kept.cancel()
-        conn.subscribe("other", lambda m: None)
+        conn.subscribe("other", lambda m: None)  # (a new subscription clears the cache)
+        marker: list[str] = []
+        conn.subscribe("c/end", lambda m: marker.append(m.text()))
         publisher.publish("c/x", b"2")
-        await sleep(reactor, 0.2)
+        # comes after "2", in order, through the broker's c/# (so no wait for c/end's
+        # SUBACK): "2" reached the connection by then
+        publisher.publish("c/end", b"end")
+        await wait_until(reactor, lambda: marker, what="the later message")
         assert seen == ["once", "1"]
         await conn.stop()
 
@@ -139,7 +147,8 @@ def test_publishes_made_while_disconnected_are_sent_after_connect(tmp_path: Any)
             await overflow
         with pytest.raises(NotConnected):
             await conn.publish("q/zero", "x", qos=0)
-        await sleep(reactor, 0.3)  # a few failed attempts, backing off
+        await wait_until(reactor, lambda: conn.machine.attempt >= 3,
+                         what="a few failed attempts, backing off")
         assert not conn.connected and events.events == []
         watcher = await reactor_thread(reactor, _start_and_watch, broker)
         for d in pending:
@@ -167,7 +176,7 @@ def reactor_thread(reactor: Any, fn: Any, *args: Any) -> Deferred[Any]:
     return deferToThreadPool(reactor, reactor.getThreadPool(), fn, *args)
 
 
-def test_tcp_nodelay_is_set(broker: Broker) -> None:
+def test_tcp_nodelay_follows_the_setting(broker: Broker) -> None:
     async def scenario(reactor: Any) -> None:
         for nodelay in (True, False):
             conn = connection(reactor, broker, client_id=f"nd-{nodelay}", tcp_nodelay=nodelay)
@@ -213,7 +222,7 @@ def test_subscribe_rejects_bad_filters_and_publish_bad_topics(broker: Broker) ->
     run_in_reactor(scenario, timeout=10)
 
 
-def test_settings_from_config_defaults() -> None:
+def test_settings_from_config_defaults_and_a_password_kept_out_of_repr() -> None:
     from hadaemon.mqtt import SCHEMA, MqttSettings
 
     section = SCHEMA.defaults()
@@ -223,15 +232,14 @@ def test_settings_from_config_defaults() -> None:
     assert settings.tls_verify and settings.tcp_nodelay
     secret = MqttSettings(password="s3cret")
     assert "s3cret" not in repr(secret)
-    assert settings_for  # keep the helper import used
 
 
 def test_a_burst_bigger_than_one_wakeup_is_read_to_the_end(broker: Broker) -> None:
     # Regression: packets left in our read buffer after a wake-up's packet limit were
     # only read when the next packet arrived, up to a keepalive (60 s) later.
-    import time
-
     publisher = BlockingClient(broker).connect()
+    watcher = BlockingClient(broker).connect()
+    watcher.subscribe("burst/end")
 
     async def scenario(reactor: Any) -> None:
         conn = connection(reactor, broker)
@@ -239,14 +247,13 @@ def test_a_burst_bigger_than_one_wakeup_is_read_to_the_end(broker: Broker) -> No
         conn.subscribe("burst/#", lambda m: got.append(m.payload), qos=0)
         conn.start()
         await conn.when_connected(5)
-
-        def flood() -> None:
-            for i in range(2500):
-                publisher.client.publish("burst/x", str(i).encode(), qos=0)
-            publisher.publish("burst/end", b"end")
-
-        reactor.callInThread(flood)
-        time.sleep(0.5)  # the reactor is busy: everything piles up in the socket
+        # Flooded from the reactor thread, so the reactor reads nothing meanwhile: once
+        # the watcher got the last message, the broker passed the whole burst on to us
+        # too, and it piles up in our socket.
+        for i in range(2500):
+            publisher.client.publish("burst/x", str(i).encode(), qos=0)
+        publisher.publish("burst/end", b"end")
+        assert watcher.expect("burst/end", timeout=10).payload == b"end"
         await wait_until(reactor, lambda: got and got[-1] == b"end", timeout=10,
                          what="the last message of the burst")
         assert len(got) == 2501
@@ -254,9 +261,10 @@ def test_a_burst_bigger_than_one_wakeup_is_read_to_the_end(broker: Broker) -> No
 
     run_in_reactor(scenario, timeout=30)
     publisher.close()
+    watcher.close()
 
 
-def test_mqtt_5(broker: Broker) -> None:
+def test_mqtt_5_publishes_and_receives(broker: Broker) -> None:
     if not broker.mqtt5:
         pytest.skip(f"{broker.impl} speaks MQTT 3.1.1 only")
     watcher = BlockingClient(broker).connect()

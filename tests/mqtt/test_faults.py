@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import queue
 import socket
 import threading
 from typing import Any
 
 from twisted.internet.defer import DeferredList
+from twisted.internet.task import Clock
 
 from hadaemon.bus import Bus
 from hadaemon.mqtt import Message
@@ -16,7 +18,6 @@ from hadaemon.testing import (
     capture_logs,
     free_tcp_port,
     run_in_reactor,
-    sleep,
     wait_until,
 )
 
@@ -24,7 +25,9 @@ from .test_connection import reactor_thread
 from .util import Lifecycles, connection, settings_for
 
 
-def test_broker_killed_and_restarted(broker: Broker) -> None:
+def test_broker_killed_and_restarted_reconnects_losing_and_reordering_nothing(
+    broker: Broker,
+) -> None:
     async def scenario(reactor: Any) -> None:
         bus = Bus(reactor)
         events = Lifecycles(bus)
@@ -150,29 +153,45 @@ def test_silent_server_times_out_and_retries() -> None:
         server.close()
 
 
-def test_connection_refused_backs_off() -> None:
-    port = free_tcp_port()
+class _ClockWithThreads(Clock):
+    """``task.Clock`` whose ``callFromThread`` queues the call until the test runs it:
+    the connection's connect thread reports to it as to a reactor."""
 
-    async def scenario(reactor: Any) -> None:
-        from hadaemon.mqtt import MqttConnection, MqttSettings
+    def __init__(self) -> None:
+        super().__init__()
+        self.from_threads: queue.Queue[tuple[Any, tuple[Any, ...]]] = queue.Queue()
 
-        conn = MqttConnection(reactor, MqttSettings(
-            port=port, reconnect_delay=0.05, reconnect_delay_max=0.2, client_id="refused"))
-        started = reactor.seconds()
-        conn.start()
-        await wait_until(reactor, lambda: conn.machine.attempt >= 3, what="3 attempts")
-        # backing off, not spinning: the 2nd and 3rd waited 0.05 and 0.1 s less at most
-        # half as jitter, so 0.075 s at least (load only lengthens it; an upper bound on
-        # attempts in a wall-clock window would not hold on a loaded machine)
-        assert reactor.seconds() - started >= 0.07
+    def callFromThread(self, f: Any, *args: Any) -> None:
+        self.from_threads.put((f, args))
+
+    def run_from_thread(self, timeout: float = 30.0) -> None:
+        """Wait for the next call from a thread (a connect attempt's end) and run it."""
+        f, args = self.from_threads.get(timeout=timeout)
+        f(*args)
+
+
+def test_connection_refused_backs_off_exponentially_and_stops_retrying_on_stop() -> None:
+    from hadaemon.mqtt import MqttConnection, MqttSettings
+
+    clock = _ClockWithThreads()
+    conn = MqttConnection(clock, MqttSettings(
+        port=free_tcp_port(), reconnect_delay=1.0, reconnect_delay_max=4.0, reconnect_jitter=0.5,
+        client_id="refused"), rand=lambda: 0.5)  # jitter takes a quarter off
+    conn.start()
+    clock.run_from_thread()  # the first attempt, refused (a real socket, in its thread)
+    assert conn.machine.attempt == 1 and conn.machine.last_error == "connection refused"
+    for attempt, delay in enumerate([0.75, 1.5, 3.0, 3.0], start=2):  # capped at 4 * 0.75
+        clock.advance(delay - 0.001)
+        assert conn.machine.attempt == attempt - 1, f"attempt {attempt} came early"
+        clock.advance(0.001)
+        assert conn.machine.attempt == attempt, f"attempt {attempt} did not come"
+        clock.run_from_thread()
         assert conn.machine.last_error == "connection refused"
-        stopped = conn.stop()
-        await stopped
-        attempts = conn.machine.attempt
-        await sleep(reactor, 0.3)  # a window for a wrong attempt (load only widens it)
-        assert conn.machine.attempt == attempts  # no attempt after stop
-
-    run_in_reactor(scenario, timeout=10)
+    stopped = conn.stop()
+    assert stopped.called and not conn.connected
+    assert clock.getDelayedCalls() == []  # the retry was cancelled: nothing can wake it
+    clock.advance(3600)
+    assert conn.machine.attempt == 5 and clock.from_threads.empty()
 
 
 def test_stop_fails_what_cannot_be_delivered() -> None:

@@ -70,19 +70,21 @@ def run_flow(tmp_path: pathlib.Path, nodes: list[dict[str, Any]], sinks: list[st
     run_in_reactor(scenario, timeout=900)
 
 
-def test_chain_of_two(tmp_path: pathlib.Path) -> None:
+def test_chain_of_two_delivers_all_in_order_dropping_nothing(tmp_path: pathlib.Path) -> None:
     run_flow(tmp_path, chain(2), ["s"])
 
 
-def test_chain_of_four(tmp_path: pathlib.Path) -> None:
+def test_chain_of_four_delivers_all_in_order_dropping_nothing(tmp_path: pathlib.Path) -> None:
     run_flow(tmp_path, chain(4), ["s"])
 
 
-def test_chain_of_eight(tmp_path: pathlib.Path) -> None:
+def test_chain_of_eight_delivers_all_in_order_dropping_nothing(tmp_path: pathlib.Path) -> None:
     run_flow(tmp_path, chain(8), ["s"])
 
 
-def test_fan_out(tmp_path: pathlib.Path) -> None:
+def test_fan_out_is_held_back_by_its_slowest_branch_dropping_nothing(
+    tmp_path: pathlib.Path,
+) -> None:
     """p -> f, whose one output is wired to a relay and a sink; the relay feeds a second
     sink: the slowest branch holds the producer back."""
     nodes = [producer("f"), relay("f", ["a", "b"]), relay("a", ["sa"]),
@@ -100,7 +102,7 @@ class Forwarder(CustomService):
 """
 
 
-def test_through_a_service(tmp_path: pathlib.Path) -> None:
+def test_through_a_service_in_order_dropping_nothing(tmp_path: pathlib.Path) -> None:
     """p -> service:forwarder_py/forward -> s: the service's mailbox and its sends to the
     sink node hold the producer back like a node's queue does."""
     directory = tmp_path / "services"
@@ -111,7 +113,7 @@ def test_through_a_service(tmp_path: pathlib.Path) -> None:
              services={"directories": [str(directory)], "service": {"Forwarder": {}}})
 
 
-def test_loop(tmp_path: pathlib.Path) -> None:
+def test_a_loop_does_not_deadlock_and_drops_nothing(tmp_path: pathlib.Path) -> None:
     """p -> a -> b, and b's output 1 wired back to a: every message goes round once,
     then on to the sink. Holding a for b and b for a would deadlock."""
     nodes = [producer("a"), relay("a", ["b"]), relay("b", ["s"], ["a"], mode="loop"),

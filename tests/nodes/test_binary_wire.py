@@ -26,7 +26,7 @@ from twisted.logger import LogLevel
 from hadaemon import binrpc
 from hadaemon.bus import ErrorEvent
 from hadaemon.registry import ChannelSpec, Device, ValueType, VariableSpec
-from hadaemon.testing import capture_logs, run_in_reactor, sleep, wait_until
+from hadaemon.testing import capture_logs, run_in_reactor, wait_until
 from tests.binrpc.spec import PING_REQUEST, SETPID_RESPONSE, h
 from tests.nodes.helpers import (
     Events,
@@ -74,10 +74,13 @@ def test_handshake_envelopes_and_out_of_order_answers(tmp_path: pathlib.Path) ->
             # in one write; the last two are answered at once, the first when released.
             await wait_until(reactor, lambda: owner.writes, what="the write to reach the device",
                              timeout=10.0)
-            await sleep(reactor, 0.2)
-            assert run.sink.payloads("report") == []
+            a, b, c = [0x7EFF000000A0, 8], [0x7EFF000000B0, 9], [0x7EFF000000C0, 10]
+            handshake = [[0x7EFF00000001, 7], [0x7EFF4A0DC6C0, 0]]
+            # once the other two were answered, setValue's answer still waits for the write
+            first = (await run.sink.wait(reactor, 1, "report"))[0]
+            assert first == {"answered": [*handshake, b, c]}
             owner.writes[0].callback(None)
-            report = (await run.sink.wait(reactor, 1, "report"))[0]
+            report = (await run.sink.wait(reactor, 2, "report"))[1]
 
             # A node call sent before setPid was served (the pid said who it is).
             assert report["early"] is None
@@ -90,8 +93,7 @@ def test_handshake_envelopes_and_out_of_order_answers(tmp_path: pathlib.Path) ->
             assert node_info == info and index == 0
             assert msg == {"payload": {"peer": device.peer_id}}
             # Answers in the order they were ready, each id pair echoed exactly.
-            a, b, c = [0x7EFF000000A0, 8], [0x7EFF000000B0, 9], [0x7EFF000000C0, 10]
-            assert report["order"] == [[0x7EFF00000001, 7], [0x7EFF4A0DC6C0, 0], b, c, a]
+            assert report["order"] == [*handshake, b, c, [1, 12], a]
             set_value, version, unknown = report["answers"]
             assert set_value is None and version.startswith("hadaemon ")
             assert unknown["faultCode"] == -32601
@@ -274,8 +276,9 @@ def test_calls_to_a_node_time_out_and_delivery_goes_on(tmp_path: pathlib.Path) -
             second = run.send("node:stuck/0", {"payload": 2})
             # One at a time: the second goes only once the first timed out.
             assert await run.sink.wait(reactor, 1, "entered") == ["entered"]
-            await sleep(reactor, 0.2)
-            assert run.sink.payloads("entered") == ["entered"]
+            await wait_until(reactor, lambda: run.state("stuck")["queued"] == 1,
+                             what="the second input queued in the daemon")
+            assert run.state("stuck")["in_flight"] == 1
             try:
                 await first
             except Exception as exc:

@@ -3,6 +3,7 @@ either wire, whether or not the node imports a homegear module at all."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
@@ -10,10 +11,9 @@ import re
 import signal
 import subprocess
 import sys
-import time
 
 from hadaemon.nodes.client import CLIENT_DIR
-from hadaemon.testing import ChildProcesses, DaemonProcess, write_config
+from hadaemon.testing import ChildProcesses, DaemonProcess, poll_until, write_config
 from tests.nodes.helpers import BINCLIENT, NODES, alive
 
 PLUGIN = (
@@ -51,10 +51,8 @@ def start(
         ]},
     })
     daemon = DaemonProcess(config, processes=processes).start(timeout=30)
-    deadline = time.monotonic() + 10
     files = (pids_file, binary_pids_file, plain_pid_file)
-    while not all(f.exists() for f in files) and time.monotonic() < deadline:
-        time.sleep(0.02)
+    poll_until(lambda: all(f.exists() for f in files), 30.0, "the nodes' pid files")
     stubborn = json.loads(pids_file.read_text())
     binary_stubborn = json.loads(binary_pids_file.read_text())
     found = dict(re.findall(r"node (\w+) started: pid (\d+)", daemon.output()))
@@ -67,14 +65,12 @@ def start(
     return daemon, pids
 
 
-def gone_within(pids: dict[str, int], seconds: float) -> list[str]:
-    """The processes still alive after ``seconds``."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        left = [what for what, pid in pids.items() if alive(pid)]
-        if not left:
-            return []
-        time.sleep(0.05)
+def gone(pids: dict[str, int], timeout: float = 30.0) -> list[str]:
+    """The processes still alive once all are gone or ``timeout`` (a hang guard: they go
+    at once, but a loaded machine may take its time to reap them) passed."""
+    with contextlib.suppress(TimeoutError):
+        poll_until(lambda: not any(alive(pid) for pid in pids.values()), timeout,
+                   "the processes to end")
     return [what for what, pid in pids.items() if alive(pid)]
 
 
@@ -83,7 +79,7 @@ def test_a_stopped_daemon_leaves_no_node_behind(
 ) -> None:
     daemon, pids = start(tmp_path, processes)
     assert daemon.stop(signal.SIGTERM, timeout=20) == 0
-    assert gone_within(pids, 1.0) == []
+    assert gone(pids) == []
     output = daemon.output()
     assert "node stubborn did not stop within the grace period; killing it" in output
     assert "nodes stopped" in output
@@ -96,7 +92,7 @@ def test_a_sigkilled_daemon_leaves_no_node_behind(
     daemon.stop(signal.SIGKILL, timeout=10)
     # The nodes die with it (parent-death signal), and what they spawned goes too (the
     # reaper, which outlives the daemon for that), the SIGTERM-proof child included.
-    left = gone_within(pids, 5.0)
+    left = gone(pids)
     for what, pid in pids.items():
         if what in left:
 
@@ -133,7 +129,7 @@ def test_each_node_process_has_its_own_parent_death_signal(
     daemon.stop(signal.SIGKILL, timeout=10)
     nodes = {what: pid for what, pid in pids.items() if what in ("template", "stubborn",
                                                                    "binary", "plain")}
-    left = gone_within(nodes, 5.0)
+    left = gone(nodes)
     for pid in pids.values():
         if alive(pid):
             os.kill(pid, signal.SIGKILL)

@@ -76,7 +76,9 @@ def test_events_to_a_node_that_does_not_read_are_dropped(
 
 
 @pytest.mark.parametrize("wire", WIRES)
-def test_or_it_is_disconnected(tmp_path: pathlib.Path, wire: str) -> None:
+def test_a_node_that_does_not_read_is_disconnected_under_overflow_disconnect(
+    tmp_path: pathlib.Path, wire: str
+) -> None:
     config = make_config(tmp_path, [
         node("deaf", RAW[wire], wire, **DEAF)
     ], max_buffer=MAX_BUFFER, overflow="disconnect")

@@ -166,7 +166,7 @@ def test_a_node_reads_its_own_writes(tmp_path: pathlib.Path, wire: str) -> None:
     run_in_reactor(scenario, timeout=30)
 
 
-def test_adjustments() -> None:
+def test_value_adjustments_toggle_and_compute_and_refuse_what_cannot_apply() -> None:
     assert adjust(ValueType.BOOL, True, "!") is False
     assert adjust(ValueType.INT, 0, "!") == 1
     assert adjust(ValueType.INT, 10, "-=3") == 7

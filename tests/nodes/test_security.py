@@ -144,12 +144,11 @@ def test_a_peer_of_another_user_is_refused(tmp_path: pathlib.Path) -> None:
     socket_dir = pathlib.Path(tempfile.mkdtemp(prefix="hadaemon-test-"))
     config = make_config(tmp_path, [node("a", "relay.py")], socket_dir=str(socket_dir))
     probe = (
-        "import socket, sys, time\n"
+        "import socket, sys\n"
         "s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.settimeout(3)\n"
         "try:\n"
-        "    time.sleep(0.2)\n"
         "    s.sendall(bytes([0x94, 0, 0, 0xac]) + b'authenticate' + bytes([0x90]))\n"
-        "    print(repr(s.recv(100)))\n"
+        "    print(repr(s.recv(100)))  # the close, or an answer\n"
         "except OSError as e:\n"
         "    print(type(e).__name__)\n"
     )
@@ -167,7 +166,8 @@ def test_a_peer_of_another_user_is_refused(tmp_path: pathlib.Path) -> None:
                 result = await in_thread(reactor, lambda: subprocess.run(
                     [python, "-c", probe, str(path)], user=65534,
                     capture_output=True, text=True, timeout=10))
-                # Closed without a word: nothing was read, let alone answered.
+                # Closed without a word: nothing was answered (the daemon closed before
+                # or after the request arrived, whichever came first).
                 assert result.stdout.strip() in (
                     "b''", "ConnectionResetError", "BrokenPipeError"), result
         assert any("refused a connection from uid 65534" in line

@@ -13,7 +13,7 @@ from twisted.logger import LogLevel
 
 from hadaemon.bus import Lifecycle, StatusUpdate
 from hadaemon.nodes.dispatcher import CREDITS
-from hadaemon.testing import capture_logs, run_in_reactor, sleep, wait_until
+from hadaemon.testing import capture_logs, run_in_reactor, wait_until
 from tests.nodes.helpers import (
     WIRES,
     Events,
@@ -193,9 +193,10 @@ def test_an_exit_is_noticed_at_once_without_sigchld_or_closed_pipes(
             pid = await run.send("node:x/0", {"payload": "hello"})
             assert pid == run.state("x")["pid"]
             assert await run.send("node:x/0", {"payload": "close"}) == pid
-            # (part of the scenario: a moment for the daemon to see the pipes closed; the
-            # node exits only when told, so a slow machine cannot overtake this check)
-            await sleep(reactor, 0.15)
+            # the daemon saw both pipes closed (it stopped reading them) ...
+            process = run.plugin.supervisor.processes["x"]
+            await wait_until(reactor, lambda: all(r._reader is None for r in process._readers),
+                             what="the daemon to see the node's pipes closed")
             assert run.state("x")["pid"] == pid  # closed pipes alone mean nothing
             assert run.state("x")["restarts"] == 0
             run.send("node:x/0", {"payload": "exit"}).addErrback(lambda _f: None)

@@ -62,7 +62,7 @@ def message(i: int) -> OutgoingMessage:
     return OutgoingMessage({"payload": i})
 
 
-def test_parse_shapes() -> None:
+def test_parse_accepts_the_three_shapes_and_names_what_is_wrong() -> None:
     assert parse([0, 1, "getValue", [1, 2]]) == Request(1, "getValue", [1, 2])
     assert parse([1, 7, None, {"a": 1}]) == Response(7, None, {"a": 1})
     assert parse([2, "nodeOutput", []]) == Notification("nodeOutput", [])
@@ -194,7 +194,7 @@ def test_hard_limit_drops_and_counts() -> None:
     assert inputs.dropped == 1
 
 
-def test_throttle() -> None:
+def test_throttle_lets_one_through_per_period_and_counts_the_rest() -> None:
     clock = Clock()
     throttle = Throttle(clock, period=10.0)
     assert throttle.hit("k") == 0

@@ -104,6 +104,17 @@ class Run:
     def runtime(self, service_id: str) -> Any:
         return self.orchestrator.runtimes[service_id]
 
+    def idle(self) -> bool:
+        """No service has a message waiting in its mailbox or a call running: what was
+        sent so far has had all its effects."""
+        for runtime in self.orchestrator.runtimes.values():
+            registration = runtime.registration
+            if runtime.running_calls or (
+                registration is not None and (registration.queued or registration.in_flight)
+            ):
+                return False
+        return True
+
 
 @asynccontextmanager
 async def running(config: Config, reactor: Any) -> AsyncIterator[Run]:

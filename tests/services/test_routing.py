@@ -9,7 +9,7 @@ import pytest
 
 from hadaemon.bus import ErrorEvent, Level
 from hadaemon.services import ActionRefused, QueueMessage, ServiceNotRunning
-from hadaemon.testing import capture_logs, run_in_reactor, sleep, wait_until
+from hadaemon.testing import capture_logs, run_in_reactor, wait_until
 
 from .helpers import make_config, running
 
@@ -86,8 +86,12 @@ def test_broadcast_reaches_every_service_with_the_action(tmp_path: pathlib.Path)
     async def scenario(reactor: Any) -> tuple[list[Any], list[str]]:
         async with running(config, reactor) as run:
             await run.bus.send("service:sender_py/go", None)
-            await run.probe.wait(reactor, "hello", 3)
-            await sleep(reactor, 0.05)
+            # until every call the broadcast caused has ended: a second delivery to
+            # anyone would have shown by then
+            await wait_until(reactor, lambda: len(run.probe.values("hello")) >= 3
+                             and run.events.texts("service:sender_py")
+                             and run.idle(),
+                             what="three hellos, a warning and every service idle")
             return run.probe.values("hello"), run.events.texts("service:sender_py")
 
     hellos, warnings = run_in_reactor(scenario, timeout=10)

@@ -2,7 +2,8 @@
 
 A child process (helpers/crash_child.py, a real asyncio reactor, the fsync thread and
 frequent automatic compactions) writes in a loop and prints each write after the call
-returned. The parent SIGKILLs it after a random 20-300 ms, reopens the same file, checks
+returned. The parent SIGKILLs it after a random 20-300 ms (later if it has not yet kept pace:
+50 writes and one compaction per child on average), reopens the same file, checks
 every printed write, and starts the next child on it.
 """
 
@@ -150,11 +151,15 @@ def test_kill_9_loses_no_acknowledged_write(tmp_path: pathlib.Path) -> None:
             assert b"ready\n" in out, f"child did not start: {stderr_path.read_text()}"
             if iteration + 1 < ITERATIONS:  # imports overlap with this child's run
                 procs.append(_spawn(path, tmp_path / f"child-{iteration + 1}.err"))
-            if iteration % 2 == 0:
-                # Every other child dies after its first compaction (at most 0.3 s after,
-                # often in the middle of the next one), however slow a loaded machine is.
-                out += _read_for(proc, 60, until=b"#compacted\n")
             out += _read_for(proc, rng.uniform(0.02, 0.3), until=None)
+            # A loaded machine fits less work in that window: go on until the children
+            # have kept pace (50 writes and one compaction each, on average), so every
+            # run exercises what the assertions at the end say it did.
+            deadline = time.monotonic() + 120
+            while (written + out.count(b"\nP ") < (iteration + 1) * 51
+                   or expect.compactions + out.count(b"\n#compacted\n") < iteration + 1):
+                assert time.monotonic() < deadline, f"child {iteration} made no progress"
+                out += _read_for(proc, 0.02, until=None)
             os.kill(proc.pid, signal.SIGKILL)
             out += _read_for(proc, 10, until=None)  # what it wrote before dying, to EOF
             assert proc.wait(10) == -signal.SIGKILL, stderr_path.read_text()
@@ -177,4 +182,4 @@ def test_kill_9_loses_no_acknowledged_write(tmp_path: pathlib.Path) -> None:
         for proc in procs:  # no child outlives the test, whatever happened
             _reap(proc)
     assert written > ITERATIONS * 50, written  # the children really were writing
-    assert expect.compactions >= ITERATIONS // 2, expect.compactions  # and compacting
+    assert expect.compactions >= ITERATIONS, expect.compactions  # and compacting

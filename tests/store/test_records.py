@@ -159,6 +159,11 @@ def test_undecodable_payload_with_good_crc(payload: bytes) -> None:
     assert len(decoder.feed(records.encode_delete("k"))) == 1
 
 
-def test_frame_refuses_empty_and_huge() -> None:
-    with pytest.raises(ValueError):
+def test_frame_refuses_empty_and_huge(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ValueError, match="payload of 0 bytes"):
         records.frame(b"")
+    # the limit is 1 GiB: shrunk here rather than allocating one
+    monkeypatch.setattr(records, "MAX_PAYLOAD", 16)
+    assert records.frame(b"x" * 16).endswith(b"x" * 16)
+    with pytest.raises(ValueError, match=r"payload of 17 bytes \(limit 16\)"):
+        records.frame(b"x" * 17)

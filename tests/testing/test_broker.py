@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import socket
 import ssl
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ from hadaemon.testing import (
     find_mosquitto_passwd,
     make_client,
     mosquitto_password_line,
+    poll_until,
 )
 from hadaemon.testing.fixtures import BrokerFactory
 
@@ -55,13 +54,6 @@ def round_trip(broker: Broker, **client_kwargs: Any) -> None:
         assert message.payload == b"pong"
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
-
-
 @pytest.mark.parametrize("broker", IMPLS, indirect=True)
 def test_publish_subscribe_round_trip(broker: Broker) -> None:
     assert broker.running and broker.url == f"mqtt://127.0.0.1:{broker.port}"
@@ -81,7 +73,9 @@ def test_publish_subscribe_round_trip(broker: Broker) -> None:
         assert listener.expect(topic).payload == b"raw"
 
 
-def test_shared_broker_round_trip(shared_broker: Broker) -> None:
+def test_shared_broker_round_trip_and_expect_times_out_naming_the_filter(
+    shared_broker: Broker,
+) -> None:
     round_trip(shared_broker)
     with BlockingClient(shared_broker) as client:
         topic = f"{prefix()}/nothing"
@@ -148,7 +142,7 @@ def test_kill_then_restart_on_the_same_port(broker_factory: BrokerFactory, impl:
     with BlockingClient(broker) as client:
         broker.kill()
         assert not running(broker)
-        wait_until(lambda: not client.connected)
+        poll_until(lambda: not client.connected, 30, "the client to see the broker gone")
         with pytest.raises(OSError):
             BlockingClient(broker).connect(timeout=2)
 
@@ -241,7 +235,7 @@ def test_our_password_hash_matches_mosquitto_passwd(tmp_path: Path) -> None:
 def test_mosquitto_accepts_our_own_password_file(
     broker_factory: BrokerFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("hadaemon.testing.broker.find_mosquitto_passwd", lambda: None)
+    monkeypatch.setattr("hadaemon.testing.credentials.find_mosquitto_passwd", lambda: None)
     broker = broker_factory(impl="mosquitto", username="dave", password="pa:ss wörd")
     assert broker.password_path is not None
     assert broker.password_path.read_text().startswith("dave:$7$101$")

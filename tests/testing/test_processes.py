@@ -13,7 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from hadaemon.testing import ChildProcesses, free_tcp_port, kill_group, wait_for_port
+from hadaemon.testing import (
+    ChildProcesses,
+    free_tcp_port,
+    kill_group,
+    poll_until,
+    wait_for_port,
+)
 
 # Ignores SIGTERM, starts a grandchild that ignores it too, prints the grandchild's pid.
 STUBBORN = textwrap.dedent(
@@ -45,12 +51,12 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
-def wait_dead(pid: int, timeout: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
+def wait_dead(pid: int, timeout: float = 30.0) -> bool:
+    """Whether ``pid`` ended (the timeout only guards a hang)."""
+    try:
+        poll_until(lambda: not alive(pid), timeout, f"pid {pid} to end")
+    except TimeoutError:
+        return False
     return True
 
 

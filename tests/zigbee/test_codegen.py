@@ -154,7 +154,7 @@ def check_parameter(param: Any, feature: Feature) -> None:
             check_parameter(param._params[sub.property], sub)
 
 
-def test_fixture_network() -> None:
+def test_the_sample_network_generates_typed_devices_features_and_groups() -> None:
     text, client = check_module(sample(), [{"id": 1, "friendly_name": "Lights", "members": [
         {"ieee_address": "0x00158d0000000001"}, {"ieee_address": "0x00158d0000000003"}]}])
     assert "class Philips9290022169(Device):" in text
@@ -168,7 +168,7 @@ def test_fixture_network() -> None:
     check_module(json.loads(REAL.read_text()))
 
 
-def test_nasty_network() -> None:
+def test_clashing_and_odd_names_become_valid_distinct_identifiers() -> None:
     text, client = check_module(nasty())
     names = set(vars(client))
     assert {"class_", "lamp_1", "lamp_1_2", "a_b_c", "on_connect_", "d_123"} <= names

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from hadaemon.testing import Broker, run_in_reactor
+from hadaemon.testing import Broker, run_in_reactor, wait_until
 from hadaemon.zigbee.testkit import LogError, TrafficLog, pattern_matches, record, replay
 from tests.mqtt.util import settings_for
 
@@ -125,24 +125,35 @@ def test_record_then_replay(tmp_path: pathlib.Path, broker: Broker) -> None:
     from hadaemon.testing import BlockingClient
     from hadaemon.zigbee.simulator import Zigbee2MqttSimulator, sample_devices
 
+    def complete(log: TrafficLog) -> bool:
+        kinds = {(e.kind, e.topic) for e in log.entries}
+        return {("RECV", "zigbee2mqtt/Hall motion"),
+                ("SEND", "zigbee2mqtt/Hallway Hue/set")} <= kinds
+
     async def scenario(reactor: Any) -> TrafficLog:
-        from twisted.internet.task import deferLater
+        from twisted.internet.defer import ensureDeferred
+        from twisted.internet.threads import deferToThreadPool
 
         connection = MqttConnection(reactor, settings_for(broker, "sim"), status=False)
         simulator = Zigbee2MqttSimulator(reactor, connection, sample_devices())
         simulator.start()
         connection.start()
         await connection.when_connected(5)
-        recording = record(reactor, settings_for(broker, "recorder"), "zigbee2mqtt", 0.6)
+        log = TrafficLog()
+        recording = ensureDeferred(record(reactor, settings_for(broker, "recorder"),
+                                          "zigbee2mqtt", 60.0, log=log, until=complete))
+        # the recorder is subscribed once it got the retained device list
+        await wait_until(reactor, lambda: any(e.topic == "zigbee2mqtt/bridge/devices"
+                                              for e in log.entries),
+                         timeout=30, what="the recording to begin")
 
         def drive() -> None:
             simulator.report("Hall motion", {"occupancy": True})
             with BlockingClient(broker) as client:
                 client.publish("zigbee2mqtt/Hallway Hue/set", b'{"state": "ON"}')
 
-        reactor.callLater(0.3, lambda: reactor.callInThread(drive))
-        log = await recording
-        await deferLater(reactor, 0, lambda: None)
+        await deferToThreadPool(reactor, reactor.getThreadPool(), drive)
+        assert await recording is log
         await simulator.stop()
         await connection.stop()
         return log

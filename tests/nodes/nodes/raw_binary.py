@@ -142,6 +142,9 @@ elif scenario == "protocol":
         + wire.request("getVersion", [b[0], b[1], []])
         + wire.request("noSuchMethod", [c[0], c[1], [1]])
     )
+    # The two answered at once: say which answers there are by then (setValue's is held).
+    conn.wait_answers([b, c])
+    conn.report({"answered": [list(key) for key in conn.order]}, 12)
     conn.wait_answers([a, b, c])
     conn.report({
         "early": conn.answers[early_key][0],
