@@ -501,10 +501,10 @@ class Network:
                                           availability=isinstance(target, LiveDevice))
         target.where = where
         target.prop_of = {loc: prop for prop, loc in where.items()}
-        target.registry_device = self.registry.add_device(
+        target.bind_registry(self.registry.add_device(
             self.source, target.key, target.name, channels, target, type_name=type_name,
             info=info,
-        )
+        ))
 
     def _unregister(self, target: LiveTarget) -> None:
         if target.registry_device is not None:
@@ -512,7 +512,7 @@ class Network:
                 self.registry.remove_device(target.registry_device.peer_id)
             except Exception:
                 self.log.failure("removing {name} from the registry failed", name=target.name)
-            target.registry_device = None
+            target.bind_registry(None)
         for view in target.views:
             view._bind(None)
         target.views.clear()
