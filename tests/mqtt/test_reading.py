@@ -208,3 +208,21 @@ def test_after_read_runs_once_the_wakeups_messages_are_delivered(broker: Broker)
     run_in_reactor(scenario, timeout=15)
     assert publisher.expect("answer").payload == b"1"
     publisher.close()
+
+
+def test_take_puback_takes_only_whole_pubacks_of_our_own_publishes() -> None:
+    ours = {7: None, 9: None}
+    sock = _buffered(b"".join([
+        b"\x40\x02\x00\x07",  # ours
+        b"\x40\x02\x00\x08",  # paho's: left for paho
+    ]))
+    assert sock.take_puback(ours) == 7
+    assert sock.take_puback(ours) is None
+    assert sock.recv(4) == b"\x40\x02\x00\x08"
+    sock.close()
+    # MQTT 5: a reason code (and properties) after the packet id
+    sock = _buffered(b"\x40\x03\x00\x09\x10" + _publish(b"a/b", b"x"))
+    assert sock.take_puback(ours) == 9
+    assert sock.take_publish(False) == ("a/b", b"x", False)
+    sock.close()
+    assert _buffered(b"\x40\x02\x00").take_puback(ours) is None  # not whole yet
