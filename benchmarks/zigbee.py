@@ -23,15 +23,18 @@ to the floor, a plain paho 2 client with its defaults (its own network thread):
   the bottleneck), and CPU per message over the same span; what arrived is counted
   (the stock broker may drop what exceeds its 1000-message queue for a slow reader);
   the best of ``--repeat`` runs, hadaemon's and paho's taking turns;
-- the reaction's floor: the same measurement against a raw-socket mirror doing no work
-  (no library, the ``/set`` framed by hand): the broker, the kernel and the measuring
-  client, which no adapter can go below;
 - reaction latency p50/p99 from a sensor report leaving the sensor's client to the
   resulting ``/set`` (QoS 1) arriving back at it, through an automation that mirrors a
   sensor onto a lamp. Closed loop: the next report leaves ``--interval`` after the
   answer. Open loop: reports leave every ``--interval`` whatever the answers do, as a
   real sensor sends them; reports never answered are counted as lost (for hadaemon
   also two reports read in one reactor turn: their sets collate into one ``/set``).
+- the reaction's floor, the same measurement against a raw-socket mirror doing no work
+  (no library, the ``/set`` framed by hand): the broker, the kernel and the measuring
+  client, which no adapter can go below.
+
+``benchmarks/zigbee_path.py`` measures the adapter's own CPU on the same paths in
+process (no broker, no socket), steadier on a shared machine.
 
 The measuring clients (the sensor: paho with TCP_NODELAY; the flood) run in child
 processes, so the adapter has its reactor to itself. The machine may be shared: compare
