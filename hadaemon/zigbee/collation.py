@@ -113,9 +113,10 @@ class Collator:
 
     def hold(self) -> None:
         """A flush is coming anyway (the network's after-read hook): what is gathered
-        until :meth:`release` needs no reactor turn of its own. One ``callLater(0)`` and
-        its cancellation (and an extra reactor iteration) less per reaction:
-        ``benchmarks/zigbee.py`` FIGURES (docs/mqtt.md, "Measured")."""
+        until :meth:`release` needs no reactor turn of its own: no ``callLater(0)`` made
+        and cancelled (nor the reactor iteration it adds) per reaction.
+        ``benchmarks/zigbee_path.py`` reaction, least CPU per reaction, 5 pairs of runs
+        taking turns: 94-116 us against 101-120 us, less in each pair."""
         self._held = True
 
     def release(self) -> None:
