@@ -26,10 +26,10 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 from twisted.internet.interfaces import IReadWriteDescriptor
 from twisted.internet.task import LoopingCall
@@ -191,9 +191,19 @@ class _BufferedSocket:
 
 class _ReactorPahoClient(mqtt.Client):
     quickack = False
+    own_puback: Callable[[int], bool] | None = None  # the session's: True if it was ours
 
     def _create_socket(self) -> Any:
         return _BufferedSocket(super()._create_socket(), self.quickack)
+
+    def _handle_pubackcomp(self, cmd: Literal["PUBACK", "PUBCOMP"]) -> MQTTErrorCode:
+        # paho reads several packets at a time when it has messages in flight, so the
+        # PUBACK of a PUBLISH we framed can reach paho, which ignores ids it did not give.
+        packet = self._in_packet["packet"]
+        if (cmd == "PUBACK" and self.own_puback is not None and len(packet) >= 2
+                and self.own_puback((packet[0] << 8) | packet[1])):
+            return mqtt.MQTT_ERR_SUCCESS
+        return super()._handle_pubackcomp(cmd)
 
 
 @implementer(IReadWriteDescriptor)
@@ -234,6 +244,7 @@ class PahoSession:
             kwargs["clean_session"] = True
         client = _ReactorPahoClient(CallbackAPIVersion.VERSION2, **kwargs)
         client.quickack = settings.tcp_quickack
+        client.own_puback = self._own_puback
         client.connect_timeout = settings.connect_timeout
         client.max_inflight_messages_set(settings.max_inflight)
         if settings.username:
@@ -320,8 +331,7 @@ class PahoSession:
                         mid = sock.take_puback(self._own)
                         if mid is not None:
                             taken = True
-                            del self._own[mid]
-                            self._on_publish_cb(mid)
+                            self._own_puback(mid)
                             if self.closed or not sock.buffered():
                                 return
                             continue
@@ -500,6 +510,14 @@ class PahoSession:
         self._own[mid] = None
         self._wants_write = True
         return mid
+
+    def _own_puback(self, mid: int) -> bool:
+        """The PUBACK of ``mid``: True (and the publish is done) if we framed it."""
+        if mid not in self._own:
+            return False
+        del self._own[mid]
+        self._on_publish_cb(mid)
+        return True
 
     def _write_own(self) -> bool:
         """Write our framed bytes; False if some are left (the writer is registered)."""
