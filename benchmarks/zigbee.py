@@ -182,6 +182,27 @@ def child_mirror(host: str, port: int) -> None:
     client.loop_forever()
 
 
+def split_packets(data: bytes) -> tuple[list[tuple[int, bytes]], bytes]:
+    """The whole MQTT packets at the start of ``data`` (first byte, body), and the rest."""
+    packets, pos = [], 0
+    while len(data) - pos >= 2:
+        length, shift, i = 0, 0, pos + 1
+        while i < len(data):
+            byte = data[i]
+            i += 1
+            length |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                break
+            shift += 7
+        else:
+            break  # the remaining length is not whole yet
+        if len(data) < i + length:
+            break
+        packets.append((data[pos], data[i:i + length]))
+        pos = i + length
+    return packets, data[pos:]
+
+
 def child_raw_mirror(host: str, port: int) -> None:
     """The floor of the reaction: a mirror with no library and no work (a blocking raw
     socket, TCP_NODELAY and TCP_QUICKACK, the /set framed by hand), so what is left is
@@ -205,19 +226,8 @@ def child_raw_mirror(host: str, port: int) -> None:
             return
         if quickack is not None:
             sock.setsockopt(socket.IPPROTO_TCP, quickack, 1)
-        buffer += data
-        while len(buffer) >= 2:
-            length, shift, i = 0, 0, 1
-            while i < len(buffer):
-                byte = buffer[i]
-                i += 1
-                length |= (byte & 0x7F) << shift
-                if byte < 0x80:
-                    break
-                shift += 7
-            if len(buffer) < i + length:
-                break
-            first, body, buffer = buffer[0], buffer[i:i + length], buffer[i + length:]
+        packets, buffer = split_packets(buffer + data)
+        for first, body in packets:
             if first == 0x90 and not ready:  # SUBACK
                 ready = True
                 print("ready", flush=True)

@@ -137,23 +137,14 @@ def _packets(mode: str, count: int) -> list[bytes]:
 
 def _pubacks(out: bytes) -> bytes:
     """A PUBACK for every QoS 1 PUBLISH in ``out`` (the broker's answer to our /set)."""
+    from zigbee import split_packets
+
     from hadaemon.testing.packets import mqtt_packet
 
-    acks, pos = [], 0
-    while pos < len(out):
-        first, length, shift, i = out[pos], 0, 0, pos + 1
-        while True:
-            byte = out[i]
-            i += 1
-            length |= (byte & 0x7F) << shift
-            if byte < 0x80:
-                break
-            shift += 7
-        if first & 0xF0 == 0x30 and first & 0x06:
-            topic_end = i + 2 + ((out[i] << 8) | out[i + 1])
-            acks.append(mqtt_packet(0x40, out[topic_end:topic_end + 2]))
-        pos = i + length
-    return b"".join(acks)
+    packets, _rest = split_packets(out)
+    return b"".join(mqtt_packet(0x40, body[topic_end:topic_end + 2])
+                    for first, body in packets if first & 0xF0 == 0x30 and first & 0x06
+                    for topic_end in [2 + ((body[0] << 8) | body[1])])
 
 
 def run(mode: str, count: int, profile: bool) -> dict[str, float]:
