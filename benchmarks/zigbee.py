@@ -29,6 +29,12 @@ to the floor, a plain paho 2 client with its defaults (its own network thread):
   answer. Open loop: reports leave every ``--interval`` whatever the answers do, as a
   real sensor sends them; reports never answered are counted as lost (for hadaemon
   also two reports read in one reactor turn: their sets collate into one ``/set``).
+- the reaction's floor, the same measurement against a raw-socket mirror doing no work
+  (no library, the ``/set`` framed by hand): the broker, the kernel and the measuring
+  client, which no adapter can go below.
+
+``benchmarks/zigbee_path.py`` measures the adapter's own CPU on the same paths in
+process (no broker, no socket), steadier on a shared machine.
 
 The measuring clients (the sensor: paho with TCP_NODELAY; the flood) run in child
 processes, so the adapter has its reactor to itself. The machine may be shared: compare
@@ -174,6 +180,63 @@ def child_mirror(host: str, port: int) -> None:
     client.subscribe(SENSOR, qos=1)
     print("ready", flush=True)
     client.loop_forever()
+
+
+def split_packets(data: bytes) -> tuple[list[tuple[int, bytes]], bytes]:
+    """The whole MQTT packets at the start of ``data`` (first byte, body), and the rest."""
+    packets, pos = [], 0
+    while len(data) - pos >= 2:
+        length, shift, i = 0, 0, pos + 1
+        while i < len(data):
+            byte = data[i]
+            i += 1
+            length |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                break
+            shift += 7
+        else:
+            break  # the remaining length is not whole yet
+        if len(data) < i + length:
+            break
+        packets.append((data[pos], data[i:i + length]))
+        pos = i + length
+    return packets, data[pos:]
+
+
+def child_raw_mirror(host: str, port: int) -> None:
+    """The floor of the reaction: a mirror with no library and no work (a blocking raw
+    socket, TCP_NODELAY and TCP_QUICKACK, the /set framed by hand), so what is left is
+    the broker, the kernel and the measuring client."""
+    import socket
+
+    from hadaemon.testing.packets import connect_packet, mqtt_packet, publish_packet
+
+    sock = socket.create_connection((host, port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    quickack = getattr(socket, "TCP_QUICKACK", None)
+    sock.sendall(connect_packet("raw-mirror"))
+    if sock.recv(4)[:1] != b"\x20":
+        raise SystemExit("raw mirror: no CONNACK")
+    topic = SENSOR.encode()
+    sock.sendall(mqtt_packet(0x82, b"\x00\x01" + len(topic).to_bytes(2, "big") + topic + b"\x00"))
+    buffer, mid, ready = b"", 1, False
+    while True:
+        data = sock.recv(65536)
+        if not data:
+            return
+        if quickack is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, quickack, 1)
+        packets, buffer = split_packets(buffer + data)
+        for first, body in packets:
+            if first == 0x90 and not ready:  # SUBACK
+                ready = True
+                print("ready", flush=True)
+            elif first & 0xF0 == 0x30:
+                start = 2 + ((body[0] << 8) | body[1]) + (2 if first & 0x06 else 0)
+                value = json.loads(body[start:])["humidity"]
+                mid = mid % 65535 + 1
+                sock.sendall(publish_packet(LAMP_SET, json.dumps({"brightness": value}).encode(),
+                                            first=0x32, mid=mid.to_bytes(2, "big")))
 
 
 def child_flood(host: str, port: int, count: int) -> None:
@@ -342,8 +405,9 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-def floor_latency(broker: Any, mode: str, count: int, interval: float) -> dict[str, Any]:
-    mirror = spawn("mirror", broker.host, broker.port)
+def floor_latency(broker: Any, mode: str, count: int, interval: float,
+                  mirror_mode: str = "mirror") -> dict[str, Any]:
+    mirror = spawn(mirror_mode, broker.host, broker.port)
     assert mirror.stdout is not None and mirror.stdout.readline().strip() == "ready"
     try:
         child = spawn(mode, broker.host, broker.port, count, interval)
@@ -369,7 +433,7 @@ def _best(runs: list[dict[str, float]]) -> dict[str, float]:
             "received": min(r["received"] for r in runs)}
 
 
-def _latency(label: str, ours: dict[str, Any], base: dict[str, Any]) -> str:
+def _latency(label: str, ours: dict[str, Any], base: dict[str, Any], raw: dict[str, Any]) -> str:
     def one(r: dict[str, Any]) -> str:
         values = r["latencies"]
         if not values:
@@ -377,7 +441,8 @@ def _latency(label: str, ours: dict[str, Any], base: dict[str, Any]) -> str:
         return (f"p50 {statistics.median(values):6.2f} ms  p99 {percentile(values, 99):6.2f} ms"
                 f"  lost {r['lost']:3d}")
 
-    return f"  reaction {label:6s} hadaemon {one(ours)}   plain paho {one(base)}"
+    return (f"  reaction {label:6s} hadaemon {one(ours)}   plain paho {one(base)}\n"
+            f"  {'':15s}raw mirror (the floor: broker, kernel, sensor) {one(raw)}")
 
 
 def _load() -> str:
@@ -404,7 +469,8 @@ def bench_broker(name: str, args: argparse.Namespace) -> None:
             ours = run_adapter(broker, "latency", mode=mode, count=args.reactions,
                                interval=args.interval)
             base = floor_latency(broker, mode, args.reactions, args.interval)
-            print(_latency(label, ours, base))
+            raw = floor_latency(broker, mode, args.reactions, args.interval, "raw_mirror")
+            print(_latency(label, ours, base, raw))
 
 
 def main() -> None:
@@ -432,7 +498,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    modes = ("measure", "measure_open", "mirror", "flood", "count")
+    modes = ("measure", "measure_open", "mirror", "raw_mirror", "flood", "count")
     if len(sys.argv) > 1 and sys.argv[1] in modes:
         mode, host, port, *rest = sys.argv[1:]
         if mode == "measure":
@@ -441,6 +507,8 @@ if __name__ == "__main__":
             child_measure_open(host, int(port), int(rest[0]), float(rest[1]))
         elif mode == "mirror":
             child_mirror(host, int(port))
+        elif mode == "raw_mirror":
+            child_raw_mirror(host, int(port))
         elif mode == "flood":
             child_flood(host, int(port), int(rest[0]))
         else:

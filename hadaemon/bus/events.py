@@ -57,10 +57,13 @@ class VariableChanged(Event):
 
     @property
     def topic(self) -> str:
-        return (
-            f"variable/{segment(self.source)}/{self.peer_id}/{self.channel}/"
-            f"{segment(self.name)}"
-        )
+        return variable_topic(self.source, self.peer_id, self.channel, self.name)
+
+
+def variable_topic(source: str, peer_id: int, channel: int, name: str) -> str:
+    """The topic of a variable's :class:`VariableChanged` events (the registry keeps it
+    per variable, so a report need not build it again)."""
+    return f"variable/{segment(source)}/{peer_id}/{channel}/{segment(name)}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -139,10 +139,14 @@ class Variable:
     change events carry confirmed values only.
     """
 
-    __slots__ = ("last_known", "pending", "pending_until", "spec", "timestamp", "value")
+    __slots__ = ("channel", "device", "last_known", "pending", "pending_until", "spec",
+                 "timestamp", "topic", "value")
 
-    def __init__(self, spec: VariableSpec, last_known: Any = UNKNOWN) -> None:
+    def __init__(self, spec: VariableSpec, last_known: Any = UNKNOWN, channel: int = 0) -> None:
         self.spec = spec
+        self.channel = channel
+        self.device: Device | None = None  # set by the Device that holds it
+        self.topic = ""  # its VariableChanged topic, set by the registry that holds it
         self.value: Any = UNKNOWN
         self.timestamp: float | None = None
         self.last_known: Any = last_known  # from the store: the value before the restart
@@ -173,7 +177,8 @@ class Channel:
         self.name = spec.name
         self.type = spec.type
         self.variables: dict[str, Variable] = {
-            v.name: Variable(v, last_known.get(v.name, UNKNOWN)) for v in spec.variables
+            v.name: Variable(v, last_known.get(v.name, UNKNOWN), spec.index)
+            for v in spec.variables
         }
 
 
@@ -216,6 +221,9 @@ class Device:
         self.channels: dict[int, Channel] = {
             c.index: Channel(c, last_known.get(c.index, {})) for c in channels
         }
+        for channel in self.channels.values():
+            for var in channel.variables.values():
+                var.device = self
 
     def channel(self, index: int) -> Channel:
         try:

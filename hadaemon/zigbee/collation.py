@@ -69,6 +69,7 @@ class Collator:
         self._log = log or Logger()
         self._pending: dict[int, tuple[Target, _Pending]] = {}
         self._call: IDelayedCall | None = None
+        self._held = False
         self.messages_sent = 0
         self.sets_requested = 0
 
@@ -110,6 +111,20 @@ class Collator:
     def pending(self) -> int:
         return len(self._pending)
 
+    def hold(self) -> None:
+        """A flush is coming anyway (the network's after-read hook): what is gathered
+        until :meth:`release` needs no reactor turn of its own: no ``callLater(0)`` made
+        and cancelled (nor the reactor iteration it adds) per reaction.
+        ``benchmarks/zigbee_path.py`` reaction, least CPU per reaction, 5 pairs of runs
+        taking turns: 94-116 us against 101-120 us, less in each pair."""
+        self._held = True
+
+    def release(self) -> None:
+        """End :meth:`hold`: flush what was gathered, now."""
+        self._held = False
+        if self._pending:
+            self.flush()
+
     def _entry(self, target: Target) -> _Pending:
         key = id(target)
         entry = self._pending.get(key)
@@ -118,7 +133,7 @@ class Collator:
         return entry[1]
 
     def _schedule(self) -> None:
-        if self._call is None:
+        if self._call is None and not self._held:
             self._call = self._reactor.callLater(0, self.flush)
 
     def flush(self) -> list[Deferred[None]]:

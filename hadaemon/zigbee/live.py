@@ -23,7 +23,15 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred, gatherResults, succeed
 
-from hadaemon.registry import Access, ChannelSpec, Device, InvalidValue, ValueType, VariableSpec
+from hadaemon.registry import (
+    Access,
+    ChannelSpec,
+    Device,
+    InvalidValue,
+    ValueType,
+    Variable,
+    VariableSpec,
+)
 from hadaemon.sentinels import UNKNOWN, Unknown
 from hadaemon.values import same
 from hadaemon.zigbee.exposes import Feature
@@ -135,10 +143,18 @@ class LiveTarget:
         self.registry_device: Device | None = None
         self.where: dict[str, tuple[int, str]] = {}
         self.prop_of: dict[tuple[int, str], str] = {}
+        self.variables: dict[str, Variable] = {}  # prop -> its registry variable
         self.set_features(features)
 
     def set_features(self, features: Sequence[Feature]) -> None:
         self.features = {f.property: f for f in features}
+
+    def bind_registry(self, device: Device | None) -> None:
+        """The registry device standing for this target (None: unregistered)."""
+        self.registry_device = device
+        self.variables = {} if device is None else {
+            prop: device.variable(channel, name) for prop, (channel, name) in self.where.items()
+        }
 
     @property
     def peer_id(self) -> int | None:
@@ -216,17 +232,19 @@ class LiveTarget:
         """A state message from zigbee2mqtt (the device's whole cached state, or a part)."""
         changes: list[tuple[str, Any, Any, bool]] = []
         registry = self.network.registry
-        peer_id = self.peer_id
+        now = self.network.reactor.seconds()
         watched = bool(self.views)  # before/after only matter to automations' views
-        where = self.where
+        variables = self.variables
+        features = self.features
+        reported = self._reported
         for prop, wire in payload.items():
-            feature = self.features.get(prop)
+            feature = features.get(prop)
             if feature is None:
                 continue  # extras (last_seen, update, color_mode...)
             if wire is None:
                 # "no value" (an effect that ended): what we asked for is not pending now
                 self._expected.pop(prop, None)
-                self._reported.pop(prop, None)
+                reported.pop(prop, None)
                 continue
             if feature.is_event and wire == "":
                 continue
@@ -239,18 +257,18 @@ class LiveTarget:
                 self.network.warn_once(f"{self.name}: {warning}", key=(self.key, prop, "w"))
             before = self.current((prop,)) if watched else None
             if feature.kind == "composite" and isinstance(wire, dict):
-                old = self._reported.get(prop)
-                self._reported[prop] = {**(old if isinstance(old, dict) else {}), **wire}
-                value = decode(feature, self._reported[prop])[0]
+                old = reported.get(prop)
+                reported[prop] = {**(old if isinstance(old, dict) else {}), **wire}
+                value = decode(feature, reported[prop])[0]
             else:
-                self._reported[prop] = wire
+                reported[prop] = wire
             if self._expected:
                 self._expected.pop(prop, None)
             if watched:
                 changes.append((prop, before, self.current((prop,)), feature.is_event))
-            location = where.get(prop)
-            if peer_id is not None and location is not None:
-                registry.report(peer_id, location[0], location[1], value)
+            var = variables.get(prop)
+            if var is not None:
+                registry.report_to(var, value, timestamp=now)
         for view in list(self.views):
             for prop, before, after, event in changes:
                 view._changed(prop, before, after, event)

@@ -284,3 +284,54 @@ def test_mqtt_5_publishes_and_receives(broker: Broker) -> None:
     run_in_reactor(scenario, timeout=15)
     assert watcher.expect("v5/out").payload == b"five"
     watcher.close()
+
+
+@pytest.mark.parametrize("protocol", ["3.1.1", "5"])
+def test_qos1_publishes_framed_by_us_and_by_paho_keep_their_order(
+    broker: Broker, protocol: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A QoS 1 publish skips paho only while paho has nothing queued or unacknowledged
+    and ours in flight stay under max_inflight; either way all arrive, in order, and
+    every Deferred fires on its PUBACK."""
+    if protocol == "5" and not broker.mqtt5:
+        pytest.skip(f"{broker.impl} speaks MQTT 3.1.1 only")
+    from hadaemon.mqtt.transport import PahoSession
+
+    framed: list[int] = []
+    original = PahoSession._publish_framed
+
+    def spy(self: PahoSession, topic: str, payload: bytes, retain: bool) -> int:
+        mid = original(self, topic, payload, retain)
+        framed.append(mid)
+        return mid
+
+    monkeypatch.setattr(PahoSession, "_publish_framed", spy)
+    watcher = BlockingClient(broker).connect()
+    watcher.subscribe("order/#")
+
+    async def scenario(reactor: Any) -> None:
+        conn = connection(reactor, broker, client_id=f"order-{protocol}", protocol=protocol,
+                          max_inflight=20)
+        conn.start()
+        await conn.when_connected(5)
+        # The online status is still unacknowledged in paho: these go through paho.
+        first = [conn.publish("order/t", str(i)) for i in range(30)]
+        for d in first:
+            await d
+        before = len(framed)
+        # Ours until 20 are in flight, then paho's (and ours wait for its PUBACKs).
+        second = [conn.publish("order/t", str(i), retain=i == 59) for i in range(30, 90)]
+        assert len(framed) - before == 20
+        for d in second:
+            await d
+        await conn.publish("order/t", "90")  # paho has nothing pending again: ours
+        assert len(framed) - before == 21
+        assert conn.queued == 0
+        await conn.stop()
+
+    run_in_reactor(scenario, timeout=20)
+    got = [watcher.expect("order/t").payload for _ in range(91)]
+    assert got == [str(i).encode() for i in range(91)]
+    watcher.close()
+    with BlockingClient(broker) as clear:
+        clear.publish("order/t", b"", retain=True)

@@ -208,3 +208,52 @@ def test_after_read_runs_once_the_wakeups_messages_are_delivered(broker: Broker)
     run_in_reactor(scenario, timeout=15)
     assert publisher.expect("answer").payload == b"1"
     publisher.close()
+
+
+def test_take_puback_takes_only_whole_pubacks_of_our_own_publishes() -> None:
+    ours = {7: None, 9: None}
+    sock = _buffered(b"".join([
+        b"\x40\x02\x00\x07",  # ours
+        b"\x40\x02\x00\x08",  # paho's: left for paho
+    ]))
+    assert sock.take_puback(ours) == 7
+    assert sock.take_puback(ours) is None
+    assert sock.recv(4) == b"\x40\x02\x00\x08"
+    sock.close()
+    # MQTT 5: a reason code (and properties) after the packet id
+    sock = _buffered(b"\x40\x03\x00\x09\x10" + _publish(b"a/b", b"x"))
+    assert sock.take_puback(ours) == 9
+    assert sock.take_publish(False) == ("a/b", b"x", False)
+    sock.close()
+    assert _buffered(b"\x40\x02\x00").take_puback(ours) is None  # not whole yet
+
+
+def test_the_puback_of_a_framed_publish_is_ours_even_when_paho_reads_it() -> None:
+    """paho reads several packets at once while it has messages in flight: a PUBACK of
+    a PUBLISH we framed that reaches paho still completes it (paho ignores such ids)."""
+    from paho.mqtt.client import _ConnectionState
+    from twisted.internet.task import Clock
+    from twisted.logger import Logger
+
+    from hadaemon.mqtt import MqttSettings
+    from hadaemon.mqtt.transport import PahoSession
+
+    acked: list[int] = []
+    session = PahoSession(Clock(), MqttSettings(client_id="t"), None,
+                          on_connack=lambda ok, reason: None, on_message=lambda *a: None,
+                          on_publish=acked.append, on_closed=lambda reason: None, log=Logger())
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    sock = _BufferedSocket(ours)
+    session.client._sock = sock
+    session.client._state = _ConnectionState.MQTT_CS_CONNECTED
+    session._sock = sock
+    session._handed_over = True
+    mid = session.publish("a/b", b"x", 1, False)
+    assert mid is not None and session._out  # framed by us, not yet written
+    theirs.sendall(b"\x40\x02" + mid.to_bytes(2, "big") + b"\x40\x02\xff\xfe")
+    session.client.loop_read()  # paho reads our PUBACK (and ignores the unknown one)
+    session.client.loop_read()
+    assert acked == [mid]
+    ours.close()
+    theirs.close()

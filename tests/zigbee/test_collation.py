@@ -218,3 +218,25 @@ def test_queries_are_collated_and_skip_what_cannot_answer() -> None:
     assert set(payload) == {"state", "brightness", "color_temp", "color_temp_startup",
                             "power_on_behavior"}
     assert set(payload.values()) == {""}
+
+
+def test_held_sets_wait_for_release_not_for_a_reactor_turn() -> None:
+    """While the network handles a message with an after-read hook coming, sets are not
+    scheduled on the reactor: the hook (or a lost link) flushes them."""
+    h = Harness()
+    hue = h.view("Hallway Hue")
+    h.deliver("zigbee2mqtt/Hallway Hue", {"brightness": 10})
+    scheduled = len(h.clock.getDelayedCalls())
+    h.network.collator.hold()
+    hue.brightness.set(20)
+    assert len(h.clock.getDelayedCalls()) == scheduled  # no callLater(0) of its own
+    h.network.collator.release()
+    assert h.take() == [("zigbee2mqtt/Hallway Hue/set", {"brightness": 20})]
+    h.network.collator.hold()
+    hue.brightness.set(30)
+    h.connection.disconnect()  # the read's hook will never run: the loss flushes
+    assert [payload for _topic, payload in h.take()] == [{"brightness": 30}]
+    hue.brightness.set(40)  # released: back to one flush per reactor turn
+    assert h.take() == []
+    h.turn()
+    assert [payload for _topic, payload in h.take()] == [{"brightness": 40}]
