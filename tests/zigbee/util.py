@@ -67,7 +67,9 @@ class Harness:
         self.events.append(event)
 
     def deliver(self, topic: str, payload: Any) -> None:
+        """One message in one read, as the broker connection hands it on."""
         self.connection.deliver(topic, payload)
+        self.connection.read_done()
         self.turn()
 
     def turn(self) -> None:
