@@ -31,6 +31,7 @@ _MAX_PACKET = 65536
 _STABLE_AFTER = 10.0  # seconds a spawner must run for its exit to count as not quick
 _RESTART_DELAY = 0.5
 _RESTART_DELAY_MAX = 30.0
+_CMDLINE_ROOM = 4096
 
 
 class SpawnError(OSError):
@@ -96,7 +97,8 @@ class Reaper:
         self._started_at = self._reactor.seconds()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         if self._zygote:  # started as a node's interpreter is (see reaper_process)
-            argv = [sys.executable, SCRIPT, "--zygote", self._client_dir]
+            # (the blank: room for a forked node's command line, see reaper_process)
+            argv = [sys.executable, SCRIPT, "--zygote", self._client_dir, " " * _CMDLINE_ROOM]
             env: dict[str, str] | None = zygote_environment(os.environ)
         else:
             argv, env = [sys.executable, "-I", "-S", SCRIPT], None

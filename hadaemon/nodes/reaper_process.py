@@ -98,9 +98,9 @@ def _startup_vars(env: Any) -> dict[str, str]:
             if (k.startswith("PYTHON") and k != "PYTHONPATH") or k in _LOCALE}
 
 
-def _prctl() -> Any:
-    """``prctl(2)`` through ``_ctypes`` alone: the ``ctypes`` package would sit in the
-    memory of every node forked from here."""
+def _libc() -> tuple[Any, Any]:
+    """``prctl(2)`` and ``memmove(3)`` through ``_ctypes`` alone (None, None without it):
+    the ``ctypes`` package would sit in the memory of every node forked from here."""
     try:
         import _ctypes
 
@@ -109,16 +109,44 @@ def _prctl() -> Any:
         class _Int(ct._SimpleCData):  # type: ignore[misc]
             _type_ = "i"
 
-        class _Function(ct.CFuncPtr):  # type: ignore[misc]
+        class _Pointer(ct._SimpleCData):  # type: ignore[misc]
+            _type_ = "P"
+
+        class _Size(ct._SimpleCData):  # type: ignore[misc]
+            _type_ = "L"
+
+        class _Prctl(ct.CFuncPtr):  # type: ignore[misc]
             _flags_ = ct.FUNCFLAG_CDECL | ct.FUNCFLAG_USE_ERRNO
             _restype_ = _Int
+
+        class _Memmove(ct.CFuncPtr):  # type: ignore[misc]
+            _flags_ = ct.FUNCFLAG_CDECL
+            _restype_ = _Pointer
+            _argtypes_ = (_Pointer, _Pointer, _Size)
 
         class _Libc:
             _handle = ct.dlopen(None, os.RTLD_NOW)
 
-        return _Function(("prctl", _Libc()))
+        return _Prctl(("prctl", _Libc())), _Memmove(("memmove", _Libc()))
     except Exception:
-        return None
+        return None, None
+
+
+def _set_cmdline(memmove: Any, argv: list[str]) -> None:
+    """Make ``/proc/<pid>/cmdline`` (``ps``, ``pgrep -f``) the node's: its arguments,
+    NUL-separated, written over this process's own (the daemon starts the zygote with a
+    blank argument that leaves room for them; NUL-padded, cut if they do not fit)."""
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            fields = f.read().rpartition(b")")[2].split()
+        start, end = int(fields[45]), int(fields[46])  # arg_start, arg_end (Linux 3.5+)
+    except (OSError, ValueError, IndexError):
+        return
+    size = end - start
+    if memmove is None or start <= 0 or size <= 0:
+        return
+    data = b"\0".join(os.fsencode(arg) for arg in argv)[:size - 1]
+    memmove(start, data.ljust(size, b"\0"), size)
 
 
 def _ignore(*_: Any) -> None:
@@ -156,7 +184,8 @@ class Zygote:
     """This process as the interpreter the nodes are forked from: the client preloaded,
     and what a fresh interpreter would have had, to tell a node's apart."""
 
-    def __init__(self, client_dir: str) -> None:
+    def __init__(self, client_dir: str, memmove: Any) -> None:
+        self.memmove = memmove
         self.executable = sys.executable
         self.site_path = list(sys.path)  # what start-up and site made of it (no PYTHONPATH)
         self.startup = _startup_vars(os.environ)
@@ -242,6 +271,7 @@ class Zygote:
             time.tzset()
         sys.argv = node.argv[1:]
         sys.orig_argv = list(node.argv)
+        _set_cmdline(self.memmove, node.argv)
         sys.path[:] = node.path
         sys.path_importer_cache.clear()  # (found here, for the spawner's path)
         if not node.client:
@@ -507,8 +537,8 @@ def main() -> None:
     # Terminal signals are for the daemon; this one ends only at end-of-file.
     for sig in (_signal.SIGINT, _signal.SIGHUP, _signal.SIGQUIT, _signal.SIGTSTP):
         _signal.signal(sig, _signal.SIG_IGN)
-    prctl = _prctl()  # (before the zygote lists what it loaded)
-    zygote = Zygote(sys.argv[2]) if sys.argv[1:2] == ["--zygote"] else None
+    prctl, memmove = _libc()  # (before the zygote lists what it loaded)
+    zygote = Zygote(sys.argv[2], memmove) if sys.argv[1:2] == ["--zygote"] else None
     spawner = Spawner(_socket.socket(fileno=0), zygote, prctl)
     node: Node | None = None
     try:

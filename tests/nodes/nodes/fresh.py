@@ -81,8 +81,11 @@ def report():
         streams[name] = [type(stream.buffer).__name__, raw.name, stream.encoding,
                          stream.errors, stream.line_buffering, stream.write_through,
                          stream.mode, stream.fileno(), stream is getattr(sys, f"__{name}__")]
+    with open("/proc/self/cmdline", "rb") as f:
+        cmdline = f.read().rstrip(b"\0").split(b"\0")  # (forked: NUL-padded)
     return {
         **FIRST,
+        "cmdline": [part.decode() for part in cmdline],
         "env": dict(os.environ),
         "cwd": os.getcwd(),
         "signals": {sig.name: repr(signal.getsignal(sig)) for sig in (
