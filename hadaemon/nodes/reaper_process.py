@@ -186,7 +186,7 @@ class Zygote:
 
     def __init__(self, client_dir: str, memmove: Any) -> None:
         self.memmove = memmove
-        self.executable = sys.executable
+        self.executable = sys.orig_argv[0]  # (as exec'd: sys.executable is made from it)
         self.site_path = list(sys.path)  # what start-up and site made of it (no PYTHONPATH)
         self.startup = _startup_vars(os.environ)
         self.tz = os.environ.get("TZ")
