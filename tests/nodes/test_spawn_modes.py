@@ -16,9 +16,7 @@ import pytest
 from twisted.logger import LogLevel, formatEvent
 
 from hadaemon.testing import capture_logs, run_in_reactor, wait_until
-from tests.nodes.helpers import WIRES, logged, make_config, node, running
-
-MODES = ("fork", "exec")
+from tests.nodes.helpers import SPAWNS, WIRES, logged, make_config, node, running
 
 
 def probe_reports(tmp_path: pathlib.Path, spawn: str, nodes: list[dict[str, Any]],
@@ -52,7 +50,7 @@ def test_a_forked_node_sees_what_an_execd_node_sees(tmp_path: pathlib.Path, wire
            # relative, empty (the cwd) and repeated entries, as a fresh interpreter takes them
            "PYTHONPATH": os.pathsep.join([str(lib), "", "lib", f"{lib}/../lib"])}
     reports = {}
-    for mode in MODES:
+    for mode in SPAWNS:
         table = node("probe", "fresh.py", wire)
         ahead = table.get("env", {}).get("PYTHONPATH")  # (binrpc: the test client's)
         table["env"] = {**env, "PYTHONPATH": os.pathsep.join(
