@@ -31,14 +31,16 @@ def probe_reports(tmp_path: pathlib.Path, spawn: str, nodes: list[dict[str, Any]
 
     async def scenario(reactor: Any) -> None:
         with capture_logs() as logs:
-            async with running(reactor, config) as run:
+            async with running(reactor, config, wait=False) as run:
+                await run.ready(timeout=60.0)  # (generous: a loaded CI)
                 for table in nodes:
-                    out[table["id"]] = (await run.sink.wait(reactor, 1, table["id"]))[0]
+                    out[table["id"]] = (await run.sink.wait(reactor, 1, table["id"],
+                                                            timeout=30.0))[0]
                 assert run.plugin.reaper is not None
                 started.update(run.plugin.reaper.started)
         out["log"] = logged(logs, level=LogLevel.info)
 
-    run_in_reactor(scenario, timeout=60)
+    run_in_reactor(scenario, timeout=120)
     return out, started, out.pop("log")
 
 
@@ -98,7 +100,7 @@ def endings(tmp_path: pathlib.Path, spawn: str) -> dict[str, dict[str, Any]]:
             async with running(reactor, config, wait=False) as run:
                 await wait_until(reactor, lambda: all(
                     run.state(t["id"])["process"] == "backoff" for t in nodes),
-                    what="every node to end", timeout=30.0)
+                    what="every node to end", timeout=60.0)
         for table in nodes:
             lines: dict[str, Any] = {"stdout": [], "stderr": [], "exit": []}
             for event in logs:
@@ -108,7 +110,7 @@ def endings(tmp_path: pathlib.Path, spawn: str) -> dict[str, dict[str, Any]]:
                     lines["exit"].append(text.split(";")[0])  # (not the restart delay)
             out[table["id"]] = lines
 
-    run_in_reactor(scenario, timeout=90)
+    run_in_reactor(scenario, timeout=120)
     return out
 
 
