@@ -193,6 +193,7 @@ class Zygote:
         self.client_dir = client_dir
         self.meta_path = list(sys.meta_path)
         self.client: list[str] = []  # the client's own modules
+        self.per_process: list[str] = []  # of those, the ones each node imports itself
         self.why_not = ""
         if client_dir:
             self._preload(client_dir)
@@ -221,6 +222,8 @@ class Zygote:
         prefix = os.path.join(client_dir, "")
         self.client = [name for name in sys.modules if name not in before and str(
             getattr(sys.modules[name], "__file__", "")).startswith(prefix)]
+        self.per_process = [*getattr(sys.modules.get("_homegear_zygote"), "PER_PROCESS", ()),
+                            "_homegear_zygote"]
 
     def plan(self, message: dict[str, Any]) -> tuple[Node | None, str]:
         """The node to fork (or None, and why it is exec'd instead). In the spawner."""
@@ -248,9 +251,10 @@ class Zygote:
                  *(e for i, e in enumerate(entries) if e not in entries[:i])]
         path = ahead + [e for e in self.site_path if e not in ahead[1:]]
         client = bool(self.client) and self.client_dir in entries
+        dropped = self.per_process if client else self.client
         for name, origin in self.loaded.items():
-            if name in self.client and not client:
-                continue  # dropped in the child
+            if name in dropped:
+                continue  # (imported by the node itself, from its own path)
             try:
                 spec = self.finder.find_spec(name, ahead)
             except Exception:  # (an unreadable directory: what a fresh import would hit)
@@ -274,10 +278,9 @@ class Zygote:
         _set_cmdline(self.memmove, node.argv)
         sys.path[:] = node.path
         sys.path_importer_cache.clear()  # (found here, for the spawner's path)
-        if not node.client:
-            for name in self.client:
-                sys.modules.pop(name, None)
-            sys.meta_path[:] = self.meta_path
+        for name in self.per_process if node.client else self.client:
+            sys.modules.pop(name, None)
+        sys.meta_path[:] = self.meta_path  # (homegear's asyncio hook: set as it is imported)
         _signal.signal(_signal.SIGINT, _signal.default_int_handler)
         _signal.signal(_signal.SIGPIPE, _signal.SIG_IGN)
         _signal.signal(_signal.SIGXFSZ, _signal.SIG_IGN)
@@ -285,8 +288,6 @@ class Zygote:
         import atexit
 
         atexit._clear()
-        if node.client:
-            sys.modules["_homegear_zygote"].forked()  # (waits for the token)
 
 
 def _new_stdio() -> None:

@@ -1,33 +1,22 @@
 """The node client preloaded in hadaemon's node spawner, for nodes forked without exec.
 
-The spawner (``hadaemon/nodes/reaper_process.py``, ``[nodes] spawn = "fork"``) imports
-the client as a node does, once, and forks the nodes from there: :func:`preload` in the
-spawner, :func:`forked` in each node process before its file runs. Only the import-time
-steps that belong to one node process (its spawner's pid, its token) are done again.
+The spawner (``hadaemon/nodes/reaper_process.py``, ``[nodes] spawn = "fork"``) calls
+:func:`preload` once and forks the nodes from there: what ``homegear`` imports (msgpack,
+threading, the client's other modules) is loaded once for all of them. The modules named
+in :data:`PER_PROCESS` are dropped again in each forked node, which imports them itself
+when it imports ``homegear``, as a node started afresh does.
 
 Python 3.7+, standard library only.
 """
 
 from __future__ import annotations
 
-import sys
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
+PER_PROCESS = ("homegear", "_homegear_rpc")
+"""Modules that take per-process state as they are imported: the node's token (from its
+fd 3) and its spawner's pid, out of the environment; and the asyncio hook."""
 
 
 def preload() -> None:
-    """Import ``homegear`` and what it imports (in the spawner: no node state is taken,
-    its environment names no token and no daemon)."""
+    """Import ``homegear`` and what it imports (in the spawner, whose environment names
+    no token and no spawner: nothing is taken)."""
     import homegear  # type: ignore[import-not-found]  # noqa: F401
-
-
-def forked() -> None:
-    """In a node forked from the spawner, what importing the client does for a node:
-    take the spawner's pid and the token (read from the node's fd 3, which blocks until
-    the daemon wrote it) out of the environment, die if the spawner is already gone."""
-    rpc: Any = sys.modules["_homegear_rpc"]
-    rpc.DAEMON_PID = rpc._take_daemon_pid()
-    rpc._die_with_the_daemon(rpc.DAEMON_PID)
-    rpc.TOKEN = rpc._take_token()

@@ -38,13 +38,18 @@ def fds_above_3():
 def ending(how):
     """Ends the node without connecting: the interpreter's own ways to end."""
     atexit.register(print, "atexit ran", flush=True)
-    worker = threading.Thread(target=lambda: (time.sleep(0.3), print("thread done")))
+    go = threading.Event()  # (what the main thread printed comes first)
+    worker = threading.Thread(target=lambda: (go.wait(), time.sleep(0.2),
+                                              print("thread done")))
     worker.start()  # a non-daemon thread: joined before the atexit handlers run
     if how == "raise":
+        go.set()
         raise ValueError("boom")
     if how == "exit-text":
+        go.set()
         sys.exit("bye")
     if how == "exit-5":
+        go.set()
         sys.exit(5)
     if how == "sigint-caught":
         try:
@@ -52,14 +57,18 @@ def ending(how):
             time.sleep(10)
         except KeyboardInterrupt:
             print("KeyboardInterrupt caught")
+        go.set()
         sys.exit(7)
     if how == "sigint":
+        go.set()
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(10)
     if how == "sigterm":
+        go.set()
         worker.join()
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(10)
+    go.set()
     print("the end")
 
 
