@@ -14,8 +14,10 @@ Two ways to start a node (``[nodes] spawn``, see docs/nodes.md):
   imports hadaemon's node client once (from its directory, as a node imports it), and
   forks each node from there *without* exec: the child becomes what ``python file.py
   <argv>`` would be (see :meth:`Zygote.become` and :func:`run`) and runs the node's
-  file as ``__main__``. A node skips the interpreter's start-up and the client's
-  imports, most of what it costs. A node that cannot be started faithfully so (another
+  file as ``__main__``. A node skips the interpreter's start-up and the imports of the
+  client's dependencies (msgpack, threading, ...), most of what it costs; the client's
+  own small modules are dropped in the child and imported by the node itself (they take
+  its token as they are imported). A node that cannot be started faithfully so (another
   interpreter, start-up variables that differ from this process's, a module loaded
   here that its path would shadow, not a ``.py`` file) is forked and exec'd instead,
   and the daemon is told why.
@@ -173,11 +175,10 @@ class _Forked(BaseException):
 class Node:
     """How to run one node in a process forked from the zygote (planned before the fork)."""
 
-    def __init__(self, argv: list[str], path: list[str], client: bool) -> None:
+    def __init__(self, argv: list[str], path: list[str]) -> None:
         self.argv = argv
         self.script = argv[1]
         self.path = path  # its sys.path, as a fresh interpreter would make it
-        self.client = client  # hadaemon's client is its homegear: keep it preloaded
 
 
 class Zygote:
@@ -192,8 +193,7 @@ class Zygote:
         self.tz = os.environ.get("TZ")
         self.client_dir = client_dir
         self.meta_path = list(sys.meta_path)
-        self.client: list[str] = []  # the client's own modules
-        self.per_process: list[str] = []  # of those, the ones each node imports itself
+        self.client: list[str] = []  # the client's own modules: each node imports them
         self.why_not = ""
         if client_dir:
             self._preload(client_dir)
@@ -222,8 +222,6 @@ class Zygote:
         prefix = os.path.join(client_dir, "")
         self.client = [name for name in sys.modules if name not in before and str(
             getattr(sys.modules[name], "__file__", "")).startswith(prefix)]
-        self.per_process = [*getattr(sys.modules.get("_homegear_zygote"), "PER_PROCESS", ()),
-                            "_homegear_zygote"]
 
     def plan(self, message: dict[str, Any]) -> tuple[Node | None, str]:
         """The node to fork (or None, and why it is exec'd instead). In the spawner."""
@@ -250,11 +248,9 @@ class Zygote:
         ahead = [os.path.dirname(os.path.realpath(script)),
                  *(e for i, e in enumerate(entries) if e not in entries[:i])]
         path = ahead + [e for e in self.site_path if e not in ahead[1:]]
-        client = bool(self.client) and self.client_dir in entries
-        dropped = self.per_process if client else self.client
         for name, origin in self.loaded.items():
-            if name in dropped:
-                continue  # (imported by the node itself, from its own path)
+            if name in self.client:
+                continue  # (dropped: the node imports it itself, from its own path)
             try:
                 spec = self.finder.find_spec(name, ahead)
             except Exception:  # (an unreadable directory: what a fresh import would hit)
@@ -262,7 +258,7 @@ class Zygote:
             if spec is not None and spec.origin is not None and spec.origin != origin:
                 return None, (f"its path has another {name} ({spec.origin}) than the one "
                               "the spawner loaded")
-        return Node(argv, path, client), ""
+        return Node(argv, path), ""
 
     def become(self, node: Node, env: dict[str, str]) -> None:
         """In the child, after its descriptors, cwd and signals: the rest of what a
@@ -278,7 +274,7 @@ class Zygote:
         _set_cmdline(self.memmove, node.argv)
         sys.path[:] = node.path
         sys.path_importer_cache.clear()  # (found here, for the spawner's path)
-        for name in self.per_process if node.client else self.client:
+        for name in self.client:
             sys.modules.pop(name, None)
         sys.meta_path[:] = self.meta_path  # (homegear's asyncio hook: set as it is imported)
         _signal.signal(_signal.SIGINT, _signal.default_int_handler)
