@@ -95,6 +95,13 @@ _LOCALE = ("LC_ALL", "LC_CTYPE", "LANG", "HOME")
 _SIGINT_EXIT = -2  # run()'s answer for an uncaught KeyboardInterrupt
 
 
+def _interpreter(path: str, cwd: str) -> str:
+    """An interpreter as exec'd, its directory resolved: the same file in the same
+    directory (next to the same pyvenv.cfg) is the same interpreter, however named."""
+    path = os.path.join(cwd, path)
+    return os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
+
+
 def _startup_vars(env: Any) -> dict[str, str]:
     return {k: v for k, v in env.items()
             if (k.startswith("PYTHON") and k != "PYTHONPATH") or k in _LOCALE}
@@ -187,7 +194,7 @@ class Zygote:
 
     def __init__(self, client_dir: str, memmove: Any) -> None:
         self.memmove = memmove
-        self.executable = sys.orig_argv[0]  # (as exec'd: sys.executable is made from it)
+        self.executable = _interpreter(sys.orig_argv[0], os.getcwd())
         self.site_path = list(sys.path)  # what start-up and site made of it (no PYTHONPATH)
         self.startup = _startup_vars(os.environ)
         self.tz = os.environ.get("TZ")
@@ -230,7 +237,7 @@ class Zygote:
         argv: list[str] = message["argv"]
         env: dict[str, str] = message["env"]
         cwd: str = message["cwd"]
-        if argv[0] != self.executable:
+        if _interpreter(argv[0], cwd) != self.executable:
             return None, f"its interpreter {argv[0]} is not the spawner's"
         different = sorted(k for k in _startup_vars(env).keys() | self.startup.keys()
                            if env.get(k) != self.startup.get(k))
@@ -271,6 +278,7 @@ class Zygote:
             time.tzset()
         sys.argv = node.argv[1:]
         sys.orig_argv = list(node.argv)
+        sys.executable = os.path.join(os.getcwd(), node.argv[0])  # (as start-up makes it)
         _set_cmdline(self.memmove, node.argv)
         sys.path[:] = node.path
         sys.path_importer_cache.clear()  # (found here, for the spawner's path)

@@ -102,6 +102,7 @@ def report():
             signal.SIGQUIT, signal.SIGTSTP, signal.SIGCHLD, signal.SIGUSR1)},
         "blocked": sorted(signal.pthread_sigmask(signal.SIG_BLOCK, [])),
         "leader": os.getpgid(0) == os.getpid(),
+        "executable": sys.executable,
         "flags": list(sys.flags),
         "streams": streams,
         "atexit": atexit._ncallbacks(),
