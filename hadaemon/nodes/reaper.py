@@ -31,7 +31,6 @@ _MAX_PACKET = 65536
 _STABLE_AFTER = 10.0  # seconds a spawner must run for its exit to count as not quick
 _RESTART_DELAY = 0.5
 _RESTART_DELAY_MAX = 30.0
-_CMDLINE_ROOM = 4096
 
 
 class SpawnError(OSError):
@@ -46,6 +45,9 @@ class Child:
 
     on_failed: Callable[[str], None]
     on_exit: Callable[[int | None], None]
+
+
+_CMDLINE_ROOM = 4096  # bytes the zygote's arguments reserve for a forked node's cmdline
 
 
 def zygote_environment(environ: Mapping[str, str]) -> dict[str, str]:
