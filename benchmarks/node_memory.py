@@ -10,7 +10,10 @@ Prints, for each node interpreter asked for (default: the daemon's own Python):
    (startUpComplete delivered) and idle for ``--settle`` seconds;
 3. the difference, node minus bare: what the client costs.
 
-RSS is ``VmRSS`` from ``/proc/<pid>/status``. Run it by hand:
+Nodes are measured both ways they can be started (``[nodes] spawn``): forked from the
+preloaded spawner and exec'd afresh. RSS is ``VmRSS`` from ``/proc/<pid>/status``; a
+forked node's counts the pages it shares with the spawner (copy-on-write) as its own, so
+its PSS and private memory (``/proc/<pid>/smaps_rollup``) are printed too. Run it by hand:
 ``.venv/bin/python benchmarks/node_memory.py [--interpreter /path/python3 ...]``.
 On a shared machine RSS barely moves with load, but state it with the figures anyway.
 """
@@ -64,6 +67,19 @@ def rss(pid: int) -> int:
     return 0
 
 
+def shared_and_private(pid: int) -> tuple[int, int]:
+    """(PSS, private bytes) of a process."""
+    pss = private = 0
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for text in f:
+            name, _, value = text.partition(":")
+            if name == "Pss":
+                pss = int(value.split()[0]) * 1024
+            elif name in ("Private_Clean", "Private_Dirty"):
+                private += int(value.split()[0]) * 1024
+    return pss, private
+
+
 def bare(interpreter: str, workdir: pathlib.Path, settle: float) -> tuple[int, int]:
     """(RSS, module count) of an interpreter that imports what the template does."""
     script = workdir / "bare.py"
@@ -79,8 +95,9 @@ def bare(interpreter: str, workdir: pathlib.Path, settle: float) -> tuple[int, i
         process.wait()
 
 
-def nodes(interpreter: str, workdir: pathlib.Path, settle: float) -> dict[str, Any]:
+def nodes(interpreter: str, workdir: pathlib.Path, settle: float, spawn: str) -> dict[str, Any]:
     """RSS of the idle seed template and of the reporting template, modules of the latter."""
+    workdir.mkdir(exist_ok=True)
     (workdir / "reporter.py").write_text(REPORTER)
     tables = [
         {"id": "template", "file": str(SEEDS / "seed_template.py"), "interpreter": interpreter},
@@ -89,7 +106,7 @@ def nodes(interpreter: str, workdir: pathlib.Path, settle: float) -> dict[str, A
     ]
     catalog = Catalog({"nodes": PluginInfo("nodes", NodesPlugin, SCHEMA, "benchmark")})
     sections = {"daemon": {"state_dir": str(workdir / "var"), "plugins": ["nodes"]},
-                "nodes": {"node": tables}}
+                "nodes": {"node": tables, "spawn": spawn}}
     config, errors = validate(read(sections, base_dir=workdir, environ={}), catalog.schemas())
     if errors:
         raise SystemExit("\n".join(str(e) for e in errors))
@@ -111,6 +128,7 @@ def nodes(interpreter: str, workdir: pathlib.Path, settle: float) -> dict[str, A
             await task.deferLater(reactor, settle, lambda: None)  # idle, then measure
             state = plugin.nodes()
             out["template"] = rss(state["template"]["pid"])
+            out["pss"], out["private"] = shared_and_private(state["template"]["pid"])
             out["reporter"] = rss(state["reporter"]["pid"])
             out["modules"] = reports[0]["modules"]
             out["added"] = reports[0]["added"]
@@ -133,17 +151,22 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             workdir = pathlib.Path(tmp)
             bare_rss, bare_modules = bare(interpreter, workdir, args.settle)
-            node = nodes(interpreter, workdir, args.settle)
+            measured = {spawn: nodes(interpreter, workdir / spawn, args.settle, spawn)
+                        for spawn in ("fork", "exec")}
         version = subprocess.run([interpreter, "-c", "import sys; print(sys.version.split()[0])"],
                                  capture_output=True, text=True, check=True).stdout.strip()
         print(f"{interpreter} (Python {version}), {os.cpu_count()} cores, same run:")
         print(f"  bare interpreter (imports sys, time): RSS {bare_rss / mib:5.1f} MiB, "
               f"{bare_modules} modules")
-        print(f"  idle seed template:                   RSS {node['template'] / mib:5.1f} MiB "
-              f"(+{(node['template'] - bare_rss) / mib:.1f} MiB)")
-        print(f"  idle template reporting its modules:  RSS {node['reporter'] / mib:5.1f} MiB, "
-              f"{node['modules']} modules (+{node['modules'] - bare_modules})")
-        print(f"  modules homegear brought in: {' '.join(node['added'])}")
+        for spawn, node in measured.items():
+            how = "forked from the spawner" if spawn == "fork" else "exec'd afresh"
+            print(f"  spawn = {spawn} (each node {how}):")
+            print(f"    idle seed template:                   RSS {node['template'] / mib:5.1f} "
+                  f"MiB (+{(node['template'] - bare_rss) / mib:.1f} MiB; PSS "
+                  f"{node['pss'] / mib:.1f} MiB, private {node['private'] / mib:.1f} MiB)")
+            print(f"    idle template reporting its modules:  RSS {node['reporter'] / mib:5.1f} "
+                  f"MiB, {node['modules']} modules (+{node['modules'] - bare_modules})")
+            print(f"    modules homegear brought in: {' '.join(node['added']) or '(preloaded)'}")
 
 
 if __name__ == "__main__":

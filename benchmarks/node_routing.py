@@ -188,9 +188,9 @@ def catalog() -> Catalog:
     return Catalog({"nodes": PluginInfo("nodes", NodesPlugin, SCHEMA, "benchmark")})
 
 
-def config(workdir: pathlib.Path, nodes: list[dict[str, Any]]) -> Any:
+def config(workdir: pathlib.Path, nodes: list[dict[str, Any]], **settings: Any) -> Any:
     sections = {"daemon": {"state_dir": str(workdir / "var"), "plugins": ["nodes"]},
-                "nodes": {"node": nodes, "start_deadline": 60.0}}
+                "nodes": {"node": nodes, "start_deadline": 60.0, **settings}}
     validated, errors = validate(read(sections, base_dir=workdir, environ={}),
                                  catalog().schemas())
     if errors:
@@ -200,10 +200,11 @@ def config(workdir: pathlib.Path, nodes: list[dict[str, Any]]) -> Any:
 
 @asynccontextmanager
 async def nodes_started(
-    reactor: Any, workdir: pathlib.Path, nodes: list[dict[str, Any]]
+    reactor: Any, workdir: pathlib.Path, nodes: list[dict[str, Any]], **settings: Any
 ) -> AsyncIterator[tuple[Daemon, Any]]:
-    """A daemon on ``nodes``, once every node got startUpComplete: (daemon, nodes plugin)."""
-    daemon = Daemon(config(workdir, nodes), reactor, catalog=catalog())
+    """A daemon on ``nodes`` (more ``[nodes]`` settings: ``settings``), once every node
+    got startUpComplete: (daemon, nodes plugin)."""
+    daemon = Daemon(config(workdir, nodes, **settings), reactor, catalog=catalog())
     daemon.startService()
     try:
         await daemon.started

@@ -8,7 +8,9 @@ CPU-bound processes, one per core of a 2-core machine, running throughout):
    started together by a plain loop and all waited for, without hadaemon: what the
    machine needs to start that many Pythons at all, under the same load;
 2. the time from the daemon's start to every one of 100 nodes (the seed's plain
-   template, hadaemon's msgpack wire) having got startUpComplete;
+   template, hadaemon's msgpack wire) having got startUpComplete, for both ways of
+   starting them (``[nodes] spawn``): forked from the preloaded spawner, and exec'd
+   afresh (run alternately, their order swapped every round);
 3. how long each spawn held the reactor thread: the whole of one node's start step
    (``NodeProcess.start``: environment, pipes, the spawn itself, the watchers), its
    longest and its p99 over the 100 spawns, in wall-clock time and in the reactor
@@ -72,7 +74,7 @@ def anchor(n: int) -> float:
     return time.monotonic() - started
 
 
-def nodes_to_start_up(workdir: pathlib.Path, n: int) -> dict[str, Any]:
+def nodes_to_start_up(workdir: pathlib.Path, n: int, spawn: str) -> dict[str, Any]:
     """One daemon start with n nodes: elapsed, per-spawn reactor time, longest stall."""
     spawns: list[float] = []
     cpus: list[float] = []
@@ -105,9 +107,10 @@ def nodes_to_start_up(workdir: pathlib.Path, n: int) -> dict[str, Any]:
         nodes = [{"id": f"n{i}", "file": str(workdir / "template.py")} for i in range(n)]
         started = time.monotonic()
         try:
-            async with nodes_started(reactor, workdir, nodes):
+            async with nodes_started(reactor, workdir, nodes, spawn=spawn) as (_, plugin):
                 out["elapsed"] = time.monotonic() - started
                 out["stall"] = max(stalls) - 0.001
+                out["started"] = dict(plugin.reaper.started)
         finally:
             ticker.stop()
 
@@ -159,24 +162,32 @@ def main() -> None:
         with load(busy), tempfile.TemporaryDirectory(prefix="hadaemon-bench-") as tmp:
             for round_ in range(args.rounds):
                 floor = anchor(n)
-                result = nodes_to_start_up(pathlib.Path(tmp) / f"r{round_}", n)
                 print(f"{label}, round {round_ + 1}:")
                 print(f"  anchor: {n} bare interpreters started and exited  {floor:5.2f} s")
-                print(f"  {n} nodes to startUpComplete                     "
-                      f"{result['elapsed']:5.2f} s  ({result['elapsed'] / floor:.1f}x the "
-                      "anchor; goal: at most 2 s)")
-                print(f"  reactor blocked per spawn ({result['spawns']} spawns): longest "
-                      f"{result['spawn_max'] * 1000:.2f} ms, p99 "
-                      f"{result['spawn_p99'] * 1000:.2f} ms, median "
-                      f"{result['spawn_median'] * 1000:.2f} ms  (goal: at most 2 ms)")
-                print(f"    of which CPU time of the reactor thread: longest "
-                      f"{result['cpu_max'] * 1000:.2f} ms, p99 {result['cpu_p99'] * 1000:.2f} ms"
-                      "  (the rest: the thread waited, for a CPU or for the child)")
-                print(f"  CPU seconds, start to stop: the daemon {result['cpu_daemon']:.2f}, "
-                      f"the nodes (and the spawner) {result['cpu_nodes']:.2f}  (less "
-                      "noisy than the wall-clock figures on a shared machine)")
-                print(f"  longest reactor stall during the start-up "
-                      f"{result['stall'] * 1000:.1f} ms")
+                order = ("fork", "exec") if round_ % 2 == 0 else ("exec", "fork")
+                for spawn in order:
+                    result = nodes_to_start_up(pathlib.Path(tmp) / f"r{round_}{spawn}", n,
+                                               spawn)
+                    report(n, spawn, floor, result)
+
+
+def report(n: int, spawn: str, floor: float, result: dict[str, Any]) -> None:
+    started = ", ".join(f"{count} by {how}" for how, count in result["started"].items())
+    print(f"  spawn = {spawn}: {n} nodes to startUpComplete      "
+          f"{result['elapsed']:5.2f} s  ({result['elapsed'] / floor:.1f}x the anchor; goal: "
+          f"at most 2 s; started {started})")
+    print(f"    reactor blocked per spawn ({result['spawns']} spawns): longest "
+          f"{result['spawn_max'] * 1000:.2f} ms, p99 "
+          f"{result['spawn_p99'] * 1000:.2f} ms, median "
+          f"{result['spawn_median'] * 1000:.2f} ms  (goal: at most 2 ms)")
+    print(f"      of which CPU time of the reactor thread: longest "
+          f"{result['cpu_max'] * 1000:.2f} ms, p99 {result['cpu_p99'] * 1000:.2f} ms"
+          "  (the rest: the thread waited, for a CPU or for the child)")
+    print(f"    CPU seconds, start to stop: the daemon {result['cpu_daemon']:.2f}, "
+          f"the nodes (and the spawner) {result['cpu_nodes']:.2f}  (less "
+          "noisy than the wall-clock figures on a shared machine)")
+    print(f"    longest reactor stall during the start-up "
+          f"{result['stall'] * 1000:.1f} ms")
 
 
 if __name__ == "__main__":

@@ -43,10 +43,11 @@ from hadaemon.config import Config
 from hadaemon.logs import get_logger
 from hadaemon.nodes import flows as flows_module
 from hadaemon.nodes.auth import Tokens
+from hadaemon.nodes.client import CLIENT_DIR
 from hadaemon.nodes.delivery import NodeInputs, Throttle
 from hadaemon.nodes.dispatcher import CREDITS, STATUS_SOURCE, Dispatcher
 from hadaemon.nodes.faults import Fault
-from hadaemon.nodes.flows import FlowError, Flows, NodeSpec
+from hadaemon.nodes.flows import WIRE_BINRPC, FlowError, Flows, NodeSpec
 from hadaemon.nodes.flowsjson import import_flows
 from hadaemon.nodes.link import OutgoingMessage
 from hadaemon.nodes.reaper import Reaper
@@ -199,7 +200,9 @@ class NodesPlugin(Plugin):
         self._subscriptions.append(self.bus.subscribe(
             "error/#", self._error_event, name="nodes: catch nodes", event_type=ErrorEvent
         ))
-        self.reaper = Reaper(reactor, self.log)
+        self.reaper = Reaper(reactor, self.log, zygote=settings.spawn == "fork", client_dir=(
+            CLIENT_DIR if any(rt.spec.wire != WIRE_BINRPC for rt in self.runtimes.values())
+            else ""))
         self.reaper.start()
         self.supervisor = Supervisor(
             reactor,

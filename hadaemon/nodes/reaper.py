@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
+import marshal
 import os
 import signal
 import socket
@@ -46,12 +46,33 @@ class Child:
     on_exit: Callable[[int | None], None]
 
 
-class Reaper:
-    """Starts node processes through the spawner process and reports their exits."""
+_CMDLINE_ROOM = 4096  # bytes the zygote's arguments reserve for a forked node's cmdline
 
-    def __init__(self, reactor: Any, log: Logger) -> None:
+
+def zygote_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The zygote spawner's environment: the one nodes start with (the daemon's, stdio
+    unbuffered as the supervisor makes it), without PYTHONPATH, which is each node's."""
+    env = {k: v for k, v in environ.items() if k != "PYTHONPATH"}
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+class Reaper:
+    """Starts node processes through the spawner process and reports their exits.
+
+    ``zygote``: the spawner forks nodes from a preloaded interpreter (``[nodes] spawn =
+    "fork"``), with hadaemon's node client (``client_dir``) imported when given.
+    """
+
+    def __init__(self, reactor: Any, log: Logger, *, zygote: bool = False,
+                 client_dir: str = "") -> None:
         self._reactor = reactor
         self._log = log
+        self._zygote = zygote
+        self._client_dir = client_dir
+        self.started = {"fork": 0, "exec": 0}
+        """Nodes started so far, by how."""
+        self._told: set[str] = set()
         self._proc: subprocess.Popen[bytes] | None = None
         self._sock: socket.socket | None = None
         self._channel: Descriptor | None = None
@@ -78,9 +99,16 @@ class Reaper:
         self._restart = None
         self._started_at = self._reactor.seconds()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        if self._zygote:  # started as a node's interpreter is (see reaper_process)
+            # (the blank: room for a forked node's command line, see reaper_process)
+            argv = [sys.executable, SCRIPT, "--zygote", self._client_dir, " " * _CMDLINE_ROOM]
+            env: dict[str, str] | None = zygote_environment(os.environ)
+        else:
+            argv, env = [sys.executable, "-I", "-S", SCRIPT], None
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-I", "-S", SCRIPT],
+                argv,
+                env=env,
                 stdin=theirs.fileno(),
                 stdout=subprocess.DEVNULL,
                 close_fds=True,
@@ -118,13 +146,13 @@ class Reaper:
                    "cwd": cwd, "gate": gate, "parent_env": parent_env}
         d: Deferred[int] = Deferred()
         self._requests[self._next_id] = (d, child)
-        self._send(json.dumps(request).encode(), fds, self._next_id)
+        self._send(marshal.dumps(request), fds, self._next_id)
         return d
 
     def signal(self, pid: int, sig: int) -> None:
         """Signal a node's process group, if the node was not reaped yet."""
         if pid in self._children:
-            self._send(json.dumps({"op": "signal", "pid": pid, "sig": int(sig)}).encode(), ())
+            self._send(marshal.dumps({"op": "signal", "pid": pid, "sig": int(sig)}), ())
 
     def _send(self, data: bytes, fds: Sequence[int], request: int | None = None) -> None:
         self._outgoing.append((data, fds, request))
@@ -178,13 +206,20 @@ class Reaper:
             if not data:
                 self._close_channel()  # the spawner exited: the watcher reaps it
                 return
-            self._answer(json.loads(data))
+            self._answer(marshal.loads(data))
 
     def _answer(self, answer: dict[str, Any]) -> None:
         op = answer.get("op")
         if op == "spawned":
             d, child = self._requests.pop(answer["id"])
             self._children[answer["pid"]] = child
+            mode = answer.get("mode", "exec")
+            self.started[mode] = self.started.get(mode, 0) + 1
+            why = answer.get("why")
+            if why and why not in self._told:  # (once per reason: restarts repeat it)
+                self._told.add(why)
+                self._log.info("node process {pid} is started by exec, not forked from "
+                               "the spawner: {why}", pid=answer["pid"], why=why)
             d.callback(answer["pid"])
         elif op == "failed":
             known = self._children.get(answer["pid"])

@@ -192,6 +192,11 @@ class NodesSettings(Settings):
         "binary wire, the daemon's calls to a node)."))
     interpreter: str = setting(Str(
         default="", doc="Python for all nodes (default: the daemon's)."))
+    spawn: str = setting(Choice(
+        "fork", "exec", default="fork", doc="How nodes are started: 'fork' from a spawner "
+        "that has the interpreter started and the node client imported (falls back to exec "
+        "for a node it cannot start as a fresh interpreter would, see docs/nodes.md), or "
+        "'exec' a fresh interpreter for each."))
     wire: str = setting(Choice(
         "msgpack", "binrpc", default="msgpack", doc="The wire of nodes that name none: "
         "'msgpack' (hadaemon's homegear module, put first on their path) or 'binrpc' "

@@ -29,6 +29,9 @@ BINCLIENT = pathlib.Path(__file__).parent / "binclient"
 WIRES = ("msgpack", "binrpc")
 """Both node wires, for tests parametrized over them."""
 
+SPAWNS = ("fork", "exec")
+"""Both ways of starting a node (``[nodes] spawn``), for tests parametrized over them."""
+
 # Every plugin started by a test, so that a failed test still cannot leave nodes behind.
 LIVE_PLUGINS: list[NodesPlugin] = []
 

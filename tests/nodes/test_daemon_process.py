@@ -12,9 +12,11 @@ import signal
 import subprocess
 import sys
 
+import pytest
+
 from hadaemon.nodes.client import CLIENT_DIR
 from hadaemon.testing import ChildProcesses, DaemonProcess, poll_until, write_config
-from tests.nodes.helpers import BINCLIENT, NODES, alive
+from tests.nodes.helpers import BINCLIENT, NODES, SPAWNS, alive
 
 PLUGIN = (
     "# The nodes plugin, found through a plugin directory (as before its entry point).\n"
@@ -25,7 +27,7 @@ PLUGIN = (
 
 
 def start(
-    tmp_path: pathlib.Path, processes: ChildProcesses
+    tmp_path: pathlib.Path, processes: ChildProcesses, spawn: str = "fork"
 ) -> tuple[DaemonProcess, dict[str, int]]:
     plugins = tmp_path / "plugins"
     plugins.mkdir()
@@ -37,7 +39,7 @@ def start(
     config = write_config(tmp_path / "hadaemon.toml", {
         "daemon": {"state_dir": "var", "plugin_dirs": ["plugins"], "plugins": ["nodes"],
                    "stop_timeout": 10.0},
-        "nodes": {"grace": 1.0, "start_deadline": 0.5, "node": [
+        "nodes": {"grace": 1.0, "start_deadline": 0.5, "spawn": spawn, "node": [
             {"id": "template", "file": str(NODES / "seed_template.py")},
             {"id": "stubborn", "file": str(NODES / "stubborn.py"),
              "info": {"pids": str(pids_file)}},
@@ -85,10 +87,11 @@ def test_a_stopped_daemon_leaves_no_node_behind(
     assert "nodes stopped" in output
 
 
+@pytest.mark.parametrize("spawn", SPAWNS)
 def test_a_sigkilled_daemon_leaves_no_node_behind(
-    tmp_path: pathlib.Path, processes: ChildProcesses
+    tmp_path: pathlib.Path, processes: ChildProcesses, spawn: str
 ) -> None:
-    daemon, pids = start(tmp_path, processes)
+    daemon, pids = start(tmp_path, processes, spawn)
     daemon.stop(signal.SIGKILL, timeout=10)
     # The nodes die with it (parent-death signal), and what they spawned goes too (the
     # reaper, which outlives the daemon for that), the SIGTERM-proof child included.
@@ -117,13 +120,14 @@ def reaper_of(daemon_pid: int) -> int:
     raise AssertionError("no reaper found")
 
 
+@pytest.mark.parametrize("spawn", SPAWNS)
 def test_each_node_process_has_its_own_parent_death_signal(
-    tmp_path: pathlib.Path, processes: ChildProcesses
+    tmp_path: pathlib.Path, processes: ChildProcesses, spawn: str
 ) -> None:
     # With the reaper (the nodes' spawner and parent) killed first, only the parent-death
     # signal is left: the spawner arms it for every node between fork and exec, whatever
     # its client. What they spawned may survive this (cleaned up here).
-    daemon, pids = start(tmp_path, processes)
+    daemon, pids = start(tmp_path, processes, spawn)
     assert daemon.proc is not None
     os.kill(reaper_of(daemon.proc.pid), signal.SIGKILL)
     daemon.stop(signal.SIGKILL, timeout=10)

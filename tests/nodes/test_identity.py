@@ -11,12 +11,13 @@ import sys
 import textwrap
 from typing import Any
 
+import pytest
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import LogLevel
 
 from hadaemon import binrpc
 from hadaemon.testing import capture_logs, run_in_reactor
-from tests.nodes.helpers import exchange, logged, make_config, node, running
+from tests.nodes.helpers import SPAWNS, exchange, logged, make_config, node, running
 
 # Another process of the same user, authenticating with a node id and token it was given.
 BORROWER = textwrap.dedent("""
@@ -73,10 +74,12 @@ def in_thread(reactor: Any, fn: Any, *args: Any) -> Any:
     return deferToThreadPool(reactor, reactor.getThreadPool(), fn, *args)
 
 
+@pytest.mark.parametrize("spawn", SPAWNS)
 def test_a_borrowed_token_is_refused_and_the_node_keeps_its_connection(
-    tmp_path: pathlib.Path,
+    tmp_path: pathlib.Path, spawn: str
 ) -> None:
-    config = make_config(tmp_path, [node("a", "relay.py", info={"mode": "sum"})])
+    config = make_config(tmp_path, [node("a", "relay.py", info={"mode": "sum"})],
+                         spawn=spawn)
 
     async def scenario(reactor: Any) -> None:
         with capture_logs() as logs:
@@ -106,9 +109,11 @@ def test_a_borrowed_token_is_refused_and_the_node_keeps_its_connection(
     run_in_reactor(scenario, timeout=60)
 
 
-def test_a_borrowed_pid_is_refused_on_the_binary_wire(tmp_path: pathlib.Path) -> None:
+@pytest.mark.parametrize("spawn", SPAWNS)
+def test_a_borrowed_pid_is_refused_on_the_binary_wire(tmp_path: pathlib.Path,
+                                                      spawn: str) -> None:
     config = make_config(tmp_path, [node("b", "relay.py", "binrpc", info={"mode": "echo"},
-                                          wires=[["test:sink/b"]])])
+                                          wires=[["test:sink/b"]])], spawn=spawn)
 
     async def scenario(reactor: Any) -> None:
         with capture_logs() as logs:

@@ -7,10 +7,11 @@ import pathlib
 import signal
 from typing import Any
 
+import pytest
 from twisted.logger import LogLevel
 
 from hadaemon.testing import capture_logs, run_in_reactor, wait_until
-from tests.nodes.helpers import alive, logged, make_config, node, running
+from tests.nodes.helpers import SPAWNS, alive, logged, make_config, node, running
 
 
 def test_an_exec_error_is_logged_and_the_node_backs_off(tmp_path: pathlib.Path) -> None:
@@ -36,8 +37,10 @@ def test_an_exec_error_is_logged_and_the_node_backs_off(tmp_path: pathlib.Path) 
     run_in_reactor(scenario, timeout=60)
 
 
-def test_a_killed_spawner_is_replaced_and_its_nodes_restarted(tmp_path: pathlib.Path) -> None:
-    config = make_config(tmp_path, [node("a", "relay.py", info={"mode": "sum"})],
+@pytest.mark.parametrize("spawn", SPAWNS)
+def test_a_killed_spawner_is_replaced_and_its_nodes_restarted(tmp_path: pathlib.Path,
+                                                              spawn: str) -> None:
+    config = make_config(tmp_path, [node("a", "relay.py", info={"mode": "sum"})], spawn=spawn,
                          restart_delay=0.05)
 
     async def scenario(reactor: Any) -> None:

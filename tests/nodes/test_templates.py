@@ -16,6 +16,7 @@ from hadaemon.testing import capture_logs, run_in_reactor, wait_until
 from tests.nodes.helpers import (
     BINCLIENT,
     NODES,
+    SPAWNS,
     WIRES,
     Events,
     alive,
@@ -26,15 +27,16 @@ from tests.nodes.helpers import (
 )
 
 
+@pytest.mark.parametrize("spawn", SPAWNS)
 @pytest.mark.parametrize("wire", WIRES)
 def test_seed_templates_start_get_startup_complete_and_stop(
-    tmp_path: pathlib.Path, wire: str
+    tmp_path: pathlib.Path, wire: str, spawn: str
 ) -> None:
     config = make_config(tmp_path, [
         node("template", "seed_template.py", wire),
         node("startup", "seed_startup.py", wire),
         node("asyncio", "seed_asyncio.py", wire),
-    ])
+    ], spawn=spawn)
 
     async def scenario(reactor: Any) -> None:
         with capture_logs() as logs:
@@ -99,13 +101,14 @@ def test_startup_complete_waits_for_all_nodes_and_carries_node_info(
     run_in_reactor(scenario, timeout=30)
 
 
-def test_how_a_node_is_started(tmp_path: pathlib.Path) -> None:
+@pytest.mark.parametrize("spawn", SPAWNS)
+def test_how_a_node_is_started(tmp_path: pathlib.Path, spawn: str) -> None:
     fake_site = pathlib.Path(__file__).parent / "fake_site"
     config = make_config(tmp_path, [
         node("who", "whoami.py", wires=[["test:sink/who"]],
              env={"PYTHONPATH": str(fake_site)}),  # an installed "homegear" elsewhere
         node("real", "whoami.py", "binrpc", wires=[["test:sink/real"]]),
-    ])
+    ], spawn=spawn)
 
     async def scenario(reactor: Any) -> None:
         async with running(reactor, config) as run:

@@ -12,7 +12,7 @@ from homegear import Homegear
 def eventHandler(eventSource, peerId, channel, variableName, value):
     if variableName == "startUpComplete":
         with open("/proc/self/cmdline", "rb") as f:
-            cmdline = f.read().split(b"\0")[:-1]
+            cmdline = f.read().rstrip(b"\0").split(b"\0")  # (forked: NUL-padded)
         hg.nodeOutput(0, {"payload": {
             "death_signal": death_signal.value,
             "argv": sys.argv,
