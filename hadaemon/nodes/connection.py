@@ -18,8 +18,10 @@ Outgoing data is bounded: when the node does not read, the transport asks the
 connection (its producer) to pause; later messages wait here, and past ``max_buffer``
 bytes events are dropped and counted (``overflow = "drop"``) or the node is disconnected
 (``"disconnect"``). What must not be dropped (answers, ``nodeInput``) may take twice
-``max_buffer`` before the node is disconnected anyway. What is queued in one reactor
-turn is written at its end, many messages per system call.
+``max_buffer`` before the node is disconnected anyway. What a node connection's read
+queues for any node is written at the end of that read (what else queues it, at the end
+of the reactor turn), many messages per system call, and straight to the socket when the
+transport holds nothing.
 
 Memory follows what a connection sends, never the limits: a wire's incoming buffer
 starts small and grows with an unfinished message, and a closed connection holds no
