@@ -71,6 +71,7 @@ _QUEUE, _BATCH, _NOW = 0, 1, 2  # how _send gets data written (see there)
 # 10.6-11.6 times per round trip against 20.7-24.3, their CPU 476-547 against 641-794 us.
 _ALONE = 0.0001
 _monotonic = time.monotonic
+_get_ident = threading.get_ident
 _OUTPUT_HEAD = b"\x93\x02\xaanodeOutput\x93"  # [2, "nodeOutput", [nodeId, index, msg]]
 
 
@@ -210,6 +211,7 @@ class Connection:
         self._credits = 0
         self._credit_ready = threading.Condition(self._out_lock)
         self._posted = 0.0  # when a post last found nothing queued
+        self._reader = 0  # the connection thread's ident
         # Callbacks: inputs are (generation, msgid or None for a notification, port,
         # msg), events their parameters; each kind in order on its lane of the pool.
         self._input_lane = pool.Lane(self._run_input_job, self._inputs_drained)
@@ -329,7 +331,8 @@ class Connection:
                 queued = len(out)
                 if queued == 1:
                     now = _monotonic()
-                    alone = now - self._posted > _ALONE
+                    # (Never on the connection thread, which must not wait for the socket.)
+                    alone = now - self._posted > _ALONE and _get_ident() != self._reader
                     self._posted = now
                     if alone:
                         queued = _WRITE_BATCH  # a message on its own: written below
@@ -440,6 +443,7 @@ class Connection:
     # -- the connection thread ------------------------------------------------------
 
     def _run(self) -> None:
+        self._reader = _get_ident()
         attempt = 0
         while not self._closed:
             if self._daemon_gone():
