@@ -89,10 +89,6 @@ class Router:
         if routes is None:
             routes = self._resolve(source)
         route = routes[index] if 0 <= index < len(routes) else None
-        if route is not None and len(route) == 1:
-            inputs, target = route[0]
-            if inputs is not None:  # one wire, to a node: the usual case, the short way
-                return self._to_node(source, inputs, target.port, msg)
         if not route:
             if index < 0 or index >= source.outputs:
                 problem = f"nodeOutput: output {index} does not exist ({source.outputs} output(s))"
@@ -107,7 +103,7 @@ class Router:
         for inputs, target in route:
             if inputs is None:
                 if target.node_id is None:
-                    held = self._to_bus(source, target, message, len(route) == 1)
+                    held = self._to_bus(source, target, message)
                     if held is not None:
                         bus_held = held
                 else:
@@ -138,31 +134,6 @@ class Router:
         held = self._hold(sender, full)
         return held if bus_held is None else _both(held, bus_held)
 
-    def _to_node(self, source: NodeSpec, inputs: NodeInputs, port: int,
-                 msg: Any) -> Deferred[None] | None:
-        """:meth:`output` for an output with one wire, to a node's input.
-
-        With the daemon's direct writes (:mod:`hadaemon.nodes.connection`):
-        ``benchmarks/nodes_vs_nodered.py``, the four-node chain on the test broker,
-        interleaved runs: the daemon's CPU 21.5-22.7 us per message against 25.0-36.5.
-        """
-        message = OutgoingMessage(as_message(msg, source.id), decoded=True)
-        self.routed += 1
-        if not inputs.offer(port, message):
-            self._throttled(
-                ("full", source.id, inputs.node_id), source.id,
-                f"message to node {inputs.node_id} input {port} dropped: "
-                f"{len(inputs.queue)} messages are already waiting for it", Level.ERROR,
-            )
-            return None
-        if len(inputs.queue) < inputs.capacity:
-            return None
-        sender = self._inputs[source.id]
-        pending = sender.waiting_senders.get(inputs)
-        if pending is not None:  # already waiting for it alone: known to be safe
-            return pending
-        return self._hold(sender, [inputs]) if inputs.can_hold_for(sender) else None
-
     @staticmethod
     def _hold(sender: NodeInputs, full: list[NodeInputs]) -> Deferred[None]:
         """The sender's answer, once every full destination has room: one Deferred for
@@ -192,13 +163,11 @@ class Router:
         return answer
 
     def _to_bus(
-        self, source: NodeSpec, target: Target, message: OutgoingMessage, only: bool
+        self, source: NodeSpec, target: Target, message: OutgoingMessage
     ) -> Deferred[None] | None:
         """Send on the bus; a Deferred while the sender's messages to that endpoint wait
         for room (see :mod:`hadaemon.nodes.busline`)."""
-        # A copy of its own for every destination; the only destination may have the
-        # message just decoded from the node's call, which nobody else holds.
-        value = message.msg if only and message.decoded else unpack(message.packed)
+        value = unpack(message.packed)  # a copy of its own for every destination
         if target.payload_only:
             value = value.get("payload")
         address = target.address
