@@ -10,7 +10,7 @@ Runs, one after the other on the same machine, so their figures share one load:
 3. ``nodes_vs_nodered.py``: the four-node chain's lossless throughput (goal: at least
    2x Node-RED's) and MQTT in -> two nodes -> MQTT out latency (goal: p50 no slower
    than Node-RED's), Node-RED 4.1 measured in the same run (``npm install node-red``;
-   the script says when it is missing).
+   the script says when it is missing), on a stock mosquitto and on the test broker.
 
 Each part states its own conditions. Run it by hand: ``.venv/bin/python benchmarks/nodes.py``.
 """

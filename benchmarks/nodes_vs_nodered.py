@@ -17,12 +17,24 @@
    node), and a bare Python process echoing over a Unix socket (the least a hop to
    another process costs): what the two nodes add, against what the sockets must cost.
 
-One mosquitto broker for both, started here on a free port on 127.0.0.1 (mosquitto's
-defaults, persistence off, TCP_NODELAY on; see hadaemon.testing.Broker). Node-RED is
-found at $NODE_RED, else /work/nodered/node_modules/.bin/node-red, else on PATH; without
-it the hadaemon figures are printed with a line saying how to install it.
+Both run on the same brokers, one after the other, each figure printed under the whole
+config of the broker it used (issue 11: "stock means defaults"; benchmarks/brokers.py):
 
-Run it by hand: ``.venv/bin/python benchmarks/nodes_vs_nodered.py [--messages 200000]``.
+- ``stock``: mosquitto as installed, only a listener (Nagle on, 1000 queued messages);
+- ``test``: the test suite's broker (``set_tcp_nodelay true``, ``max_queued_messages
+  100000``, persistence off; see hadaemon.testing.Broker).
+
+With ``--repeat N`` hadaemon and Node-RED take turns N times per broker; the ranges of
+the runs are printed. Besides the rates: CPU per message of the chain (the daemon, the
+four nodes; Node-RED's process), and per MQTT round trip the daemon's CPU, the two
+nodes' CPU and how often the nodes' threads went to sleep (each a wake-up that may wait
+for a CPU on a loaded machine): figures that move less with the machine's load than the
+rates do. Node-RED is found at $NODE_RED, else /work/nodered/node_modules/.bin/node-red,
+else on PATH; without it the hadaemon figures are printed with a line saying how to
+install it.
+
+Run it by hand: ``.venv/bin/python benchmarks/nodes_vs_nodered.py [--messages 200000]
+[--brokers stock,test] [--repeat 1] [--sides hadaemon,nodered] [--parts chain,latency]``.
 """
 
 from __future__ import annotations
@@ -36,10 +48,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import Deferred
 
+import hadaemon.nodes.client as client_package
 from hadaemon.bus import Address
 from hadaemon.config import read, validate
 from hadaemon.daemon import Daemon
@@ -49,7 +64,15 @@ from hadaemon.plugin import Catalog, PluginInfo
 from hadaemon.testing import Broker, free_tcp_port, run_in_reactor, wait_until
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from node_routing import Results  # the benchmarks' own helper (after the path)
+from brokers import config_lines, stock_broker  # the benchmarks' own helpers
+from node_routing import Results, cpu_seconds
+
+BROKERS: dict[str, Callable[[], Any]] = {
+    # Mosquitto as installed: only a listener (Nagle on, 1000 queued messages).
+    "stock": stock_broker,
+    # The test suite's broker: TCP_NODELAY, persistence off, 100,000 queued messages.
+    "test": lambda: Broker(impl="mosquitto"),
+}
 
 NODE_RED_DEFAULT = "/work/nodered/node_modules/.bin/node-red"
 
@@ -123,7 +146,9 @@ def nodered_flows(port: int, count: int) -> list[dict[str, Any]]:
         {"id": "tab", "type": "tab", "label": "bench"},
         {"id": "broker", "type": "mqtt-broker", "name": "bench", "broker": "127.0.0.1",
          "port": str(port), "clientid": "", "autoConnect": True, "usetls": False,
-         "protocolVersion": "4", "keepalive": "60", "cleansession": True},
+         "protocolVersion": "4", "keepalive": "0", "cleansession": True},
+        # keepalive 0: the chain blocks Node-RED's event loop; on a loaded machine longer
+        # than 1.5 keepalives, and the broker would drop it (and the chain's result).
         # Latency: mqtt in -> two functions -> mqtt out.
         {"id": "in", "type": "mqtt in", "z": "tab", "topic": "nr/in", "qos": "0",
          "datatype": "utf8", "broker": "broker", "nl": False, "rap": True, "wires": [["f1"]]},
@@ -166,7 +191,8 @@ class Client:
         self.sock = socket.create_connection(("127.0.0.1", port))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buffer = b""
-        self.sock.sendall(packet(0x10, string("MQTT") + bytes([4, 2, 0, 60])
+        # Keepalive 0: a chain run on a loaded machine may outlast 1.5 keepalives.
+        self.sock.sendall(packet(0x10, string("MQTT") + bytes([4, 2, 0, 0])
                                  + string(f"tester-{time.monotonic_ns()}")))
         assert self.read()[0] == 0x20
 
@@ -233,6 +259,67 @@ if mode == "hop":  # the anchor: a Python process that echoes over a Unix socket
     ours.close()
     print(json.dumps(times))
     raise SystemExit
+if mode == "nodehop":  # the anchor: one relay node's client, driven without the daemon
+    import os, subprocess, tempfile
+    import msgpack
+    rounds, warmup, client_dir = int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
+    tmp = tempfile.mkdtemp(prefix="nodehop-")
+    path, script = os.path.join(tmp, "s"), os.path.join(tmp, "relay.py")
+    with open(script, "w") as f:
+        f.write("import sys, time\nfrom homegear import Homegear\n"
+                "def nodeInput(nodeInfo, inputIndex, msg):\n    hg.nodeOutput(0, msg)\n"
+                "hg = Homegear(sys.argv[1], None, sys.argv[2], nodeInput)\n"
+                "while hg.connected():\n    time.sleep(1)\n")
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(path)
+    server.listen(1)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HADAEMON_")}
+    node = subprocess.Popen([sys.executable, script, path, "m1"],
+                            env=dict(env, PYTHONPATH=client_dir))
+    conn = server.accept()[0]
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False)
+
+    def message():
+        while True:
+            for got in unpacker:
+                return got
+            unpacker.feed(conn.recv(65536))
+
+    message()  # authenticate: answered as the daemon does
+    info = {"id": "m1", "flowId": "f", "type": "relay", "name": "", "info": {},
+            "wiresIn": [{}], "wiresOut": [{}], "allWiresIn": [[]], "allWiresOut": [[]]}
+    conn.sendall(msgpack.packb([1, 0, None, {"nodeInfo": info, "window": 256,
+                                             "credits": 512, "protocol": 2}]))
+    conn.sendall(msgpack.packb([0, 1, "ping", []]))
+    while message()[:2] != [1, 1]:
+        pass
+
+    def sleeps():
+        count = 0
+        for task in os.listdir(f"/proc/{node.pid}/task"):
+            with open(f"/proc/{node.pid}/task/{task}/status") as f:
+                count += sum(int(line.split()[1]) for line in f if "ctxt_switches" in line)
+        return count
+
+    times, owed = [], 0
+    for i in range(rounds + warmup):
+        if i == warmup:
+            before = sleeps()
+        data = msgpack.packb([2, "nodeInput", [0, {"payload": str(i), "topic": "hd/in"}]])
+        start = time.perf_counter_ns()
+        conn.sendall(data)
+        while message()[:2] != [2, "nodeOutput"]:
+            pass
+        if i >= warmup:
+            times.append(time.perf_counter_ns() - start)
+        owed += 1
+        if owed == 128:  # credits back in batches, as the daemon grants them
+            conn.sendall(msgpack.packb([2, "credit", [owed]]))
+            owed = 0
+    slept = (sleeps() - before) / rounds
+    node.kill()
+    print(json.dumps({"times": times, "sleeps": slept}))
+    raise SystemExit
 client = Client(port)
 if mode == "latency":
     rounds, warmup = int(sys.argv[4]), int(sys.argv[5])
@@ -282,9 +369,9 @@ def catalog() -> Catalog:
     })
 
 
-def hadaemon_run(workdir: pathlib.Path, port: int, count: int, rounds: int,
-                 warmup: int) -> dict[str, Any]:
-    workdir.mkdir(exist_ok=True)
+def hadaemon_run(workdir: pathlib.Path, port: int, args: argparse.Namespace) -> dict[str, Any]:
+    count, rounds, warmup = args.messages, args.rounds, args.warmup
+    workdir.mkdir(parents=True, exist_ok=True)
     node_file = workdir / "bench_node.py"
     node_file.write_text(NODE)
 
@@ -333,18 +420,45 @@ def hadaemon_run(workdir: pathlib.Path, port: int, count: int, rounds: int,
                 "hd/out", str(msg["payload"]).encode(), qos=0).addErrback(lambda _: None),
                 concurrency=100)
             results = Results(bus)
-            await results.after("node:producer/0", {"payload": count})  # warm-up
-            out["chain"] = await results.after("node:producer/0", {"payload": count})
-            out["dropped"] = sum(s["dropped"] for s in plugin.nodes().values())
-            out["latency"] = await reactor_thread_call(
-                reactor, tester, workdir, "latency", port, "hd", rounds, warmup)
-            out["direct"] = await reactor_thread_call(
-                reactor, tester, workdir, "latency", port, "direct", rounds, warmup)
+            if "chain" in args.parts:
+                await results.after("node:producer/0", {"payload": count})  # warm-up
+                pids = [plugin.runtimes[n].pid for n in ("producer", "r1", "r2", "sink")]
+                before = time.process_time(), sum(map(cpu_seconds, pids))
+                out["chain"] = await results.after("node:producer/0", {"payload": count})
+                # CPU per message: what the rate would be on an idle machine, less noisy.
+                out["cpu"] = {"daemon": time.process_time() - before[0],
+                              "nodes": sum(map(cpu_seconds, pids)) - before[1]}
+                out["dropped"] = sum(s["dropped"] for s in plugin.nodes().values())
+            if "latency" in args.parts:
+                pids = [plugin.runtimes[n].pid for n in ("m1", "m2")]
+                start = time.process_time(), sum(map(cpu_seconds, pids)), switches(pids)
+                out["latency"] = await reactor_thread_call(
+                    reactor, tester, workdir, "latency", port, "hd", rounds, warmup)
+                # Per round trip (warm-up included): CPU, and how often the two nodes'
+                # threads went to sleep (each one a wake-up that may wait for a CPU).
+                total = rounds + warmup
+                out["per_trip"] = {
+                    "daemon_cpu_us": (time.process_time() - start[0]) / total * 1e6,
+                    "nodes_cpu_us": (sum(map(cpu_seconds, pids)) - start[1]) / total * 1e6,
+                    "node_sleeps": (switches(pids) - start[2]) / total,
+                }
+                out["direct"] = await reactor_thread_call(
+                    reactor, tester, workdir, "latency", port, "direct", rounds, warmup)
         finally:
             await daemon.stopService()
 
     run_in_reactor(scenario, timeout=1800)
     return out
+
+
+def switches(pids: list[int | None]) -> int:
+    """Context switches of every thread of these processes so far."""
+    count = 0
+    for pid in pids:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/status") as f:
+                count += sum(int(line.split()[1]) for line in f if "ctxt_switches" in line)
+    return count
 
 
 def reactor_thread_call(reactor: Any, f: Any, *args: Any) -> Deferred[Any]:
@@ -363,10 +477,11 @@ def find_node_red() -> str | None:
     return None
 
 
-def nodered_run(node_red: str, workdir: pathlib.Path, port: int, count: int, rounds: int,
-                warmup: int) -> dict[str, Any]:
+def nodered_run(node_red: str, workdir: pathlib.Path, port: int,
+                args: argparse.Namespace) -> dict[str, Any]:
+    count, rounds, warmup = args.messages, args.rounds, args.warmup
     user_dir = workdir / "nodered"
-    user_dir.mkdir()
+    user_dir.mkdir(parents=True)
     flows = user_dir / "flows.json"
     flows.write_text(json.dumps(nodered_flows(port, count)))
     log = (workdir / "nodered.log").open("w")
@@ -377,10 +492,14 @@ def nodered_run(node_red: str, workdir: pathlib.Path, port: int, count: int, rou
     )
     try:
         out: dict[str, Any] = {}
-        out["latency"] = tester(workdir, "latency", port, "nr", 50, 50)  # up and warm
-        tester(workdir, "chain", port, "nr", count)  # warm-up
-        out["chain"] = tester(workdir, "chain", port, "nr", count)
-        out["latency"] = tester(workdir, "latency", port, "nr", rounds, warmup)
+        tester(workdir, "latency", port, "nr", 50, 50)  # up and warm
+        if "chain" in args.parts:
+            tester(workdir, "chain", port, "nr", count)  # warm-up
+            before = cpu_seconds(proc.pid)
+            out["chain"] = tester(workdir, "chain", port, "nr", count)
+            out["cpu"] = {"nodered": cpu_seconds(proc.pid) - before}
+        if "latency" in args.parts:
+            out["latency"] = tester(workdir, "latency", port, "nr", rounds, warmup)
         return out
     finally:
         proc.terminate()
@@ -394,22 +513,93 @@ def nodered_run(node_red: str, workdir: pathlib.Path, port: int, count: int, rou
 
 # -- report ------------------------------------------------------------------------------
 
-def chain_line(label: str, count: int, result: dict[str, Any], lost: int | None) -> float:
-    rate = float(result["count"] / result["elapsed"])
-    lossless = result["count"] == count and result["disorder"] == 0 and not lost
-    print(f"  {label:<18} {rate:>10,.0f} msg/s   {result['count']:,}/{count:,} arrived, "
-          f"{result['disorder']} out of order"
-          + (f", {lost} dropped" if lost is not None else "")
-          + ("  (lossless)" if lossless else "  (NOT lossless)"))
-    return rate
+def chain_rate(result: dict[str, Any]) -> float:
+    return float(result["count"] / result["elapsed"])
 
 
-def latency_line(label: str, times: list[int]) -> float:
+def lossless(count: int, result: dict[str, Any], lost: int | None) -> bool:
+    return bool(result["count"] == count and result["disorder"] == 0 and not lost)
+
+
+def p50(times: list[int]) -> float:
+    return float(statistics.median(times)) / 1e6
+
+
+def p99(times: list[int]) -> float:
     ordered = sorted(times)
-    p50 = statistics.median(ordered) / 1e6
-    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] / 1e6
-    print(f"  {label:<18} p50 {p50:7.3f} ms   p99 {p99:7.3f} ms   ({len(times)} round trips)")
-    return p50
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] / 1e6
+
+
+def span(values: list[float], digits: int) -> str:
+    """``low-high`` (or one value), the way the docs give figures of several runs."""
+    low, high = min(values), max(values)
+    if f"{low:.{digits}f}" == f"{high:.{digits}f}":
+        return f"{low:.{digits}f}"
+    return f"{low:.{digits}f}-{high:.{digits}f}"
+
+
+def cpu_cells(run: dict[str, Any], count: int) -> str:
+    """CPU time per message of the measured chain run, by process."""
+    cells = [f"{name} {seconds / count * 1e6:.1f}"
+             for side in ("hadaemon", "nodered") if side in run
+             for name, seconds in run[side]["cpu"].items()]
+    return "   CPU us/msg: " + ", ".join(cells)
+
+
+def report(args: argparse.Namespace, setting: str, config: list[str],
+           runs: list[dict[str, Any]], version: str) -> None:
+    """One broker setting's figures: every run's, then the ranges and the goals."""
+    count = args.messages
+    print(f"\n== mosquitto '{setting}', its whole config: {'; '.join(config)}")
+    ours = [run["hadaemon"] for run in runs if "hadaemon" in run]
+    theirs = [run["nodered"] for run in runs if "nodered" in run]
+    if "chain" in args.parts:
+        print(f"four-node chain, {count:,} messages flat out (second run of two), msg/s:")
+        for i, run in enumerate(runs, 1):
+            cells = []
+            for side, label in (("hadaemon", "hadaemon"), ("nodered", "Node-RED")):
+                if side in run:
+                    result = run[side]["chain"]
+                    lost = run[side].get("dropped")
+                    cells.append(f"{label} {chain_rate(result):>8,.0f}"
+                                 + ("" if lossless(count, result, lost) else
+                                    f" (NOT lossless: {result['count']:,} arrived, "
+                                    f"{result['disorder']} out of order, {lost} dropped)"))
+            ratio = ""
+            if len(cells) == 2:
+                ours_rate = chain_rate(run["hadaemon"]["chain"])
+                ratio = f"   {ours_rate / chain_rate(run['nodered']['chain']):.2f}x"
+            print(f"  run {i}: " + "   ".join(cells) + ratio + cpu_cells(run, count))
+        if ours and theirs:
+            ratios = [chain_rate(run["hadaemon"]["chain"]) / chain_rate(run["nodered"]["chain"])
+                      for run in runs if "hadaemon" in run and "nodered" in run]
+            print(f"  hadaemon {span([chain_rate(o['chain']) for o in ours], 0)} msg/s, "
+                  f"Node-RED {version} {span([chain_rate(t['chain']) for t in theirs], 0)}: "
+                  f"{span(ratios, 2)}x (goal: at least 2x, lossless)")
+    if "latency" in args.parts:
+        print("MQTT in -> two nodes -> MQTT out, closed loop, round trip p50 / p99 ms:")
+        for i, run in enumerate(runs, 1):
+            cells = []
+            for side, label in (("hadaemon", "hadaemon"), ("nodered", "Node-RED")):
+                if side in run:
+                    times = run[side]["latency"]
+                    cells.append(f"{label} {p50(times):.3f} / {p99(times):.3f}")
+            if "hadaemon" in run:
+                cells.append(f"daemon alone {p50(run['hadaemon']['direct']):.3f}")
+                trip = run["hadaemon"]["per_trip"]
+                cells.append(f"per trip: daemon CPU {trip['daemon_cpu_us']:.0f} us, nodes "
+                             f"{trip['nodes_cpu_us']:.0f} us, node threads slept "
+                             f"{trip['node_sleeps']:.1f} times")
+            print(f"  run {i}: " + "   ".join(cells))
+        if ours:
+            print(f"  hadaemon p50 {span([p50(o['latency']) for o in ours], 3)} ms; the daemon "
+                  f"alone (MQTT in -> out, no node) {span([p50(o['direct']) for o in ours], 3)}"
+                  " ms")
+        if ours and theirs:
+            ratios = [p50(run["hadaemon"]["latency"]) / p50(run["nodered"]["latency"])
+                      for run in runs if "hadaemon" in run and "nodered" in run]
+            print(f"  Node-RED {version} p50 {span([p50(t['latency']) for t in theirs], 3)} ms;"
+                  f" hadaemon / Node-RED {span(ratios, 2)} (goal: at most 1)")
 
 
 def main() -> None:
@@ -417,48 +607,61 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=2_000)
     parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="runs per broker setting, hadaemon and Node-RED taking turns")
+    parser.add_argument("--brokers", default="stock,test",
+                        help=f"comma-separated, of {', '.join(BROKERS)}")
+    parser.add_argument("--sides", default="hadaemon,nodered")
+    parser.add_argument("--parts", default="chain,latency")
+    parser.add_argument("--json", help="also write every raw figure to this file")
     args = parser.parse_args()
-    node_red = find_node_red()
+    args.parts = args.parts.split(",")
+    sides = args.sides.split(",")
+    node_red = find_node_red() if "nodered" in sides else None
+    version = ""
+    if node_red is not None:
+        version = " ".join(subprocess.run([node_red, "--version"], capture_output=True,
+                                          text=True, check=False).stdout.split()[1:2])
+    print(f"nodes vs Node-RED: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
+          f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; QoS 0; "
+          "closed-loop MQTT tester (TCP_NODELAY on its own socket)")
+    if "nodered" in sides and node_red is None:
+        print("Node-RED not installed: npm install node-red "
+              "(or set NODE_RED to its node-red script); hadaemon's figures only")
+    everything: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="hadaemon-vs-nodered-", dir="/tmp") as tmp:
         workdir = pathlib.Path(tmp)
+        # The anchor: the least a hop to another process costs (no broker, no daemon).
         hop = tester(workdir, "hop", 0, "-", args.rounds, args.warmup)
-        broker = Broker(impl="mosquitto", workdir=workdir / "broker").start()
-        try:
-            print(f"nodes vs Node-RED: {os.cpu_count()} CPUs, Python "
-                  f"{sys.version.split()[0]}, mosquitto on 127.0.0.1:{broker.port} "
-                  "(QoS 0, TCP_NODELAY, persistence off); closed-loop MQTT tester")
-            ours = hadaemon_run(workdir / "hadaemon", broker.port, args.messages,
-                                args.rounds, args.warmup)
-            theirs = None
-            version: list[str] = []
-            if node_red is None:
-                print("Node-RED not installed: npm install node-red "
-                      "(or set NODE_RED to its node-red script)")
-            else:
-                version = subprocess.run([node_red, "--version"], capture_output=True,
-                                         text=True, check=False).stdout.split()[1:2]
-                theirs = nodered_run(node_red, workdir, broker.port, args.messages,
-                                     args.rounds, args.warmup)
-        finally:
-            broker.stop()
-    print(f"four-node chain, {args.messages:,} messages flat out (second run of two):")
-    ours_rate = chain_line("hadaemon", args.messages, ours["chain"], ours["dropped"])
-    if theirs is not None:
-        theirs_rate = chain_line(f"Node-RED {''.join(version)}", args.messages,
-                                 theirs["chain"], None)
-        print(f"  hadaemon / Node-RED: {ours_rate / theirs_rate:.2f}x (goal: at least 2x)")
-    print("MQTT in -> two nodes -> MQTT out, closed loop, round trip:")
-    ours_p50 = latency_line("hadaemon", ours["latency"])
-    if theirs is not None:
-        theirs_p50 = latency_line(f"Node-RED {''.join(version)}", theirs["latency"])
-        print(f"  p50 hadaemon / Node-RED: {ours_p50 / theirs_p50:.2f} (goal: at most 1)")
-    # The anchors, same run: what the two nodes add, against the least two hops to
-    # other processes can cost (a Python process that only echoes, no daemon at all).
-    print("anchors:")
-    direct_p50 = latency_line("MQTT in -> out", ours["direct"])
-    hop_p50 = latency_line("raw Unix hop", hop)
-    print(f"  two nodes add {ours_p50 - direct_p50:.3f} ms to the daemon's own round trip; "
-          f"two bare Python echo hops take {2 * hop_p50:.3f} ms")
+        print(f"anchor: a bare Python process echoing over a Unix socket, p50 "
+              f"{p50(hop):.3f} ms per hop (two nodes are two such hops at least)")
+        relay = tester(workdir, "nodehop", 0, "-", args.rounds, args.warmup,
+                       pathlib.Path(client_package.__file__).parent)
+        print(f"anchor: one relay node (hadaemon's client, a nodeInput that outputs its "
+              f"message) driven by a bare Python process instead of the daemon, p50 "
+              f"{p50(relay['times']):.3f} ms per hop, its threads slept "
+              f"{relay['sleeps']:.1f} times per message")
+        for setting in args.brokers.split(","):
+            broker = BROKERS[setting]()
+            runs: list[dict[str, Any]] = []
+            with broker:
+                config = config_lines(broker)
+                for i in range(args.repeat):
+                    run: dict[str, Any] = {}
+                    # Taking turns, each side first every other run: the same machine.
+                    order = ["hadaemon", "nodered"][:: 1 if i % 2 == 0 else -1]
+                    for side in order:
+                        here = workdir / f"{setting}-{side}-{i}"
+                        if side == "hadaemon" and "hadaemon" in sides:
+                            run[side] = hadaemon_run(here, broker.port, args)
+                        elif side == "nodered" and node_red is not None:
+                            run[side] = nodered_run(node_red, here, broker.port, args)
+                    runs.append(run)
+            report(args, setting, config, runs, version)
+            everything[setting] = {"config": config, "runs": runs}
+    if args.json:
+        pathlib.Path(args.json).write_text(json.dumps({"hop": hop, "relay": relay,
+                                                       **everything}))
 
 
 if __name__ == "__main__":

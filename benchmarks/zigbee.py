@@ -52,12 +52,13 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from brokers import stock_broker  # noqa: E402  (the benchmarks' shared brokers)
 
 SENSOR = "zigbee2mqtt/Living room temp"
 LAMP_SET = "zigbee2mqtt/Hallway Hue/set"
@@ -314,18 +315,6 @@ def _wait_quiet(counter: Any, count: int, quiet: float = 1.0) -> None:
 
 
 # -- brokers and the adapter side ------------------------------------------------------
-
-
-def stock_broker(extra: Sequence[str]) -> Any:
-    """A mosquitto whose config is only a listener (+ ``extra``), as installed."""
-    from hadaemon.testing import Broker
-
-    class ConfiguredBroker(Broker):
-        def _mosquitto_config(self) -> str:
-            return "\n".join([f"listener {self.port} {self.host}", "allow_anonymous true",
-                              *self.extra_config])
-
-    return ConfiguredBroker(impl="mosquitto", extra_config=extra)
 
 
 def spawn(*args: Any) -> subprocess.Popen[str]:

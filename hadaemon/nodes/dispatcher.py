@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
@@ -43,6 +43,9 @@ from hadaemon.nodes.scopes import (
     NodeCredentials,
 )
 from hadaemon.sentinels import UNKNOWN
+
+if TYPE_CHECKING:
+    from hadaemon.nodes.connection import NodeConnection
 
 CREDITS = 512
 """Calls a node may send without awaiting answers (nodeOutput...) before it must wait
@@ -89,6 +92,9 @@ class Dispatcher:
         self.log = log
         self._throttle = throttle
         self._on_ready = on_ready
+        # This plugin's node connections that have something to send: flushed together
+        # at the end of a read (see NodeConnection.end_of_read).
+        self.unflushed: dict[NodeConnection, None] = {}
         self.node_methods: dict[str, NodeMethod] = {
             "nodeOutput": self._node_output,
             "nodeLog": self._node_log,

@@ -250,6 +250,9 @@ def test_buffers_grow_with_what_a_connection_sends(tmp_path: pathlib.Path) -> No
 class NoNodes:
     """The dispatcher as the socket sees it before authentication: no process is a node."""
 
+    def __init__(self) -> None:
+        self.unflushed: dict[Any, None] = {}  # connections to flush at the end of a read
+
     def node_for_pid(self, pid: int) -> str | None:
         return None
 

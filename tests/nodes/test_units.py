@@ -231,6 +231,7 @@ class BinaryDispatcher:
         self.reports: list[str] = []
         self.answers: dict[str, Any] = {}
         self.flows = self
+        self.unflushed: dict[Any, None] = {}  # connections to flush at the end of a read
 
     def node_info(self, node_id: str) -> dict[str, Any]:
         return {"id": node_id}
