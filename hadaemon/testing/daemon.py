@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pathlib
 import signal
@@ -12,7 +11,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from hadaemon.testing.processes import ChildProcesses, kill_group
+from hadaemon.testing.processes import ChildProcesses, dump_stacks_and_kill
 
 STARTED_MARK = "hadaemon started:"
 
@@ -122,11 +121,7 @@ class DaemonProcess:
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            self.proc.send_signal(signal.SIGUSR2)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(2.0)  # time to write the stacks (it may even end meanwhile)
-            kill_group(self.proc, signal.SIGKILL)
-            self.proc.wait()
+            dump_stacks_and_kill(self.proc)
             raise TimeoutError(
                 f"the daemon did not exit within {timeout}s; the end of its output:\n"
                 + self.output()[-12000:]

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
-__all__ = ["ChildProcesses", "free_tcp_port", "kill_group", "wait_for_port"]
+__all__ = ["ChildProcesses", "dump_stacks_and_kill", "free_tcp_port", "kill_group", "wait_for_port"]
 
 _POLL_INTERVAL = 0.01
 
@@ -30,6 +30,17 @@ def kill_group(proc: subprocess.Popen[bytes], sig: int) -> None:
     # start_new_session makes the child the leader: its pid is the group id.
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, sig)
+
+
+def dump_stacks_and_kill(proc: subprocess.Popen[bytes]) -> None:
+    """End a child that hangs, after it wrote where: SIGUSR2 (hadaemon's daemon hands it to
+    ``faulthandler``: every thread's stack to stderr), 2 s to write them, then SIGKILL to
+    its group, reaped."""
+    proc.send_signal(signal.SIGUSR2)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(2.0)  # (it may even end meanwhile)
+    kill_group(proc, signal.SIGKILL)
+    proc.wait()
 
 
 def _exited_unreaped(proc: subprocess.Popen[bytes]) -> bool:

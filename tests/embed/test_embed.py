@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pathlib
 import re
@@ -12,7 +11,7 @@ import sys
 
 import pytest
 
-from hadaemon.testing.processes import ChildProcesses
+from hadaemon.testing.processes import ChildProcesses, dump_stacks_and_kill
 from hadaemon.testing.waiting import poll_until
 
 SCENARIOS = pathlib.Path(__file__).resolve().parent / "scenarios.py"
@@ -56,11 +55,7 @@ def wait_or_explain(proc: subprocess.Popen[bytes], workdir: pathlib.Path) -> int
         return proc.wait(STOP_GUARD)
     except subprocess.TimeoutExpired:
         pass
-    proc.send_signal(signal.SIGUSR2)  # scenarios.py writes every thread's stack
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(2.0)
-    proc.kill()  # its own children: the processes fixture ends its group
-    proc.wait()
+    dump_stacks_and_kill(proc)  # scenarios.py hands SIGUSR2 to faulthandler too
     pytest.fail(f"the scenario did not end within {STOP_GUARD}s; its stderr, with its "
                 f"threads' stacks:\n{stderr_of(workdir)[-12000:]}", pytrace=False)
 
