@@ -47,7 +47,8 @@ class ZigbeeAdapter(Plugin):
         self._generated: dict[pathlib.Path, str] = {}
 
     def start(self) -> None:
-        mqtt_name = self.config["mqtt"]
+        settings = ZigbeeSettings.from_section(self.config)
+        mqtt_name = settings.mqtt
         mqtt = self.context.plugin(mqtt_name)
         if mqtt is None:
             raise RuntimeError(
@@ -61,7 +62,6 @@ class ZigbeeAdapter(Plugin):
                 f"(hadaemon.mqtt.MqttClient), got {type(mqtt).__name__}: set "
                 "[zigbee2mqtt].mqtt to the name of the mqtt plugin"
             )
-        settings = ZigbeeSettings.from_section(self.config)
         self.network = Network(
             self.reactor, mqtt, self.registry, self.bus, self.context.store, settings,
             mqtt_component=mqtt_name, source=self.name, store_prefix=self.context.key(),
