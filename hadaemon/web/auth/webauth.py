@@ -70,7 +70,7 @@ class WebAuth:
         self._environ = environ
         self._run_in_thread = run_in_thread
         self.sessions = Sessions(reactor, ttl=session_ttl)
-        self.throttle = throttle or LoginThrottle(reactor)
+        self.throttle = throttle if throttle is not None else LoginThrottle(reactor)
         self._tokens = Tokens(credentials, reactor)
         self._hashing = DeferredSemaphore(MAX_HASHING)
         self._bad_record_logged = False
