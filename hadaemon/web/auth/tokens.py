@@ -51,10 +51,9 @@ class Tokens:
 
     def revoke(self, token_id: str) -> bool:
         """Delete a token; False if there was none with this id."""
-        key = TOKEN_KEYS + token_id
-        if not isinstance(token_id, str) or self._store.get(key) is None:
+        if not isinstance(token_id, str) or self._store.get(TOKEN_KEYS + token_id) is None:
             return False
-        self._store.delete(key)
+        self._store.delete(TOKEN_KEYS + token_id)
         self._used.pop(token_id, None)
         return True
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hmac
 import os
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any, TypeVar, cast
 
 from twisted.internet.defer import Deferred, DeferredSemaphore
@@ -139,11 +140,8 @@ class WebAuth:
         self.throttle.begin(client)
         try:
             kind, secret = source
-            if kind == "environment":
-                check: Callable[[], bool] = lambda: verify_plain(password, secret)  # noqa: E731
-            else:
-                check = lambda: verify_password(password, secret)  # noqa: E731
-            right = await self._hashing.run(self._in_thread, check)
+            verify = verify_plain if kind == "environment" else verify_password
+            right = await self._hashing.run(self._in_thread, partial(verify, password, secret))
             if not right:
                 delay = self.throttle.failed(client)
                 log.warn("failed web login from {client} ({count} in a row)",
