@@ -41,6 +41,13 @@ def make_auth(store: Store, clock: Clock, *, environ: Mapping[str, str] | None =
                    run_in_thread=maybeDeferred, throttle=LoginThrottle(clock), **kwargs)
 
 
+def cheap_auth(path: pathlib.Path, clock: Clock, **kwargs: Any) -> WebAuth:
+    """WebAuth over a new store in ``path`` with :data:`PASSWORD` cheaply hashed."""
+    store = open_store(path, clock)
+    set_cheap_password(store)
+    return make_auth(store, clock, **kwargs)
+
+
 def start(coroutine: Coroutine[Any, Any, Any] | Deferred[Any]) -> list[Any]:
     """Run ``coroutine`` as Twisted would; the list gets its result or Failure."""
     outcome: list[Any] = []

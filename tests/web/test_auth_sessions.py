@@ -10,6 +10,7 @@ from twisted.internet.task import Clock
 from hadaemon.web.auth import COOKIE_NAME, ENV_PASSWORD, AuthError, Principal, WebAuth
 from tests.web.auth_helpers import (
     PASSWORD,
+    cheap_auth,
     cookie_value,
     make_auth,
     open_store,
@@ -27,9 +28,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def auth(tmp_path: pathlib.Path, clock: Clock) -> WebAuth:
-    store = open_store(tmp_path, clock)
-    set_cheap_password(store)
-    return make_auth(store, clock, session_ttl=3600.0)
+    return cheap_auth(tmp_path, clock, session_ttl=3600.0)
 
 
 def refused(auth: WebAuth, **kwargs: object) -> AuthError:
@@ -55,9 +54,7 @@ def test_login_gives_an_httponly_strict_cookie_and_a_csrf_token(auth: WebAuth) -
 
 
 def test_the_cookie_is_secure_under_tls(tmp_path: pathlib.Path, clock: Clock) -> None:
-    store = open_store(tmp_path, clock)
-    set_cheap_password(store)
-    auth = make_auth(store, clock, secure=True)
+    auth = cheap_auth(tmp_path, clock, secure=True)
     cookie = result(auth.login(PASSWORD, client="c")).set_cookie.decode()
     assert cookie.split("; ")[-1] == "Secure"
     assert auth.logout(request()).decode().endswith("; Secure")

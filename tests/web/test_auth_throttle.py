@@ -10,7 +10,13 @@ from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
 from hadaemon.web.auth import AuthError, LoginThrottle, WebAuth
-from tests.web.auth_helpers import PASSWORD, make_auth, open_store, set_cheap_password, start
+from tests.web.auth_helpers import (
+    PASSWORD,
+    cheap_auth,
+    open_store,
+    set_cheap_password,
+    start,
+)
 
 
 @pytest.fixture
@@ -20,9 +26,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def auth(tmp_path: pathlib.Path, clock: Clock) -> WebAuth:
-    store = open_store(tmp_path, clock)
-    set_cheap_password(store)
-    return make_auth(store, clock)
+    return cheap_auth(tmp_path, clock)
 
 
 def error_of(outcome: list[Any]) -> AuthError:
