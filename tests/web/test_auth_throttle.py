@@ -10,6 +10,7 @@ from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
 from hadaemon.web.auth import AuthError, LoginThrottle, WebAuth
+from hadaemon.web.auth.throttle import client_key
 from tests.web.auth_helpers import (
     PASSWORD,
     cheap_auth,
@@ -180,3 +181,23 @@ def test_too_many_logins_at_once_are_refused(tmp_path: pathlib.Path, clock: Cloc
         released += 1
     assert released == MAX_HASHING + MAX_WAITING
     assert all(o and not isinstance(o[0], Failure) for o in outcomes[:-1])
+
+
+@pytest.mark.parametrize(("address", "key"), [
+    ("192.0.2.7", "192.0.2.7"),
+    ("::ffff:192.0.2.7", "192.0.2.7"),
+    ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+    ("::1", "::/64"),
+    ("unix socket", "unix socket"),
+])
+def test_clients_are_counted_by_address_and_ipv6_by_its_64(address: str, key: str) -> None:
+    assert client_key(address) == key
+
+
+def test_a_whole_ipv6_64_shares_one_lockout(auth: WebAuth, clock: Clock) -> None:
+    for n in range(5):
+        fail_once(auth, clock, client=f"2001:db8:1:2::{n + 1:x}")
+    error = error_of(start(auth.login(PASSWORD, client="2001:db8:1:2:ffff::9")))
+    assert (error.status, error.code) == (429, "too_many_attempts")
+    assert "2001:db8:1:2::/64" in error.message
+    assert start(auth.login(PASSWORD, client="2001:db8:1:3::1"))[0].principal.name == "admin"

@@ -7,13 +7,15 @@ meanwhile is refused at once with a 429 and its ``retry_after``, before any pass
 hashed. A client has one attempt in flight at a time: a parallel one gets a 429 too, so
 the delays cannot be dodged by asking many times at once. A success forgets the client.
 
-At most ``max_clients`` clients are remembered (least recently seen dropped first), and a
+Clients are counted by :func:`client_key` (an IPv6 client by its /64). At most
+``max_clients`` clients are remembered (least recently seen dropped first), and a
 client unseen for ``forget_after`` seconds that is not locked out is forgotten: a flood
 from many addresses costs a bounded table, not unbounded memory. Reactor thread only.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -118,6 +120,21 @@ class LoginThrottle:
                     or entry.busy_until is not None):
                 return
             del self._clients[client]
+
+
+def client_key(address: str) -> str:
+    """The unit throttled for a client address: an IPv6 address's /64 network (one home
+    or host usually owns a whole /64, and could otherwise try from 2**64 addresses), the
+    IPv4 address itself (also inside ``::ffff:a.b.c.d``), or the string as given."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
 def _seconds(value: float) -> str:

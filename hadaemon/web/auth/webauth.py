@@ -33,7 +33,7 @@ from hadaemon.web.auth.passwords import (
     verify_plain,
 )
 from hadaemon.web.auth.sessions import COOKIE_NAME, Sessions, session_cookie
-from hadaemon.web.auth.throttle import LoginThrottle
+from hadaemon.web.auth.throttle import LoginThrottle, client_key
 from hadaemon.web.auth.tokens import Tokens
 
 T = TypeVar("T")
@@ -137,20 +137,21 @@ class WebAuth:
             raise AuthError(429, "too_many_attempts",
                             "too many logins are being checked at once: try again in a second",
                             retry_after=1.0)
-        self.throttle.begin(client)
+        key = client_key(client)  # an IPv6 client counts by its /64
+        self.throttle.begin(key)
         try:
             kind, secret = source
             verify = verify_plain if kind == "environment" else verify_password
             right = await self._hashing.run(self._in_thread, partial(verify, password, secret))
             if not right:
-                delay = self.throttle.failed(client)
+                delay = self.throttle.failed(key)
                 log.warn("failed web login from {client} ({count} in a row)",
-                         client=client, count=self.throttle.failures(client))
+                         client=client, count=self.throttle.failures(key))
                 await deferLater(self._reactor, delay, lambda: None)
                 raise AuthError(401, "bad_password", "wrong password")
-            self.throttle.succeeded(client)
+            self.throttle.succeeded(key)
         finally:
-            self.throttle.end(client)
+            self.throttle.end(key)
         session_id, session = self.sessions.create()
         log.info("web login from {client}", client=client)
         principal = Principal("session", "admin", session.csrf_token)
