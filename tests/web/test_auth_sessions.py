@@ -202,3 +202,16 @@ def test_a_change_with_the_csrf_token_passes(auth: WebAuth,
     got = auth.require(request(cookie=cookie, csrf=csrf, method=b"DELETE"),
                        state_changing=True)
     assert got == principal
+
+
+def test_the_process_environment_is_read_by_default(tmp_path: pathlib.Path, clock: Clock,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from twisted.internet.defer import maybeDeferred
+
+    auth = WebAuth(open_store(tmp_path, clock), reactor=clock, secure=False,
+                   run_in_thread=maybeDeferred)
+    monkeypatch.delenv(ENV_PASSWORD, raising=False)
+    assert not auth.password_set()
+    monkeypatch.setenv(ENV_PASSWORD, "set for the container")  # read on each login
+    assert auth.password_source() == "environment"
+    assert result(auth.login("set for the container", client="a")).principal.kind == "session"
