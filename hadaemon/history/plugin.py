@@ -63,28 +63,39 @@ class HistoryPlugin(Plugin):
         self._timer: LoopingCall | None = None
         self._purge_schedule: Daily | None = None
 
-    async def start(self) -> None:
+    def start(self) -> Deferred[None]:
+        """Listen at once, open the file in the writer's thread; the daemon waits."""
         writer = Writer(self.path, self.reactor)
-        try:
-            await writer.start()
-        except HistoryFileError as exc:
-            self._disable(str(exc))
-            return
+        # Listen before the file is open, in this very turn: what plugins started after
+        # this one report as they start is recorded too; the writer takes it once open.
+        recorder = Recorder(self.settings, writer, self.registry, self.reactor,
+                            self.log, self._report)
+        self._subscription = self.bus.subscribe(
+            "variable/#", recorder.on_change, name="history recorder")
+        opening = writer.start()
+        opening.addCallbacks(lambda _: self._opened(writer, recorder), self._not_opened)
+        return opening
+
+    def _opened(self, writer: Writer, recorder: Recorder) -> None:
         self._writer = writer
         self._reader = Reader(self.path)
         self.unavailable = None
-        self.recorder = Recorder(self.settings, writer, self.registry, self.reactor,
-                                 self.log, self._report)
-        self._subscription = self.bus.subscribe(
-            "variable/#", self.recorder.on_change, name="history recorder")
-        self._timer = LoopingCall(self.recorder.hand_over)
+        self.recorder = recorder
+        self._timer = LoopingCall(recorder.hand_over)
         self._timer.clock = self.reactor
-        self._timer.start(self.settings.batch_interval, now=False)
+        self._timer.start(self.settings.batch_interval, now=True)
         hour, minute = parse_time_of_day(self.settings.purge_at)
         self._purge_schedule = Daily(self.reactor, hour, minute, self._scheduled_purge)
         self._purge_schedule.start()
         self.log.info("history: recording to {path} (kept {days} days)",
                       path=str(self.path), days=self.settings.keep_days)
+
+    def _not_opened(self, failure: Failure) -> None:
+        if self._subscription is not None:
+            self._subscription.cancel()
+            self._subscription = None
+        failure.trap(HistoryFileError)
+        self._disable(failure.getErrorMessage())
 
     async def stop(self) -> None:
         """Stop listening, write everything still waiting, close the file."""
