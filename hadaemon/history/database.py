@@ -39,15 +39,31 @@ CREATE TABLE IF NOT EXISTS series (
     unit TEXT,
     UNIQUE (source, peer_id, channel, name)
 );
--- num has no declared type: SQLite keeps an int an int and a float a float.
+-- Clustered by variable and time (WITHOUT ROWID): a chart reads one contiguous range.
+-- num has no declared type: SQLite keeps an int an int and a float a float. seq tells
+-- apart changes of one variable with the same timestamp.
 CREATE TABLE IF NOT EXISTS changes (
     series INTEGER NOT NULL,
     t REAL NOT NULL,
+    seq INTEGER NOT NULL,
     num,
-    value BLOB
-);
--- Covering for the chart queries (range of one series, aggregates of num).
-CREATE INDEX IF NOT EXISTS changes_by_series ON changes (series, t, num);
+    value BLOB,
+    PRIMARY KEY (series, t, seq)
+) WITHOUT ROWID;
+-- Per variable and minute: what a long range's buckets are made of, so a day's chart
+-- reads 1,440 rows instead of 86,400 (benchmarks/history.py). low/high/total/numbers
+-- are of the numbers only; changes counts every change.
+CREATE TABLE IF NOT EXISTS minutes (
+    series INTEGER NOT NULL,
+    minute INTEGER NOT NULL,
+    low,
+    high,
+    total REAL NOT NULL,
+    numbers INTEGER NOT NULL,
+    changes INTEGER NOT NULL,
+    PRIMARY KEY (series, minute)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
 """
 
 _INT_MIN, _INT_MAX = -(1 << 63), (1 << 63) - 1
@@ -136,43 +152,126 @@ class BatchResult:
         self.unsupported: dict[SeriesKey, str] = {}
 
 
-def write_batch(
-    conn: sqlite3.Connection,
-    series_ids: dict[SeriesKey, int],
-    rows: Sequence[Row],
-    meta: Mapping[SeriesKey, SeriesMeta],
-) -> BatchResult:
-    """Insert ``rows`` in one transaction; ``series_ids`` caches the variables' ids.
+_UPSERT_MINUTE = """
+INSERT INTO minutes VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (series, minute) DO UPDATE SET
+    low = min(coalesce(low, excluded.low), coalesce(excluded.low, low)),
+    high = max(coalesce(high, excluded.high), coalesce(excluded.high, high)),
+    total = total + excluded.total,
+    numbers = numbers + excluded.numbers,
+    changes = changes + excluded.changes
+"""
 
-    ``meta`` holds the type and unit of variables seen for the first time by this run of
-    the recorder (stored, or updated when the device was re-described).
-    """
-    result = BatchResult()
-    prepared: list[tuple[int, float, Any, bytes | None]] = []
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        for key, info in meta.items():
-            series_ids[key] = _upsert_series(conn, key, info)
-        for key, t, value in rows:
-            sid = series_ids.get(key)
-            if sid is None:
-                sid = series_ids[key] = _series_id(conn, key)
-            try:
-                num, packed = encode(value)
-            except UnsupportedValue as exc:
-                result.unsupported[key] = str(exc)
-                continue
-            prepared.append((sid, t, num, packed))
-        conn.executemany("INSERT INTO changes VALUES (?, ?, ?, ?)", prepared)
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        # Ids handed out inside the rolled back transaction are gone with it.
-        series_ids.clear()
-        raise
-    result.stored = len(prepared)
-    return result
+
+class HistoryFile:
+    """The writing side of an open history file; for the writer's thread only."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self._series_ids: dict[SeriesKey, int] = {}
+        row = conn.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()
+        self._seq = int(row[0]) if row is not None else 0
+
+    @classmethod
+    def open(cls, path: pathlib.Path) -> HistoryFile:
+        """Open ``path``; HistoryFileError naming it when it cannot be used."""
+        conn = open_database(path)
+        try:
+            return cls(conn)
+        except sqlite3.Error as exc:
+            conn.close()
+            raise HistoryFileError(f"cannot use {path} as the history file: {exc}") from exc
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def write(self, rows: Sequence[Row], meta: Mapping[SeriesKey, SeriesMeta]) -> BatchResult:
+        """Insert ``rows`` and their minutes in one transaction.
+
+        ``meta`` holds the type and unit of variables seen for the first time by this
+        run of the recorder (stored, or updated when the device was re-described).
+        """
+        result = BatchResult()
+        conn = self.conn
+        ids = self._series_ids
+        seq = self._seq
+        prepared: list[tuple[int, float, int, Any, bytes | None]] = []
+        minutes: dict[tuple[int, int], list[Any]] = {}
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for key, info in meta.items():
+                ids[key] = _upsert_series(conn, key, info)
+            for key, t, value in rows:
+                sid = ids.get(key)
+                if sid is None:
+                    sid = ids[key] = _series_id(conn, key)
+                try:
+                    num, packed = encode(value)
+                except UnsupportedValue as exc:
+                    result.unsupported[key] = str(exc)
+                    continue
+                seq += 1
+                prepared.append((sid, t, seq, num, packed))
+                _add_to_minute(minutes, sid, t, num)
+            conn.executemany("INSERT INTO changes VALUES (?, ?, ?, ?, ?)", prepared)
+            conn.executemany(_UPSERT_MINUTE, [(*k, *v) for k, v in minutes.items()])
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('seq', ?)", (seq,))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            # Ids handed out inside the rolled back transaction are gone with it.
+            ids.clear()
+            raise
+        self._seq = seq
+        result.stored = len(prepared)
+        return result
+
+    def purge_steps(self, cutoff: float, *, chunk: int = 5000) -> Iterator[int]:
+        """Delete changes older than ``cutoff``, ``chunk`` rows per transaction.
+
+        Yields the rows deleted by each step, so the writer can write waiting batches
+        in between. The last change before ``cutoff`` of each variable is kept: it is
+        the value in force at the cut, which a chart of the oldest kept day starts with.
+        """
+        conn = self.conn
+        series = [row[0] for row in conn.execute("SELECT id FROM series ORDER BY id")]
+        for sid in series:
+            # Minutes serve charts of the kept days only.
+            conn.execute("DELETE FROM minutes WHERE series = ? AND minute < ?",
+                         (sid, math.floor(cutoff / 60)))
+            kept = conn.execute(
+                "SELECT max(t) FROM changes WHERE series = ? AND t < ?", (sid, cutoff)
+            ).fetchone()[0]
+            while kept is not None:
+                deleted = conn.execute(
+                    "DELETE FROM changes WHERE (series, t, seq) IN (SELECT series, t, seq "
+                    "FROM changes WHERE series = ? AND t < ? LIMIT ?)", (sid, kept, chunk),
+                ).rowcount
+                if deleted:
+                    yield deleted
+                if deleted < chunk:
+                    break
+
+
+def _add_to_minute(minutes: dict[tuple[int, int], list[Any]], sid: int, t: float,
+                   num: int | float | None) -> None:
+    key = (sid, math.floor(t / 60))
+    entry = minutes.get(key)
+    if entry is None:
+        if num is None:
+            minutes[key] = [None, None, 0.0, 0, 1]
+        else:
+            minutes[key] = [num, num, float(num), 1, 1]
+        return
+    entry[4] += 1
+    if num is not None:
+        if entry[0] is None or num < entry[0]:
+            entry[0] = num
+        if entry[1] is None or num > entry[1]:
+            entry[1] = num
+        entry[2] += num
+        entry[3] += 1
 
 
 def _upsert_series(conn: sqlite3.Connection, key: SeriesKey, info: SeriesMeta) -> int:
@@ -197,31 +296,3 @@ def _series_id(conn: sqlite3.Connection, key: SeriesKey) -> int:
         "AND name = ?", key,
     ).fetchone()
     return int(row[0])
-
-
-def purge_steps(
-    conn: sqlite3.Connection, cutoff: float, *, chunk: int = 5000
-) -> Iterator[int]:
-    """Delete changes older than ``cutoff``, ``chunk`` rows per transaction.
-
-    Yields the rows deleted by each step, so the writer can write waiting batches in
-    between. The last change before ``cutoff`` of each variable is kept: it is the value
-    in force at the cut, which a chart of the oldest kept day starts with.
-    """
-    series = [row[0] for row in conn.execute("SELECT id FROM series ORDER BY id")]
-    for sid in series:
-        kept = conn.execute(
-            "SELECT max(t) FROM changes WHERE series = ? AND t < ?", (sid, cutoff)
-        ).fetchone()[0]
-        if kept is None:
-            continue
-        while True:
-            deleted = conn.execute(
-                "DELETE FROM changes WHERE rowid IN (SELECT rowid FROM changes "
-                "WHERE series = ? AND t < ? LIMIT ?)",
-                (sid, kept, chunk),
-            ).rowcount
-            if deleted:
-                yield deleted
-            if deleted < chunk:
-                break

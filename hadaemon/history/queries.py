@@ -7,6 +7,7 @@ it read while the writer writes.
 
 from __future__ import annotations
 
+import math
 import pathlib
 import sqlite3
 import threading
@@ -60,6 +61,9 @@ class Reader:
                 self._conn = None
 
 
+MINUTE = 60
+
+
 def _query(conn: sqlite3.Connection, w: Window) -> dict[str, Any] | None:
     row = conn.execute(
         "SELECT id, type, unit FROM series WHERE source = ? AND peer_id = ? "
@@ -74,10 +78,8 @@ def _query(conn: sqlite3.Connection, w: Window) -> dict[str, Any] | None:
         "source": source, "peer_id": peer_id, "channel": channel, "name": name,
         "type": kind, "unit": w.unit if w.type is not None else stored_unit,
     }
-    count, numbers = conn.execute(
-        "SELECT count(*), count(num) FROM changes WHERE series = ? AND t >= ? AND t <= ?",
-        (sid, w.start, w.end),
-    ).fetchone()
+    span = _Span(w)
+    count, numbers = _counts(conn, sid, span)
     initial = _value_before(conn, sid, w.start)
     numeric = kind in NUMERIC_TYPES or (kind == "any" and count > 0 and numbers == count)
     answer: dict[str, Any] = {
@@ -85,10 +87,10 @@ def _query(conn: sqlite3.Connection, w: Window) -> dict[str, Any] | None:
         "downsampled": count > w.max_points,
     }
     if numeric and count > w.max_points:
-        width = (w.end - w.start) / w.max_points
+        width, buckets = _buckets(conn, sid, span)
         answer["bucket_seconds"] = width
         answer["initial"] = initial
-        answer["buckets"] = _buckets(conn, sid, w, width)
+        answer["buckets"] = buckets
         return answer
     if count > w.max_points:
         points = _state_changes(conn, sid, w, max(1, w.max_points // 2))
@@ -98,11 +100,53 @@ def _query(conn: sqlite3.Connection, w: Window) -> dict[str, Any] | None:
     return answer
 
 
+class _Span:
+    """A window cut into whole minutes (read from ``minutes``) and the ragged edges
+    before and after them (read from ``changes``)."""
+
+    def __init__(self, w: Window) -> None:
+        self.window = w
+        first, last = math.ceil(w.start / MINUTE), math.floor(w.end / MINUTE) - 1
+        self.minutes: tuple[int, int] | None = (first, last) if first <= last else None
+        # (from, to, to included)
+        self.edges: list[tuple[float, float, bool]] = (
+            [(w.start, first * MINUTE, False), ((last + 1) * MINUTE, w.end, True)]
+            if self.minutes is not None else [(w.start, w.end, True)]
+        )
+
+    def raw(self, conn: sqlite3.Connection, sid: int, columns: str,
+            extra: str = "") -> list[Any]:
+        """Rows of ``changes`` in the edges."""
+        rows: list[Any] = []
+        for low, high, included in self.edges:
+            if high < low or (high == low and not included):
+                continue
+            rows += conn.execute(
+                f"SELECT {columns} FROM changes WHERE series = ? AND t >= ? "
+                f"AND t {'<=' if included else '<'} ? {extra}", (sid, low, high),
+            ).fetchall()
+        return rows
+
+
+def _counts(conn: sqlite3.Connection, sid: int, span: _Span) -> tuple[int, int]:
+    """Changes in the window, and how many of them are numbers."""
+    count = numbers = 0
+    if span.minutes is not None:
+        count, numbers = conn.execute(
+            "SELECT coalesce(sum(changes), 0), coalesce(sum(numbers), 0) FROM minutes "
+            "WHERE series = ? AND minute BETWEEN ? AND ?", (sid, *span.minutes),
+        ).fetchone()
+    for edge_count, edge_numbers in span.raw(conn, sid, "count(*), count(num)"):
+        count += edge_count
+        numbers += edge_numbers
+    return int(count), int(numbers)
+
+
 def _value_before(conn: sqlite3.Connection, sid: int, start: float) -> list[Any] | None:
     """``[t, value]`` of the last change before ``start``: the value in force at it."""
     row = conn.execute(
         "SELECT t, num, value FROM changes WHERE series = ? AND t < ? "
-        "ORDER BY t DESC, rowid DESC LIMIT 1", (sid, start),
+        "ORDER BY t DESC, seq DESC LIMIT 1", (sid, start),
     ).fetchone()
     return None if row is None else [row[0], decode(row[1], row[2])]
 
@@ -112,24 +156,59 @@ def _all_points(conn: sqlite3.Connection, sid: int, w: Window) -> list[list[Any]
         [t, decode(num, packed)]
         for t, num, packed in conn.execute(
             "SELECT t, num, value FROM changes WHERE series = ? AND t >= ? AND t <= ? "
-            "ORDER BY t, rowid", (sid, w.start, w.end),
+            "ORDER BY t, seq", (sid, w.start, w.end),
         )
     ]
 
 
-def _buckets(conn: sqlite3.Connection, sid: int, w: Window, width: float) -> list[list[Any]]:
-    """``[t_start, min, max, mean, count]`` per non-empty bucket, of numbers only (a
-    NaN of a float variable is not aggregated). The mean is of the recorded values."""
-    last = w.max_points - 1  # a change at exactly ``end`` belongs to the last bucket
-    return [
-        [w.start + bucket * width, low, high, mean, n]
-        for bucket, low, high, mean, n in conn.execute(
-            "SELECT min(CAST((t - ?1) / ?2 AS INTEGER), ?3) AS b, min(num), max(num), "
-            "avg(num), count(num) FROM changes "
-            "WHERE series = ?4 AND t >= ?1 AND t <= ?5 AND num IS NOT NULL "
-            "GROUP BY b ORDER BY b",
-            (w.start, width, last, sid, w.end),
-        )
+def _buckets(conn: sqlite3.Connection, sid: int, span: _Span) -> tuple[float, list[list[Any]]]:
+    """``(bucket seconds, [[t_start, min, max, mean, count], ...])`` per non-empty
+    bucket, of the numbers (a NaN of a float variable is not aggregated). The mean is
+    of the recorded values, not weighted by time.
+
+    Buckets at least a minute wide are whole minutes, aligned on minutes (the first
+    starts at ``start``): made of the minutes table plus the ragged edges. Narrower
+    ones come from the changes themselves.
+    """
+    w = span.window
+    width = (w.end - w.start) / w.max_points
+    if width < MINUTE or span.minutes is None:
+        last = w.max_points - 1  # a change at exactly ``end`` belongs to the last bucket
+        return width, [
+            [w.start + bucket * width, low, high, mean, n]
+            for bucket, low, high, mean, n in conn.execute(
+                "SELECT min(CAST((t - ?1) / ?2 AS INTEGER), ?3) AS b, min(num), max(num), "
+                "avg(num), count(num) FROM changes "
+                "WHERE series = ?4 AND t >= ?1 AND t <= ?5 AND num IS NOT NULL "
+                "GROUP BY b ORDER BY b",
+                (w.start, width, last, sid, w.end),
+            )
+        ]
+    origin = math.floor(w.start / MINUTE) * MINUTE
+    size = MINUTE * math.ceil(width / MINUTE)
+    if math.ceil((w.end - origin) / size) > w.max_points:  # start is not on a minute
+        size += MINUTE
+    last = max(0, math.ceil((w.end - origin) / size) - 1)
+    sums: dict[int, list[Any]] = {}
+    for bucket, low, high, total, n in conn.execute(
+        "SELECT min((minute * 60 - ?1) / ?2, ?3) AS b, min(low), max(high), sum(total), "
+        "sum(numbers) FROM minutes WHERE series = ?4 AND minute BETWEEN ?5 AND ?6 "
+        "AND numbers > 0 GROUP BY b",
+        (origin, size, last, sid, *span.minutes),
+    ):
+        sums[bucket] = [low, high, total, n]
+    for t, num in span.raw(conn, sid, "t, num", "AND num IS NOT NULL"):
+        bucket = min(int((t - origin) // size), last)
+        entry = sums.get(bucket)
+        if entry is None:
+            sums[bucket] = [num, num, float(num), 1]
+        else:
+            entry[0], entry[1] = min(entry[0], num), max(entry[1], num)
+            entry[2] += num
+            entry[3] += 1
+    return float(size), [
+        [max(w.start, float(origin + bucket * size)), low, high, total / n, n]
+        for bucket, (low, high, total, n) in sorted(sums.items())
     ]
 
 
@@ -143,12 +222,12 @@ def _state_changes(
         [t, decode(num, packed)]
         for t, num, packed in conn.execute(
             "SELECT t, num, value FROM ("
-            " SELECT t, num, value, rowid AS r,"
-            "  row_number() OVER (PARTITION BY b ORDER BY t, rowid) AS first,"
-            "  row_number() OVER (PARTITION BY b ORDER BY t DESC, rowid DESC) AS last"
-            " FROM (SELECT rowid, t, num, value, min(CAST((t - ?1) / ?2 AS INTEGER), ?3) AS b"
+            " SELECT t, seq, num, value,"
+            "  row_number() OVER (PARTITION BY b ORDER BY t, seq) AS first,"
+            "  row_number() OVER (PARTITION BY b ORDER BY t DESC, seq DESC) AS last"
+            " FROM (SELECT t, seq, num, value, min(CAST((t - ?1) / ?2 AS INTEGER), ?3) AS b"
             "       FROM changes WHERE series = ?4 AND t >= ?1 AND t <= ?5))"
-            " WHERE first = 1 OR last = 1 ORDER BY t, r",
+            " WHERE first = 1 OR last = 1 ORDER BY t, seq",
             (w.start, width, buckets - 1, sid, w.end),
         )
     ]

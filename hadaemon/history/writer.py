@@ -21,13 +21,11 @@ from twisted.python.failure import Failure
 
 from hadaemon.history.database import (
     BatchResult,
+    HistoryFile,
     HistoryFileError,
     Row,
     SeriesKey,
     SeriesMeta,
-    open_database,
-    purge_steps,
-    write_batch,
 )
 
 Job = tuple[str, tuple[Any, ...], Callable[[object], None]]
@@ -44,7 +42,6 @@ class Writer:
         self._reactor = reactor
         self._jobs: queue.SimpleQueue[Job] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        self._series_ids: dict[SeriesKey, int] = {}
         self._purge: Iterator[int] | None = None
         self._purge_done: Callable[[object], None] | None = None
         self._purged = 0
@@ -103,7 +100,7 @@ class Writer:
 
     def _in_thread_run(self, opened: Callable[[object], None]) -> None:
         try:
-            conn = open_database(self.path)
+            history = HistoryFile.open(self.path)
         except HistoryFileError:
             self._reactor.callFromThread(opened, Failure())
             return
@@ -117,11 +114,11 @@ class Writer:
                 if job[0] == "stop":
                     stopped = job[2]
                 else:
-                    self._in_thread_do(conn, job)
+                    self._in_thread_do(history, job)
         finally:
             # An unfinished purge goes on at the next one; what it deleted is counted.
             self._in_thread_finish_purge(self._purged)
-            conn.close()
+            history.close()
             if stopped is not None:
                 self._reactor.callFromThread(stopped, None)
 
@@ -146,17 +143,17 @@ class Writer:
         if done is not None:
             self._reactor.callFromThread(done, outcome)
 
-    def _in_thread_do(self, conn: sqlite3.Connection, job: Job) -> None:
+    def _in_thread_do(self, history: HistoryFile, job: Job) -> None:
         kind, args, done = job
         outcome: object
         try:
             if kind == "batch":
-                outcome = write_batch(conn, self._series_ids, *args)
+                outcome = history.write(*args)
             elif kind == "purge":
                 if self._purge is not None:  # one at a time: the newer cutoff wins later
                     self._in_thread_finish_purge(0)
                 self._purge, self._purge_done, self._purged = (
-                    purge_steps(conn, args[0]), done, 0)
+                    history.purge_steps(args[0]), done, 0)
                 return
             else:
                 outcome = None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import pathlib
+import random
 import statistics
 from typing import Any
 
@@ -10,9 +12,10 @@ import pytest
 
 from hadaemon.daemon import Daemon
 from hadaemon.history import MAX_POINTS_LIMIT, HistoryPlugin
+from hadaemon.values import same
 from tests.history.helpers import add_meter, config, run
 
-T0 = 1_700_000_000.0
+T0 = 1_699_999_980.0  # on a minute
 DAY = 86400.0
 
 
@@ -87,7 +90,7 @@ def test_a_variable_known_but_without_changes_has_an_empty_chart(
 
 
 BAD: list[tuple[dict[str, Any], str]] = [
-    ({"start": T0 + 10, "end": T0}, "end (1700000000.0) is before start (1700000010.0)"),
+    ({"start": T0 + 10, "end": T0}, "end (1699999980.0) is before start (1699999990.0)"),
     ({"max_points": 0}, f"max_points: expected 1 to {MAX_POINTS_LIMIT}, got 0"),
     ({"max_points": MAX_POINTS_LIMIT + 1}, "max_points: expected 1 to"),
     ({"max_points": True}, "max_points: expected an integer, got True"),
@@ -149,3 +152,68 @@ def test_history_outlives_the_device(tmp_path: pathlib.Path) -> None:
     answer = run(cfg, scenario)
     assert answer["points"] == [[T0, 3.5]]
     assert answer["variable"]["type"] == "float" and answer["variable"]["unit"] == "W"
+
+
+def brute_buckets(values: list[tuple[float, float]], start: float, end: float,
+                  edges: list[float]) -> list[list[Any]]:
+    """min/max/mean/count of ``values`` per bucket, each bucket from its edge to the
+    next (the last one to ``end`` included), computed the slow way."""
+    out = []
+    for i, edge in enumerate(edges):
+        upper = edges[i + 1] if i + 1 < len(edges) else None
+        inside = [v for t, v in values if start <= t <= end and t >= edge
+                  and (upper is None or t < upper) and not math.isnan(v)]
+        if inside:
+            out.append([edge, min(inside), max(inside), statistics.fmean(inside),
+                        len(inside)])
+    return out
+
+
+@pytest.mark.parametrize(("offset", "length", "max_points"), [
+    (0.0, DAY, 96),            # on minutes, whole minutes only
+    (37.25, DAY - 100.5, 96),  # ragged edges at both ends
+    (1234.5, 7200.0, 500),     # buckets narrower than a minute: from the changes
+    (5.0, 3 * 3600.0, 7),      # few, wide buckets
+])
+def test_buckets_agree_with_the_changes(tmp_path: pathlib.Path, offset: float,
+                                        length: float, max_points: int) -> None:
+    # Small batches: a minute's figures are summed over several batches.
+    cfg = config(tmp_path, history={"batch_size": 37, "batch_interval": 60.0})
+    rng = random.Random(offset)
+    t = T0 - 500
+    values: list[tuple[float, float]] = []
+    while t < T0 + DAY + 500:
+        t += rng.expovariate(1 / 7.0)
+        value = rng.choice([float("nan"), rng.uniform(-50, 50), 1e9])
+        if not values or not same(values[-1][1], value):  # the registry skips repeats
+            values.append((t, value))
+
+    async def scenario(daemon: Daemon, history: HistoryPlugin, reactor: Any) -> Any:
+        meter = add_meter(daemon)
+        for t, v in values:
+            daemon.registry.report(meter.peer_id, 0, "power", v, timestamp=t)
+        await history.flush()
+        return await history.query(source="test", peer_id=meter.peer_id, channel=0,
+                                   name="power", start=T0 + offset,
+                                   end=T0 + offset + length, max_points=max_points)
+
+    start, end = T0 + offset, T0 + offset + length
+    answer = run(cfg, scenario)
+    buckets = answer["buckets"]
+    assert 0 < len(buckets) <= max_points
+    size = answer["bucket_seconds"]
+    assert size >= length / max_points
+    assert answer["count"] == sum(1 for t, _ in values if start <= t <= end)
+    # every bucket starts on the grid (the first one at start) and edges follow it
+    if size >= 60:
+        origin = math.floor(start / 60) * 60
+        assert size % 60 == 0
+        edges = [start] + [origin + k * size for k in range(1, math.ceil((end - origin)
+                                                                          / size))]
+    else:
+        edges = [start + k * size for k in range(max_points)]
+    want = brute_buckets(values, start, end, edges)
+    assert [b[0] for b in buckets] == [b[0] for b in want]
+    for got, expected in zip(buckets, want, strict=True):
+        assert got[1:3] == expected[1:3] and got[4] == expected[4]
+        assert got[3] == pytest.approx(expected[3], rel=1e-9, abs=1e-6)

@@ -21,7 +21,7 @@ def rows_in(path: pathlib.Path) -> list[tuple[str, str, float]]:
     try:
         return list(conn.execute(
             "SELECT s.source, s.name, c.t FROM changes c JOIN series s ON s.id = c.series "
-            "ORDER BY c.t, c.rowid"))
+            "ORDER BY c.t, c.seq"))
     finally:
         conn.close()
 

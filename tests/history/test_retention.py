@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import pathlib
 import sqlite3
 import time
@@ -48,6 +49,10 @@ def test_purge_keeps_keep_days_and_the_value_in_force_at_the_cut(
     assert counts["points"][0][0] == pytest.approx(now - 10.5 * DAY)
     assert labels["points"] == [[pytest.approx(now - 11 * DAY), "v2"]]
     assert again == 0
+    conn = sqlite3.connect(tmp_path / "var" / "history.sqlite")
+    oldest_minute = conn.execute("SELECT min(minute) FROM minutes").fetchone()[0]
+    conn.close()
+    assert oldest_minute == math.floor((now - 9 * DAY) / 60)  # the 9-day-old change
 
 
 def test_the_purge_runs_daily_at_purge_at() -> None:
