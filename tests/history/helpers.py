@@ -54,7 +54,7 @@ def run(cfg: Config, scenario: Scenario, *, events: list[Event] | None = None,
         daemon.startService()
         try:
             await daemon.started
-            plugin = daemon.plugin("history")
+            plugin: Any = daemon.plugin("history")
             assert isinstance(plugin, HistoryPlugin)
             return await scenario(daemon, plugin, reactor)
         finally:

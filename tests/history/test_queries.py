@@ -30,7 +30,8 @@ def test_numbers_come_in_buckets_of_min_max_mean_count(tmp_path: pathlib.Path) -
         for t, v in values:
             daemon.registry.report(meter.peer_id, 0, "power", v, timestamp=t)
         await history.flush()
-        args = {"source": "test", "peer_id": meter.peer_id, "channel": 0, "name": "power"}
+        args: dict[str, Any] = {"source": "test", "peer_id": meter.peer_id, "channel": 0,
+                                "name": "power"}
         day = await history.query(**args, start=T0, end=T0 + DAY, max_points=96)
         few = await history.query(**args, start=T0 + 100, end=T0 + 130, max_points=96)
         return day, few
