@@ -135,8 +135,11 @@ class HistoryPlugin(Plugin):
         window = self._window(source, peer_id, channel, name, start, end, max_points)
         if self.unavailable is not None or self._reader is None:
             raise HistoryUnavailable(self.unavailable or "history is not started")
-        answer = await _await(deferToThreadPool(
-            self.reactor, self.reactor.getThreadPool(), self._reader.query, window))
+        try:
+            answer = await _await(deferToThreadPool(
+                self.reactor, self.reactor.getThreadPool(), self._reader.query, window))
+        except HistoryFileError as exc:
+            raise HistoryUnavailable(str(exc)) from exc
         if answer is not None:
             return answer
         what = f"variable {source}/{peer_id}/{channel}/{name}"
@@ -252,7 +255,10 @@ class HistoryPlugin(Plugin):
 
 def _await(d: Deferred[T]) -> Awaitable[T]:
     # query() is awaited by whoever serves it: from an asyncio task (which cannot await
-    # a Deferred) or from a coroutine Twisted drives (which cannot await a future).
+    # a Deferred unless hadaemon.aio wraps it) or from a coroutine Twisted drives
+    # (Deferred.fromCoroutine, klein; it cannot await a future). Told apart by whether
+    # an asyncio task runs this step; a coroutine Twisted starts from inside a task's
+    # step is the one case this gets wrong (wrap it in hadaemon.aio.as_deferred).
     if _in_asyncio_task():
         return d.asFuture(asyncio.get_running_loop())
     return d

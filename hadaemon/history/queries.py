@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from hadaemon.history.database import SeriesKey, connect, decode
+from hadaemon.history.database import HistoryFileError, SeriesKey, connect, decode
 
 NUMERIC_TYPES = frozenset({"int", "float"})
 """Variable types charted as numbers (min/max/mean buckets); ``any`` is when every
@@ -42,17 +42,21 @@ class Reader:
         self._lock = threading.Lock()
 
     def query(self, window: Window) -> dict[str, Any] | None:
-        """The chart of ``window``, or None if the variable has no history at all."""
+        """The chart of ``window``, or None if the variable has no history at all;
+        HistoryFileError naming the file when SQLite fails."""
         with self._lock:
-            if self._conn is None:
-                self._conn = connect(self.path, readonly=True)
-            conn = self._conn
-            # One read transaction: the answer is one snapshot even while batches land.
-            conn.execute("BEGIN")
             try:
-                return _query(conn, window)
-            finally:
-                conn.execute("COMMIT")
+                if self._conn is None:
+                    self._conn = connect(self.path, readonly=True)
+                conn = self._conn
+                # One read transaction: one snapshot even while batches land.
+                conn.execute("BEGIN")
+                try:
+                    return _query(conn, window)
+                finally:
+                    conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise HistoryFileError(f"reading {self.path} failed: {exc}") from exc
 
     def close(self) -> None:
         with self._lock:

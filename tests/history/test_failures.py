@@ -4,6 +4,7 @@ on, and what is lost is counted and reported."""
 from __future__ import annotations
 
 import pathlib
+import sqlite3
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from hadaemon.bus import ErrorEvent, Event, Level
 from hadaemon.daemon import Daemon
 from hadaemon.history import HistoryPlugin, HistoryUnavailable
+from hadaemon.history.database import HistoryFile
 from hadaemon.testing import capture_logs, wait_until
 from tests.history.helpers import add_meter, config, errors_of, run
 
@@ -60,7 +62,6 @@ def test_an_unusable_path_disables_history(tmp_path: pathlib.Path) -> None:
 
 
 def test_a_file_from_a_newer_version_is_refused(tmp_path: pathlib.Path) -> None:
-    import sqlite3
     path = tmp_path / "var" / "history.sqlite"
     path.parent.mkdir(parents=True)
     conn = sqlite3.connect(path)
@@ -102,3 +103,46 @@ def test_changes_beyond_max_queued_are_dropped_counted_and_reported(
     assert (after["recorded"], after["dropped"], after["queued"]) == (101, 50, 0)
     # the oldest were kept, the newest dropped: one gap, from 100 to 149
     assert [v for _, v in answer["points"]] == [*range(100), 1000]
+
+
+def test_a_failed_write_is_counted_reported_and_recording_goes_on(
+        tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The one fake here: the disk fills up for exactly one batch (the writer's thread
+    # calls HistoryFile.write; SQLite raises this when the disk is full).
+    real_write = HistoryFile.write
+    calls = {"n": 0}
+
+    def write(self: HistoryFile, *args: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise sqlite3.OperationalError("database or disk is full")
+        return real_write(self, *args)
+
+    monkeypatch.setattr(HistoryFile, "write", write)
+    cfg = config(tmp_path, history={"batch_interval": 60.0})
+    events: list[Event] = []
+
+    async def scenario(daemon: Daemon, history: HistoryPlugin, reactor: Any) -> Any:
+        meter = add_meter(daemon)
+        for i in range(30):
+            daemon.registry.report(meter.peer_id, 0, "count", i, timestamp=T0 + i)
+        await history.flush()
+        failed = history.stats()
+        for i in range(30, 40):
+            daemon.registry.report(meter.peer_id, 0, "count", i, timestamp=T0 + i)
+        await history.flush()
+        answer = await history.query(source="test", peer_id=meter.peer_id, channel=0,
+                                     name="count", start=T0, end=T0 + 100)
+        return failed, history.stats(), answer
+
+    failed, after, answer = run(cfg, scenario, events=events)
+    path = tmp_path / "var" / "history.sqlite"
+    assert (failed["failed"], failed["recorded"], failed["queued"]) == (30, 0, 0)
+    assert (after["failed"], after["recorded"]) == (30, 10)
+    assert [v for _, v in answer["points"]] == list(range(30, 40))
+    messages = errors_of(events)
+    assert messages[0] == (f"history: writing {path} failed: database or disk is full; "
+                           "30 changes lost, retrying with the next batch")
+    assert messages[1].startswith("history: writing works again; 30 changes were lost in ")
+    assert [e.level for e in events if isinstance(e, ErrorEvent)] == [Level.ERROR,
+                                                                      Level.WARNING]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import pathlib
 import random
@@ -9,6 +10,7 @@ import statistics
 from typing import Any
 
 import pytest
+from twisted.internet.defer import Deferred
 
 from hadaemon.daemon import Daemon
 from hadaemon.history import MAX_POINTS_LIMIT, HistoryPlugin
@@ -218,3 +220,24 @@ def test_buckets_agree_with_the_changes(tmp_path: pathlib.Path, offset: float,
     for got, expected in zip(buckets, want, strict=True):
         assert got[1:3] == expected[1:3] and got[4] == expected[4]
         assert got[3] == pytest.approx(expected[3], rel=1e-9, abs=1e-6)
+
+
+def test_query_can_be_awaited_by_twisted_and_by_asyncio(tmp_path: pathlib.Path) -> None:
+    cfg = config(tmp_path)
+
+    async def scenario(daemon: Daemon, history: HistoryPlugin, reactor: Any) -> Any:
+        meter = add_meter(daemon)
+        daemon.registry.report(meter.peer_id, 0, "count", 7, timestamp=T0)
+        await history.flush()
+        args = {"source": "test", "peer_id": meter.peer_id, "channel": 0, "name": "count",
+                "start": T0, "end": T0 + 1}
+        # a coroutine Twisted drives, started from a reactor callback (klein, twisted.web)
+        by_twisted: Deferred[Any] = Deferred()
+        reactor.callLater(0, lambda: Deferred.fromCoroutine(
+            history.query(**args)).chainDeferred(by_twisted))
+        # a plain asyncio task, not wrapped by hadaemon.aio
+        by_asyncio = asyncio.ensure_future(history.query(**args))
+        return await by_twisted, await by_asyncio
+
+    by_twisted, by_asyncio = run(cfg, scenario)
+    assert by_twisted["points"] == by_asyncio["points"] == [[T0, 7]]
