@@ -69,3 +69,9 @@ def add_meter(daemon: Daemon, source: str = "test", key: str = "meter") -> Devic
 
 def errors_of(events: list[Event]) -> list[str]:
     return [e.message for e in events if isinstance(e, ErrorEvent)]
+
+
+def count_up(daemon: Daemon, meter: Device, first: int, stop: int, t0: float) -> None:
+    """Report ``count`` = first .. stop - 1, one a second from ``t0 + first``."""
+    for i in range(first, stop):
+        daemon.registry.report(meter.peer_id, 0, "count", i, timestamp=t0 + i)

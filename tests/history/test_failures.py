@@ -14,7 +14,7 @@ from hadaemon.daemon import Daemon
 from hadaemon.history import HistoryPlugin, HistoryUnavailable
 from hadaemon.history.database import HistoryFile
 from hadaemon.testing import capture_logs, wait_until
-from tests.history.helpers import add_meter, config, errors_of, run
+from tests.history.helpers import add_meter, config, count_up, errors_of, run
 
 T0 = 1_700_000_000.0
 
@@ -83,8 +83,7 @@ def test_changes_beyond_max_queued_are_dropped_counted_and_reported(
 
     async def scenario(daemon: Daemon, history: HistoryPlugin, reactor: Any) -> Any:
         meter = add_meter(daemon)
-        for i in range(150):
-            daemon.registry.report(meter.peer_id, 0, "count", i, timestamp=T0 + i)
+        count_up(daemon, meter, 0, 150, T0)
         full = history.stats()
         reported_while_full = errors_of(events)
         await history.flush()  # the backlog is written: recording again
@@ -124,12 +123,10 @@ def test_a_failed_write_is_counted_reported_and_recording_goes_on(
 
     async def scenario(daemon: Daemon, history: HistoryPlugin, reactor: Any) -> Any:
         meter = add_meter(daemon)
-        for i in range(30):
-            daemon.registry.report(meter.peer_id, 0, "count", i, timestamp=T0 + i)
+        count_up(daemon, meter, 0, 30, T0)
         await history.flush()
         failed = history.stats()
-        for i in range(30, 40):
-            daemon.registry.report(meter.peer_id, 0, "count", i, timestamp=T0 + i)
+        count_up(daemon, meter, 30, 40, T0)
         await history.flush()
         answer = await history.query(source="test", peer_id=meter.peer_id, channel=0,
                                      name="count", start=T0, end=T0 + 100)

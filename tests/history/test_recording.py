@@ -11,7 +11,7 @@ from hadaemon.daemon import Daemon
 from hadaemon.history import HistoryPlugin
 from hadaemon.testing import wait_until
 from hadaemon.values import same
-from tests.history.helpers import add_meter, config, run
+from tests.history.helpers import add_meter, config, count_up, run
 
 T0 = 1_700_000_000.0
 
@@ -95,8 +95,7 @@ def test_stop_writes_what_waits(tmp_path: pathlib.Path) -> None:
 
     async def scenario(daemon: Daemon, history: HistoryPlugin, reactor: Any) -> Any:
         meter = add_meter(daemon)
-        for i in range(2500):
-            daemon.registry.report(meter.peer_id, 0, "count", i, timestamp=T0 + i)
+        count_up(daemon, meter, 0, 2500, T0)
         stats = history.stats()
         assert stats["queued"] == 2500 and stats["recorded"] == 0
         return history
@@ -113,8 +112,7 @@ def test_changes_are_written_in_batches_without_flush(tmp_path: pathlib.Path) ->
 
     async def scenario(daemon: Daemon, history: HistoryPlugin, reactor: Any) -> Any:
         meter = add_meter(daemon)
-        for i in range(250):
-            daemon.registry.report(meter.peer_id, 0, "count", i, timestamp=T0 + i)
+        count_up(daemon, meter, 0, 250, T0)
         # two full batches were handed over; the third waits for the timer or the stop
         await wait_until(reactor, lambda: history.stats()["recorded"] == 200, timeout=30,
                          what="two batches of 100 written")
