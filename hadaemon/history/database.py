@@ -169,8 +169,10 @@ class HistoryFile:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         self._series_ids: dict[SeriesKey, int] = {}
-        row = conn.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()
-        self._seq = int(row[0]) if row is not None else 0
+        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        self._seq = int(meta.get("seq", 0))
+        self.purged_before: float | None = meta.get("purged_before")
+        """The cutoff of the last purge that finished (None: never purged)."""
 
     @classmethod
     def open(cls, path: pathlib.Path) -> HistoryFile:
@@ -252,6 +254,8 @@ class HistoryFile:
                     yield deleted
                 if deleted < chunk:
                     break
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('purged_before', ?)", (cutoff,))
+        self.purged_before = cutoff
 
 
 def _add_to_minute(minutes: dict[tuple[int, int], list[Any]], sid: int, t: float,

@@ -57,6 +57,8 @@ class HistoryPlugin(Plugin):
         self.unavailable: str | None = "history is not started"
         self.recorder: Recorder | None = None
         self.purged = 0
+        self.purges = 0
+        self._purging = 0
         self._writer: Writer | None = None
         self._reader: Reader | None = None
         self._subscription: Subscription | None = None
@@ -73,10 +75,11 @@ class HistoryPlugin(Plugin):
         self._subscription = self.bus.subscribe(
             "variable/#", recorder.on_change, name="history recorder")
         opening = writer.start()
-        opening.addCallbacks(lambda _: self._opened(writer, recorder), self._not_opened)
-        return opening
+        return opening.addCallbacks(
+            lambda purged_before: self._opened(writer, recorder, purged_before),
+            self._not_opened)
 
-    def _opened(self, writer: Writer, recorder: Recorder) -> None:
+    def _opened(self, writer: Writer, recorder: Recorder, purged_before: float | None) -> None:
         self._writer = writer
         self._reader = Reader(self.path)
         self.unavailable = None
@@ -87,6 +90,11 @@ class HistoryPlugin(Plugin):
         hour, minute = parse_time_of_day(self.settings.purge_at)
         self._purge_schedule = Daily(self.reactor, hour, minute, self._scheduled_purge)
         self._purge_schedule.start()
+        # A daemon that is never up at purge_at (a machine off at night) still purges:
+        # at start, when the last purge is more than a day behind.
+        cutoff = self.reactor.seconds() - self.settings.keep_days * DAY
+        if purged_before is None or cutoff - purged_before > DAY:
+            self._scheduled_purge()
         self.log.info("history: recording to {path} (kept {days} days)",
                       path=str(self.path), days=self.settings.keep_days)
 
@@ -166,15 +174,21 @@ class HistoryPlugin(Plugin):
         if self._writer is None:
             raise HistoryUnavailable(self.unavailable or "history is not started")
         moment = self.reactor.seconds() if now is None else now
+        self._purging += 1
         d = self._writer.purge(moment - self.settings.keep_days * DAY)
 
         def done(deleted: int) -> int:
             self.purged += deleted
+            self.purges += 1
             self.log.info("history: purged {n} changes older than {days} days",
                           n=deleted, days=self.settings.keep_days)
             return deleted
 
-        return d.addCallback(done)
+        def settled(result: object) -> object:
+            self._purging -= 1
+            return result
+
+        return d.addCallback(done).addBoth(settled)
 
     def stats(self) -> dict[str, Any]:
         """Figures for metrics and status: counts, queue depth, the file's size."""
@@ -195,6 +209,8 @@ class HistoryPlugin(Plugin):
             "queued": recorder.queued if recorder else 0,
             "max_queued": self.settings.max_queued,
             "purged": self.purged,
+            "purges": self.purges,
+            "purging": self._purging > 0,
         }
 
     # -- inside ----------------------------------------------------------------------

@@ -48,9 +48,10 @@ class Writer:
 
     # -- reactor thread --------------------------------------------------------------
 
-    def start(self) -> Deferred[None]:
-        """Open the file in the thread; fails with HistoryFileError naming the file."""
-        opened: Deferred[None] = Deferred()
+    def start(self) -> Deferred[float | None]:
+        """Open the file in the thread; fires with the cutoff of its last purge (None:
+        never purged), fails with HistoryFileError naming the file."""
+        opened: Deferred[float | None] = Deferred()
         self._thread = threading.Thread(
             target=self._in_thread_run, args=(self._outcome(opened),),
             name=f"history writer ({self.path.name})", daemon=True,
@@ -104,7 +105,7 @@ class Writer:
         except HistoryFileError:
             self._reactor.callFromThread(opened, Failure())
             return
-        self._reactor.callFromThread(opened, None)
+        self._reactor.callFromThread(opened, history.purged_before)
         stopped: Callable[[object], None] | None = None
         try:
             while stopped is None:

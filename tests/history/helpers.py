@@ -32,7 +32,8 @@ def config(tmp_path: pathlib.Path, history: dict[str, Any] | None = None,
     data: dict[str, Any] = {
         "daemon": {"state_dir": str(tmp_path / "var"), "plugins": list(plugins),
                    "plugin_dirs": []},
-        "history": history or {},
+        # Tests report at fixed past times: nothing is purged unless a test asks.
+        "history": {"keep_days": 36500.0, **(history or {})},
         **sections,
     }
     prepared = prepare(data, base_dir=tmp_path, environ={}, strict=False)

@@ -15,7 +15,8 @@ from hadaemon.app import prepare
 from hadaemon.daemon import Daemon
 from hadaemon.history import HistoryPlugin
 from hadaemon.history.schedule import Daily, next_time
-from tests.history.helpers import add_meter, config, run
+from hadaemon.testing import wait_until
+from tests.history.helpers import add_meter, config, count_up, run
 
 DAY = 86400.0
 
@@ -25,6 +26,9 @@ def test_purge_keeps_keep_days_and_the_value_in_force_at_the_cut(
     cfg = config(tmp_path, history={"keep_days": 10})
 
     async def scenario(daemon: Daemon, history: HistoryPlugin, reactor: Any) -> Any:
+        # a file never purged is purged at start (here: nothing to delete yet)
+        await wait_until(reactor, lambda: history.stats()["purges"] == 1, timeout=30,
+                         what="the purge at start")
         now = reactor.seconds()
         meter = add_meter(daemon)
         ages = [30, 20, 12, 10.5, 9, 1, 0]  # days
@@ -134,7 +138,6 @@ def test_all_variables_by_default_system_ones_too(tmp_path: pathlib.Path) -> Non
                  history={"batch_interval": 0.05})
 
     async def scenario(daemon: Daemon, history: HistoryPlugin, reactor: Any) -> Any:
-        from hadaemon.testing import wait_until
         await wait_until(reactor, lambda: history.stats()["recorded"] >= 3, timeout=30,
                          what="three heartbeats recorded")
         return await history.query(source="system", peer_id=0, channel=-1,
@@ -144,3 +147,28 @@ def test_all_variables_by_default_system_ones_too(tmp_path: pathlib.Path) -> Non
     assert answer["variable"]["type"] == "any"
     values = [v for _, v in answer["points"]]
     assert values[:3] == [1, 2, 3]
+
+
+def test_a_purge_more_than_a_day_behind_runs_at_start(tmp_path: pathlib.Path) -> None:
+    # A daemon never up at purge_at (a machine off at night) still purges.
+    cfg = config(tmp_path, history={"keep_days": 10, "purge_at": "04:12"})
+    path = tmp_path / "var" / "history.sqlite"
+
+    async def fill(daemon: Daemon, history: HistoryPlugin, reactor: Any) -> Any:
+        await wait_until(reactor, lambda: history.stats()["purges"] == 1, timeout=30,
+                         what="the purge at start of a new file")
+        count_up(daemon, add_meter(daemon), 0, 5, reactor.seconds() - 30 * DAY)
+
+    async def restart(daemon: Daemon, history: HistoryPlugin, reactor: Any) -> Any:
+        purging = history.stats()["purging"]  # asked for as the file opened, or not
+        await wait_until(reactor, lambda: not history.stats()["purging"], timeout=30,
+                         what="no purge running")
+        return purging, history.stats()["purged"]
+
+    run(cfg, fill)
+    assert run(cfg, restart) == (False, 0)  # purged just now: not due
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE meta SET value = value - 2 * 86400 WHERE key = 'purged_before'")
+    conn.commit()
+    conn.close()
+    assert run(cfg, restart) == (True, 4)  # two days behind: due; the last one is kept
