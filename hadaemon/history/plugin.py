@@ -79,7 +79,11 @@ class HistoryPlugin(Plugin):
             lambda purged_before: self._opened(writer, recorder, purged_before),
             self._not_opened)
 
-    def _opened(self, writer: Writer, recorder: Recorder, purged_before: float | None) -> None:
+    def _opened(self, writer: Writer, recorder: Recorder,
+                purged_before: float | None) -> Deferred[None] | None:
+        if not self.running:  # stopped while the file was opening: write, close
+            recorder.hand_over()
+            return writer.close()
         self._writer = writer
         self._reader = Reader(self.path)
         self.unavailable = None
@@ -97,6 +101,7 @@ class HistoryPlugin(Plugin):
             self._scheduled_purge()
         self.log.info("history: recording to {path} (kept {days} days)",
                       path=str(self.path), days=self.settings.keep_days)
+        return None
 
     def _not_opened(self, failure: Failure) -> None:
         if self._subscription is not None:
