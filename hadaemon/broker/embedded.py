@@ -5,8 +5,8 @@ mosquitto when installed (a supervised child process, restarted with backoff if 
 else amqtt in the daemon's own asyncio loop. Either listens on 127.0.0.1 only, on a
 port of its own, and takes only the user name and random password made for this run
 (other local users cannot connect); its files are in its directory in the state dir:
-the config, the hashed password, and ``broker.json`` (0600: the address and
-credentials, for a ``mosquitto_sub`` while debugging). Nothing is persisted: every
+the config, the hashed password, and ``broker.json`` (0600: the address, credentials and
+mosquitto's pid, for a ``mosquitto_sub`` while debugging, and for tests). Nothing is persisted: every
 start is a fresh broker, and the daemon's clients publish their retained state again.
 """
 
@@ -193,15 +193,18 @@ class EmbeddedBroker:
 
     def _started(self, address: BrokerAddress) -> BrokerAddress:
         self.address = address
-        _write_private(self.directory / "broker.json", json.dumps(
-            {"impl": self.impl, "url": address.url, "host": address.host,
-             "port": address.port, "username": address.username,
-             "password": address.password}, indent=2) + "\n")
+        self._write_info(address)
         where = f"pid {self.pid}" if self.pid is not None else "in the daemon's loop"
         self._log.info("embedded MQTT broker ({impl}, {where}) at {url}; credentials in "
                        "{file}", impl=self.impl, where=where, url=address.url,
                        file=str(self.directory / "broker.json"))
         return address
+
+    def _write_info(self, address: BrokerAddress) -> None:
+        _write_private(self.directory / "broker.json", json.dumps(
+            {"impl": self.impl, "pid": self.pid, "url": address.url, "host": address.host,
+             "port": address.port, "username": address.username,
+             "password": address.password}, indent=2) + "\n")
 
     def _relay(self, level: str, text: str) -> None:
         emit = {"error": self._log.error, "warn": self._log.warn}.get(level, self._log.debug)
@@ -229,6 +232,7 @@ class EmbeddedBroker:
 
         def up(_: object) -> None:
             self.restarts += 1
+            self._write_info(address)
             self._log.info("embedded MQTT broker running again at {url} (pid {pid})",
                            url=address.url, pid=self.pid)
             if self._on_restart is not None:
