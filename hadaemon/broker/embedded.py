@@ -6,8 +6,9 @@ else amqtt in the daemon's own asyncio loop. Either listens on 127.0.0.1 only, o
 port of its own, and takes only the user name and random password made for this run
 (other local users cannot connect); its files are in its directory in the state dir:
 the config, the hashed password, and ``broker.json`` (0600: the address, credentials and
-mosquitto's pid, for a ``mosquitto_sub`` while debugging, and for tests). Nothing is persisted: every
-start is a fresh broker, and the daemon's clients publish their retained state again.
+mosquitto's pid, for a ``mosquitto_sub`` while debugging, and for tests). Nothing is
+persisted: every start is a fresh broker, and the daemon's clients publish their
+retained state again.
 """
 
 from __future__ import annotations
