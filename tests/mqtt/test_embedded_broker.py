@@ -135,3 +135,37 @@ def test_an_embedded_broker_takes_no_tls() -> None:
     with pytest.raises(ValueError, match=r'\[mqtt\]: tls = true with broker = "embedded"'):
         MqttSettings.from_config({**MqttSettings.schema().defaults(), "broker": "embedded",
                                   "tls": True})
+
+
+_EMBEDDED_PROGRAM = """
+import json, pathlib, sys
+import hadaemon.embed as embed
+
+state = pathlib.Path(sys.argv[1])
+handle = embed.start(config={
+    "daemon": {"name": "embedded-test", "state_dir": str(state), "plugins": ["mqtt"]},
+    "mqtt": {"broker": "embedded", "broker_impl": "mosquitto"},
+}, timeout=120)
+info = json.loads((state / "plugins/mqtt/broker/broker.json").read_text())
+print("pid", info["pid"], flush=True)
+handle.stop()
+# (the reactor thread has no SIGCHLD handler: reaped all the same, not left a zombie)
+reaped = not pathlib.Path(f"/proc/{info['pid']}").exists()
+print("reaped" if reaped else "not reaped", flush=True)
+"""
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.skipif(find_mosquitto() is None, reason="mosquitto is not installed")
+def test_an_embedding_program_stops_and_reaps_its_broker(  # (hadaemon.embed)
+    tmp_path: pathlib.Path, processes: ChildProcesses
+) -> None:
+    import subprocess
+    import sys
+
+    proc = processes.spawn([sys.executable, "-c", _EMBEDDED_PROGRAM, str(tmp_path / "var")],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out, _ = proc.communicate(timeout=150)
+    text = out.decode(errors="replace")
+    assert proc.returncode == 0, text
+    assert "\nreaped" in text, text
