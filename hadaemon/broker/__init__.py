@@ -9,7 +9,13 @@ from hadaemon.broker.configs import (
     mosquitto_config,
     mosquitto_password_line,
 )
-from hadaemon.broker.embedded import BrokerAddress, BrokerUnavailable, EmbeddedBroker, choose_impl
+from hadaemon.broker.embedded import (
+    BrokerAddress,
+    BrokerUnavailable,
+    EmbeddedBroker,
+    choose_impl,
+    running_address,
+)
 from hadaemon.broker.impls import IMPLS, amqtt_installed, find_mosquitto, find_mosquitto_passwd
 
 __all__ = [
@@ -26,4 +32,5 @@ __all__ = [
     "find_mosquitto_passwd",
     "mosquitto_config",
     "mosquitto_password_line",
+    "running_address",
 ]

@@ -13,6 +13,7 @@ retained state again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
@@ -38,7 +39,8 @@ from hadaemon.broker.impls import amqtt_installed, find_mosquitto
 from hadaemon.broker.inloop import AmqttBroker
 from hadaemon.broker.mosquitto import MosquittoProcess
 
-__all__ = ["BrokerAddress", "BrokerUnavailable", "EmbeddedBroker", "choose_impl"]
+__all__ = ["BrokerAddress", "BrokerUnavailable", "EmbeddedBroker", "choose_impl",
+           "running_address"]
 
 HOST: Final = "127.0.0.1"
 USERNAME: Final = "hadaemon"
@@ -85,6 +87,17 @@ def choose_impl(preference: str) -> str:
     raise BrokerUnavailable(
         "no MQTT broker to embed: install mosquitto (e.g. apt install mosquitto) or amqtt "
         "(pip install 'hadaemon[broker]'), or set [mqtt] broker = \"external\" and host")
+
+
+def running_address(directory: pathlib.Path) -> BrokerAddress | None:
+    """The address and credentials of the embedded broker whose files are in
+    ``directory``, while it runs (its ``broker.json``; None when there is none)."""
+    try:
+        info = json.loads((directory / "broker.json").read_text(encoding="utf-8"))
+        return BrokerAddress(str(info["host"]), int(info["port"]), str(info["username"]),
+                             str(info["password"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _free_port() -> int:
@@ -259,6 +272,8 @@ class EmbeddedBroker:
         if self._restart is not None and self._restart.active():
             self._restart.cancel()
         self._restart = None
+        with contextlib.suppress(OSError):  # (what it says is no longer true)
+            (self.directory / "broker.json").unlink()
         if self._mosquitto is not None:
             return self._mosquitto.stop(timeout)
         if self._amqtt is not None:

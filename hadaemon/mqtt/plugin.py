@@ -14,12 +14,19 @@ connection, when this plugin stops, after every plugin that needs it.
 
 from __future__ import annotations
 
+import pathlib
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from twisted.internet.defer import Deferred
 
-from hadaemon.broker import BrokerAddress, BrokerUnavailable, EmbeddedBroker, choose_impl
+from hadaemon.broker import (
+    BrokerAddress,
+    BrokerUnavailable,
+    EmbeddedBroker,
+    choose_impl,
+    running_address,
+)
 from hadaemon.config import Config, Section
 from hadaemon.mqtt.client import MqttClient
 from hadaemon.mqtt.connection import MessageCallback, MqttConnection, MqttSubscription
@@ -111,6 +118,21 @@ class MqttService(Plugin):
             return self.connection.stop(timeout=budget)
         d = self.connection.stop(timeout=budget - self._BROKER_STOP)
         return d.addBoth(lambda _: broker.stop(timeout=self._BROKER_STOP - 0.5))
+
+
+def running_embedded(settings: MqttSettings, state_dir: pathlib.Path,
+                     name: str = "mqtt") -> MqttSettings:
+    """``settings`` for a client of its own (the command-line tools): with ``broker =
+    "embedded"``, aimed at the broker that a running daemon's plugin ``name`` started
+    (ValueError when none runs); otherwise unchanged."""
+    if not settings.embedded:
+        return settings
+    # (a plugin's state dir is <state_dir>/plugins/<name>: the daemon's layout)
+    address = running_address(state_dir / "plugins" / name / "broker")
+    if address is None:
+        raise ValueError(f'[{name}] broker = "embedded": no running daemon has started its '
+                         f"broker (state dir {state_dir}); start the daemon first")
+    return settings.at(address.host, address.port, address.username, address.password)
 
 
 if TYPE_CHECKING:

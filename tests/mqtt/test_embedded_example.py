@@ -7,6 +7,8 @@ import pathlib
 import re
 import shutil
 import signal
+import subprocess
+import sys
 
 import pytest
 
@@ -76,7 +78,25 @@ def test_the_example_shows_all_three_worlds(
     assert first(motion, text) < first(node, text) < first(service, text)
     assert "Traceback" not in text
 
+    # The command-line tools reach the running daemon's broker (README: zigbee generate).
+    config = tmp_path / "etc" / "hadaemon.toml"
+    generate = [sys.executable, "-m", "hadaemon", "zigbee", "generate", "--config",
+                str(config), "-o", str(tmp_path / "generated")]
+    done = subprocess.run(generate, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(r"written \(\d+ devices and groups\)", done.stdout), done.stdout
+    starter = tmp_path / "mine" / "automation.py"  # (written by the tool: it stops itself)
+    run = subprocess.run([sys.executable, "-m", "hadaemon", "zigbee", "run", str(starter),
+                          "--config", str(config), "--no-typecheck"],
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "connected; devices: " in run.stdout and "Hall motion" in run.stdout, run.stdout
+
     assert daemon.stop(signal.SIGTERM, timeout=60.0) == 0
     assert not accepts(info["host"], info["port"])
+    assert not (tmp_path / "var/plugins/mqtt/broker/broker.json").exists()
+    done = subprocess.run(generate, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 1
+    assert "no running daemon has started its broker" in done.stderr
     if info["pid"] is not None:
         poll_until(lambda: not alive(info["pid"]), timeout=10.0, what="mosquitto to end")
