@@ -67,6 +67,10 @@ class SimulatorPlugin(Plugin):
         running = getattr(self.context.plugin(config["mqtt"]), "settings", None)
         if isinstance(running, MqttSettings):
             base = running  # what it connected to (the embedded broker's address)
+        elif base.embedded:
+            raise RuntimeError(
+                f'[{config["mqtt"]}] broker = "embedded", but the {config["mqtt"]!r} plugin '
+                "that runs that broker is not running: enable it in [daemon].plugins")
         settings = base.with_client_id(f"{base.client_id}-z2m-sim"[:64], status_topic="")
         overrides: dict[str, Any] = {}
         if config["host"]:

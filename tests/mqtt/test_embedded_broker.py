@@ -169,3 +169,20 @@ def test_an_embedding_program_stops_and_reaps_its_broker(  # (hadaemon.embed)
     text = out.decode(errors="replace")
     assert proc.returncode == 0, text
     assert "\nreaped" in text, text
+
+
+@pytest.mark.timeout(120)
+def test_the_simulator_without_the_plugin_that_runs_the_broker_says_so(
+    tmp_path: pathlib.Path, processes: ChildProcesses
+) -> None:
+    from hadaemon.testing.daemon import DaemonProcess, write_config
+
+    config = write_config(tmp_path / "hadaemon.toml", {
+        "daemon": {"state_dir": str(tmp_path / "var"), "plugins": ["zigbee2mqtt_simulator"]},
+        "mqtt": {"broker": "embedded"},
+    })
+    daemon = DaemonProcess(config, processes=processes).start(timeout=60.0)
+    # (never connecting to whatever listens on the default port instead)
+    daemon.wait_for_output("the 'mqtt' plugin that runs that broker is not running",
+                           timeout=30.0)
+    assert daemon.stop(signal.SIGTERM, timeout=60.0) == 0
