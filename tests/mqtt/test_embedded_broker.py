@@ -186,3 +186,34 @@ def test_the_simulator_without_the_plugin_that_runs_the_broker_says_so(
     daemon.wait_for_output("the 'mqtt' plugin that runs that broker is not running",
                            timeout=30.0)
     assert daemon.stop(signal.SIGTERM, timeout=60.0) == 0
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.skipif(find_mosquitto() is None, reason="mosquitto is not installed")
+def test_mosquitto_stopped_right_after_it_started_ends_by_itself(
+    tmp_path: pathlib.Path
+) -> None:
+    """mosquitto 2.0 loses a SIGTERM that arrives just after it logged "running"; the
+    stop sends it again rather than waiting for the SIGKILL."""
+    from typing import Any
+
+    from twisted.logger import Logger
+
+    from hadaemon.backoff import Backoff
+    from hadaemon.broker import EmbeddedBroker
+    from hadaemon.testing import run_in_reactor
+
+    statuses: list[int | None] = []
+
+    async def scenario(reactor: Any) -> None:
+        for attempt in range(12):
+            broker = EmbeddedBroker(reactor, tmp_path / str(attempt), log=Logger(),
+                                    backoff=Backoff(0.5, 30.0), impl="mosquitto")
+            await broker.start()
+            process = broker._mosquitto
+            assert process is not None
+            await broker.stop(timeout=20.0)
+            statuses.append(process.status)
+
+    run_in_reactor(scenario, timeout=170)
+    assert statuses == [0] * 12  # (never -9: none waited for the SIGKILL)
