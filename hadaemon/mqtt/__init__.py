@@ -19,7 +19,7 @@ from hadaemon.mqtt.outbox import (
     OutboxFull,
     PublishError,
 )
-from hadaemon.mqtt.plugin import MqttService
+from hadaemon.mqtt.plugin import MqttService, running_embedded
 from hadaemon.mqtt.settings import SCHEMA, MqttSettings
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "PublishError",
     "State",
     "matches",
+    "running_embedded",
     "validate_filter",
     "validate_topic",
 ]

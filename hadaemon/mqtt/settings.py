@@ -28,6 +28,28 @@ class MqttSettings(Settings):
         "The MQTT broker connection shared by zigbee2mqtt, the services' com and others."
     )
 
+    broker: str = setting(Choice(
+        "external", "embedded", default="external",
+        doc='"external": connect to the broker at host and port (a real home\'s). '
+        '"embedded": the daemon runs a broker itself on 127.0.0.1 (mosquitto if installed, '
+        "else amqtt in its own loop) and connects to it; host, port and the credentials "
+        "are then its own.",
+    ))
+    broker_impl: str = setting(Choice(
+        "auto", "mosquitto", "amqtt", default="auto",
+        doc='The embedded broker: "auto" is mosquitto when installed, else amqtt.',
+    ))
+    broker_port: int = setting(Int(
+        default=0, min=0, max=65535,
+        doc="The embedded broker's port on 127.0.0.1 (0: a free one at each start).",
+    ))
+    broker_restart_delay: float = setting(Float(
+        default=0.5, min=0.01, doc="First delay (seconds) before restarting an embedded "
+        "mosquitto that died.",
+    ))
+    broker_restart_delay_max: float = setting(Float(
+        default=30.0, min=0.1, doc="Longest delay before restarting it (seconds).",
+    ))
     host: str = setting(Str(default="127.0.0.1", non_empty=True,
                             doc="Broker host name or address."))
     port: int = setting(Int(default=1883, min=1, max=65535,
@@ -123,7 +145,24 @@ class MqttSettings(Settings):
         settings = cls.from_section(values)
         if (settings.cert_file is None) != (settings.key_file is None):
             raise ValueError("[mqtt]: cert_file and key_file go together; give both or neither")
+        if settings.embedded and settings.tls:
+            raise ValueError('[mqtt]: tls = true with broker = "embedded": the embedded '
+                             "broker listens on 127.0.0.1 without TLS; drop tls")
         return settings
+
+    @property
+    def embedded(self) -> bool:
+        """Whether the daemon runs the broker itself (``broker = "embedded"``)."""
+        return self.broker == "embedded"
+
+    def at(self, host: str, port: int, username: str, password: str) -> MqttSettings:
+        """A copy that connects to another address with other credentials (the embedded
+        broker's, once it runs)."""
+        return replace(self, host=host, port=port, username=username, password=password)
+
+    def restart_backoff(self) -> Backoff:
+        """The embedded broker's restart backoff these settings describe."""
+        return Backoff(self.broker_restart_delay, self.broker_restart_delay_max)
 
     def __post_init__(self) -> None:
         # Made in code rather than from a config: "" stands for the daemon named "hadaemon".

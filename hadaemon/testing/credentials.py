@@ -3,28 +3,14 @@ each broker's format, and a throw-away CA with server and client certificates.""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import importlib
-import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from hadaemon.broker.configs import amqtt_password_line, mosquitto_password_line
 from hadaemon.testing.broker_impls import find_mosquitto_passwd
 
 __all__ = ["Certificates", "make_certificates", "mosquitto_password_line", "write_password_file"]
-
-
-def mosquitto_password_line(
-    username: str, password: str, *, salt: bytes | None = None, iterations: int = 101
-) -> str:
-    """A mosquitto 2.x password-file line (PBKDF2-SHA512), as ``mosquitto_passwd`` writes."""
-    salt = os.urandom(12) if salt is None else salt
-    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations)
-    b64 = base64.b64encode
-    return f"{username}:$7${iterations}${b64(salt).decode()}${b64(digest).decode()}"
 
 
 def _write_mosquitto_password_file(path: Path, username: str, password: str) -> None:
@@ -43,14 +29,7 @@ def _write_mosquitto_password_file(path: Path, username: str, password: str) -> 
 
 
 def _write_amqtt_password_file(path: Path, username: str, password: str) -> None:
-    # amqtt's FileAuthPlugin verifies with pwdlib (argon2), a dependency of amqtt. Cheap
-    # parameters (they travel in the hash): default ones cost ~0.2 s per CONNECT.
-    argon2: Any = importlib.import_module("pwdlib.hashers.argon2")
-    hasher = argon2.Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1)
-    hashed: str = hasher.hash(password)
-    path.write_text(f"{username}:{hashed}\n", encoding="utf-8")
-
-
+    path.write_text(amqtt_password_line(username, password) + "\n", encoding="utf-8")
 
 
 def write_password_file(impl: str, path: Path, username: str, password: str) -> None:

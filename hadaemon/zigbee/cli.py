@@ -179,11 +179,16 @@ def _zigbee_section(prepared: Any) -> dict[str, Any]:
 
 
 def _mqtt_settings(prepared: Any, suffix: str) -> Any:
-    from hadaemon.mqtt import SCHEMA, MqttSettings
+    from hadaemon.mqtt import SCHEMA, MqttSettings, running_embedded
 
     name = _zigbee_section(prepared)["mqtt"]
     section = prepared.config.section(name) or SCHEMA.defaults()
     settings = MqttSettings.from_config(section, prepared.config.core.name)
+    try:  # (an embedded broker: the running daemon's)
+        settings = running_embedded(settings, prepared.config.core.state_dir, name)
+    except ValueError as exc:
+        print(f"hadaemon zigbee: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
     return settings.with_client_id(f"{settings.client_id}-{suffix}"[:64], status_topic="")
 
 
@@ -263,6 +268,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         file.write_text(STARTER.format(name=args.file, config=config_path or "CONFIG"),
                         encoding="utf-8")
         print(f"wrote a starter automation: {file}")
+    # An embedded broker is the running daemon's: this run connects to it as to any other.
+    target = _mqtt_settings(_load_config(config_path), "run")
     state = tempfile.TemporaryDirectory(prefix="hadaemon-zigbee-run-")
 
     def standalone(data: dict[str, Any]) -> None:
@@ -277,6 +284,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
             zigbee["initial_query"] = False
         mqtt = data.setdefault(mqtt_name, {})
         mqtt["client_id"] = (mqtt.get("client_id") or "hadaemon") + "-zigbee-run"
+        if target.embedded:
+            mqtt.update(broker="external", host=target.host, port=target.port,
+                        username=target.username, password=target.password)
         if args.verbose:
             data.setdefault("log", {})["level"] = "debug"
 

@@ -51,6 +51,8 @@ class SimulatorPlugin(Plugin):
     description = "simulated zigbee2mqtt bridge (devices without hardware)"
     schema: ClassVar[Section] = SCHEMA
     stop_timeout: ClassVar[float | None] = 4.0
+    # After the mqtt plugin when both run: an embedded broker's address is known then.
+    wants: ClassVar[tuple[str, ...]] = ("mqtt",)
 
     simulator: Zigbee2MqttSimulator | None = None
     connection: MqttConnection | None = None
@@ -62,6 +64,13 @@ class SimulatorPlugin(Plugin):
         if not section:
             section = MQTT_SCHEMA.defaults()
         base = MqttSettings.from_config(section, daemon_config.core.name)
+        running = getattr(self.context.plugin(config["mqtt"]), "settings", None)
+        if isinstance(running, MqttSettings):
+            base = running  # what it connected to (the embedded broker's address)
+        elif base.embedded:
+            raise RuntimeError(
+                f'[{config["mqtt"]}] broker = "embedded", but the {config["mqtt"]!r} plugin '
+                "that runs that broker is not running: enable it in [daemon].plugins")
         settings = base.with_client_id(f"{base.client_id}-z2m-sim"[:64], status_topic="")
         overrides: dict[str, Any] = {}
         if config["host"]:
