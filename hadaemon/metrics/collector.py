@@ -72,7 +72,7 @@ class DaemonCollector:
     def _info(self) -> Iterator[Metric]:
         info = InfoMetricFamily("hadaemon", "hadaemon's version and the daemon's name.")
         info.add_metric([], {"version": __version__,
-                             "name": self.context.daemon_config.core.name})
+                             "daemon": self.context.daemon_config.core.name})
         yield info
 
     def daemon_event(self, details: Any) -> None:
