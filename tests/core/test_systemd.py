@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import pathlib
+import signal
 import socket
+import sys
 import textwrap
 import threading
 import time
@@ -227,6 +229,24 @@ def test_hadaemon_run_notifies_ready_watchdog_and_stopping(
     stopping = listener.with_line("STOPPING=1")
     assert [text for _, text in stopping] == ["STOPPING=1\nSTATUS=stopping"]
     assert stopping[0][0] > ready[0][0]
+
+
+def test_twistd_notifies_ready_and_stopping_too(
+    tmp_path: pathlib.Path, listener: Listener, processes: ChildProcesses
+) -> None:
+    config = write_config(tmp_path / "hadaemon.toml", {
+        "daemon": {"state_dir": str(tmp_path / "state"), "plugins": ["heartbeat"]},
+    })
+    twistd = str(pathlib.Path(sys.executable).parent / "twistd")
+    daemon = DaemonProcess(
+        config, processes=processes, env=environ_for(listener.sock.getsockname()),
+        command=[twistd, "-n", "--pidfile=", "--logfile=-", "hadaemon", "--config",
+                 str(config)],
+    ).start()
+    poll_until(lambda: listener.with_line("READY=1"), what="READY=1", timeout=30)
+    assert daemon.stop() == -signal.SIGTERM  # twistd's convention (143 for systemd)
+    assert listener.messages() == [
+        "STATUS=starting", "READY=1\nSTATUS=running 1 plugin(s)", "STOPPING=1\nSTATUS=stopping"]
 
 
 def test_hadaemon_run_without_notify_socket_runs_as_before(
