@@ -171,23 +171,47 @@ def registry_metrics(registry: Registry) -> Iterator[Metric]:
 
 
 def history_metrics(plugin: Any, state_dir: pathlib.Path) -> Iterator[Metric]:
-    """The history database's size on disk (with its write-ahead log), when it runs."""
+    """The history database's size on disk (with its write-ahead log), and the recorder's
+    counts when the plugin offers them (``stats()``)."""
     path = history_database(plugin, state_dir)
-    if path is None:
+    if path is not None:
+        total = 0
+        for suffix in ("", "-wal", "-shm"):
+            total += file_bytes(path.with_name(path.name + suffix)) or 0
+        size = gauge("hadaemon_history_database_bytes",
+                     "The history database's size on disk (with its -wal and -shm files).")
+        size.add_metric([], total)
+        yield size
+    stats = plugin.stats() if callable(getattr(plugin, "stats", None)) else None
+    if not isinstance(stats, Mapping):
         return
-    total = 0
-    for suffix in ("", "-wal", "-shm"):
-        total += file_bytes(path.with_name(path.name + suffix)) or 0
-    size = gauge("hadaemon_history_database_bytes",
-                 "The history database's size on disk (with its -wal and -shm files).")
-    size.add_metric([], total)
-    yield size
+    changes = counter("hadaemon_history_changes",
+                      "Variable changes by outcome: recorded, dropped (the queue was full), "
+                      "failed (a write failed), unsupported (not recordable).", ("outcome",))
+    for outcome in ("recorded", "dropped", "failed", "unsupported"):
+        if _is_number(stats.get(outcome)):
+            changes.add_metric([outcome], stats[outcome])
+    yield changes
+    for key, family in (
+        ("queued", gauge("hadaemon_history_queued_changes", "Changes waiting to be written.")),
+        ("purged", counter("hadaemon_history_purged_changes", "Old changes purged.")),
+        ("purges", counter("hadaemon_history_purges", "Purges run.")),
+        ("enabled", gauge("hadaemon_history_enabled",
+                          "Whether history records (0: its file is unusable).")),
+    ):
+        if _is_number(stats.get(key)):
+            family.add_metric([], float(stats[key]))
+            yield family
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float)
 
 
 def history_database(plugin: Any, state_dir: pathlib.Path) -> pathlib.Path | None:
     """Where the ``history`` plugin keeps its SQLite file: the path it names (``path``,
-    ``database_path`` or ``db_path``), else the one ``*.db`` in its state directory."""
-    for attribute in ("database_path", "db_path", "path"):
+    ``database_path`` or ``db_path``), else the first ``*.db`` in its state directory."""
+    for attribute in ("path", "database_path", "db_path"):
         value = getattr(plugin, attribute, None)
         if isinstance(value, str | os.PathLike):
             return pathlib.Path(value)

@@ -40,6 +40,11 @@ HELPERS = textwrap.dedent('''
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.path.write_bytes(b"x" * 3000)
             self.path.with_name("history.db-wal").write_bytes(b"w" * 500)
+
+        def stats(self):
+            return {"path": str(self.path), "recorded": 12, "dropped": 1, "failed": 0,
+                    "unsupported": 2, "queued": 3, "purged": 40, "purges": 1,
+                    "enabled": True, "error": None}
 ''')
 
 BROKEN_HISTORY = textwrap.dedent('''
@@ -181,6 +186,11 @@ def test_core_figures_present_and_changing(tmp_path: pathlib.Path) -> None:
     assert after.value("hadaemon_registry_devices", source="demo") >= 1
     assert after.value("hadaemon_registry_variables", source="demo") >= 1
     assert after.value("hadaemon_history_database_bytes") == 3500
+    assert after.value("hadaemon_history_changes_total", outcome="recorded") == 12
+    assert after.value("hadaemon_history_changes_total", outcome="unsupported") == 2
+    assert after.value("hadaemon_history_queued_changes") == 3
+    assert after.value("hadaemon_history_purged_changes_total") == 40
+    assert after.value("hadaemon_history_enabled") == 1
     if sys.platform == "linux":
         assert after.value("process_resident_memory_bytes") > 10_000_000
 
