@@ -155,10 +155,12 @@ def registry_metrics(registry: Registry) -> Iterator[Metric]:
     devices: dict[str, int] = {}
     variables: dict[str, int] = {}
     for device in registry.devices():
-        devices[device.source] = devices.get(device.source, 0) + 1
-        variables[device.source] = variables.get(device.source, 0) + sum(
-            len(channel.variables) for channel in device.channels.values()
-        )
+        source = device.source
+        devices[source] = devices.get(source, 0) + 1
+        count = variables.get(source, 0)
+        for channel in device.channels.values():
+            count += len(channel.variables)
+        variables[source] = count
     device_family = gauge("hadaemon_registry_devices", "Registered devices.", ("source",))
     variable_family = gauge("hadaemon_registry_variables", "Variables of registered devices.",
                             ("source",))
