@@ -375,7 +375,8 @@ class Daemon(Service):
         if self.watchdog is not None:
             self.watchdog.stop()
         if self.systemd is not None:
-            # Pinged until here: a stop that hangs is still the reactor's to report.
+            # Pings went on while the plugins stopped: a stop that blocks the reactor
+            # stops them too, and systemd then ends it (WatchdogSec).
             self.systemd.close()
 
     async def _stop_plugin(self, name: str, service: IService, limit: float) -> None:
