@@ -7,6 +7,10 @@ config order without waiting for one another; once every start has settled, publ
 ``lifecycle/daemon/started``. A plugin whose requirement is missing, failed or circular
 does not start, and is reported with the reason.
 
+A daemon that owns its process tells systemd (``Type=notify``, :mod:`hadaemon.systemd`):
+``READY=1`` with the started event, ``WATCHDOG=1`` from the reactor while it runs,
+``STOPPING=1`` when the stop begins.
+
 Stop: publish ``lifecycle/daemon/stopping``, stop the plugins one at a time in reverse
 start order, each within its own timeout and all within the stop budget (a failing or
 hanging one is reported and skipped), then flush the registry and the stores.
@@ -36,6 +40,7 @@ from hadaemon.logs import get_logger, set_levels
 from hadaemon.plugin import Catalog, Needs, PluginContext, discover_for, plan
 from hadaemon.registry import Registry
 from hadaemon.store import Store
+from hadaemon.systemd import SystemdNotifier
 from hadaemon.usercode import failure_of, guard_reactor
 from hadaemon.watchdog import Watchdog
 
@@ -84,6 +89,8 @@ class Daemon(Service):
         # cannot start, and ends the process if the stop budget is blown; an embedded
         # one never does either to its host program.
         self.owns_process = owns_process
+        # Read (and removed from the environment, so children never see it) at once.
+        self.systemd = SystemdNotifier(reactor) if owns_process else None
         self.watchdog = (
             Watchdog(reactor, threshold=core.watchdog_threshold) if core.watchdog_enabled else None
         )
@@ -143,6 +150,9 @@ class Daemon(Service):
     def _start(self) -> None:
         self._start_call = None
         self.bus.bind_thread()
+        if self.systemd is not None:
+            self.systemd.status("starting")
+            self.systemd.start_watchdog()
         if self.watchdog is not None:
             self.watchdog.start()
             self.watchdog.listeners.append(self._on_block)
@@ -166,6 +176,8 @@ class Daemon(Service):
                 "hadaemon cannot start: {error}", error=str(self.startup_error)
             )
             self.bus.publish(Lifecycle(DAEMON, Lifecycle.FAILED, {"error": str(exc)}))
+            if self.systemd is not None:
+                self.systemd.status(f"cannot start: {self.startup_error}")
             self.started.errback(self.startup_error)
             if self.owns_process and self.reactor.running:
                 self.reactor.stop()
@@ -291,6 +303,9 @@ class Daemon(Service):
         self.bus.publish(
             Lifecycle(DAEMON, Lifecycle.STARTED, {"plugins": running, "failed": dict(self.failed)})
         )
+        if self.systemd is not None:
+            failed = f"; failed: {', '.join(sorted(self.failed))}" if self.failed else ""
+            self.systemd.ready(f"running {len(running)} plugin(s){failed}")
         if not self.started.called:
             self.started.callback(None)
 
@@ -310,6 +325,8 @@ class Daemon(Service):
     def stopService(self) -> Deferred[None]:
         if self._stopping is None:
             Service.stopService(self)
+            if self.systemd is not None:
+                self.systemd.stopping()
             self._stopping = Deferred.fromCoroutine(self._stop())
         return self._stopping
 
@@ -357,6 +374,10 @@ class Daemon(Service):
             self.log.info("hadaemon stopped")
         if self.watchdog is not None:
             self.watchdog.stop()
+        if self.systemd is not None:
+            # Pings went on while the plugins stopped: a stop that blocks the reactor
+            # stops them too, and systemd then ends it (WatchdogSec).
+            self.systemd.close()
 
     async def _stop_plugin(self, name: str, service: IService, limit: float) -> None:
         if not service.running:

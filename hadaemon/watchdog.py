@@ -5,11 +5,15 @@ not ticked for longer than the threshold and logs the reactor thread's current s
 the component running (so a callback that never returns is still reported). Components
 wrapped with :meth:`Watchdog.track` are also timed, and each slow call is reported by name
 once it returns.
+
+The ticker also measures the reactor's lag: how late each tick ran after the time it was
+due (:class:`Lag`), the figure metrics and status displays show.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import sys
 import threading
 import time
@@ -19,8 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from twisted.internet.interfaces import IReactorTime
-from twisted.internet.task import LoopingCall
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
 from hadaemon.logs import get_logger
@@ -34,6 +37,45 @@ class BlockReport:
     seconds: float
     ongoing: bool
     stack: str = ""
+
+
+LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+"""Upper bounds (seconds) of :class:`Lag`'s histogram; one more bucket holds the rest."""
+
+
+class Lag:
+    """How late the watchdog's ticks ran: the last, the worst, and a cumulative histogram.
+
+    Written by the reactor thread only (one record per tick, a few per second: cheap);
+    any thread may read the figures (a reader may see a tick half-recorded).
+    """
+
+    __slots__ = ("count", "counts", "last", "peak", "total")
+
+    def __init__(self) -> None:
+        self.last = 0.0  # seconds the latest tick was late
+        self.peak = 0.0  # the most any tick was late since the start
+        self.total = 0.0  # the sum of every tick's lateness
+        self.count = 0  # ticks measured
+        self.counts = [0] * (len(LAG_BUCKETS) + 1)  # per bucket, not cumulative
+
+    def record(self, seconds: float) -> None:
+        """One tick ran ``seconds`` late (negative is on time)."""
+        late = max(seconds, 0.0)
+        self.last = late
+        self.peak = max(self.peak, late)
+        self.total += late
+        self.count += 1
+        self.counts[bisect.bisect_left(LAG_BUCKETS, late)] += 1
+
+    def buckets(self) -> list[tuple[float, int]]:
+        """Cumulative ``(upper bound, ticks at most that late)``; the last bound is inf."""
+        out: list[tuple[float, int]] = []
+        running = 0
+        for bound, count in zip((*LAG_BUCKETS, float("inf")), list(self.counts), strict=True):
+            running += count
+            out.append((bound, running))
+        return out
 
 
 class Watchdog:
@@ -57,13 +99,16 @@ class Watchdog:
         self._clock = clock
         self._current: str | None = None
         self._last_tick = clock()
-        self._ticker: LoopingCall | None = None
+        self._interval = max(threshold / 4, 0.005)  # between ticks
+        self._tick_call: IDelayedCall | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._reactor_thread: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.listeners: list[Callable[[BlockReport], None]] = []
         self.reports: list[BlockReport] = []
+        self.reported = 0  # reports so far (``reports`` keeps only the latest 100)
+        self.lag = Lag()
 
     @property
     def current(self) -> str | None:
@@ -100,7 +145,7 @@ class Watchdog:
 
     def start(self) -> None:
         """Start ticking and monitoring; call on the reactor thread once it runs."""
-        if self._ticker is not None:
+        if self._tick_call is not None:
             return
         self._reactor_thread = threading.get_ident()
         try:
@@ -108,9 +153,8 @@ class Watchdog:
         except RuntimeError:
             self._loop = None
         self._last_tick = self._clock()
-        self._ticker = LoopingCall(self._tick)
-        self._ticker.clock = self._reactor
-        self._ticker.start(max(self.threshold / 4, 0.005))
+        self._interval = max(self.threshold / 4, 0.005)
+        self._tick_call = self._reactor.callLater(self._interval, self._tick)
         self._stopping.clear()
         self._thread = threading.Thread(
             target=self._monitor, name="hadaemon-watchdog", daemon=True
@@ -119,9 +163,9 @@ class Watchdog:
 
     def stop(self) -> None:
         """Stop monitoring (idempotent)."""
-        if self._ticker is not None and self._ticker.running:
-            self._ticker.stop()
-        self._ticker = None
+        if self._tick_call is not None and self._tick_call.active():
+            self._tick_call.cancel()
+        self._tick_call = None
         self._stopping.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=2)
@@ -129,9 +173,13 @@ class Watchdog:
 
     def _tick(self) -> None:
         self._last_tick = self._clock()
+        due = self._tick_call
+        if due is not None:
+            self.lag.record(self._reactor.seconds() - due.getTime())
+        self._tick_call = self._reactor.callLater(self._interval, self._tick)
 
     def _monitor(self) -> None:
-        interval = max(self.threshold / 4, 0.005)
+        interval = self._interval
         reported_for: float | None = None
         while not self._stopping.wait(interval):
             last = self._last_tick
@@ -161,6 +209,7 @@ class Watchdog:
         return "".join(traceback.format_stack(frame, limit=8))
 
     def _report(self, report: BlockReport) -> None:
+        self.reported += 1
         self.reports.append(report)
         del self.reports[:-100]
         who = report.component or "an unnamed callback"

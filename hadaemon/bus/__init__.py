@@ -1,7 +1,15 @@
 """The bus every adapter and plugin uses to meet the others."""
 
 from hadaemon.bus.address import DEVICE, NODE, SERVICE, Address, InvalidAddress
-from hadaemon.bus.bus import Bus, Completion, Handler, Registration, Subscriber, Subscription
+from hadaemon.bus.bus import (
+    Bus,
+    Completion,
+    Handler,
+    KindStats,
+    Registration,
+    Subscriber,
+    Subscription,
+)
 from hadaemon.bus.errors import (
     BusError,
     DestinationGone,
@@ -37,6 +45,7 @@ __all__ = [
     "Handler",
     "InvalidAddress",
     "InvalidTopic",
+    "KindStats",
     "Level",
     "Lifecycle",
     "QueueFull",

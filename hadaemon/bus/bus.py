@@ -13,6 +13,10 @@ Contract (see docs/architecture.md):
 - ``publish(event)`` delivers synchronously to every subscription whose pattern matches
   the topic, in subscription order; events published while dispatching are queued, so
   every subscriber sees events in publish order.
+- Figures for metrics are kept per endpoint as plain counters (a few attribute updates
+  per message, no lookups) and summed by kind only when asked (:meth:`Bus.stats`). The
+  handlers' time is sampled, one message in 16: reading the clock twice per message
+  cost 6 to 11% of the bare bus path, the sample at most 4% (docs/metrics.md).
 - A handler or subscriber that raises (any ``BaseException``: ``SystemExit`` and
   ``KeyboardInterrupt`` become :class:`hadaemon.usercode.UserCodeEscape`) is logged with
   its name and disturbs neither the others, nor the sender, nor the reactor.
@@ -23,8 +27,10 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -60,6 +66,36 @@ Reply = Deferred[Any] | Callable[[object], object]
 """Where a message's outcome goes: a Deferred, or a callable given the result or Failure."""
 
 _TOPIC_CACHE_LIMIT = 4096
+_now = time.perf_counter  # a module global: the cheapest clock lookup on the hot path
+_SAMPLE_MASK = 15  # time the messages an endpoint gets while its handled count % 16 == 0
+
+
+@dataclass
+class KindStats:
+    """The bus's figures for one endpoint kind (``node``, ``service``, ``device``...).
+
+    Counters include endpoints unregistered since. ``handler_seconds`` is the time from
+    a message's delivery to its handler until its outcome was known (an async handler's
+    awaits included) summed over ``timed`` messages, a sample of about one in 16 of the
+    ``handled`` ones: their mean is the handlers' mean time.
+    """
+
+    endpoints: int = 0
+    queued: int = 0
+    in_flight: int = 0
+    handled: int = 0
+    failed: int = 0
+    timed: int = 0
+    handler_seconds: float = 0.0
+    queue_full: int = 0
+    unknown_destination: int = 0
+
+    def add_counters(self, other: KindStats) -> None:
+        self.handled += other.handled
+        self.failed += other.failed
+        self.timed += other.timed
+        self.handler_seconds += other.handler_seconds
+        self.queue_full += other.queue_full
 
 
 class Completion:
@@ -134,15 +170,21 @@ class Subscription:
 
 class _Endpoint:
     __slots__ = (
+        "busy",
         "closed",
         "concurrency",
         "endpoint",
+        "failed",
+        "full",
+        "handled",
         "handler",
         "in_flight",
+        "kind",
         "maxsize",
         "name",
         "queue",
         "ready",
+        "timed",
     )
 
     def __init__(
@@ -157,6 +199,16 @@ class _Endpoint:
         self.in_flight = 0
         self.closed = False
         self.ready = False
+        self.kind = endpoint.partition(":")[0]
+        self.handled = 0  # messages whose outcome is known
+        self.failed = 0
+        self.timed = 0  # messages timed (the sample)
+        self.busy = 0.0  # seconds from delivery to outcome, summed over the timed ones
+        self.full = 0  # messages refused: queue full
+
+    def counters(self) -> KindStats:
+        return KindStats(handled=self.handled, failed=self.failed, timed=self.timed,
+                         handler_seconds=self.busy, queue_full=self.full)
 
 
 class Bus:
@@ -190,6 +242,9 @@ class Bus:
         self._topic_cache: dict[str, list[Subscription]] = {}
         self._pending_events: deque[tuple[Event, str]] = deque()
         self._dispatching = False
+        self.events_published = 0
+        self._retired: dict[str, KindStats] = {}  # counters of unregistered endpoints
+        self._unknown: dict[str, int] = {}  # messages to no endpoint, by kind
 
     # -- threads ---------------------------------------------------------------------
 
@@ -273,8 +328,10 @@ class Bus:
         addr = address if type(address) is Address else Address.parse(address)
         ep = self._endpoints.get(addr.endpoint)
         if ep is None:
+            self._unknown[addr.kind] = self._unknown.get(addr.kind, 0) + 1
             raise UnknownDestination(str(addr))
         if len(ep.queue) >= ep.maxsize:
+            ep.full += 1
             raise QueueFull(str(addr), ep.maxsize)
         ep.queue.append((addr, message, reply))
         if ep.in_flight < ep.concurrency and not ep.ready and ep is not self._draining:
@@ -311,6 +368,7 @@ class Bus:
     def _deliver(self, ep: _Endpoint, addr: Address, message: Any, reply: Reply | None) -> None:
         # The hot path: a plain result completes at once and a coroutine becomes a task
         # with a done-callback, without a Deferred per message.
+        start = 0.0 if ep.handled & _SAMPLE_MASK else _now()
         try:
             if self._watchdog is not None:
                 result = self._watchdog.track(ep.name, ep.handler, addr, message)
@@ -320,32 +378,40 @@ class Bus:
             result = failure_of(exc)
         # Cheapest check first: Deferred is an ABC (Awaitable), its isinstance is slow.
         if isinstance(result, Completion):
-            result.when_done(self._done, ep, addr, reply)
+            result.when_done(self._done, ep, addr, reply, start)
         elif isinstance(result, Deferred):
-            result.addBoth(self._done, ep, addr, reply)
+            result.addBoth(self._done, ep, addr, reply, start)
         elif isinstance(result, asyncio.Future):  # a task the handler started itself
-            result.add_done_callback(partial(self._task_done, ep, addr, reply))
+            result.add_done_callback(partial(self._task_done, ep, addr, reply, start))
         elif inspect.iscoroutine(result) and running_loop() is not None:
             task = create_task(result, name=ep.name)
-            task.add_done_callback(partial(self._task_done, ep, addr, reply))
+            task.add_done_callback(partial(self._task_done, ep, addr, reply, start))
         elif isinstance(result, Failure) or not inspect.isawaitable(result):
-            self._done(result, ep, addr, reply)
+            self._done(result, ep, addr, reply, start)
         else:
-            as_deferred(result).addBoth(self._done, ep, addr, reply)
+            as_deferred(result).addBoth(self._done, ep, addr, reply, start)
 
     def _task_done(
-        self, ep: _Endpoint, addr: Address, reply: Reply | None, task: asyncio.Task[Any]
+        self, ep: _Endpoint, addr: Address, reply: Reply | None, start: float,
+        task: asyncio.Task[Any],
     ) -> None:
         if task.cancelled():
             outcome: object = Failure(CancelledError(f"the handler of {addr} was cancelled"))
         else:
             exc = task.exception()
             outcome = task.result() if exc is None else failure_of(exc)
-        self._done(outcome, ep, addr, reply)
+        self._done(outcome, ep, addr, reply, start)
 
-    def _done(self, result: object, ep: _Endpoint, addr: Address, reply: Reply | None) -> None:
+    def _done(
+        self, result: object, ep: _Endpoint, addr: Address, reply: Reply | None, start: float
+    ) -> None:
         ep.in_flight -= 1
+        ep.handled += 1
+        if start:
+            ep.timed += 1
+            ep.busy += _now() - start
         if isinstance(result, Failure):
+            ep.failed += 1
             self._log.failure(
                 "handler {handler} failed on a message to {address}",
                 failure=result,
@@ -374,6 +440,7 @@ class Bus:
             return
         del self._endpoints[ep.endpoint]
         ep.closed = True
+        self._retired.setdefault(ep.kind, KindStats()).add_counters(ep.counters())
         while ep.queue:
             addr, _message, reply = ep.queue.popleft()
             gone = Failure(DestinationGone(str(addr)))
@@ -381,6 +448,31 @@ class Bus:
                 reply.errback(gone)
             elif reply is not None:
                 reply(gone)
+
+    # -- figures ---------------------------------------------------------------------
+
+    def stats(self) -> dict[str, KindStats]:
+        """Figures by endpoint kind, for metrics and status (reactor thread; one pass over
+        the endpoints). A kind seen once stays, with zero endpoints, after its last left."""
+        self._check_thread("stats")
+        out = {kind: KindStats() for kind in (*self._retired, *self._unknown)}
+        for kind, retired in self._retired.items():
+            out[kind].add_counters(retired)
+        for kind, count in self._unknown.items():
+            out[kind].unknown_destination = count
+        for ep in self._endpoints.values():  # (thousands of devices: no object per one)
+            kind_stats = out.get(ep.kind)
+            if kind_stats is None:
+                kind_stats = out[ep.kind] = KindStats()
+            kind_stats.endpoints += 1
+            kind_stats.queued += len(ep.queue)
+            kind_stats.in_flight += ep.in_flight
+            kind_stats.handled += ep.handled
+            kind_stats.failed += ep.failed
+            kind_stats.timed += ep.timed
+            kind_stats.handler_seconds += ep.busy
+            kind_stats.queue_full += ep.full
+        return out
 
     # -- events ----------------------------------------------------------------------
 
@@ -415,6 +507,7 @@ class Bus:
         """
         if threading.get_ident() != self._thread:
             self._check_thread("publish")
+        self.events_published += 1
         self._pending_events.append((event, event.topic if topic is None else topic))
         if self._dispatching:
             return

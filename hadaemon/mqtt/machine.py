@@ -114,6 +114,8 @@ class ConnectionMachine:
         self.attempt = 0
         self.ever_connected = False
         self.last_error = ""
+        self.connections = 0  # sessions the broker accepted (the first, then reconnects)
+        self.disconnects = 0  # sessions lost while up (not counting a clean stop)
 
     @property
     def connected(self) -> bool:
@@ -149,6 +151,7 @@ class ConnectionMachine:
             self.last_error = reason
             return [DisarmTimeout(), Abort(), *self._wait()]
         self.state = State.CONNECTED
+        self.connections += 1
         self.backoff.reset()
         event = "reconnected" if self.ever_connected else "connected"
         self.ever_connected = True
@@ -168,6 +171,7 @@ class ConnectionMachine:
             return [DisarmTimeout(), *self._wait()]
         if self.state is State.CONNECTED:
             self.last_error = reason
+            self.disconnects += 1
             return [SessionDown(), Announce("disconnected", reason), *self._wait()]
         if self.state is State.STOPPING:
             self.state = State.STOPPED

@@ -415,3 +415,38 @@ def test_handler_returning_its_own_task_in_real_reactor() -> None:
     with capture_logs() as logs:
         assert run_in_reactor(scenario, timeout=5) == (42, 2)
     assert "handler service:tasks_py failed on a message to service:tasks_py/x" in logs.text()
+
+
+# -- figures ----------------------------------------------------------------------------
+
+
+def test_stats_by_kind_count_outcomes_refusals_and_outlive_their_endpoints(
+    bus: Bus, clock: Clock
+) -> None:
+    pending: Deferred[None] = Deferred()
+    a = bus.register("svc:a", lambda address, message: None)
+    bus.register("svc:b", lambda address, message: 1 / 0, queue_size=1)
+    bus.register("other:c", lambda address, message: pending)
+    with capture_logs():
+        for i in range(20):
+            bus.post("svc:a", i)
+        bus.post("svc:b", 1)
+        bus.post("svc:b", 2)  # its queue holds one
+        bus.post("svc:nobody", 3)
+        bus.post("other:c", 4)
+        bus.post("other:c", 5)
+        clock.advance(0)
+    stats = bus.stats()
+    svc, other = stats["svc"], stats["other"]
+    assert (svc.endpoints, svc.handled, svc.failed, svc.queue_full, svc.unknown_destination) \
+        == (2, 21, 1, 1, 1)
+    assert 2 <= svc.timed <= 21  # a sample, each endpoint's first message included
+    assert (other.endpoints, other.in_flight, other.queued, other.handled) == (1, 1, 1, 0)
+    pending.callback(None)
+    assert (bus.stats()["other"].handled, bus.stats()["other"].timed) == (1, 1)
+    a.unregister()
+    after = bus.stats()["svc"]
+    assert (after.endpoints, after.handled, after.failed) == (1, 21, 1)  # counts stay
+    events = bus.events_published
+    bus.publish(Lifecycle("x", "started"))
+    assert bus.events_published == events + 1

@@ -6,7 +6,8 @@ import asyncio
 import time
 from typing import Any
 
-from twisted.internet.task import deferLater
+import pytest
+from twisted.internet.task import Clock, deferLater
 
 from hadaemon.bus import Address, Bus
 from hadaemon.testing.logs import capture_logs
@@ -102,3 +103,23 @@ def test_quiet_reactor_reports_nothing() -> None:
         return watchdog
 
     assert run_in_reactor(scenario, timeout=10).reports == []
+
+
+def test_the_ticker_measures_how_late_each_tick_ran() -> None:
+    clock = Clock()
+    watchdog = Watchdog(clock, threshold=0.4, clock=clock.seconds)  # a tick every 0.1 s
+    watchdog.start()
+    try:
+        clock.advance(0.1)  # on time
+        assert (watchdog.lag.count, watchdog.lag.last) == (1, 0.0)
+        clock.advance(0.35)  # the tick due at 0.2 runs at 0.45
+        assert watchdog.lag.last == pytest.approx(0.25)
+        clock.advance(0.1)  # due at 0.55, on time again
+        assert watchdog.lag.last == 0.0
+        assert watchdog.lag.peak == pytest.approx(0.25)
+        assert watchdog.lag.count == 3 and watchdog.lag.total == pytest.approx(0.25)
+        buckets = dict(watchdog.lag.buckets())
+        assert buckets[0.1] == 2 and buckets[0.5] == 3 and buckets[float("inf")] == 3
+    finally:
+        watchdog.stop()
+    assert clock.getDelayedCalls() == []

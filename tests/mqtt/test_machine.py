@@ -45,6 +45,11 @@ def test_first_connect_then_loss_then_reconnect() -> None:
     m.socket_opened(2)
     # a later connect is a reconnect, told apart from the first
     assert m.connack(True)[-1] == Announce("reconnected")
+    # counted for metrics: sessions accepted, and lost while up (not a clean stop)
+    assert (m.connections, m.disconnects, m.attempt) == (2, 1, 2)
+    m.stop()
+    m.lost("goodbye")
+    assert (m.connections, m.disconnects) == (2, 1)
 
 
 def test_backoff_grows_caps_and_resets_on_success() -> None:
