@@ -1,7 +1,15 @@
 """The bus every adapter and plugin uses to meet the others."""
 
 from hadaemon.bus.address import DEVICE, NODE, SERVICE, Address, InvalidAddress
-from hadaemon.bus.bus import Bus, Completion, Handler, Registration, Subscriber, Subscription
+from hadaemon.bus.bus import (
+    Bus,
+    Completion,
+    Handler,
+    MessageHandler,
+    Registration,
+    Subscriber,
+    Subscription,
+)
 from hadaemon.bus.errors import (
     BusError,
     DestinationGone,
@@ -19,6 +27,7 @@ from hadaemon.bus.events import (
     StatusUpdate,
     VariableChanged,
 )
+from hadaemon.bus.message import BusMessage, Reply
 from hadaemon.bus.topics import InvalidTopic, segment
 
 __all__ = [
@@ -28,6 +37,7 @@ __all__ = [
     "Address",
     "Bus",
     "BusError",
+    "BusMessage",
     "Completion",
     "DestinationGone",
     "DeviceChanged",
@@ -39,8 +49,10 @@ __all__ = [
     "InvalidTopic",
     "Level",
     "Lifecycle",
+    "MessageHandler",
     "QueueFull",
     "Registration",
+    "Reply",
     "StatusUpdate",
     "Subscriber",
     "Subscription",
