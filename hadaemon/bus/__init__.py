@@ -27,7 +27,7 @@ from hadaemon.bus.events import (
     StatusUpdate,
     VariableChanged,
 )
-from hadaemon.bus.message import BusMessage, Reply
+from hadaemon.bus.message import BusMessage, Reply, answer_address
 from hadaemon.bus.topics import InvalidTopic, segment
 
 __all__ = [
@@ -59,5 +59,6 @@ __all__ = [
     "UnknownDestination",
     "VariableChanged",
     "WrongThread",
+    "answer_address",
     "segment",
 ]

@@ -293,10 +293,20 @@ class Bus:
         with the result or the Failure), or None. Adapters on hot paths use this to avoid
         a Deferred per message, or :meth:`hand_on` with a message they made.
         """
+        if threading.get_ident() != self._thread:
+            self._check_thread("deliver")
         addr = address if type(address) is Address else Address.parse(address)
         if sender is not None and type(sender) is not Address:
             sender = Address.parse(sender)
-        self.hand_on(BusMessage(addr, message, sender, reply))
+        # hand_on's steps, inline: a call less for every message of a plugin's send.
+        ep = self._endpoints.get(addr.endpoint)
+        if ep is None:
+            raise UnknownDestination(str(addr))
+        if len(ep.queue) >= ep.maxsize:
+            raise QueueFull(str(addr), ep.maxsize)
+        ep.queue.append(BusMessage(addr, message, sender, reply))
+        if ep.in_flight < ep.concurrency and not ep.ready and ep is not self._draining:
+            self._mark_ready(ep)
 
     def hand_on(self, message: BusMessage) -> None:
         """Queue ``message`` as it is (its payload is not copied; nothing is re-made).
