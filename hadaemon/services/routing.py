@@ -9,7 +9,16 @@ A destination is
 - a bus address, recognised by its ``":"``: ``"node:n1"`` with action ``"0"`` goes to
   ``node:n1/0``, ``"device:12"`` with action ``""`` (or a channel, ``"1"``) goes to
   ``device:12`` (or ``device:12/1``). The payload itself (``message``) is sent, e.g. a
-  Node-BLUE message dict to a node, a dict of values to a device.
+  Node-BLUE message dict to a node, a dict of values to a device (several values as
+  a list).
+
+The :class:`QueueMessage` is the bus message itself (a :class:`hadaemon.bus.BusMessage`):
+the router sets its address (resolved once per action, or parsed once per bus address
+string and action), its sender (the sending service's address) and its reply (where a
+failure to deliver is reported), and hands it on as it is: nothing is wrapped, unwrapped
+or copied, except for ``"*"``, where each recipient after the first gets a message and a
+payload of its own (:func:`hadaemon.values.copy`). A message already sent once is copied
+before it goes again: the bus may still hold it.
 
 Everything that keeps a message from arriving (unknown destination, missing or refused
 action, a stopped service, a full mailbox, the destination's own error for a bus address)
