@@ -120,17 +120,12 @@ class Router:
         source = qm.source
         sender = self._targets.get(source) if type(source) is str else None
         qm.sender = sender.sender if sender is not None else None
-        qm.reply = partial(outcome, qm.source, address)
+        qm.reply = partial(outcome, source, address)
 
     def _send(
         self, target: Mailbox, address: Address, qm: QueueMessage, wait: bool
     ) -> Awaitable[None] | None:
-        # _address's steps, inline: this is every service-to-service message's path.
-        qm.address = address
-        source = qm.source
-        sender = self._targets.get(source) if type(source) is str else None
-        qm.sender = sender.sender if sender is not None else None
-        qm.reply = partial(self._outcome, source, address)
+        self._address(qm, address, self._outcome)
         try:
             self._bus.hand_on(qm)  # no Deferred per message on this hot path
         except QueueFull:
