@@ -35,7 +35,7 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     "hadaemon.mqtt": ("MqttClient", "Message"),
     # the bus: addresses, messages, events, errors
     "hadaemon.bus": (
-        "Bus", "Address", "DEVICE", "NODE", "SERVICE", "Completion", "Registration",
+        "Bus", "BusMessage", "Address", "DEVICE", "NODE", "SERVICE", "Completion", "Registration",
         "Subscription", "segment", "Event", "VariableChanged", "Lifecycle", "ErrorEvent",
         "Level", "StatusUpdate", "DeviceChanged", "BusError", "InvalidAddress",
         "UnknownDestination", "QueueFull", "DestinationGone", "InvalidTopic",
@@ -67,6 +67,7 @@ __all__ = [
     "Bool",
     "Bus",
     "BusError",
+    "BusMessage",
     "Channel",
     "ChannelSpec",
     "Choice",
@@ -158,6 +159,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ im
         Address,
         Bus,
         BusError,
+        BusMessage,
         Completion,
         DestinationGone,
         DeviceChanged,

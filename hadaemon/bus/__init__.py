@@ -6,6 +6,7 @@ from hadaemon.bus.bus import (
     Completion,
     Handler,
     KindStats,
+    MessageHandler,
     Registration,
     Subscriber,
     Subscription,
@@ -27,6 +28,7 @@ from hadaemon.bus.events import (
     StatusUpdate,
     VariableChanged,
 )
+from hadaemon.bus.message import BusMessage, Reply, answer_address
 from hadaemon.bus.topics import InvalidTopic, segment
 
 __all__ = [
@@ -36,6 +38,7 @@ __all__ = [
     "Address",
     "Bus",
     "BusError",
+    "BusMessage",
     "Completion",
     "DestinationGone",
     "DeviceChanged",
@@ -48,13 +51,16 @@ __all__ = [
     "KindStats",
     "Level",
     "Lifecycle",
+    "MessageHandler",
     "QueueFull",
     "Registration",
+    "Reply",
     "StatusUpdate",
     "Subscriber",
     "Subscription",
     "UnknownDestination",
     "VariableChanged",
     "WrongThread",
+    "answer_address",
     "segment",
 ]

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 
 from hadaemon.backoff import Backoff
-from hadaemon.bus import Address, Bus, QueueFull
+from hadaemon.bus import Bus, BusMessage, QueueFull
+from hadaemon.bus.message import tell
 
 RETRY_FIRST, RETRY_MAX = 0.001, 0.05
 """Seconds before the first retry, and the longest pause between retries (the backoff
@@ -39,36 +39,34 @@ class BusLine:
         bus: Bus,
         clock: IReactorTime,
         stall_timeout: float,
-        reply: Callable[[Address], Callable[[object], object]],
         on_end: Callable[[BusLine, int], None],
     ) -> None:
         self._bus = bus
         self._clock = clock
         self._stall_timeout = stall_timeout
-        self._reply = reply  # the outcome handler of a message to that address
         self._on_end = on_end  # (line, messages dropped): the line is empty or gave up
-        self.waiting: deque[tuple[Address, Any]] = deque()
+        self.waiting: deque[BusMessage] = deque()  # each handed on as it is, in order
         self.held: Deferred[None] = Deferred()  # fires once the line is empty
         self._backoff = Backoff(RETRY_FIRST, RETRY_MAX)
         self._progress = clock.seconds()
         self._retry: IDelayedCall | None = clock.callLater(RETRY_FIRST, self._send)
 
-    def append(self, address: Address, value: Any) -> None:
-        self.waiting.append((address, value))
+    def append(self, message: BusMessage) -> None:
+        self.waiting.append(message)
 
     def _send(self) -> None:
         self._retry = None
         waiting = self.waiting
-        deliver = self._bus.deliver
+        hand_on = self._bus.hand_on
         now = self._clock.seconds()
         while waiting:
-            address, value = waiting[0]
+            message = waiting[0]
             try:
-                deliver(address, value, self._reply(address))
+                hand_on(message)
             except QueueFull:
                 break
             except Exception:  # gone meanwhile: its own failure, reported
-                self._reply(address)(Failure())
+                tell(message.reply, Failure())
             waiting.popleft()
             self._progress = now
             self._backoff.reset()

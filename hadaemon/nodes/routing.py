@@ -1,9 +1,11 @@
 """``nodeOutput``: a node's message to every wire of one of its outputs, in wire order.
 
 A wire to a node input queues the message at that node (:class:`NodeInputs`); a wire to
-any other bus address (a service action, a device) sends it on the bus. Every
-destination gets its own copy (:func:`hadaemon.values.copy`), except the only one, which
-takes the message as it was decoded. Problems (an output without wires, a full queue, a
+any other bus address (a service action, a device) hands it to the bus as one
+:class:`hadaemon.bus.BusMessage` (the node's address as its sender: an answer may come
+back to ``node:<id>``). Every destination gets its own copy
+(:func:`hadaemon.values.copy`), except the only one, which takes the message as it was
+decoded. Problems (an output without wires, a full queue, a
 bus destination that fails) are reported as the sending node's errors, throttled so a
 flood stays readable. A destination that is full holds the sender's answer until it has room
 (flow control, see :mod:`hadaemon.nodes.delivery`).
@@ -19,7 +21,7 @@ from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
-from hadaemon.bus import Address, Bus, BusError, Level, QueueFull
+from hadaemon.bus import NODE, Address, Bus, BusError, BusMessage, Level, QueueFull
 from hadaemon.nodes.busline import BusLine
 from hadaemon.nodes.delivery import NodeInputs, Reporter, Throttle, suppressed
 from hadaemon.nodes.faults import INVALID_PARAMS, Fault
@@ -39,9 +41,12 @@ def as_message(value: Any, source: str | None = None) -> dict[str, Any]:
     return msg
 
 
-Route = list[tuple[NodeInputs | None, Target]]
+Outcome = Callable[[object], None]
+
+Route = list[tuple[NodeInputs | None, Target, Outcome | None]]
 """One output's wires, each with the input queue of its node (None: a bus address, or a
-node that does not exist)."""
+node that does not exist) and, for a bus address, the outcome handler of its messages
+(made once per wire, not per message)."""
 
 
 class Router:
@@ -65,13 +70,18 @@ class Router:
         self._report = report
         self._throttle = Throttle(reactor)
         self._routes: dict[str, list[Route]] = {}
+        self._senders: dict[str, Address] = {}
         self.routed = 0
 
     def _resolve(self, source: NodeSpec) -> list[Route]:
         """Every output's wires with their queues, looked up once per node."""
-        routes = [[(self._inputs.get(t.node_id) if t.node_id is not None else None, t)
-                   for t in targets] for targets in source.wires]
+        routes: list[Route] = [
+            [(self._inputs.get(t.node_id), t, None) if t.node_id is not None
+             else (None, t, self._reply(source.id, t.address)) for t in targets]
+            for targets in source.wires
+        ]
         self._routes[source.id] = routes
+        self._senders[source.id] = Address(NODE, source.id)
         return routes
 
     def output(self, source: NodeSpec, index: Any, msg: Any) -> Deferred[None] | None:
@@ -101,10 +111,11 @@ class Router:
         self.routed += 1
         full: list[NodeInputs] | None = None
         bus_held: Deferred[None] | None = None
-        for inputs, target in route:
+        for inputs, target, outcome in route:
             if inputs is None:
-                if target.node_id is None:
-                    held = self._to_bus(source, target, message, alone=len(route) == 1)
+                if outcome is not None:
+                    held = self._to_bus(source, target, outcome, message,
+                                        alone=len(route) == 1)
                     if held is not None:
                         bus_held = held
                 else:
@@ -164,7 +175,8 @@ class Router:
         return answer
 
     def _to_bus(
-        self, source: NodeSpec, target: Target, message: OutgoingMessage, *, alone: bool
+        self, source: NodeSpec, target: Target, outcome: Outcome, message: OutgoingMessage,
+        *, alone: bool,
     ) -> Deferred[None] | None:
         """Send on the bus; a Deferred while the sender's messages to that endpoint wait
         for room (see :mod:`hadaemon.nodes.busline`).
@@ -178,18 +190,18 @@ class Router:
         if not alone:
             value = copy(value)
         address = target.address
+        bus_message = BusMessage(address, value, self._senders[source.id], outcome)
         key = (source.id, address.endpoint)
         line = self._lines.get(key)
         if line is not None:  # earlier messages wait: this one waits behind them
-            line.append(address, value)
+            line.append(bus_message)
             return line.held
         try:
-            self._bus.deliver(address, value, self._reply(source.id, address))
+            self._bus.hand_on(bus_message)
         except QueueFull:
             line = BusLine(self._bus, self._clock, self._stall_timeout,
-                           functools.partial(self._reply, source.id),
                            functools.partial(self._line_ended, source.id, key))
-            line.append(address, value)
+            line.append(bus_message)
             self._lines[key] = line
             self._inputs[source.id].bus_lines += 1
             return line.held
@@ -197,7 +209,7 @@ class Router:
             self._bus_failed(source.id, address, Failure(exc))
         return None
 
-    def _reply(self, node_id: str, address: Address) -> Callable[[object], None]:
+    def _reply(self, node_id: str, address: Address) -> Outcome:
         """The outcome handler of a node's message to ``address``: failures reported."""
         def outcome(result: object) -> None:
             if isinstance(result, Failure):

@@ -24,7 +24,7 @@ import asyncio
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from hadaemon.bus import Address, Bus, Level
+from hadaemon.bus import Bus, BusMessage, Level
 from hadaemon.services.errors import ActionRefused
 from hadaemon.services.events import ServiceMessage
 from hadaemon.services.mailbox import Mailbox
@@ -61,14 +61,14 @@ class BuiltinService(Mailbox):
         accepted = ", ".join(sorted(self.actions))
         return f"the built-in service {self.id} has no action {action!r} (it accepts {accepted})"
 
-    def receive(self, address: Address, message: Any) -> object:
+    def receive(self, message: BusMessage) -> object:
         self.made_room()
-        action = self.actions.get(address.path)
+        path = message.address.path
+        action = self.actions.get(path)
         if action is None:
-            raise ActionRefused(self.refusal(address.path) or address.path)
-        qm = message if type(message) is QueueMessage else QueueMessage(
-            "bus", self.id, address.path, message
-        )
+            raise ActionRefused(self.refusal(path) or path)
+        qm = message if type(message) is QueueMessage else QueueMessage.arrived(
+            message, self.id, path)
         return action(qm)
 
 

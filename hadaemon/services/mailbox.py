@@ -13,9 +13,8 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from enum import StrEnum
-from typing import Any
 
-from hadaemon.bus import Address, Bus, Registration
+from hadaemon.bus import SERVICE, Address, Bus, BusMessage, Registration
 
 
 class ServiceState(StrEnum):
@@ -48,6 +47,7 @@ class Mailbox:
     ) -> None:
         self.id = service_id
         self.endpoint = f"service:{service_id}"
+        self.sender = Address(SERVICE, service_id)  # its messages' sender, made once
         self.mailbox_size = mailbox_size
         self.concurrency = concurrency
         self._bus = bus
@@ -63,7 +63,7 @@ class Mailbox:
     def register(self) -> None:
         self.registration = self._bus.register(
             self.endpoint, self.receive, queue_size=self.mailbox_size,
-            concurrency=self.concurrency, name=f"service {self.id}",
+            concurrency=self.concurrency, name=f"service {self.id}", typed=True,
         )
 
     def unregister(self) -> None:
@@ -85,8 +85,9 @@ class Mailbox:
                 self._addresses[action] = address
         return address
 
-    def receive(self, address: Address, message: Any) -> object:
-        """The endpoint's handler: the bus took ``message`` out of the queue.
+    def receive(self, message: BusMessage) -> object:
+        """The endpoint's (typed) handler: the bus took ``message`` out of the queue; a
+        :class:`QueueMessage` from a service, any other from another world.
 
         Implementations first call :meth:`made_room` (one waiting sender may go on).
         """

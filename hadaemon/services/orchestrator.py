@@ -21,7 +21,7 @@ from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.task import deferLater
 
 from hadaemon.aio import as_deferred
-from hadaemon.bus import Bus, EndpointExists, Event, Level, Subscription
+from hadaemon.bus import Bus, BusError, EndpointExists, Event, Level, Subscription
 from hadaemon.services.base import CustomService
 from hadaemon.services.builtins import (
     BuiltinService,
@@ -314,20 +314,22 @@ class Orchestrator:
         if runtime.state not in ACCEPTING:
             return
         qm = QueueMessage("bus", runtime.id, action, event_to_dict(event))
-        d = self._bus.send(runtime.address(action), qm)
-        if not d.called:
-            d.addErrback(lambda _: None)  # the service reports its handler's failures
-            return
-        failures: list[Any] = []
-        d.addErrback(failures.append)
-        if failures:
+        qm.address = runtime.address(action)
+        qm.reply = _ignore  # the service reports its handler's failures
+        try:
+            self._bus.hand_on(qm)
+        except BusError as exc:
             shown, held = self.reporter.throttled((runtime.id, f"event {action}"))
             if shown:
                 more = f" ({held} more held back)" if held else ""
                 self.reporter.event(
                     runtime.id, f"event {event.topic} not delivered to {action}: "
-                    f"{failures[0].getErrorMessage()}{more}", Level.WARNING,
+                    f"{exc}{more}", Level.WARNING,
                 )
+
+
+def _ignore(outcome: object) -> None:
+    """An event's outcome: the service reported a failure of its handler already."""
 
 
 def _construct(

@@ -9,7 +9,16 @@ A destination is
 - a bus address, recognised by its ``":"``: ``"node:n1"`` with action ``"0"`` goes to
   ``node:n1/0``, ``"device:12"`` with action ``""`` (or a channel, ``"1"``) goes to
   ``device:12`` (or ``device:12/1``). The payload itself (``message``) is sent, e.g. a
-  Node-BLUE message dict to a node, a dict of values to a device.
+  Node-BLUE message dict to a node, a dict of values to a device (several values as
+  a list).
+
+The :class:`QueueMessage` is the bus message itself (a :class:`hadaemon.bus.BusMessage`):
+the router sets its address (resolved once per action, or parsed once per bus address
+string and action), its sender (the sending service's address) and its reply (where a
+failure to deliver is reported), and hands it on as it is: nothing is wrapped, unwrapped
+or copied, except for ``"*"``, where each recipient after the first gets a message and a
+payload of its own (:func:`hadaemon.values.copy`). A message already sent once is copied
+before it goes again: the bus may still hold it.
 
 Everything that keeps a message from arriving (unknown destination, missing or refused
 action, a stopped service, a full mailbox, the destination's own error for a bus address)
@@ -27,19 +36,20 @@ from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
-from hadaemon.bus import Address, Bus, BusError, InvalidAddress, QueueFull
+from hadaemon.bus import SERVICE, Address, Bus, BusError, InvalidAddress, QueueFull
 from hadaemon.services.errors import Undeliverable
 from hadaemon.services.message import QueueMessage
 from hadaemon.services.reporting import Reporter
+from hadaemon.values import copy
 
 if TYPE_CHECKING:
     from hadaemon.services.mailbox import Mailbox
     from hadaemon.services.pip import PipInstaller
 
 LOGGER = "logger"
+Outcome = Callable[[str, Address, object], None]  # (sender, address, result or Failure)
 _POLL_FIRST, _POLL_MAX = 0.001, 0.05  # waiting for room at a bus address: poll delays
 
 
@@ -65,12 +75,18 @@ class Router:
         # Per foreign endpoint that refused a message: the sends waiting for room there,
         # in order (each a future done once it went).
         self._lines: dict[str, deque[asyncio.Future[None]]] = {}
+        # (destination, action) -> its bus address, or why it is none: parsed once.
+        self._foreign: dict[tuple[str, str], Address | str] = {}
 
     def route(self, qm: QueueMessage, *, wait: bool = True) -> Awaitable[None] | None:
         """Send ``qm``; returns something to await only when waiting for room.
 
         ``wait=False``: a full mailbox drops the message (a warning), whatever the policy.
+        The message itself goes on the bus; one that went before (the same object sent
+        again) is copied first, as the bus may still hold it.
         """
+        if qm.reply is not None:
+            qm = _again(qm)
         destination = qm.destination
         target = self._targets.get(destination) if type(destination) is str else None
         if target is None:
@@ -89,7 +105,7 @@ class Router:
                     f"(services: {known})",
                 )
                 return None
-            qm = QueueMessage(qm.source, target.id, qm.action, *qm.message)
+            qm.destination = target.id
         address = target.accept(qm.action)
         if type(address) is not Address:
             self.warn_sender(qm.source, str(address))
@@ -98,21 +114,33 @@ class Router:
 
     # -- the three kinds of destinations ---------------------------------------------------
 
+    def _address(self, qm: QueueMessage, address: Address, outcome: Outcome) -> None:
+        """Make ``qm`` the bus message to ``address`` (its sender: the sending service)."""
+        qm.address = address
+        source = qm.source
+        try:
+            sender = self._targets.get(source)
+        except TypeError:  # a source that is no string (put by hand): no sender
+            sender = None
+        qm.sender = None if sender is None else sender.sender
+        qm.reply = partial(outcome, source, address)
+
     def _send(
         self, target: Mailbox, address: Address, qm: QueueMessage, wait: bool
     ) -> Awaitable[None] | None:
-        # bus.deliver, not send: no Deferred per message on this hot path.
+        self._address(qm, address, self._outcome)
         try:
-            self._bus.deliver(address, qm, partial(self._outcome, qm.source, address))
+            self._bus.hand_on(qm)  # no Deferred per message on this hot path
         except QueueFull:
-            return self._overflow(qm, address, target.wait_for_room, wait)
+            return self._overflow(qm, target.wait_for_room, wait)
         except BusError as exc:
             self.warn_sender(qm.source, f"{address} not delivered: {exc}")
         return None
 
     def _outcome(self, source: str, address: Address, result: object) -> None:
-        if isinstance(result, Failure):
-            self._service_failed(result, source, address)
+        # A handler's own exception was reported by the receiving service already.
+        if isinstance(result, Failure) and result.check(Undeliverable, BusError):
+            self.warn_sender(source, f"{address} not delivered: {result.getErrorMessage()}")
 
     def _broadcast(self, qm: QueueMessage, wait: bool) -> Awaitable[None] | None:
         recipients = [t for t in self._targets.values() if t.in_broadcast(qm.action)]
@@ -121,70 +149,82 @@ class Router:
                              "(broadcast \"*\")")
             return None
         waits = []
-        for target in recipients:
-            copy = QueueMessage(qm.source, target.id, qm.action, *qm.message)
-            waiting = self._send(target, target.address(qm.action), copy, wait)
+        for index, target in enumerate(recipients):
+            if index == 0:  # the first takes the message as it is, the others copies
+                qm.destination = target.id
+                each = qm
+            else:
+                each = QueueMessage(qm.source, target.id, qm.action, *copy(qm.message))
+            waiting = self._send(target, target.address(qm.action), each, wait)
             if waiting is not None:
                 waits.append(waiting)
         return _all(waits) if waits else None
 
     def _to_address(self, qm: QueueMessage, wait: bool) -> Awaitable[None] | None:
-        text = f"{qm.destination}/{qm.action}" if qm.action else qm.destination
-        try:
-            address = Address.parse(text)
-        except InvalidAddress as exc:
-            self.warn_sender(qm.source, f"invalid destination {qm.destination!r}: {exc}")
+        action = qm.action or ""
+        if type(action) is not str:
+            self.warn_sender(qm.source, f"invalid action {action!r} for {qm.destination!r}")
             return None
-        if address.kind == "service":
+        address = self._foreign_address(qm.destination, action)
+        if type(address) is not Address:
+            self.warn_sender(qm.source, str(address))
+            return None
+        if address.kind == SERVICE:
             # A service reached by its address obeys the same rules as by its id.
             return self.route(
                 QueueMessage(qm.source, address.id, address.path, *qm.message), wait=wait
             )
-        payload = qm.message[0] if len(qm.message) == 1 else list(qm.message)
-        return self._send_foreign(address, payload, qm.source, wait)
+        if len(qm.message) != 1:
+            qm.payload = list(qm.message)
+        self._address(qm, address, self._foreign_outcome)
+        return self._send_foreign(qm, wait)
 
-    def _send_foreign(
-        self, address: Address, payload: Any, source: str, wait: bool
-    ) -> Awaitable[None] | None:
-        line = self._lines.get(address.endpoint)
+    def _foreign_address(self, destination: str, action: str) -> Address | str:
+        """``destination`` (``kind:id[/path]``) with ``action`` as (more) path, parsed once."""
+        key = (destination, action)
+        address = self._foreign.get(key)
+        if address is None:
+            try:
+                base = Address.parse(destination)
+                path = f"{base.path}/{action}" if base.path and action else base.path or action
+                address = Address(base.kind, base.id, path)
+            except InvalidAddress as exc:
+                address = f"invalid destination {destination!r}: {exc}"
+            if len(self._foreign) < 1024:
+                self._foreign[key] = address
+        return address
+
+    def _send_foreign(self, qm: QueueMessage, wait: bool) -> Awaitable[None] | None:
+        line = self._lines.get(qm.address.endpoint)
         if line is not None and wait:  # others wait for room there: behind them, in order
-            return self._wait_in_line(line, address, payload, source)
-        d = self._bus.send(address, payload)
-        if d.called:
-            failure = _failure_of(d)
-            if failure is None:
-                return None
-            if failure.check(QueueFull):
-                return self._overflow_foreign(address, payload, source, wait)
-            self.warn_sender(source, f"{address} not delivered: {failure.getErrorMessage()}")
-            return None
-        d.addErrback(self._foreign_failed, source, address)
+            return self._wait_in_line(line, qm)
+        try:
+            self._bus.hand_on(qm)
+        except QueueFull:
+            return self._overflow_foreign(qm, wait)
+        except BusError as exc:
+            self.warn_sender(qm.source, f"{qm.address} not delivered: {exc}")
         return None
 
-    # -- failures and full mailboxes -------------------------------------------------------
+    def _foreign_outcome(self, source: str, address: Address, result: object) -> None:
+        if isinstance(result, Failure):
+            self.warn_sender(source, f"{address} failed: {result.getErrorMessage()}")
 
-    def _service_failed(self, failure: Failure, source: str, address: Address) -> None:
-        # A handler's own exception was reported by the receiving service already.
-        if failure.check(Undeliverable, BusError):
-            self.warn_sender(source, f"{address} not delivered: {failure.getErrorMessage()}")
-
-    def _foreign_failed(self, failure: Failure, source: str, address: Address) -> None:
-        self.warn_sender(source, f"{address} failed: {failure.getErrorMessage()}")
+    # -- full mailboxes ----------------------------------------------------------------------
 
     def _overflow(
-        self, qm: QueueMessage, address: Address,
-        wait_for_room: Callable[[float], Awaitable[bool]], wait: bool,
+        self, qm: QueueMessage, wait_for_room: Callable[[float], Awaitable[bool]], wait: bool,
     ) -> Awaitable[None] | None:
         if not wait or self.overflow == "drop" or self.overflow_timeout <= 0:
-            self.warn_sender(qm.source, f"mailbox of {address.endpoint} is full; message "
-                             f"{address.path!r} dropped")
+            self.warn_sender(qm.source, f"mailbox of {qm.address.endpoint} is full; message "
+                             f"{qm.address.path!r} dropped")
             return None
-        return self._wait_and_send(qm, address, wait_for_room)
+        return self._wait_and_send(qm, wait_for_room)
 
     async def _wait_and_send(
-        self, qm: QueueMessage, address: Address,
-        wait_for_room: Callable[[float], Awaitable[bool]],
+        self, qm: QueueMessage, wait_for_room: Callable[[float], Awaitable[bool]],
     ) -> None:
+        address = qm.address
         deadline = self._loop.time() + self.overflow_timeout
         while True:
             remaining = deadline - self._loop.time()
@@ -194,33 +234,27 @@ class Router:
                     f"{self.overflow_timeout}s; message {address.path!r} dropped",
                 )
                 return
-            d = self._bus.send(address, qm)
-            failure = _failure_of(d) if d.called else None
-            if failure is not None and failure.check(QueueFull):
+            try:
+                self._bus.hand_on(qm)
+            except QueueFull:
                 continue  # another sender took the room first
-            if failure is not None:
-                self.warn_sender(qm.source, f"{address} not delivered: "
-                                 f"{failure.getErrorMessage()}")
-            elif not d.called:
-                d.addErrback(self._service_failed, qm.source, address)
+            except BusError as exc:
+                self.warn_sender(qm.source, f"{address} not delivered: {exc}")
             return
 
-    def _overflow_foreign(
-        self, address: Address, payload: Any, source: str, wait: bool
-    ) -> Awaitable[None] | None:
+    def _overflow_foreign(self, qm: QueueMessage, wait: bool) -> Awaitable[None] | None:
+        endpoint = qm.address.endpoint
         if not wait or self.overflow == "drop" or self.overflow_timeout <= 0:
-            self.warn_sender(source, f"queue of {address.endpoint} is full; message dropped")
+            self.warn_sender(qm.source, f"queue of {endpoint} is full; message dropped")
             return None
         # The first to wait opens the endpoint's line: later sends to it (from any
         # service) queue behind, so a handler that finds room first cannot overtake one
         # that waits (order, as a node's own queue keeps it).
         line: deque[asyncio.Future[None]] = deque()
-        self._lines[address.endpoint] = line
-        return self._wait_in_line(line, address, payload, source)
+        self._lines[endpoint] = line
+        return self._wait_in_line(line, qm)
 
-    async def _wait_in_line(
-        self, line: deque[asyncio.Future[None]], address: Address, payload: Any, source: str
-    ) -> None:
+    async def _wait_in_line(self, line: deque[asyncio.Future[None]], qm: QueueMessage) -> None:
         """Send once every earlier message in the endpoint's line went (or was dropped)."""
         previous = line[-1] if line else None
         turn: asyncio.Future[None] = self._loop.create_future()
@@ -230,16 +264,15 @@ class Router:
                 await asyncio.shield(previous)
             # The first waits before its retry (it was just refused); the others try
             # at once: the one before them just went.
-            await self._poll_and_send(address, payload, source, at_once=previous is not None)
+            await self._poll_and_send(qm, at_once=previous is not None)
         finally:
             turn.set_result(None)
             line.remove(turn)
-            if not line and self._lines.get(address.endpoint) is line:
-                del self._lines[address.endpoint]
+            endpoint = qm.address.endpoint
+            if not line and self._lines.get(endpoint) is line:
+                del self._lines[endpoint]
 
-    async def _poll_and_send(
-        self, address: Address, payload: Any, source: str, at_once: bool = False
-    ) -> None:
+    async def _poll_and_send(self, qm: QueueMessage, at_once: bool = False) -> None:
         # Another plugin's endpoint tells nobody when it has room: poll, briefly.
         deadline = self._loop.time() + self.overflow_timeout
         delay = _POLL_FIRST
@@ -248,16 +281,14 @@ class Router:
                 await asyncio.sleep(min(delay, max(deadline - self._loop.time(), 0)))
                 delay = min(delay * 2, _POLL_MAX)
             at_once = False
-            d = self._bus.send(address, payload)
-            failure = _failure_of(d) if d.called else None
-            if failure is not None and failure.check(QueueFull):
+            try:
+                self._bus.hand_on(qm)
+            except QueueFull:
                 continue
-            if failure is not None:
-                self.warn_sender(source, f"{address} not delivered: {failure.getErrorMessage()}")
-            elif not d.called:
-                d.addErrback(self._foreign_failed, source, address)
+            except BusError as exc:
+                self.warn_sender(qm.source, f"{qm.address} not delivered: {exc}")
             return
-        self.warn_sender(source, f"queue of {address.endpoint} stayed full for "
+        self.warn_sender(qm.source, f"queue of {qm.address.endpoint} stayed full for "
                          f"{self.overflow_timeout}s; message dropped")
 
     def warn_sender(self, source: str, text: str) -> None:
@@ -269,12 +300,13 @@ class Router:
             text = f"{text} (and {held} more like it in the last second)"
         logger = self._targets.get(LOGGER)
         if logger is not None and logger.registration is not None:
-            d = self._bus.send(logger.address("_warning"), QueueMessage(
-                source, LOGGER, "_warning", text))
-            if not d.called:
-                d.addErrback(lambda _: None)
+            warning = QueueMessage(source, LOGGER, "_warning", text)
+            self._address(warning, logger.address("_warning"), _ignore)
+            try:
+                self._bus.hand_on(warning)
                 return
-            _failure_of(d)
+            except BusError:
+                pass
         # The logger cannot take it (full, or gone at shutdown): log it directly.
         self._reporter.service_log(source).warn("{text}", text=text, service=source)
 
@@ -330,12 +362,13 @@ class ServiceQueue:
         return self._pip.add_pip_package(package, module, name)
 
 
-def _failure_of(d: Deferred[Any]) -> Failure | None:
-    """The Failure of an already-fired Deferred (consumed), or None if it succeeded."""
-    box: list[object] = []
-    d.addBoth(box.append)
-    result = box[0] if box else None
-    return result if isinstance(result, Failure) else None
+def _again(qm: QueueMessage) -> QueueMessage:
+    """A message sent once more: a new one (the bus may still hold the first)."""
+    return QueueMessage(qm.source, qm.destination, qm.action, *qm.message)
+
+
+def _ignore(source: str, address: Address, result: object) -> None:
+    """The outcome of a warning: the bus logs the logger's own failure."""
 
 
 async def _all(waits: list[Awaitable[None]]) -> None:

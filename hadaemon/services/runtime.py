@@ -27,7 +27,7 @@ from typing import Any
 from twisted.internet.defer import Deferred, fail
 from twisted.python.failure import Failure
 
-from hadaemon.bus import Address, Bus
+from hadaemon.bus import Bus, BusMessage
 from hadaemon.services.base import HOOKS, RESERVED, CustomService
 from hadaemon.services.config import ServiceSettings
 from hadaemon.services.errors import ActionRefused, ServiceNotRunning
@@ -103,13 +103,12 @@ class ServiceRuntime(Mailbox):
 
     # -- the mailbox's handler (the bus calls it in order) -----------------------------
 
-    def receive(self, address: Address, message: Any) -> object:
+    def receive(self, message: BusMessage) -> object:
         if self._room_waiters:
             self._wake_one()  # a message left the mailbox: one waiting sender may go on
-        action = address.path
-        qm = message if type(message) is QueueMessage else QueueMessage(
-            "bus", self.id, action, message
-        )
+        action = message.address.path
+        qm = message if type(message) is QueueMessage else QueueMessage.arrived(
+            message, self.id, action)
         state = self.state
         if state is ServiceState.RUNNING:
             return self._dispatch(action, qm)
