@@ -90,7 +90,7 @@ class Network:
         self.store_prefix = store_prefix
         self.log = log or get_logger("hadaemon.zigbee")
         self.collator = Collator(reactor, self._publish_set, before_flush=self._notify_local,
-                                 log=self.log)
+                                 on_refused=self._refused, log=self.log)
         self.requests = BridgeRequests(reactor, self._publish_set, self.base_topic,
                                        settings.request_timeout)
         self.devices: dict[str, LiveDevice] = {}
@@ -575,6 +575,12 @@ class Network:
             for view in list(target.views):
                 view._changed(prop, before, after, False)
         return True
+
+    def _refused(self, held: list[Any]) -> None:
+        """A ``/set`` was lost: the pending writes the automations' sets held for it end
+        (the registry's own writes end through their refused Deferred)."""
+        for var, value in held:
+            self.registry.drop_pending(var, value)
 
     def _flush_after_read(self) -> None:
         """The sets that the messages read in one wake-up caused leave now, collated,
