@@ -124,6 +124,8 @@ def test_a_lost_set_ends_the_pending_write_of_either_world() -> None:
     peer = h.peer("Hallway Hue")
     h.deliver("zigbee2mqtt/Hallway Hue", {"brightness": 10, "color_temp": 300})
     h.connection.disconnect()
+    seen: list[Any] = []
+    hue.brightness.add_listener(lambda: seen.append(hue.brightness.get()))
     hue.brightness.set(200)
     outcome: list[Any] = []
     h.registry.set_value(peer, 0, "color_temp", 400).addBoth(outcome.append)
@@ -135,6 +137,7 @@ def test_a_lost_set_ends_the_pending_write_of_either_world() -> None:
     assert outcome[0].check(ConnectionError)
     assert hue.brightness.get() == 10 and hue.color_temp.get() == 300
     assert brightness(h).pending is UNKNOWN
+    assert seen == [200, 10]  # told of the set, then that it did not happen
 
 
 def test_a_null_report_forgets_the_value_and_what_was_asked() -> None:
