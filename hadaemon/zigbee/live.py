@@ -10,9 +10,11 @@ IEEE address (groups: ``group:<id>``). Channel numbering, stable and documented:
   endpoint later never renumbers the others. Their variables drop the endpoint suffix:
   ``state_l1`` is ``state`` in the ``l1`` channel.
 
-Reports become ``registry.report`` calls (``action`` and other event exposes are declared
-``is_event``, so every press is delivered), and registry writes become collated ``/set``
-messages. Reactor thread only.
+Reports become ``registry.report_to`` calls (``action`` and other event exposes are
+declared ``is_event``, so every press is delivered), and registry writes become collated
+``/set`` messages. The registry owns the state: what was reported and what was asked
+(an automation's set is a pending write there too); nothing here keeps a value.
+Reactor thread only.
 """
 
 from __future__ import annotations
