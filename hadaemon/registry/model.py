@@ -7,6 +7,7 @@ live on peer 0, channel -1.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -62,15 +63,17 @@ class VariableSpec:
     label: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
-    @property
+    # Cached (the spec is frozen): an IntFlag ``&`` costs about 1 us, paid per write on
+    # the reaction path (``Registry.hold_pending``, benchmarks/zigbee_path.py).
+    @functools.cached_property
     def readable(self) -> bool:
         return bool(self.access & Access.READ)
 
-    @property
+    @functools.cached_property
     def writable(self) -> bool:
         return bool(self.access & Access.WRITE)
 
-    @property
+    @functools.cached_property
     def queryable(self) -> bool:
         return bool(self.access & Access.QUERY)
 

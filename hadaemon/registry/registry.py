@@ -40,7 +40,6 @@ from hadaemon.registry.errors import (
 from hadaemon.registry.model import (
     SYSTEM_CHANNEL,
     SYSTEM_PEER_ID,
-    Access,
     ChannelSpec,
     Device,
     DeviceOwner,
@@ -402,7 +401,7 @@ class Registry:
         does a write of the value the device confirmed (it ends a pending one; an owner
         may have confirmed already). Returns whether ``value`` is held."""
         spec = var.spec
-        if spec.is_event or not spec.access & Access.READ:
+        if spec.is_event or not spec.readable:
             return False
         if same(var.value, value):
             var.pending = UNKNOWN
