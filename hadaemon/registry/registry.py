@@ -4,6 +4,11 @@ Adapters register devices with a :class:`DeviceOwner` and report values; anyone 
 values, subscribes to changes (``VariableChanged`` events on the bus) and requests writes,
 which go to the owning adapter. Peer ids are persisted against ``(source, key)`` and never
 reused; the last reported values are persisted too (batched, see ``flush``).
+
+The registry is the one owner of device state: a variable's confirmed value, the write
+pending on it (whichever world made it: ``put_values``, or an owner's own
+``hold_pending``) and the waiters of ``confirm=True``. Adapters keep only what is on its
+way to their wire.
 """
 
 from __future__ import annotations
