@@ -7,6 +7,7 @@ live on peer 0, channel -1.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -62,15 +63,17 @@ class VariableSpec:
     label: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
-    @property
+    # Cached (the spec is frozen): an IntFlag ``&`` costs about 1 us, paid per write on
+    # the reaction path (``Registry.hold_pending``, benchmarks/zigbee_path.py).
+    @functools.cached_property
     def readable(self) -> bool:
         return bool(self.access & Access.READ)
 
-    @property
+    @functools.cached_property
     def writable(self) -> bool:
         return bool(self.access & Access.WRITE)
 
-    @property
+    @functools.cached_property
     def queryable(self) -> bool:
         return bool(self.access & Access.QUERY)
 
@@ -131,16 +134,18 @@ class ChannelSpec:
 
 
 class Variable:
-    """A variable's live state: its value is UNKNOWN until first reported.
+    """A variable's live state, owned by the registry: its value is UNKNOWN until first
+    reported.
 
     ``value`` is what the device confirmed (reported); ``pending`` is a write the owning
-    adapter accepted that the device has not confirmed yet (UNKNOWN when there is none).
-    Reads return :meth:`current`, so code reads its own writes as it does under Homegear;
-    change events carry confirmed values only.
+    adapter accepted that the device has not confirmed yet (UNKNOWN when there is none),
+    whichever world made it. Reads return :meth:`current`, so code reads its own writes
+    as it does under Homegear; change events carry confirmed values only. Adapters keep
+    no copy of either: they read them here.
     """
 
-    __slots__ = ("channel", "device", "last_known", "pending", "pending_until", "spec",
-                 "timestamp", "topic", "value")
+    __slots__ = ("channel", "device", "last_known", "pending", "pending_since",
+                 "pending_until", "spec", "timestamp", "topic", "value")
 
     def __init__(self, spec: VariableSpec, last_known: Any = UNKNOWN, channel: int = 0) -> None:
         self.spec = spec
@@ -151,6 +156,7 @@ class Variable:
         self.timestamp: float | None = None
         self.last_known: Any = last_known  # from the store: the value before the restart
         self.pending: Any = UNKNOWN
+        self.pending_since = 0.0  # reactor time the pending write was made
         self.pending_until = 0.0  # reactor time after which an unconfirmed write is dropped
 
     def current(self, now: float) -> Any:

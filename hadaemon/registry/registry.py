@@ -4,6 +4,11 @@ Adapters register devices with a :class:`DeviceOwner` and report values; anyone 
 values, subscribes to changes (``VariableChanged`` events on the bus) and requests writes,
 which go to the owning adapter. Peer ids are persisted against ``(source, key)`` and never
 reused; the last reported values are persisted too (batched, see ``flush``).
+
+The registry is the one owner of device state: a variable's confirmed value, the write
+pending on it (whichever world made it: ``put_values``, or an owner's own
+``hold_pending``) and the waiters of ``confirm=True``. Adapters keep only what is on its
+way to their wire.
 """
 
 from __future__ import annotations
@@ -78,6 +83,7 @@ class Registry:
         log: Logger | None = None,
         state_flush_interval: float = 1.0,
         confirm_timeout: float = 10.0,
+        stale_window: float = 1.0,
     ) -> None:
         self._reactor = reactor
         self._bus = bus
@@ -91,6 +97,7 @@ class Registry:
         self._flush_call: IDelayedCall | None = None
         self.state_flush_interval = state_flush_interval
         self.confirm_timeout = confirm_timeout
+        self.stale_window = stale_window
         self._waiters: dict[tuple[int, int, str], list[tuple[Any, Deferred[None]]]] = {}
         self._system_endpoint: Registration | None = None
 
@@ -155,6 +162,8 @@ class Registry:
                     except Exception:
                         continue
                     var.value, var.timestamp = prev.value, prev.timestamp
+                    var.pending, var.pending_since, var.pending_until = (
+                        prev.pending, prev.pending_since, prev.pending_until)
         self._devices[peer_id] = device
         self._by_key[(source, key)] = peer_id
         if peer_id not in self._endpoints:
@@ -229,8 +238,14 @@ class Registry:
         now = self._reactor.seconds() if timestamp is None else timestamp
         previous = var.value
         var.timestamp = now
-        if var.pending is not UNKNOWN and same(var.pending, value):
-            var.pending = UNKNOWN  # confirmed
+        pending = var.pending
+        if pending is not UNKNOWN and (
+            same(pending, value) or now >= var.pending_since + self.stale_window
+        ):
+            # Confirmed, or the device moved on: a report of another value sent before
+            # the write reached it (in flight) comes within stale_window; a later one is
+            # the device's own word (a dimmer turned, a value clamped).
+            var.pending = UNKNOWN
         spec = var.spec
         if self._waiters:
             self._resolve_waiters(device.peer_id, var.channel, spec.name, value)
@@ -319,14 +334,15 @@ class Registry:
         waits = (
             [self._wait_for(peer_id, channel, n, v) for n, v in checked.items()] if confirm else []
         )
-        written = self._hold_pending(device, channel, checked)
         try:
+            # The owner first: it may tell its own listeners what reads saw before (the
+            # zigbee adapter's automations), and may confirm at once (the waits are set).
             accepted = as_deferred(device.owner.write_values(device, channel, checked))
         except Exception:
             for waiter in waits:
                 waiter.cancel()
-            self._drop_pending(written)
             return fail(Failure())
+        written = self._hold_pending(device, channel, checked)
 
         def refused(f: Failure) -> Failure:
             self._drop_pending(written)
@@ -371,21 +387,48 @@ class Registry:
         self, device: Device, channel: int, values: Mapping[str, Any]
     ) -> list[tuple[Variable, Any]]:
         """Reads see ``values`` from now on (a back-to-back ``+=`` composes on them)."""
-        until = self._reactor.seconds() + self.confirm_timeout
         held = []
         for name, value in values.items():
             var = device.variable(channel, name)
-            if not var.spec.is_event:
-                var.pending, var.pending_until = value, until
+            if self.hold_pending(var, value):
                 held.append((var, value))
         return held
 
-    @staticmethod
-    def _drop_pending(held: list[tuple[Variable, Any]]) -> None:
-        """The owner refused the write: reads fall back, unless a later write took over."""
+    def _drop_pending(self, held: list[tuple[Variable, Any]]) -> None:
         for var, value in held:
-            if var.pending is value:
-                var.pending = UNKNOWN
+            self.drop_pending(var, value)
+
+    def hold_pending(self, var: Variable, value: Any) -> bool:
+        """A write the owner sends on its own (a zigbee automation's set) is pending like
+        one made through :meth:`put_values`: reads see ``value`` until the device
+        confirms it, contradicts it after ``stale_window``, or ``confirm_timeout`` passes.
+        Event and write-only variables hold nothing (no report would ever end it), nor
+        does a write of the value the device confirmed (it ends a pending one; an owner
+        may have confirmed already). Returns whether ``value`` is held."""
+        spec = var.spec
+        if spec.is_event or not spec.readable:
+            return False
+        if same(var.value, value):
+            var.pending = UNKNOWN
+            return False
+        now = self._reactor.seconds()
+        var.pending, var.pending_since, var.pending_until = value, now, now + self.confirm_timeout
+        return True
+
+    @staticmethod
+    def drop_pending(var: Variable, value: Any) -> None:
+        """The owner could not send the write of ``value`` (refused, its wire lost): reads
+        fall back, unless a later write took over."""
+        if var.pending is value:
+            var.pending = UNKNOWN
+
+    @staticmethod
+    def forget(var: Variable) -> None:
+        """The device has no value for ``var`` now (zigbee2mqtt's ``null``: an effect that
+        ended): reads see UNKNOWN until it reports one, and no write is pending. Nothing
+        is published (there is no value to carry) nor persisted."""
+        var.value = UNKNOWN
+        var.pending = UNKNOWN
 
     def query(
         self, peer_id: int, channel: int, names: Sequence[str] | None = None

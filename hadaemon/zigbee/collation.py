@@ -9,6 +9,12 @@ colour) are sent together, and two composites writing one property (``color_xy``
 ``color_hs``) are merged into one object.
 Queries (``/get``) are gathered the same way.
 
+The collator holds only what is on its way to the wire: the values gathered this turn
+and the ``/set`` in flight. What the device has and what was asked of it (the pending
+write reads see) is the registry's: the collator reads it through ``target.current``,
+and when a ``/set`` is lost it hands back what was held for it (``on_refused``), so the
+registry can drop those pending writes.
+
 Reactor thread only.
 """
 
@@ -46,6 +52,7 @@ class _Pending:
     base: dict[str, Any] = field(default_factory=dict)
     forced: set[tuple[str, ...]] = field(default_factory=set)
     waiters: list[Deferred[None]] = field(default_factory=list)
+    held: list[Any] = field(default_factory=list)
     queries: dict[str, None] = field(default_factory=dict)
 
 
@@ -61,11 +68,13 @@ class Collator:
         publish: Publish,
         *,
         before_flush: Callable[[], bool] | None = None,
+        on_refused: Callable[[list[Any]], None] | None = None,
         log: Logger | None = None,
     ) -> None:
         self._reactor = reactor
         self._publish = publish
         self._before_flush = before_flush
+        self._on_refused = on_refused
         self._log = log or Logger()
         self._pending: dict[int, tuple[Target, _Pending]] = {}
         self._call: IDelayedCall | None = None
@@ -74,12 +83,9 @@ class Collator:
         self.sets_requested = 0
 
     def request(self, target: Target, path: tuple[str, ...], wire: Any, *,
-                force: bool = False) -> Deferred[None]:
-        """Set ``path`` (``(prop,)`` or ``(composite, key)``) of ``target`` this turn.
-
-        The Deferred fires when the ``/set`` carrying it is acknowledged (at once if the
-        value turned out unchanged and nothing had to be sent).
-        """
+                force: bool = False) -> None:
+        """Set ``path`` (``(prop,)`` or ``(composite, key)``) of ``target`` this turn
+        (:meth:`outcome` tells when the ``/set`` carrying it is acknowledged)."""
         self.sets_requested += 1
         pending = self._entry(target)
         prop = path[0]
@@ -98,8 +104,18 @@ class Collator:
             existing[path[1]] = wire
         if force:
             pending.forced.add(path)
+        self._schedule()
+
+    def held(self, target: Target, token: Any) -> None:
+        """What was held elsewhere for this turn's set of ``target`` (a pending write):
+        handed to ``on_refused`` if its ``/set`` is lost."""
+        self._entry(target).held.append(token)
+
+    def outcome(self, target: Target) -> Deferred[None]:
+        """Fires when the ``/set`` gathered for ``target`` this turn is acknowledged (at
+        once after the flush if nothing had to be sent), or fails with its failure."""
         d: Deferred[None] = Deferred()
-        pending.waiters.append(d)
+        self._entry(target).waiters.append(d)
         self._schedule()
         return d
 
@@ -160,15 +176,8 @@ class Collator:
             d = self._send(target.set_topic(), payload)
             out.append(d)
 
-            def done(result: object, waiters: list[Deferred[None]] = entry.waiters) -> object:
-                for waiter in waiters:
-                    if isinstance(result, Failure):
-                        waiter.errback(result)
-                    else:
-                        waiter.callback(None)
-                return None
-
-            d.addBoth(done)
+            if entry.waiters or entry.held:
+                d.addBoth(self._sent, entry)
         else:
             for waiter in entry.waiters:
                 waiter.callback(None)
@@ -177,6 +186,16 @@ class Collator:
             query.addErrback(self._log_failure, target.get_topic())
             out.append(query)
         return out
+
+    def _sent(self, result: object, entry: _Pending) -> None:
+        if isinstance(result, Failure):
+            if entry.held and self._on_refused is not None:
+                self._on_refused(entry.held)
+            for waiter in entry.waiters:
+                waiter.errback(result)
+        else:
+            for waiter in entry.waiters:
+                waiter.callback(None)
 
     def _payload(self, target: Target, entry: _Pending) -> dict[str, Any]:
         payload: dict[str, Any] = {}

@@ -50,10 +50,7 @@ class CompositeParameter(ParameterBase, ParameterHost):
         return list(self._params.values())
 
     def get(self) -> dict[str, Any] | Unknown:
-        raw = self.get_raw()
-        if not isinstance(raw, dict):
-            return UNKNOWN
-        value = self._decoded(raw)
+        value = self._value()
         return dict(value) if isinstance(value, dict) else UNKNOWN
 
     def mark_as_stale(self) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from hadaemon.sentinels import UNKNOWN, Unknown
+from hadaemon.values import same
 from hadaemon.zigbee.broadcasters import Broadcaster, Caller, EventBroadcaster
 from hadaemon.zigbee.composite import SettableAndQueryableCompositeParameter
 from hadaemon.zigbee.exposes import Feature
@@ -37,8 +38,8 @@ class DeviceLink(Protocol):
     ieee_address: str | None
     available: bool | Unknown
 
-    def current(self, path: tuple[str, ...]) -> Any: ...
-    def reported(self, path: tuple[str, ...]) -> Any: ...
+    def value(self, path: tuple[str, ...]) -> Any: ...
+    def confirmed(self, path: tuple[str, ...]) -> Any: ...
     def request(self, path: tuple[str, ...], wire: Any, force: bool) -> Any: ...
     def query(self, prop: str) -> None: ...
     def feature_list(self) -> list[Feature]: ...
@@ -112,11 +113,11 @@ class Device(DeviceBase):
 
     # -- DeviceBase hooks ------------------------------------------------------------
 
-    def _current(self, path: tuple[str, ...]) -> Any:
-        return self._link.current(path) if self._link is not None else UNKNOWN
+    def _value(self, path: tuple[str, ...]) -> Any:
+        return self._link.value(path) if self._link is not None else UNKNOWN
 
-    def _reported(self, path: tuple[str, ...]) -> Any:
-        return self._link.reported(path) if self._link is not None else UNKNOWN
+    def _confirmed(self, path: tuple[str, ...]) -> Any:
+        return self._link.confirmed(path) if self._link is not None else UNKNOWN
 
     def _request(self, path: tuple[str, ...], wire: Any, force: bool) -> None:
         if self._link is not None:
@@ -150,18 +151,19 @@ class Device(DeviceBase):
         self._link = link
 
     def _changed(self, prop: str, old: Any, new: Any, event: bool) -> None:
-        """The adapter tells a view that ``prop`` went from ``old`` to ``new`` (wire)."""
+        """The adapter tells a view that ``prop`` went from ``old`` to ``new`` (decoded,
+        as the registry holds them)."""
         param = self._params.get(prop)
         if param is None:
             return
-        if event or param.is_event or old != new:
+        if event or param.is_event or not same(old, new):
             param._notify()
         if isinstance(old, dict) or isinstance(new, dict):
             subs = getattr(param, "_params", {})
             old_map = old if isinstance(old, dict) else {}
             new_map = new if isinstance(new, dict) else {}
             for key, sub in subs.items():
-                if event or old_map.get(key, UNKNOWN) != new_map.get(key, UNKNOWN):
+                if event or not same(old_map.get(key, UNKNOWN), new_map.get(key, UNKNOWN)):
                     sub._notify()
 
 

@@ -10,9 +10,11 @@ IEEE address (groups: ``group:<id>``). Channel numbering, stable and documented:
   endpoint later never renumbers the others. Their variables drop the endpoint suffix:
   ``state_l1`` is ``state`` in the ``l1`` channel.
 
-Reports become ``registry.report`` calls (``action`` and other event exposes are declared
-``is_event``, so every press is delivered), and registry writes become collated ``/set``
-messages. Reactor thread only.
+Reports become ``registry.report_to`` calls (``action`` and other event exposes are
+declared ``is_event``, so every press is delivered), and registry writes become collated
+``/set`` messages. The registry owns the state: what was reported and what was asked
+(an automation's set is a pending write there too); nothing here keeps a value.
+Reactor thread only.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import contextlib
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet.defer import Deferred, gatherResults, succeed
+from twisted.internet.defer import Deferred, succeed
 
 from hadaemon.registry import (
     Access,
@@ -35,7 +37,7 @@ from hadaemon.registry import (
 from hadaemon.sentinels import UNKNOWN, Unknown
 from hadaemon.values import same
 from hadaemon.zigbee.exposes import Feature
-from hadaemon.zigbee.values import BadValue, decode, encode
+from hadaemon.zigbee.values import BadValue, decode, encode, to_wire
 
 if TYPE_CHECKING:
     from hadaemon.zigbee.devices import Device as DeviceView
@@ -126,7 +128,11 @@ def _channel_type(features: Sequence[Feature], endpoint: str | None) -> str:
 
 class LiveTarget:
     """A device or group as the adapter knows it; also its views' DeviceLink and the
-    registry's DeviceOwner."""
+    registry's DeviceOwner.
+
+    It keeps no values: what the device reported and what was asked of it are its
+    registry variables' (``value``, ``pending``), decoded; views read them there, and the
+    collator reads them in wire form (:meth:`current`) to judge what changed."""
 
     kind = "device"
 
@@ -137,8 +143,6 @@ class LiveTarget:
         self.ieee_address: str | None = None
         self.available: bool | Unknown = UNKNOWN
         self.features: dict[str, Feature] = {}
-        self._reported: dict[str, Any] = {}
-        self._expected: dict[str, Any] = {}
         self.views: list[DeviceView] = []
         self.registry_device: Device | None = None
         self.where: dict[str, tuple[int, str]] = {}
@@ -175,53 +179,49 @@ class LiveTarget:
     def state_topic(self) -> str:
         return f"{self.network.base_topic}/{self.name}"
 
-    # -- values (DeviceLink) -------------------------------------------------------------
+    # -- values (DeviceLink), read from the registry -------------------------------------
+
+    def value(self, path: tuple[str, ...]) -> Any:
+        """What reads see (a pending write, else the confirmed value), decoded."""
+        var = self.variables.get(path[0])
+        if var is None:
+            return UNKNOWN
+        return _at(self.network.registry.current(var), path)
+
+    def confirmed(self, path: tuple[str, ...]) -> Any:
+        """What the device last reported, decoded (ignoring a pending write)."""
+        var = self.variables.get(path[0])
+        return UNKNOWN if var is None else _at(var.value, path)
 
     def current(self, path: tuple[str, ...]) -> Any:
+        """:meth:`value` in wire form, as the collator compares sets with it."""
         prop = path[0]
-        expected = self._expected.get(prop, UNKNOWN)
-        reported = self._reported.get(prop, UNKNOWN)
-        if isinstance(expected, dict) or isinstance(reported, dict):
-            merged = {**(reported if isinstance(reported, dict) else {}),
-                      **(expected if isinstance(expected, dict) else {})}
-            value: Any = merged if merged else UNKNOWN
-        else:
-            value = reported if expected is UNKNOWN else expected
-        if len(path) > 1:
-            return value.get(path[1], UNKNOWN) if isinstance(value, dict) else UNKNOWN
-        return value
-
-    def reported(self, path: tuple[str, ...]) -> Any:
-        value = self._reported.get(path[0], UNKNOWN)
-        if len(path) > 1:
-            return value.get(path[1], UNKNOWN) if isinstance(value, dict) else UNKNOWN
-        return value
-
-    def request(self, path: tuple[str, ...], wire: Any, force: bool) -> Deferred[None]:
-        """A set from an automation or the registry: collated, views told at turn end."""
-        prop = path[0]
-        before = _copy(self.current((prop,)))
-        # The collator notes what the device had before this turn: ask it first.
-        d = self.network.collator.request(self, path, wire, force=force)
-        if len(path) == 1:
-            if isinstance(wire, dict):
-                expected = self._expected.get(prop)
-                self._expected[prop] = {**(expected if isinstance(expected, dict) else {}),
-                                        **wire}
-            else:
-                self._expected[prop] = wire
-        else:
-            expected = self._expected.get(prop)
-            if not isinstance(expected, dict):
-                expected = self._expected[prop] = {}
-            expected[path[1]] = wire
+        value = self.value((prop,))
         feature = self.features.get(prop)
-        if feature is not None and not feature.readable:
-            self._expected.pop(prop, None)  # write-only: nothing will ever confirm it
-        after = self.current((prop,))
+        if value is UNKNOWN or feature is None:
+            return value
+        return _at(to_wire(feature, value), path)
+
+    def request(self, path: tuple[str, ...], wire: Any, force: bool) -> None:
+        """A set from an automation: collated, held in the registry as a pending write
+        (so every world reads it), views told before the flush."""
+        prop = path[0]
+        var = self.variables.get(prop)
+        feature = self.features.get(prop)
+        if var is None or feature is None:
+            self.network.collator.request(self, path, wire, force=force)
+            return
+        registry = self.network.registry
+        collator = self.network.collator
+        before = registry.current(var)
+        # The collator notes what reads saw before this turn's first set: ask it first.
+        collator.request(self, path, wire, force=force)
+        value = _expected(feature, path, wire, before)
+        if value is not UNKNOWN and registry.hold_pending(var, value):
+            collator.held(self, (var, value))
+        after = registry.current(var)
         if not same(before, after):
             self.network.local_change(self, prop, before, after)
-        return d
 
     def query(self, prop: str) -> None:
         self.network.collator.query(self, prop)
@@ -229,22 +229,24 @@ class LiveTarget:
     # -- reports -------------------------------------------------------------------------
 
     def apply_state(self, payload: Mapping[str, Any]) -> None:
-        """A state message from zigbee2mqtt (the device's whole cached state, or a part)."""
+        """A state message from zigbee2mqtt (the device's whole cached state, or a part):
+        each value decoded once and reported to its registry variable."""
         changes: list[tuple[str, Any, Any, bool]] = []
         registry = self.network.registry
         now = self.network.reactor.seconds()
         watched = bool(self.views)  # before/after only matter to automations' views
         variables = self.variables
         features = self.features
-        reported = self._reported
         for prop, wire in payload.items():
             feature = features.get(prop)
             if feature is None:
                 continue  # extras (last_seen, update, color_mode...)
+            var = variables.get(prop)
+            if var is None:
+                continue  # not registered (any more)
             if wire is None:
-                # "no value" (an effect that ended): what we asked for is not pending now
-                self._expected.pop(prop, None)
-                reported.pop(prop, None)
+                # "no value" (an effect that ended): nothing is known, nor pending
+                registry.forget(var)
                 continue
             if feature.is_event and wire == "":
                 continue
@@ -255,19 +257,15 @@ class LiveTarget:
                 continue
             if warning:
                 self.network.warn_once(f"{self.name}: {warning}", key=(self.key, prop, "w"))
-            before = self.current((prop,)) if watched else None
-            if feature.kind == "composite" and isinstance(wire, dict):
-                old = reported.get(prop)
-                reported[prop] = {**(old if isinstance(old, dict) else {}), **wire}
-                value = decode(feature, reported[prop])[0]
-            else:
-                reported[prop] = wire
-            if self._expected:
-                self._expected.pop(prop, None)
+            if feature.kind == "composite":
+                old = var.value  # a report may carry some keys only
+                if isinstance(old, dict):
+                    value = {**old, **value}
             if watched:
-                changes.append((prop, before, self.current((prop,)), feature.is_event))
-            var = variables.get(prop)
-            if var is not None:
+                before = registry.current(var)
+                registry.report_to(var, value, timestamp=now)
+                changes.append((prop, before, registry.current(var), feature.is_event))
+            else:
                 registry.report_to(var, value, timestamp=now)
         for view in list(self.views):
             for prop, before, after, event in changes:
@@ -289,6 +287,8 @@ class LiveTarget:
 
     def write_values(self, device: Device, channel: int,
                      values: Mapping[str, Any]) -> Deferred[Any]:
+        """Collated like an automation's sets; the registry holds the pending write
+        itself once this returns, and fails its Deferred if the ``/set`` is lost."""
         sets = []
         for name, value in values.items():
             prop = self.prop_of.get((channel, name))
@@ -299,9 +299,16 @@ class LiveTarget:
                 wire = encode(feature, value)
             except BadValue as exc:
                 raise InvalidValue(f"{self.name}: {exc}") from None
-            sets.append((prop, wire))
-        waits = [self.request((prop,), wire, force=True) for prop, wire in sets]
-        return gatherResults(waits, consumeErrors=True).addCallback(lambda _: None)
+            sets.append((prop, wire, value))
+        registry = self.network.registry
+        for prop, wire, value in sets:
+            self.network.collator.request(self, (prop,), wire, force=True)
+            var = self.variables.get(prop)
+            if var is not None:
+                before = registry.current(var)
+                if not same(before, value):
+                    self.network.local_change(self, prop, before, value)
+        return self.network.collator.outcome(self)
 
     def query_values(self, device: Device, channel: int,
                      names: Sequence[str]) -> Deferred[Any]:
@@ -313,6 +320,33 @@ class LiveTarget:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} {self.key}>"
+
+
+def _at(value: Any, path: tuple[str, ...]) -> Any:
+    """``value``, or its key ``path[1]`` for a composite's key."""
+    if len(path) > 1:
+        return value.get(path[1], UNKNOWN) if isinstance(value, dict) else UNKNOWN
+    return value
+
+
+def _expected(feature: Feature, path: tuple[str, ...], wire: Any, before: Any) -> Any:
+    """What a set of ``wire`` at ``path`` makes the value (decoded; UNKNOWN when it
+    cannot be told): a composite's keys merge into what is known, a toggle flips."""
+    if feature.kind == "binary" and feature.value_toggle is not None \
+            and same(wire, feature.value_toggle):
+        return (not before) if isinstance(before, bool) else UNKNOWN
+    if len(path) > 1:
+        sub = feature.feature(path[1])
+        wire = {path[1]: wire}
+        if sub is None:
+            return UNKNOWN
+    try:
+        value, _warning = decode(feature, wire)
+    except BadValue:
+        return UNKNOWN
+    if feature.kind == "composite" and isinstance(value, dict) and isinstance(before, dict):
+        value = {**before, **value}
+    return value
 
 
 class LiveDevice(LiveTarget):
@@ -349,10 +383,6 @@ class UnboundTarget:
 
     def current(self, path: tuple[str, ...]) -> Any:
         return UNKNOWN
-
-
-def _copy(value: Any) -> Any:
-    return dict(value) if isinstance(value, dict) else value
 
 
 BRIDGE_CHANNELS = [

@@ -28,6 +28,7 @@ from hadaemon.bus import Bus, Event, Lifecycle, StatusUpdate, Subscription
 from hadaemon.logs import get_logger
 from hadaemon.mqtt import Message, MqttClient
 from hadaemon.registry import KeyValueStore, Registry
+from hadaemon.values import same
 from hadaemon.zigbee.collation import Collator
 from hadaemon.zigbee.devices import Device as DeviceView
 from hadaemon.zigbee.exposes import Feature, shared_features
@@ -90,7 +91,7 @@ class Network:
         self.store_prefix = store_prefix
         self.log = log or get_logger("hadaemon.zigbee")
         self.collator = Collator(reactor, self._publish_set, before_flush=self._notify_local,
-                                 log=self.log)
+                                 on_refused=self._refused, log=self.log)
         self.requests = BridgeRequests(reactor, self._publish_set, self.base_topic,
                                        settings.request_timeout)
         self.devices: dict[str, LiveDevice] = {}
@@ -575,6 +576,21 @@ class Network:
             for view in list(target.views):
                 view._changed(prop, before, after, False)
         return True
+
+    def _refused(self, held: list[Any]) -> None:
+        """A ``/set`` was lost: the pending writes the automations' sets held for it end
+        (the registry's own writes end through their refused Deferred), and views whose
+        value goes back are told."""
+        for var, value in held:
+            before = self.registry.current(var)
+            self.registry.drop_pending(var, value)
+            after = self.registry.current(var)
+            owner = var.device.owner if var.device is not None else None
+            if isinstance(owner, LiveTarget) and not same(before, after):
+                prop = owner.prop_of.get((var.channel, var.name))
+                for view in list(owner.views):
+                    if prop is not None:
+                        view._changed(prop, before, after, False)
 
     def _flush_after_read(self) -> None:
         """The sets that the messages read in one wake-up caused leave now, collated,

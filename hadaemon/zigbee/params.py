@@ -7,7 +7,10 @@ listeners; ``Settable...`` ones add ``set`` (and friends), ``Queryable...`` ones
 automation runs.
 
 A value is :data:`~hadaemon.sentinels.UNKNOWN` (falsy) until the device first reports
-it; after ``set`` it is the value asked for, until the device reports again. Listeners
+it; after ``set`` it is the value asked for, until the device confirms it (or reports
+another value later than a report already in flight could, or the registry's
+``confirm_timeout`` passes). Values live in the registry, decoded: a parameter keeps
+none, it reads its device's registry variable. Listeners
 are called with no arguments when the value changes (and on every report of an event
 such as a button's ``action``), always on the reactor thread.
 """
@@ -23,7 +26,7 @@ from hadaemon.sentinels import UNKNOWN, Unknown
 from hadaemon.values import same
 from hadaemon.zigbee.broadcasters import Broadcaster, Caller, ListenerCancellationToken
 from hadaemon.zigbee.exposes import GET, READ, SET, Feature, Preset, parse_feature
-from hadaemon.zigbee.values import BadValue, clamp, decode, encode
+from hadaemon.zigbee.values import BadValue, clamp, encode, to_wire
 
 E = TypeVar("E", bound=enum.Enum)
 T = TypeVar("T")
@@ -55,11 +58,12 @@ class DeviceBase(ParameterHost):
     def _host_device(self) -> DeviceBase:
         return self
 
-    def _current(self, path: tuple[str, ...]) -> Any:
-        """The wire value get() shows: the one asked for, else the reported one."""
+    def _value(self, path: tuple[str, ...]) -> Any:
+        """The value get() shows, decoded: the one asked for, else the reported one."""
         raise NotImplementedError
 
-    def _reported(self, path: tuple[str, ...]) -> Any:
+    def _confirmed(self, path: tuple[str, ...]) -> Any:
+        """The value the device last reported, decoded."""
         raise NotImplementedError
 
     def _request(self, path: tuple[str, ...], wire: Any, force: bool) -> None:
@@ -132,24 +136,26 @@ class ParameterBase(Broadcaster):
     # -- values ----------------------------------------------------------------------
 
     def get_raw(self) -> Any:
-        """The current wire value as zigbee2mqtt sends it (UNKNOWN before any report)."""
-        return self._device._current(self._path)
+        """The current value as zigbee2mqtt sends it (UNKNOWN before any report)."""
+        return self._wire(self._device._value(self._path))
 
     def get_reported_raw(self) -> Any:
-        """The last wire value the device reported (ignoring a pending set)."""
-        return self._device._reported(self._path)
+        """The value the device last reported, as zigbee2mqtt sent it (ignoring a
+        pending set)."""
+        return self._wire(self._device._confirmed(self._path))
 
     def is_known(self) -> bool:
-        return self.get_raw() is not UNKNOWN
+        return self._value() is not UNKNOWN
 
-    def _decoded(self, raw: Any) -> Any:
-        if raw is UNKNOWN or raw is None:
+    def _value(self) -> Any:
+        """The current value, decoded (UNKNOWN when none is known)."""
+        value = self._device._value(self._path)
+        return UNKNOWN if value is None else value
+
+    def _wire(self, value: Any) -> Any:
+        if value is UNKNOWN or value is None:
             return UNKNOWN
-        try:
-            value, _warning = decode(self.feature, raw)
-        except BadValue:
-            return UNKNOWN
-        return value
+        return to_wire(self.feature, value)
 
     def _set_wire(self, wire: Any, force: bool = False) -> None:
         force = force or self._stale or not self.feature.readable
@@ -226,7 +232,7 @@ class NumericParameter(ParameterBase):
     def get(self) -> float | Unknown:
         """The value (UNKNOWN until reported; a string preset shows as UNKNOWN, see
         ``get_preset``)."""
-        value = self._decoded(self.get_raw())
+        value = self._value()
         return value if isinstance(value, int | float) else UNKNOWN
 
     def get_minimum(self) -> float | None:
@@ -247,9 +253,9 @@ class NumericParameter(ParameterBase):
 
     def get_preset(self) -> str | None:
         """The name of the preset the current value equals, if any."""
-        raw = self.get_raw()
+        current = self._value()
         for name, value in self._presets.items():
-            if same(raw, value) or same(raw, name):
+            if same(current, value) or same(current, name):
                 return name
         return None
 
@@ -344,7 +350,7 @@ class BinaryParameter(ParameterBase):
                        value_toggle=self._toggle)
 
     def get(self) -> bool | Unknown:
-        value = self._decoded(self.get_raw())
+        value = self._value()
         return value if isinstance(value, bool) else UNKNOWN
 
     def is_on(self) -> bool | Unknown:
@@ -422,11 +428,11 @@ class EnumParameter(ParameterBase, Generic[E]):
                        values=tuple(member.value for member in self.enum_type))
 
     def get(self) -> E | Unknown:
-        raw = self.get_raw()
-        if raw is UNKNOWN or raw is None:
+        value = self._value()
+        if isinstance(value, Unknown):
             return UNKNOWN
         for member in self.enum_type:
-            if same(member.value, raw):
+            if same(member.value, value):
                 return member
         return UNKNOWN
 
@@ -484,7 +490,7 @@ class TextParameter(ParameterBase):
     _kind = "text"
 
     def get(self) -> str | Unknown:
-        value = self._decoded(self.get_raw())
+        value = self._value()
         return value if isinstance(value, str) else UNKNOWN
 
 
@@ -531,7 +537,7 @@ class ListParameter(ParameterBase, Generic[T]):
                        length_max=self._length_max, item=self._item)
 
     def get(self) -> list[T] | Unknown:
-        value = self._decoded(self.get_raw())
+        value = self._value()
         return list(value) if isinstance(value, list) else UNKNOWN
 
 

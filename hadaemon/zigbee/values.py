@@ -105,6 +105,28 @@ def _decode_items(item: Feature, prop: str, wire: list[Any]) -> tuple[list[Any],
     return items, "; ".join(odd) or None
 
 
+def to_wire(feature: Feature, value: Any) -> Any:
+    """A decoded value back in zigbee2mqtt's form, as the device would report it (the
+    inverse of :func:`decode`, lenient as it is: what decode kept as sent stays so)."""
+    kind = feature.kind
+    if kind == "binary":
+        if value is True and not feature.boolean:
+            return feature.value_on
+        if value is False and not feature.boolean:
+            return feature.value_off
+        return value
+    if kind == "list" and feature.item is not None and isinstance(value, list):
+        item = feature.item
+        return [to_wire(item, v) for v in value]
+    if kind == "composite" and isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, sub_value in value.items():
+            sub = feature.feature(key)
+            out[key] = sub_value if sub is None or sub_value is None else to_wire(sub, sub_value)
+        return out
+    return value
+
+
 def encode(feature: Feature, value: Any) -> Any:
     """The wire value to set ``feature`` to ``value``; raises BadValue (nothing is sent)."""
     kind = feature.kind

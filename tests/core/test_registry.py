@@ -338,3 +338,76 @@ def test_a_refused_write_is_not_read_back(world: World) -> None:
     assert registry.get_value(pid, 0, "brightness") == 10
     # Event variables hold no pending value: an event is not a state to read back.
     assert registry.variable(pid, 0, "action").pending is UNKNOWN
+
+
+def test_a_report_after_the_stale_window_ends_a_pending_write(world: World) -> None:
+    """A report of another value within ``stale_window`` of the write was in flight; a
+    later one is the device's own word (a dimmer turned, a value clamped)."""
+    lamp = world.registry.add_device("z", "lamp", "Lamp", LAMP, Owner())
+    pid, registry = lamp.peer_id, world.registry
+    registry.report(pid, 0, "brightness", 10)
+    registry.set_value(pid, 0, "brightness", 200)
+    world.clock.advance(registry.stale_window / 2)
+    registry.report(pid, 0, "brightness", 11)
+    assert registry.get_value(pid, 0, "brightness") == 200
+    world.clock.advance(registry.stale_window / 2)
+    registry.report(pid, 0, "brightness", 254)
+    assert registry.get_value(pid, 0, "brightness") == 254
+    assert registry.variable(pid, 0, "brightness").pending is UNKNOWN
+
+
+def test_an_owners_own_writes_are_held_like_any_write(world: World) -> None:
+    """``hold_pending`` (a zigbee automation's set) is the pending write of put_values:
+    read back, confirmed by the same report, dropped when the owner loses it."""
+    spec = [ChannelSpec(0, [
+        VariableSpec("level", ValueType.INT, Access.ALL),
+        VariableSpec("identify", ValueType.STRING, Access.WRITE),
+        VariableSpec("action", ValueType.STRING, Access.READ, is_event=True),
+    ])]
+    device = world.registry.add_device("z", "dev", "Dev", spec, Owner())
+    registry, level = world.registry, device.variable(0, "level")
+    registry.report_to(level, 1)
+    assert registry.hold_pending(level, 5)
+    assert registry.get_value(device.peer_id, 0, "level") == 5
+    registry.drop_pending(level, 6)  # not the value held: a later write stands
+    assert level.pending == 5
+    registry.report_to(level, 5.0)  # confirmed (the same number)
+    assert level.pending is UNKNOWN and world.changes() == [("level", 1), ("level", 5.0)]
+    held = 7
+    registry.hold_pending(level, held)
+    registry.drop_pending(level, held)  # its /set was lost
+    assert registry.current(level) == 5.0
+    # Nothing would ever confirm a write-only or event variable: nothing is held...
+    assert not registry.hold_pending(device.variable(0, "identify"), "now")
+    assert not registry.hold_pending(device.variable(0, "action"), "x")
+    # ...nor a write of the confirmed value, which ends one pending.
+    registry.hold_pending(level, 9)
+    assert not registry.hold_pending(level, 5) and level.pending is UNKNOWN
+
+
+def test_forgetting_a_value_leaves_nothing_to_read(world: World) -> None:
+    lamp = world.registry.add_device("z", "lamp", "Lamp", LAMP, Owner())
+    registry, var = world.registry, lamp.variable(0, "brightness")
+    registry.report_to(var, 10)
+    registry.set_value(lamp.peer_id, 0, "brightness", 20)
+    registry.forget(var)
+    assert registry.current(var) is UNKNOWN and var.pending is UNKNOWN
+    assert world.changes() == [("brightness", 10)]  # no event: no value to carry
+    registry.report_to(var, 10)
+    assert world.changes() == [("brightness", 10), ("brightness", 10)]
+
+
+def test_an_owner_that_confirms_at_once_leaves_nothing_pending(world: World) -> None:
+    registry = world.registry
+
+    class Confirming(Owner):
+        def write_values(self, device: Device, channel: int, values: Mapping[str, Any]) -> Any:
+            registry.report_many(device.peer_id, channel, values)
+            return super().write_values(device, channel, values)
+
+    lamp = registry.add_device("z", "lamp", "Lamp", LAMP, Confirming())
+    d = registry.set_value(lamp.peer_id, 0, "brightness", 30, confirm=True)
+    assert result_of(d) is None
+    assert lamp.variable(0, "brightness").pending is UNKNOWN
+    registry.report(lamp.peer_id, 0, "brightness", 31)  # at once: no write to mask it
+    assert registry.get_value(lamp.peer_id, 0, "brightness") == 31

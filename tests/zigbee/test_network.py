@@ -50,6 +50,9 @@ def test_discovery_rename_availability_and_bridge_state(tmp_path: pathlib.Path,
         network = zigbee.network
         await wait_until(reactor, lambda: network.ready, what="the network")
         registry = daemon.registry
+        # bridge/groups is a message of its own: it may come after the network is ready
+        await wait_until(reactor, lambda: len(registry.devices("zigbee2mqtt")) >= 17 + 2 + 1,
+                         what="the groups")
         names = {d.name for d in registry.devices("zigbee2mqtt")}
         assert len(registry.devices("zigbee2mqtt")) == 17 + 2 + 1  # devices, groups, bridge
         assert {"Hallway Hue", "Garden 2ch", "Living room lights", "Plugs"} <= names

@@ -45,12 +45,13 @@ class Harness:
     """The adapter's network on a fake clock with an in-memory broker connection."""
 
     def __init__(self, devices: list[Any] | None = None, groups: list[Any] | None = None,
+                 *, connection: type[FakeConnection] = FakeConnection,
                  **settings: Any) -> None:
         self.clock = ReplayReactor()
         self.bus = Bus(self.clock)
         self.store = _MemoryStore()
         self.registry = Registry(self.clock, self.bus, self.store)
-        self.connection = FakeConnection(self.clock, self.bus)
+        self.connection = connection(self.clock, self.bus)
         settings.setdefault("initial_query", False)
         self.network = Network(self.clock, self.connection, self.registry, self.bus,
                                self.store, NetworkSettings(**settings))
