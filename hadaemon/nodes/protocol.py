@@ -154,7 +154,11 @@ class MsgpackNodeProtocol(NodeConnection):
             # Anything unusual takes the general way, which faults as it should.
             self._notification("nodeOutput", params)
             return
-        try:  # _quietly's work, without its frame: this runs for every message
+        # Straight to the router, not through Dispatcher.call (its lookups, _quietly's
+        # frame): benchmarks/shortcuts.py, 100 nodeOutputs through the protocol in
+        # 121-188 us against 184-310 us the general way, ~640 ns a message saved (16% of
+        # the daemon's CPU per message in benchmarks/node_routing.py).
+        try:
             held = route(params[1], params[2])
         except Exception as exc:
             self._call_failed("nodeOutput", exc)

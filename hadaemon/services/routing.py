@@ -101,7 +101,8 @@ class Router:
     def _send(
         self, target: Mailbox, address: Address, qm: QueueMessage, wait: bool
     ) -> Awaitable[None] | None:
-        # bus.deliver, not send: no Deferred per message on this hot path.
+        # bus.deliver, not send: no Deferred per message on this hot path
+        # (benchmarks/shortcuts.py: ~1.6 us a message saved, 3.4-8.1 against 5.0-10.8 us).
         try:
             self._bus.deliver(address, qm, partial(self._outcome, qm.source, address))
         except QueueFull:
