@@ -2,17 +2,23 @@
 
 Threads (all daemon threads, so they never keep a finished node alive):
 
-- the *connection* thread connects, authenticates with the node's token, reads every
-  message and hands it on; it never runs user code and never waits for a callback, so
-  answers to calls always get through, whatever the callbacks do;
-- the *writer* thread writes what the connection thread queued (it must never wait for
-  the socket), and batches of a callback's outputs; a callback's output on its own (a
-  relay's answer to one input) is written by the callback's thread at once, without
-  waking the writer (see ``_ALONE``);
-- a pool of up to ten threads runs the callbacks (``_homegear_pool``): ``nodeInput``
-  and ``eventHandler`` each in arrival order, one at a time while they return promptly,
-  overlapping only when one blocks; each ``nodeInput`` request is answered when its
-  callback returned (the daemon's window of in-flight inputs is the flow control).
+- the *connection* thread (here) connects, authenticates with the node's token
+  (``_homegear_handover`` took it as the client was imported), reads every message and
+  hands it on; it never runs user code and never waits for a callback, so answers to
+  calls always get through, whatever the callbacks do. What it reads goes through the
+  shape checks the daemon uses too (``_homegear_wire``: one call of
+  :meth:`Connection.request`, :meth:`~Connection.response` or
+  :meth:`~Connection.notification` per message);
+- the *writer* thread (``_homegear_outbox``) writes what the connection thread queued
+  (it must never wait for the socket), and batches of a callback's outputs; a
+  callback's output on its own (a relay's answer to one input) is written by the
+  callback's thread at once, without waking the writer; the daemon's credits are kept
+  there too;
+- a pool of up to ten threads runs the callbacks (``_homegear_callbacks`` on
+  ``_homegear_pool``): ``nodeInput`` and ``eventHandler`` each in arrival order, one at
+  a time while they return promptly, overlapping only when one blocks; each
+  ``nodeInput`` request is answered when its callback returned (the daemon's window of
+  in-flight inputs is the flow control).
 
 Calls may come from any thread; the caller waits on a lock (the GIL is released) with a
 timeout. Messages (msgpack-rpc): request ``[0, id, method, params]``, response
@@ -29,20 +35,19 @@ import _socket
 import contextlib
 import itertools
 import os
-import sys
 import threading
 import time
 
 try:
+    from . import _homegear_callbacks as callbacks
     from . import _homegear_handover as handover
     from . import _homegear_outbox as outbox
-    from . import _homegear_pool as pool
     from . import _homegear_values as values
     from ._homegear_wire import NOTIFICATION, REQUEST, RESPONSE, WireError, dispatch
 except ImportError:
+    import _homegear_callbacks as callbacks  # type: ignore[no-redef, import-not-found]
     import _homegear_handover as handover  # type: ignore[no-redef, import-not-found]
     import _homegear_outbox as outbox  # type: ignore[no-redef, import-not-found]
-    import _homegear_pool as pool  # type: ignore[no-redef, import-not-found]
     import _homegear_values as values  # type: ignore[no-redef, import-not-found]
     from _homegear_wire import (  # type: ignore[no-redef, import-not-found]
         NOTIFICATION,
@@ -61,6 +66,7 @@ ENV_CALL_TIMEOUT = handover.ENV_CALL_TIMEOUT
 DAEMON_PID = handover.DAEMON_PID
 TOKEN = handover.TOKEN
 _Disconnected = outbox.Disconnected
+warn = callbacks.warn
 _QUEUE, _BATCH, _NOW = outbox.QUEUE, outbox.BATCH, outbox.NOW
 
 # What a node needs at run time only: typing, traceback, socket.py (selectors, enum)
@@ -75,8 +81,6 @@ PROTOCOL_VERSION = 2  # 2: nodeInput may come as a notification, counted by inpu
 AUTH_REFUSED = -32001  # the daemon does not know this node/token: an orphan, exit
 
 _RECONNECT_DELAYS = (0.1, 0.2, 0.5, 1.0, 2.0)
-_EVENT_QUEUE_LIMIT = 10000  # events waiting for a slow eventHandler before some are dropped
-_ACK_BATCH = 64
 _OUTPUT_HEAD = b"\x93\x02\xaanodeOutput\x93"  # [2, "nodeOutput", [nodeId, index, msg]]
 
 
@@ -84,22 +88,6 @@ def _fault_text(error: Any) -> str:
     if isinstance(error, dict):
         return str(error.get("faultString", error))
     return str(error)
-
-
-def _traceback() -> str:
-    """The traceback of the exception being handled (traceback imported when needed)."""
-    import traceback
-
-    return traceback.format_exc()
-
-
-def warn(text: str) -> None:
-    """A line on stderr; the daemon logs a node's stderr at error level, tagged."""
-    try:
-        sys.stderr.write(f"homegear: {text}\n")
-        sys.stderr.flush()
-    except Exception:
-        pass
 
 
 class _Pending:
@@ -138,8 +126,6 @@ class Connection:
         self.path = path
         self.node_id = node_id
         self._token = token
-        self._on_input = on_input
-        self._on_event = on_event
         self.call_timeout = call_timeout
         self._daemon_pid = DAEMON_PID
         self._ids = itertools.count(1)
@@ -151,26 +137,21 @@ class Connection:
         self._node_info = values.copier(None)
         self._prefixes: dict[str, bytes] = {}
         self._reader = 0  # the connection thread's ident
-        # Callbacks: inputs are (generation, msgid or None for a notification, port,
-        # msg), events their parameters; each kind in order on its lane of the pool.
-        self._input_lane = pool.Lane(self._run_input_job, self._inputs_drained)
-        self._event_lane = pool.Lane(self._run_event)
-        self._pool = pool.Pool((self._input_lane, self._event_lane))
+        # The callbacks, on their pool of threads.
+        self._callbacks = callbacks.Callbacks(on_input, on_event, self.node_info,
+                                              self._log_error)
+        self._pool = self._callbacks.pool
         # What is sent, and the daemon's credits. Its generation is +1 at every connect
-        # and disconnect (under _done_lock and its lock): what was received on one
-        # connection is never answered on another.
-        self._outbox = outbox.Outbox(self._pool, self.connected, call_timeout)
+        # and disconnect (under the callbacks' done_lock and its lock): what was received
+        # on one connection is never answered on another.
+        self._outbox = self._callbacks.outbox = outbox.Outbox(
+            self._pool, self.connected, call_timeout)
         self._send = self._outbox.send
         self._grant = self._outbox.grant
         # One read's inputs and events, handed to the pool together (see _read_buffered).
         self._inputs: list[tuple[int, Any, Any, Any]] = []
         self._events: list[list[Any]] = []
-        self._events_dropped = 0
-        # Notified inputs handled and failed on this generation, not told yet.
-        self._handled = self._failed = 0
-        self._done_lock = threading.Lock()
         self._threads_started = False
-        self._ack_batch = _ACK_BATCH
         # The daemon sends inputs and events once the node answered ping; that answer
         # waits for serve() (see Homegear.__init__).
         self._serving = False
@@ -303,7 +284,7 @@ class Connection:
             except OSError:
                 pass
             except Exception:
-                warn("connection failed:\n" + _traceback())
+                warn("connection failed:\n" + callbacks.traceback_text())
             finally:
                 self._disconnected(sock)
             if not self._closed:
@@ -343,8 +324,9 @@ class Connection:
                         if isinstance(window, int) and window > 0:
                             # Answer while half the window is still being worked on,
                             # so that the daemon sends more before this thread is idle.
-                            self._ack_batch = max(1, min(_ACK_BATCH, window // 2))
-                    with self._done_lock:
+                            self._callbacks.ack_batch = max(
+                                1, min(callbacks.ACK_BATCH, window // 2))
+                    with self._callbacks.done_lock:
                         self._outbox.attach(sock)
                     self._connected.set()
                     self._settled.set()
@@ -375,10 +357,10 @@ class Connection:
                 warn(f"ignoring a message that is not msgpack-rpc: {exc}")
         if self._inputs:
             inputs, self._inputs = self._inputs, []
-            self._pool.submit(self._input_lane, inputs)
+            self._callbacks.inputs(inputs)
         if self._events:
             events, self._events = self._events, []
-            self._queue_events(events)
+            self._callbacks.events(events)
 
     # -- the daemon's messages, on the connection thread ---------------------------------
 
@@ -390,10 +372,7 @@ class Connection:
                 self._inputs.append((self._outbox.generation, None, params[0], params[1]))
         elif method == "event":
             if params[:2] == ["nodeBlue", 0] and params[3:4] == ["startUpComplete"]:
-                # What a node blocked in a callback may be waiting for: it never queues
-                # behind other callbacks (see _homegear_pool).
-                if self._on_event is not None:
-                    self._pool.submit_first(self._event_lane, params)
+                self._callbacks.startup_complete(params)
             else:
                 self._events.append(params)
         elif method == "credit" and params and isinstance(params[0], int):
@@ -429,10 +408,10 @@ class Connection:
         self._connected.clear()
         # Inputs not handled yet went with the connection (the daemon counts them lost),
         # and nothing queued for it is sent on the next one.
-        with self._done_lock:
+        with self._callbacks.done_lock:
             self._outbox.detach()
-            self._handled = self._failed = 0
-        self._pool.clear(self._input_lane)
+            self._callbacks.disconnected()
+        self._callbacks.drop_inputs()
         with contextlib.suppress(OSError):
             sock.close()
         with self._pending_lock:
@@ -455,94 +434,6 @@ class Connection:
         time.sleep(3.0)
         os._exit(70)
 
-    # -- callbacks ----------------------------------------------------------------------
-
-    def _run_input_job(self, job: tuple[int, Any, Any, Any]) -> None:
-        """Run one input (on a pool thread) and tell the daemon.
-
-        Inputs sent as notifications are counted: the daemon learns how many were
-        handled (and how many raised) with ``inputDone(handled, failed)`` once
-        ``_ack_batch`` of them were, or none waits (that reopens its window). Requests (a
-        sender waits for the value) get their own answer when their callback returned.
-        """
-        generation, msgid, port, msg = job
-        if generation != self._outbox.generation:
-            return  # the connection went, and this input with it
-        error, result = self._run_input(port, msg)
-        if msgid is not None:
-            with contextlib.suppress(_Disconnected):
-                self._send(_response(msgid, error, result), _NOW, generation)
-            return
-        with self._done_lock:
-            if generation != self._outbox.generation:
-                return
-            if error is None:
-                self._handled += 1
-            else:
-                self._failed += 1
-            if self._handled + self._failed < self._ack_batch:
-                return
-        self._inputs_drained()
-
-    def _inputs_drained(self) -> None:
-        """Tell the daemon how many notified inputs were handled since it last heard."""
-        with self._done_lock:
-            handled, failed, generation = self._handled, self._failed, self._outbox.generation
-            if not (handled or failed):
-                return
-            self._handled = self._failed = 0
-        with contextlib.suppress(_Disconnected):
-            self._send(_input_done(handled, failed), _NOW, generation)
-
-    def _run_input(self, port: int, msg: Any) -> tuple[Any, Any]:
-        if self._on_input is None:
-            return None, None
-        try:
-            return None, self._on_input(self._node_info(), port, msg)
-        except BaseException as exc:
-            text = self._report("nodeInput", exc)
-            return {"faultCode": -32500, "faultString": text}, None
-
-    def _queue_events(self, events: list[list[Any]]) -> None:
-        if self._on_event is None:
-            return
-        dropped = self._pool.submit(self._event_lane, events, _EVENT_QUEUE_LIMIT)
-        if dropped:
-            before = self._events_dropped
-            self._events_dropped += dropped
-            if before == 0 or self._events_dropped // 1000 != before // 1000:
-                warn(
-                    f"eventHandler is too slow: {self._events_dropped} event(s) dropped "
-                    f"(more than {_EVENT_QUEUE_LIMIT} waiting)"
-                )
-
-    def _run_event(self, params: list[Any]) -> None:
-        if self._on_event is None:
-            return
-        try:
-            self._on_event(*params)
-        except BaseException as exc:
-            self._report("eventHandler", exc)
-
-    def _report(self, where: str, exc: BaseException) -> str:
-        """Log a callback's exception on stderr (traceback) and via nodeLog level 2."""
-        text = f"{where} raised {type(exc).__name__}: {exc}"
-        warn(f"exception in {where}:\n{_traceback()}")
-        with contextlib.suppress(Exception):
-            self.post("nodeLog", [self.node_id, 2, text])
-        return text
-
-
-def _input_done(handled: int, failed: int) -> bytes:
-    """``inputDone(handled, failed)``: that many nodeInput notifications were handled."""
-    return values.pack([NOTIFICATION, "inputDone", [handled, failed]])
-
-
-def _response(msgid: Any, error: Any, result: Any) -> bytes:
-    """The answer to a nodeInput request; a result outside the value model is refused."""
-    if error is None and result is None:
-        return values.pack_ok(msgid)
-    try:
-        return values.pack([RESPONSE, msgid, error, result])
-    except TypeError:
-        return values.pack([RESPONSE, msgid, error, None])
+    def _log_error(self, text: str) -> None:
+        """A callback's exception, reported to the daemon (``nodeLog`` level 2)."""
+        self.post("nodeLog", [self.node_id, 2, text])
