@@ -106,7 +106,7 @@ def daemon_cases() -> list[Case]:
     def through(link: MsgpackNodeProtocol) -> Callable[[], None]:
         def feed() -> None:
             link.dataReceived(outputs)
-            link._credits_due = 0
+            link._credits.due = 0
         return feed
 
     packed = fast_pack(MESSAGE)

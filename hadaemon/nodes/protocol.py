@@ -39,6 +39,7 @@ from twisted.python.failure import Failure
 from hadaemon.nodes import faults
 from hadaemon.nodes.auth import PeerCredentials
 from hadaemon.nodes.connection import Limits, NodeConnection, State
+from hadaemon.nodes.credits import Credits
 from hadaemon.nodes.faults import Fault
 from hadaemon.nodes.handshake import HANDSHAKE_FRAME
 from hadaemon.nodes.link import (
@@ -85,15 +86,11 @@ class MsgpackNodeProtocol(NodeConnection):
         self._reader = MessageReader(min(limits.max_frame, HANDSHAKE_FRAME), limits.max_frame)
         self._next_id = 1
         self._calls: dict[int, Callable[[Any, Any], None]] = {}
-        self._credits_due = 0
-        # Credits owed are sent with whatever else goes to the node, or on their own
-        # once this many are owed (a quarter of the node's credits: it always has the
-        # other three quarters to go on with, so it never waits for these).
-        self._credit_batch = 1
+        # The node's flow control: what it sends without awaiting an answer costs it a
+        # credit, given back once handled.
+        self._credits = Credits()
         # Set once bound: the node's nodeOutput, straight to the router.
         self._route: Callable[[Any, Any], Deferred[None] | None] | None = None
-        # Answers held while a destination is full, by the Deferred they wait for.
-        self._held: dict[Deferred[None], int] = {}
         # Inputs sent as notifications (the client counts them, see wire.COUNTED_INPUTS).
         self._counted_inputs = False
         self._counted = 0  # of those, in flight
@@ -165,17 +162,8 @@ class MsgpackNodeProtocol(NodeConnection):
             held = None
         if held is None:
             self._grant(1)
-            return
-        # The credit comes back once the destination has room: the sender waits.
-        count = self._held.get(held)
-        if count is None:
-            self._held[held] = 1
-            held.addCallback(self._unhold, held)
-        else:
-            self._held[held] = count + 1
-
-    def _unhold(self, _: object, held: Deferred[None]) -> None:
-        self._grant(self._held.pop(held, 0))
+        else:  # the credit comes back once the destination has room: the sender waits
+            self._credits.hold(held, self._grant)
 
     def _inputs_done(self, params: list[Any]) -> None:
         """``inputDone(handled, failed)``: the node ran that many counted inputs."""
@@ -270,9 +258,7 @@ class MsgpackNodeProtocol(NodeConnection):
     def _grant(self, credits: int) -> None:
         if self.state is State.CLOSED:
             return
-        self._credits_due += credits
-        if self._credits_due >= self._credit_batch and self._flush_call is None \
-                and not self._paused:
+        if self._credits.earn(credits) and self._flush_call is None and not self._paused:
             self._schedule_flush()
 
     def _deferred_answer(self, result: Any, msgid: int) -> None:
@@ -314,11 +300,14 @@ class MsgpackNodeProtocol(NodeConnection):
         self._reader.limit = self.limits.max_frame
         credits = result.get("credits") if type(result) is dict else None
         if type(credits) is int and credits > 0:
-            # A credit message of their own for every nodeOutput handled woke a relay's
-            # reader once more per message. benchmarks/nodes_vs_nodered.py, MQTT round
-            # trip on the test broker, interleaved: the two nodes' threads slept 10.3-11.1
-            # times per round trip, against 11.8-12.1 with a credit message per output.
-            self._credit_batch = max(1, credits // 4)
+            # Credits owed go with whatever else goes to the node, or on their own once a
+            # quarter of the node's are owed (it always has the other three quarters to
+            # go on with, so it never waits for these). A credit message of their own for
+            # every nodeOutput handled woke a relay's reader once more per message.
+            # benchmarks/nodes_vs_nodered.py, MQTT round trip on the test broker,
+            # interleaved: the two nodes' threads slept 10.3-11.1 times per round trip,
+            # against 11.8-12.1 with a credit message per output.
+            self._credits.batch = max(1, credits // 4)
         self._answer(msgid, None, result)
         self.dispatcher.bind(self, node_id)
         self._route = self.dispatcher.output_route(node_id)
@@ -376,11 +365,12 @@ class MsgpackNodeProtocol(NodeConnection):
         return self._send(event.msgpack, droppable=True)
 
     def _before_flush(self) -> None:
-        if self._credits_due >= self._credit_batch or (self._credits_due and self._backlog):
-            # Many credits, one message: granted at the end of the turn that earned them.
-            self._backlog.append(encode_notification("credit", [self._credits_due]))
-            self._credits_due = 0
-        # Credits owed are sent with whatever else goes to the node, or on their own
-        # once this many are owed (a quarter of the node's credits: it always has the
-        # other three quarters to go on with, so it never waits for these).
-        self._credit_batch = 1
+        # Many credits, one message: granted at the end of the turn that earned them.
+        credit = self._credits.message(bool(self._backlog))
+        if credit is not None:
+            self._backlog.append(credit)
+        # As this wire has done since credits were batched (commit 274128d): every
+        # flush sets the batch back to one, so the quarter set at authentication holds
+        # only until the first flush (the answer to authenticate) and each turn's
+        # credits go at its end.
+        self._credits.batch = 1
