@@ -9,6 +9,7 @@ import pytest
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
+from hadaemon.nodes.credits import Credits
 from hadaemon.nodes.delivery import NodeInputs, Throttle
 from hadaemon.nodes.link import (
     EventMessage,
@@ -25,8 +26,8 @@ from hadaemon.nodes.wire import (
     Request,
     Response,
     encode_event,
-    encode_notification,
     encode_input,
+    encode_notification,
     encode_response,
     parse,
 )
@@ -346,8 +347,6 @@ def test_binary_wire_refuses_a_stranger_and_a_wrong_set_pid() -> None:
 
 
 def test_credits_owed_go_in_batches_or_with_other_data_and_held_ones_later() -> None:
-    from hadaemon.nodes.credits import Credits
-
     credits = Credits()
     credits.batch = 3
     assert not credits.earn(2)
