@@ -102,13 +102,17 @@ def encoded(message: tuple[Any, ...]) -> bytes:
     return encode_notification(*rest)
 
 
-def read_msgpack(chunks: list[bytes], limit: int = LIMIT) -> list[tuple[Any, ...]]:
-    reader = MessageReader(limit)
+def read(reader: MessageReader | IpcReader, chunks: list[bytes]) -> list[tuple[Any, ...]]:
+    """The calls ``reader`` makes for ``chunks``, which must end with a whole message."""
     record = Record()
     for chunk in chunks:
         reader.feed(chunk, record)
     assert reader.unfinished == 0
     return record.calls
+
+
+def read_msgpack(chunks: list[bytes]) -> list[tuple[Any, ...]]:
+    return read(MessageReader(LIMIT), chunks)
 
 
 @settings(max_examples=200, deadline=None)
@@ -229,13 +233,8 @@ def test_the_node_client_reads_through_the_same_checks_without_twisted() -> None
 # -- Homegear's binary wire ---------------------------------------------------------------
 
 
-def read_ipc(chunks: list[bytes], max_data: int = LIMIT) -> list[tuple[Any, ...]]:
-    reader = IpcReader(max_data)
-    record = Record()
-    for chunk in chunks:
-        reader.feed(chunk, record)
-    assert reader.unfinished == 0
-    return record.calls
+def read_ipc(chunks: list[bytes]) -> list[tuple[Any, ...]]:
+    return read(IpcReader(LIMIT), chunks)
 
 
 GOLDEN = SETPID_REQUEST + PING_RESPONSE
