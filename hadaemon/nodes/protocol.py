@@ -66,6 +66,7 @@ from hadaemon.nodes.wire import (
 if TYPE_CHECKING:
     from hadaemon.nodes.dispatcher import Dispatcher
 
+
 class MsgpackNodeProtocol(NodeConnection):
     """One node connection speaking msgpack-rpc; a :class:`~hadaemon.nodes.link.NodeLink`."""
 

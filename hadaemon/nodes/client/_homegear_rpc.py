@@ -111,6 +111,25 @@ class _Pending:
         self.lock.release()
 
 
+class _Handshake:
+    """What the connection thread reads while it authenticates: the answer to
+    ``authenticate`` (msgid 0) counts, anything else is ignored."""
+
+    answered = False
+    error: Any = None
+    result: Any = None
+
+    def response(self, msgid: int, error: Any, result: Any) -> None:
+        if msgid == 0:
+            self.answered, self.error, self.result = True, error, result
+
+    def request(self, msgid: int, method: str, params: list[Any]) -> None:
+        pass
+
+    def notification(self, method: str, params: list[Any]) -> None:
+        pass
+
+
 class Connection:
     """One node's link to the daemon; reconnects by itself (see the module docstring)."""
 
@@ -301,14 +320,12 @@ class Connection:
             if not data:
                 raise OSError("connection closed during authentication")
             unpacker.feed(data)
+            handshake = _Handshake()
             for message in unpacker:
-                if (
-                    isinstance(message, list)
-                    and len(message) == 4
-                    and message[0] == RESPONSE
-                    and message[1] == 0
-                ):
-                    error, result = message[2], message[3]
+                with contextlib.suppress(WireError):  # nothing else is expected before
+                    dispatch(message, handshake)      # the answer: the rest is ignored
+                if handshake.answered:
+                    error, result = handshake.error, handshake.result
                     if error is not None:
                         code = error.get("faultCode") if isinstance(error, dict) else None
                         if code == AUTH_REFUSED:
@@ -333,7 +350,6 @@ class Connection:
                     # Anything that arrived with the answer (a ping, say) is handled now.
                     self._read_buffered(unpacker)
                     return True
-                # Nothing else is expected before the answer; ignore it.
 
     def _read(self, sock: _socket.socket, unpacker: values.Unpacker) -> None:
         recv = sock.recv
