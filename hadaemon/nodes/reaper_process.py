@@ -200,9 +200,7 @@ class Zygote:
         self.tz = os.environ.get("TZ")
         self.client_dir = client_dir
         self.meta_path = list(sys.meta_path)
-        # The client's own modules that each node imports itself (all but those its
-        # _homegear_zygote.SHARED names).
-        self.client: list[str] = []
+        self.client: list[str] = []  # the client's own modules: each node imports them
         self.why_not = ""
         if client_dir:
             self._preload(client_dir)
@@ -229,11 +227,8 @@ class Zygote:
         finally:
             sys.path[:] = saved
         prefix = os.path.join(client_dir, "")
-        # Kept in the nodes (checked against a node's path as any module loaded here):
-        shared = getattr(sys.modules.get("_homegear_zygote"), "SHARED", ())
         self.client = [name for name in sys.modules if name not in before and str(
-            getattr(sys.modules[name], "__file__", "")).startswith(prefix)
-            and name not in shared]
+            getattr(sys.modules[name], "__file__", "")).startswith(prefix)]
 
     def plan(self, message: dict[str, Any]) -> tuple[Node | None, str]:
         """The node to fork (or None, and why it is exec'd instead). In the spawner."""

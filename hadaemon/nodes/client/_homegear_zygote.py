@@ -6,19 +6,10 @@ and datetime, threading, collections, ...) is loaded once for all of them. The c
 own modules (``homegear``, ``_homegear_*``, in this directory) are dropped again in each
 forked node, which imports them itself, as a node started afresh does: they take the
 node's token and its spawner's pid as they are imported, and a node may arrange what
-they find before it imports them (e.g. no msgpack). That costs a node ~1-2 ms. Only
-those in :data:`SHARED`, which depend on nothing of the kind, are kept.
+they find before it imports them (e.g. no msgpack). That costs a node ~1-2 ms.
 
 Python 3.7+, standard library only.
 """
-
-
-SHARED = ("_homegear_wire", "_homegear_outbox", "_homegear_pool")
-"""The client's modules that a forked node keeps from the spawner instead of importing
-them again: they read nothing of the process's environment and choose nothing as they
-are imported (standard library only), so the spawner's copy is the one the node would
-import. Every other client module is imported by the node itself. Keeping them spares
-each forked node their memory: ``benchmarks/node_memory.py``."""
 
 
 def preload() -> None:
