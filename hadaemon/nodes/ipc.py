@@ -45,7 +45,8 @@ class IpcReceiver(Protocol):
         """``error`` is the fault dict (then ``result`` is None), else None."""
         ...
 
-    def is_closed(self) -> bool:
+    @property
+    def closed(self) -> bool:
         """True once the receiver wants no more packets of this feed."""
         ...
 
@@ -82,7 +83,7 @@ class IpcReader:
         """Hand every complete packet received so far to ``receiver`` until it is
         closed; raises :class:`~hadaemon.binrpc.BinRpcError` or :class:`IpcError`."""
         for packet in self._decoder.feed(data):
-            if receiver.is_closed():  # a packet before closed it
+            if receiver.closed:  # a packet before closed it
                 return
             if isinstance(packet, binrpc.Request):
                 params = packet.params

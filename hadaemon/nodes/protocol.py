@@ -134,37 +134,31 @@ class MsgpackNodeProtocol(NodeConnection):
         return self._reader.unfinished
 
     def notification(self, method: str, params: list[Any]) -> None:
-        """A call whose answer is not wanted: the client's nodeOutput (the most frequent
-        message, straight to the router), inputDone, nodeLog..."""
-        if self.state is State.BOUND:
-            if method == "nodeOutput":
-                self._node_output(params)
+        """A call whose answer is not wanted: the client's ``nodeOutput(nodeId, index,
+        msg)`` (the most frequent message), inputDone, nodeLog..."""
+        if method == "nodeOutput" and self.state is State.BOUND:
+            route = self._route
+            if route is not None and len(params) >= 3 and params[0] == self.node_id:
+                # Straight to the router, not through Dispatcher.call (its lookups,
+                # _quietly's frame): benchmarks/shortcuts.py, 100 nodeOutputs through
+                # the protocol in 121-188 us against 184-310 us the general way, ~640 ns
+                # a message saved (16% of the daemon's CPU per message in
+                # benchmarks/node_routing.py).
+                try:
+                    held = route(params[1], params[2])
+                except Exception as exc:
+                    self._call_failed("nodeOutput", exc)
+                    held = None
+                if held is None:
+                    self._grant(1)
+                else:  # the credit comes back once the destination has room
+                    self._credits.hold(held, self._grant)
                 return
-            if method == "inputDone":
-                self._inputs_done(params)
-                return
-        self._notification(method, params)
-
-    def _node_output(self, params: list[Any]) -> None:
-        """``nodeOutput(nodeId, index, msg)`` as a notification (the client's usual way)."""
-        route = self._route
-        if route is None or len(params) < 3 or params[0] != self.node_id:
             # Anything unusual takes the general way, which faults as it should.
-            self._notification("nodeOutput", params)
+        elif method == "inputDone" and self.state is State.BOUND:
+            self._inputs_done(params)
             return
-        # Straight to the router, not through Dispatcher.call (its lookups, _quietly's
-        # frame): benchmarks/shortcuts.py, 100 nodeOutputs through the protocol in
-        # 121-188 us against 184-310 us the general way, ~640 ns a message saved (16% of
-        # the daemon's CPU per message in benchmarks/node_routing.py).
-        try:
-            held = route(params[1], params[2])
-        except Exception as exc:
-            self._call_failed("nodeOutput", exc)
-            held = None
-        if held is None:
-            self._grant(1)
-        else:  # the credit comes back once the destination has room: the sender waits
-            self._credits.hold(held, self._grant)
+        self._notification(method, params)
 
     def _inputs_done(self, params: list[Any]) -> None:
         """``inputDone(handled, failed)``: the node ran that many counted inputs."""

@@ -67,7 +67,8 @@ class Receiver(Protocol):
 
     def notification(self, method: str, params: list[Any]) -> None: ...
 
-    def is_closed(self) -> bool:
+    @property
+    def closed(self) -> bool:
         """True once the receiver wants no more messages of this feed."""
         ...
 
@@ -137,7 +138,6 @@ class MessageReader:
     def _dispatch_all(self, unpacker: Any, receiver: Receiver) -> bool:
         """Every complete message buffered; False once the receiver closed."""
         tell = unpacker.tell
-        is_closed = receiver.is_closed
         while True:
             try:
                 obj = next(unpacker)
@@ -150,7 +150,7 @@ class MessageReader:
             # on through an unfinished message too, which must count against the limit).
             self._message_start = tell()
             dispatch(obj, receiver)
-            if is_closed():
+            if receiver.closed:
                 return False
 
     def _new_unpacker(self) -> Any:
@@ -193,6 +193,7 @@ class _Collect:
     """A receiver that keeps the one message it got, as a value (for :func:`parse`)."""
 
     message: Message | None = None
+    closed = False
 
     def request(self, msgid: int, method: str, params: list[Any]) -> None:
         self.message = Request(msgid, method, params)
@@ -202,9 +203,6 @@ class _Collect:
 
     def notification(self, method: str, params: list[Any]) -> None:
         self.message = Notification(method, params)
-
-    def is_closed(self) -> bool:
-        return False
 
 
 def parse(obj: Any) -> Message:

@@ -66,7 +66,8 @@ class Record:
     def answer(self, packet_id: int, error: Any, result: Any) -> None:
         self.calls.append(("answer", packet_id, error, result))
 
-    def is_closed(self) -> bool:
+    @property
+    def closed(self) -> bool:
         return self.close_after is not None and len(self.calls) >= self.close_after
 
 
