@@ -346,7 +346,9 @@ class Bus:
 
         ``reply`` is a Deferred (fired with the result or the Failure), a callable (called
         with the result or the Failure), or None. Adapters on hot paths use this to avoid
-        a Deferred per message, or :meth:`hand_on` with a message they made.
+        a Deferred per message (``benchmarks/shortcuts.py``: one message through a plain
+        handler in 3.4-8.1 us against 5.0-10.8 us with ``send``, ~1.6 us saved), or
+        :meth:`hand_on` with a message they made.
         """
         if threading.get_ident() != self._thread:
             self._check_thread("deliver")
@@ -431,7 +433,9 @@ class Bus:
                 result = ep.handler(addr, message.payload)
         except BaseException as exc:
             result = failure_of(exc)
-        # Cheapest check first: Deferred is an ABC (Awaitable), its isinstance is slow.
+        # Cheapest check first: Deferred is an ABC (Awaitable), its isinstance is slow
+        # (benchmarks/shortcuts.py: a Completion found in 39-70 ns, 162-252 ns after
+        # the Deferred check).
         if isinstance(result, Completion):
             result.when_done(self._done, ep, addr, reply, start)
         elif isinstance(result, Deferred):

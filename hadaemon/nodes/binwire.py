@@ -2,18 +2,14 @@
 
 The real client (``libhomegear-ipc``) speaks Homegear binary RPC (:mod:`hadaemon.binrpc`)
 and is served through the same :class:`~hadaemon.nodes.dispatcher.Dispatcher` as
-hadaemon's own wire. Its envelopes:
-
-- its calls are requests whose parameters are ``[threadId, packetId, [arguments]]``
-  (Integer64s: the calling thread and a per-process counter); each is answered with
-  the Array ``[threadId, packetId, result]``, both ids echoed exactly, in whatever order
-  the results are ready (the client matches answers by thread). A fault is the result
-  ``{faultCode, faultString}`` in a normal (0x01) response.
-- the daemon's calls are requests with the parameters ``[packetId, [arguments]]``
-  (an Integer packet id, as Homegear sends it), answered with ``[packetId, result]``:
-  ``ping()``, ``broadcastEvent(source, peerId, channel, [name], [value])`` (the two
-  lists always of equal length: the client never answers otherwise) and
-  ``nodeInput(nodeInfo, inputIndex, msg)``. Each waits at most ``call_timeout``.
+hadaemon's own wire. Layers: :mod:`hadaemon.binrpc` frames and decodes packets,
+:mod:`hadaemon.nodes.ipc` reads and writes the IPC envelopes around them (no I/O: bytes
+in, ``call`` and ``answer`` calls of this protocol out), and this protocol gives them
+their meaning. The node's calls are answered in whatever order the results are ready
+(the client matches answers by thread). The daemon's calls: ``ping()``,
+``broadcastEvent(source, peerId, channel, [name], [value])`` (the two lists always of
+equal length: the client never answers otherwise) and
+``nodeInput(nodeInfo, inputIndex, msg)``. Each waits at most ``call_timeout``.
 
 Identity: the real client cannot present a token; its only handshake is
 ``setPid(getpid())``. The connection's identity is the peer's pid as the kernel reports
@@ -56,6 +52,15 @@ from hadaemon.nodes.connection import Limits, NodeConnection, State
 from hadaemon.nodes.delivery import Throttle, suppressed
 from hadaemon.nodes.faults import Fault
 from hadaemon.nodes.handshake import HANDSHAKE_FRAME
+from hadaemon.nodes.ipc import (
+    NO_ARGUMENTS,
+    PACKET_ID_MAX,
+    IpcError,
+    IpcReader,
+    encode_answer,
+    encode_call,
+    show,
+)
 from hadaemon.nodes.link import (
     EventMessage,
     InputDone,
@@ -67,11 +72,6 @@ from hadaemon.nodes.link import (
 
 if TYPE_CHECKING:
     from hadaemon.nodes.dispatcher import Dispatcher
-
-_NO_ARGUMENTS = binrpc.encoded_array([])
-_PACKET_ID_MAX = (1 << 31) - 1
-_FAULT_KEYS = frozenset(("faultCode", "faultString"))
-
 
 class CallTimeout(Exception):
     """A node did not answer one of the daemon's calls within ``call_timeout``."""
@@ -86,11 +86,6 @@ class _Call:
         self.method = method
         self.done = done
         self.deadline = deadline
-
-
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 class BinaryNodeProtocol(NodeConnection):
@@ -109,7 +104,7 @@ class BinaryNodeProtocol(NodeConnection):
         peer: PeerCredentials | None = None,
     ) -> None:
         super().__init__(dispatcher, limits, reactor, log, peer)
-        self._decoder = binrpc.Decoder(plain=True)  # limits: see connectionMade
+        self._reader = IpcReader()  # limits: see connectionMade
         self._next_id = 1
         # The daemon's calls in the order they were made: with one timeout for all, the
         # first one is always the next to expire (one timer serves them all).
@@ -138,13 +133,11 @@ class BinaryNodeProtocol(NodeConnection):
         """A node's packets may take ``max_frame``; a peer that is no node's (refused at
         its first call) may send no more than a handshake. The decoder's buffer grows
         with the bytes received, whatever size a packet declares."""
-        limit = self.limits.max_frame if self._refused is None else min(
-            self.limits.max_frame, HANDSHAKE_FRAME)
-        self._decoder.max_data = limit
-        self._decoder.max_header = min(binrpc.MAX_HEADER, limit)
+        self._reader.limit(self.limits.max_frame if self._refused is None else min(
+            self.limits.max_frame, HANDSHAKE_FRAME))
 
     def _unfinished(self) -> int:
-        return self._decoder.buffered
+        return self._reader.unfinished
 
     def _auth_problem(self) -> str:
         return f"did not call setPid within {self.limits.auth_timeout:g} s"
@@ -157,35 +150,24 @@ class BinaryNodeProtocol(NodeConnection):
         for call in calls.values():
             call.done(lost, None)
 
-    # -- incoming -----------------------------------------------------------------------
+    # -- incoming: the reader's calls -----------------------------------------------------
 
     def dataReceived(self, data: bytes) -> None:
         if self.state is State.CLOSED:
             return
         try:
-            packets = self._decoder.feed(data)
+            self._reader.feed(data, self)
         except binrpc.BinRpcError as exc:
             unknown = f" (and {self._refused})" if self._refused else ""
             self._fail(f"malformed Homegear binary RPC: {exc}{unknown}")
-            return
-        for packet in packets:
-            if self.is_closed():  # a packet before closed it
-                return
-            if isinstance(packet, binrpc.Request):
-                self._request(packet.method, packet.params)
-            else:
-                self._response(packet.value)
+        except IpcError as exc:
+            self._fail(str(exc))
 
-    def _request(self, method: str, params: list[Any]) -> None:
-        if (len(params) != 3 or type(params[0]) is not int or type(params[1]) is not int
-                or type(params[2]) is not list):
-            self._fail(f"{_show(method)} is not a Homegear IPC call: its parameters must be "
-                       f"[threadId, packetId, [arguments]], got {_show(params)}")
-            return
-        thread_id, packet_id, args = params
+    def call(self, thread_id: int, packet_id: int, method: str, args: list[Any]) -> None:
+        """The node calls: ``setPid`` binds the connection, anything else is served."""
         if self._refused is not None:
             fault = Fault(faults.AUTH_REFUSED, f"refused: {self._refused}")
-            self._fail(fault.message, self._answer_bytes(thread_id, packet_id, fault.as_dict()))
+            self._fail(fault.message, encode_answer(thread_id, packet_id, fault.as_dict()))
             return
         if method == "setPid":
             self._set_pid(thread_id, packet_id, args)
@@ -208,14 +190,20 @@ class BinaryNodeProtocol(NodeConnection):
         else:
             self._answer(thread_id, packet_id, result)
 
+    def answer(self, packet_id: int, error: Any, result: Any) -> None:
+        """The node answered one of the daemon's calls."""
+        call = self._calls.pop(packet_id, None)
+        if call is not None:  # else an event's answer (not waited for), or a late one
+            call.done(error, result)
+
     def _set_pid(self, thread_id: int, packet_id: int, args: list[Any]) -> None:
         pid = args[0] if args else None
         own = self.peer.pid if self.peer is not None else None
         if type(pid) is not int or pid != own or self.dispatcher.node_for_pid(pid) != self.node_id:
             fault = Fault(faults.AUTH_REFUSED,
-                          f"setPid({_show(pid)}): this connection comes from pid {own}")
+                          f"setPid({show(pid)}): this connection comes from pid {own}")
             self._fail(f"refused: {fault.message}",
-                       self._answer_bytes(thread_id, packet_id, fault.as_dict()))
+                       encode_answer(thread_id, packet_id, fault.as_dict()))
             return
         self._answer(thread_id, packet_id, None)
         if self.state is State.AUTHENTICATING:
@@ -237,37 +225,13 @@ class BinaryNodeProtocol(NodeConnection):
 
     def _answer(self, thread_id: int, packet_id: int, result: Any) -> None:
         if self.state is not State.CLOSED:
-            self._send(self._answer_bytes(thread_id, packet_id, result))
-
-    @staticmethod
-    def _answer_bytes(thread_id: int, packet_id: int, result: Any) -> bytes:
-        """``[threadId, packetId, result]``; a result the wire cannot carry becomes a
-        fault saying so."""
-        try:
-            return binrpc.encode_response([thread_id, packet_id, result], lossy=True)
-        except binrpc.BinRpcError as exc:
-            fault = Fault(faults.APPLICATION_ERROR,
-                          f"the result cannot be sent on Homegear binary RPC: {exc}")
-            return binrpc.encode_response([thread_id, packet_id, fault.as_dict()])
-
-    def _response(self, value: Any) -> None:
-        if type(value) is not list or len(value) != 2 or type(value[0]) is not int:
-            self._fail(f"an answer is the Array [packetId, result], got {_show(value)}")
-            return
-        call = self._calls.pop(value[0], None)
-        if call is None:
-            return  # an event's answer (not waited for), or one that came too late
-        result = value[1]
-        if type(result) is dict and result.keys() == _FAULT_KEYS:
-            call.done(result, None)
-        else:
-            call.done(None, result)
+            self._send(encode_answer(thread_id, packet_id, result))
 
     # -- the daemon's calls ---------------------------------------------------------------
 
     def _packet_id(self) -> int:
         packet_id = self._next_id
-        self._next_id = packet_id + 1 if packet_id < _PACKET_ID_MAX else 1
+        self._next_id = packet_id + 1 if packet_id < PACKET_ID_MAX else 1
         return packet_id
 
     def _call(self, method: str, args: bytes, done: Callable[[Any, Any], None]) -> None:
@@ -276,8 +240,7 @@ class BinaryNodeProtocol(NodeConnection):
         packet_id = self._packet_id()
         deadline = self.reactor.seconds() + self.limits.call_timeout
         self._calls[packet_id] = _Call(method, done, deadline)
-        self._send(binrpc.encode_request_encoded(
-            method, [binrpc.encode_value(binrpc.Integer(packet_id)), args]))
+        self._send(encode_call(packet_id, method, args))
         if self._expiry is None:
             self._expiry = self.reactor.callLater(self.limits.call_timeout, self._expire)
 
@@ -343,9 +306,8 @@ class BinaryNodeProtocol(NodeConnection):
                     error=str(exc), more=suppressed(count))
             return False
         # Not waited for: the client's answer (Void) is ignored when it comes.
-        packet = binrpc.encode_request_encoded(
-            "broadcastEvent", [binrpc.encode_value(binrpc.Integer(self._packet_id())), args])
-        return self._send(packet, droppable=True)
+        return self._send(encode_call(self._packet_id(), "broadcastEvent", args),
+                          droppable=True)
 
     def ping(self) -> Deferred[Any]:
         d: Deferred[Any] = Deferred()
@@ -360,7 +322,7 @@ class BinaryNodeProtocol(NodeConnection):
                 # the node's client is up and serving the daemon's calls.
                 d.callback(result)
 
-        self._call("ping", _NO_ARGUMENTS, answered)
+        self._call("ping", NO_ARGUMENTS, answered)
         return d
 
     def _report(self, key: tuple[Any, ...], message: str) -> None:

@@ -89,6 +89,9 @@ class NodeConnection(Protocol):
 
     wire = "?"
     window = 1
+    closed = False
+    """True once the state is CLOSED (a plain attribute: the wire's reader checks it
+    after every message)."""
     _direct_type: type | None = None
 
     @property
@@ -166,6 +169,7 @@ class NodeConnection(Protocol):
     def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:  # noqa: B008
         previous = self.state
         self.state = State.CLOSED
+        self.closed = True
         if previous is not State.CLOSED:
             self._closed_midway()
         self._release()
@@ -225,6 +229,7 @@ class NodeConnection(Protocol):
         if self.state is State.BOUND:
             self.dispatcher.unbind(self)
         self.state = State.CLOSED
+        self.closed = True
         self._flush_backlog(force=True)
         self._t.loseConnection()
         if self._abort_call is None:
@@ -320,6 +325,7 @@ class NodeConnection(Protocol):
         if self.state is State.BOUND:
             self.dispatcher.unbind(self)
         self.state = State.CLOSED
+        self.closed = True
         self._backlog.clear()
         self._backlog_bytes = 0
         self._t.abortConnection()

@@ -124,7 +124,8 @@ class NodeInputs:
         if not queue and link is not None and self.in_flight < link.window \
                 and not self._pumping:
             # Nothing waits and the window has room: straight to the link (what _pump
-            # would do, without the queue round trip).
+            # would do, without the queue round trip). benchmarks/shortcuts.py: 346-781
+            # against 453-987 ns, ~110 ns (3%) of the daemon's CPU per message.
             self.in_flight += 1
             self._pumping = True  # a send that fails at once reports back: no recursion
             try:

@@ -203,7 +203,6 @@ class Dispatcher:
         """``route(index, msg)``: the node's ``nodeOutput`` for a wire's fast path, once
         the wire checked that the call carries this node's id (the same as
         :meth:`call` with ``nodeOutput``, without the lookups)."""
-        # A partial: no Python frame of its own per message.
         return functools.partial(self.router.output, self.runtimes[node_id].spec)
 
     # -- node methods -------------------------------------------------------------------

@@ -178,7 +178,8 @@ def test_a_producer_killed_while_held_back_leaves_no_cycle(tmp_path: pathlib.Pat
     async def scenario(reactor: Any) -> None:
         async with running(reactor, config) as run:
             runtime = run.plugin.runtimes["p"]
-            await wait_until(reactor, lambda: getattr(runtime.link, "_held", None),
+            await wait_until(reactor, lambda: runtime.link is not None
+                             and runtime.link._credits.held > 0,  # type: ignore[attr-defined]
                              what="the producer held back")
             link = weakref.ref(runtime.link)
             with no_collector():

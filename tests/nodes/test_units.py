@@ -9,6 +9,7 @@ import pytest
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
+from hadaemon.nodes.credits import Credits
 from hadaemon.nodes.delivery import NodeInputs, Throttle
 from hadaemon.nodes.link import (
     EventMessage,
@@ -26,6 +27,7 @@ from hadaemon.nodes.wire import (
     Response,
     encode_event,
     encode_input,
+    encode_notification,
     encode_response,
     parse,
 )
@@ -342,3 +344,20 @@ def test_binary_wire_refuses_a_stranger_and_a_wrong_set_pid() -> None:
     assert early.value == [1, 1, None]
     assert refused.value[2]["faultCode"] == -32001 and link.is_closed()
     assert dispatcher.bound == []
+
+
+def test_credits_owed_go_in_batches_or_with_other_data_and_held_ones_later() -> None:
+    credits = Credits()
+    credits.batch = 3
+    assert not credits.earn(2)
+    assert credits.message(with_other_data=False) is None
+    assert credits.message(with_other_data=True) == encode_notification("credit", [2])
+    assert credits.earn(3)
+    assert credits.message(with_other_data=False) == encode_notification("credit", [3])
+    granted: list[int] = []
+    room: Deferred[None] = Deferred()
+    credits.hold(room, granted.append)
+    credits.hold(room, granted.append)
+    assert credits.held == 2
+    room.callback(None)
+    assert (granted, credits.held) == ([2], 0)

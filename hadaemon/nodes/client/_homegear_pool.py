@@ -117,7 +117,7 @@ class Pool:
                     # Idle threads wait with no timeout while the lane's callback is
                     # paused: with jobs waiting behind it, they must time it again.
                     # (Not otherwise: a wake-up for nothing at every write of a
-                    # callback. With _homegear_rpc._ALONE, benchmarks/nodes_vs_nodered.py,
+                    # callback. With _homegear_outbox._ALONE, benchmarks/nodes_vs_nodered.py,
                     # MQTT round trip, interleaved: the two nodes' threads slept 10.6-11.6
                     # times per round trip, against 20.7-24.3.)
                     if self._idle and lane.jobs:

@@ -2,17 +2,23 @@
 
 Threads (all daemon threads, so they never keep a finished node alive):
 
-- the *connection* thread connects, authenticates with the node's token, reads every
-  message and hands it on; it never runs user code and never waits for a callback, so
-  answers to calls always get through, whatever the callbacks do;
-- the *writer* thread writes what the connection thread queued (it must never wait for
-  the socket), and batches of a callback's outputs; a callback's output on its own (a
-  relay's answer to one input) is written by the callback's thread at once, without
-  waking the writer (see ``_ALONE``);
-- a pool of up to ten threads runs the callbacks (``_homegear_pool``): ``nodeInput``
-  and ``eventHandler`` each in arrival order, one at a time while they return promptly,
-  overlapping only when one blocks; each ``nodeInput`` request is answered when its
-  callback returned (the daemon's window of in-flight inputs is the flow control).
+- the *connection* thread (here) connects, authenticates with the node's token
+  (``_homegear_handover`` took it as the client was imported), reads every message and
+  hands it on; it never runs user code and never waits for a callback, so answers to
+  calls always get through, whatever the callbacks do. What it reads goes through the
+  shape checks the daemon uses too (``_homegear_wire``: one call of
+  :meth:`Connection.request`, :meth:`~Connection.response` or
+  :meth:`~Connection.notification` per message);
+- the *writer* thread (``_homegear_outbox``) writes what the connection thread queued
+  (it must never wait for the socket), and batches of a callback's outputs; a
+  callback's output on its own (a relay's answer to one input) is written by the
+  callback's thread at once, without waking the writer; the daemon's credits are kept
+  there too;
+- a pool of up to ten threads runs the callbacks (``_homegear_callbacks`` on
+  ``_homegear_pool``): ``nodeInput`` and ``eventHandler`` each in arrival order, one at
+  a time while they return promptly, overlapping only when one blocks; each
+  ``nodeInput`` request is answered when its callback returned (the daemon's window of
+  in-flight inputs is the flow control).
 
 Calls may come from any thread; the caller waits on a lock (the GIL is released) with a
 timeout. Messages (msgpack-rpc): request ``[0, id, method, params]``, response
@@ -29,16 +35,39 @@ import _socket
 import contextlib
 import itertools
 import os
-import sys
 import threading
 import time
 
 try:
-    from . import _homegear_pool as pool
+    from . import _homegear_callbacks as callbacks
+    from . import _homegear_handover as handover
+    from . import _homegear_outbox as outbox
     from . import _homegear_values as values
+    from ._homegear_wire import NOTIFICATION, REQUEST, RESPONSE, WireError, dispatch
 except ImportError:
-    import _homegear_pool as pool  # type: ignore[no-redef, import-not-found]
+    import _homegear_callbacks as callbacks  # type: ignore[no-redef, import-not-found]
+    import _homegear_handover as handover  # type: ignore[no-redef, import-not-found]
+    import _homegear_outbox as outbox  # type: ignore[no-redef, import-not-found]
     import _homegear_values as values  # type: ignore[no-redef, import-not-found]
+    from _homegear_wire import (  # type: ignore[no-redef, import-not-found]
+        NOTIFICATION,
+        REQUEST,
+        RESPONSE,
+        WireError,
+        dispatch,
+    )
+
+# What the daemon handed this process (the daemon imports the names from here).
+ENV_TOKEN_FD = handover.ENV_TOKEN_FD
+TOKEN_FD = handover.TOKEN_FD
+ENV_NODE_ID = handover.ENV_NODE_ID
+ENV_DAEMON_PID = handover.ENV_DAEMON_PID
+ENV_CALL_TIMEOUT = handover.ENV_CALL_TIMEOUT
+DAEMON_PID = handover.DAEMON_PID
+TOKEN = handover.TOKEN
+_Disconnected = outbox.Disconnected
+warn = callbacks.warn
+_QUEUE, _BATCH, _NOW = outbox.QUEUE, outbox.BATCH, outbox.NOW
 
 # What a node needs at run time only: typing, traceback, socket.py (selectors, enum)
 # and signal.py are left out, or imported when first needed (an idle node's
@@ -48,104 +77,17 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-REQUEST, RESPONSE, NOTIFICATION = 0, 1, 2
 PROTOCOL_VERSION = 2  # 2: nodeInput may come as a notification, counted by inputDone
 AUTH_REFUSED = -32001  # the daemon does not know this node/token: an orphan, exit
 
-ENV_TOKEN_FD = "HADAEMON_NODE_TOKEN_FD"
-TOKEN_FD = 3  # the daemon hands a node its token on this inherited pipe
-ENV_NODE_ID = "HADAEMON_NODE_ID"
-ENV_DAEMON_PID = "HADAEMON_DAEMON_PID"
-ENV_CALL_TIMEOUT = "HADAEMON_CALL_TIMEOUT"
-
 _RECONNECT_DELAYS = (0.1, 0.2, 0.5, 1.0, 2.0)
-_EVENT_QUEUE_LIMIT = 10000  # events waiting for a slow eventHandler before some are dropped
-_ACK_BATCH = 64
-_WRITE_BATCH = 64  # messages a posting thread queues before it writes them itself
-_QUEUE, _BATCH, _NOW = 0, 1, 2  # how _send gets data written (see there)
-# A post this long after the last one that found nothing queued is written by the
-# posting thread itself, at once: a message on its own (a relay's answer to one input)
-# does not wait for the writer thread to wake up. Closer posts (a producer's loop) are
-# batched by the writer thread as before. benchmarks/nodes_vs_nodered.py, MQTT round
-# trip, interleaved, with _homegear_pool's fewer wake-ups: the two nodes' threads slept
-# 10.6-11.6 times per round trip against 20.7-24.3, their CPU 476-547 against 641-794 us.
-_ALONE = 0.0001
-_monotonic = time.monotonic
-_get_ident = threading.get_ident
 _OUTPUT_HEAD = b"\x93\x02\xaanodeOutput\x93"  # [2, "nodeOutput", [nodeId, index, msg]]
-
-
-def _take_daemon_pid() -> int | None:
-    """The pid of the daemon that started this node (None when not started by one).
-
-    Taken out of the environment, so that what the node starts does not inherit it (a
-    Python child importing this module would otherwise take itself for the node).
-    """
-    value = os.environ.pop(ENV_DAEMON_PID, "")
-    return int(value) if value.isdigit() else None
-
-
-def _die_with_the_daemon(daemon_pid: int | None) -> None:
-    """End this process when its spawner died before the node got this far.
-
-    The spawner (the daemon's reaper process, whose pid ``HADAEMON_DAEMON_PID`` names)
-    arms every node's parent-death signal between fork and exec, so the node need not
-    load ctypes to do it; it checks only that its spawner did not die before that.
-    """
-    if daemon_pid is not None and os.getppid() != daemon_pid:
-        os._exit(70)  # the spawner died before the signal was armed
-
-
-def _take_token() -> str | None:
-    """The node's token, read to its end from the pipe the daemon handed over (its fd
-    is named in the environment), and the pipe closed.
-
-    Never in the environment, which any process of the same user reads in
-    ``/proc/<pid>/environ``; read as the module is imported, so that what the node
-    starts later inherits neither the pipe nor the token. The daemon writes the token
-    once it knows this process's pid, and accepts it only from this process.
-    """
-    value = os.environ.pop(ENV_TOKEN_FD, "")
-    if not value.isdigit():
-        return None
-    try:
-        with open(int(value), "rb") as pipe:  # closed with it
-            token = pipe.read()
-    except OSError:
-        return None
-    return token.decode("utf-8", "replace") or None
-
-
-# Only as a node's client: the daemon imports this module too, for its constants.
-DAEMON_PID = None if __name__.startswith("hadaemon.") else _take_daemon_pid()
-_die_with_the_daemon(DAEMON_PID)
-TOKEN = None if __name__.startswith("hadaemon.") else _take_token()
-
-
-class _Disconnected(Exception):
-    """The connection went away while a call waited (the call returns None)."""
 
 
 def _fault_text(error: Any) -> str:
     if isinstance(error, dict):
         return str(error.get("faultString", error))
     return str(error)
-
-
-def _traceback() -> str:
-    """The traceback of the exception being handled (traceback imported when needed)."""
-    import traceback
-
-    return traceback.format_exc()
-
-
-def warn(text: str) -> None:
-    """A line on stderr; the daemon logs a node's stderr at error level, tagged."""
-    try:
-        sys.stderr.write(f"homegear: {text}\n")
-        sys.stderr.flush()
-    except Exception:
-        pass
 
 
 class _Pending:
@@ -169,6 +111,25 @@ class _Pending:
         self.lock.release()
 
 
+class _Handshake:
+    """What the connection thread reads while it authenticates: the answer to
+    ``authenticate`` (msgid 0) counts, anything else is ignored."""
+
+    answered = False
+    error: Any = None
+    result: Any = None
+
+    def response(self, msgid: int, error: Any, result: Any) -> None:
+        if msgid == 0:
+            self.answered, self.error, self.result = True, error, result
+
+    def request(self, msgid: int, method: str, params: list[Any]) -> None:
+        pass
+
+    def notification(self, method: str, params: list[Any]) -> None:
+        pass
+
+
 class Connection:
     """One node's link to the daemon; reconnects by itself (see the module docstring)."""
 
@@ -184,20 +145,8 @@ class Connection:
         self.path = path
         self.node_id = node_id
         self._token = token
-        self._on_input = on_input
-        self._on_event = on_event
         self.call_timeout = call_timeout
         self._daemon_pid = DAEMON_PID
-        self._sock: _socket.socket | None = None
-        # What waits to be written, in order. Whoever writes takes _write_lock first and
-        # then the whole of _out, so batches go out in the order they were queued.
-        self._out: list[bytes] = []
-        self._out_lock = threading.Lock()
-        self._out_ready = threading.Condition(self._out_lock)
-        self._write_lock = threading.Lock()
-        # +1 at every connect and disconnect (under _done_lock and _out_lock): what
-        # was received on one connection is never answered on another.
-        self._generation = 0
         self._ids = itertools.count(1)
         self._pending: dict[int, _Pending] = {}
         self._pending_lock = threading.Lock()
@@ -206,23 +155,22 @@ class Connection:
         self._closed = False
         self._node_info = values.copier(None)
         self._prefixes: dict[str, bytes] = {}
-        # Notifications the daemon is ready to take (see post). Under _out_lock: taking a
-        # credit and queueing the message is one lock round per message.
-        self._credits = 0
-        self._credit_ready = threading.Condition(self._out_lock)
-        self._posted = 0.0  # when a post last found nothing queued
         self._reader = 0  # the connection thread's ident
-        # Callbacks: inputs are (generation, msgid or None for a notification, port,
-        # msg), events their parameters; each kind in order on its lane of the pool.
-        self._input_lane = pool.Lane(self._run_input_job, self._inputs_drained)
-        self._event_lane = pool.Lane(self._run_event)
-        self._pool = pool.Pool((self._input_lane, self._event_lane))
-        self._events_dropped = 0
-        # Notified inputs handled and failed on this generation, not told yet.
-        self._handled = self._failed = 0
-        self._done_lock = threading.Lock()
+        # The callbacks, on their pool of threads.
+        self._callbacks = callbacks.Callbacks(on_input, on_event, self.node_info,
+                                              self._log_error)
+        self._pool = self._callbacks.pool
+        # What is sent, and the daemon's credits. Its generation is +1 at every connect
+        # and disconnect (under the callbacks' done_lock and its lock): what was received
+        # on one connection is never answered on another.
+        self._outbox = self._callbacks.outbox = outbox.Outbox(
+            self._pool, self.connected, call_timeout)
+        self._send = self._outbox.send
+        self._grant = self._outbox.grant
+        # One read's inputs and events, handed to the pool together (see _read_buffered).
+        self._inputs: list[tuple[int, Any, Any, Any]] = []
+        self._events: list[list[Any]] = []
         self._threads_started = False
-        self._ack_batch = _ACK_BATCH
         # The daemon sends inputs and events once the node answered ping; that answer
         # waits for serve() (see Homegear.__init__).
         self._serving = False
@@ -235,11 +183,8 @@ class Connection:
         if self._threads_started:
             return
         self._threads_started = True
-        for target, name in (
-            (self._run, "homegear-connection"),
-            (self._write_loop, "homegear-writer"),
-        ):
-            threading.Thread(target=target, name=name, daemon=True).start()
+        threading.Thread(target=self._run, name="homegear-connection", daemon=True).start()
+        self._outbox.start()
 
     def wait_connected(self, timeout: float) -> bool:
         """Wait until connected (or refused for good), at most ``timeout`` seconds."""
@@ -307,75 +252,19 @@ class Connection:
         and not dropped.
         """
         if self.connected():
-            self._post(method, values.pack([NOTIFICATION, method, params]))
+            self._outbox.post(method, values.pack([NOTIFICATION, method, params]))
 
     def post_output(self, node_id: str, index: Any, msg: Any) -> None:
         """``post("nodeOutput", [node_id, index, msg])``, with the constant part of the
-        message packed once."""
+        message packed once: ``benchmarks/shortcuts.py``, 0.7-1.4 us against 1.7-3.5 us
+        packing the whole call, ~1 us of the ~5 us a message costs the two nodes in
+        ``benchmarks/node_routing.py``."""
         if not self.connected():
             return
         prefix = self._prefixes.get(node_id)
         if prefix is None:
             prefix = self._prefixes[node_id] = _OUTPUT_HEAD + values.pack(node_id)
-        self._post("nodeOutput", prefix + values.pack_int(index) + values.pack(msg))
-
-    def _post(self, method: str, data: bytes) -> None:
-        """Take a credit and queue ``data``; written by this thread once a batch piled
-        up (the writer thread takes what is left when this one stops posting)."""
-        with self._out_lock:
-            # The usual case, in one lock round: connected, with credit.
-            if self._credits > 0 and self._sock is not None:
-                self._credits -= 1
-                out = self._out
-                out.append(data)
-                queued = len(out)
-                if queued == 1:
-                    now = _monotonic()
-                    # (Never on the connection thread, which must not wait for the socket.)
-                    alone = now - self._posted > _ALONE and _get_ident() != self._reader
-                    self._posted = now
-                    if alone:
-                        queued = _WRITE_BATCH  # a message on its own: written below
-                    else:
-                        self._out_ready.notify()
-                if queued < _WRITE_BATCH:
-                    return
-            else:
-                queued = 0
-        if queued:
-            self._write()
-            return
-        # No credit, or the connection just went: wait for a credit (False if gone).
-        if not self._wait_for_credit(method):
-            return
-        with contextlib.suppress(_Disconnected):
-            self._send(data, _BATCH)
-
-    def _wait_for_credit(self, method: str) -> bool:
-        """Wait for a credit and take it; False if the connection went meanwhile."""
-        # What is queued is what the daemon must see to grant more: out with it first.
-        self._write()
-        lane = self._pool.pause()
-        try:
-            return self._take_credit(method)
-        finally:
-            self._pool.resume(lane)
-
-    def _take_credit(self, method: str) -> bool:
-        with self._credit_ready:
-            deadline = time.monotonic() + self.call_timeout
-            while self._credits <= 0 and self.connected():
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(
-                        f"{method}: the daemon took none of the last calls within "
-                        f"{self.call_timeout:g} s"
-                    )
-                self._credit_ready.wait(left)
-            if not self.connected():
-                return False
-            self._credits -= 1
-            return True
+        self._outbox.post("nodeOutput", prefix + values.pack(index) + values.pack(msg))
 
     def _register(self) -> tuple[int, _Pending]:
         msgid = next(self._ids)
@@ -388,62 +277,10 @@ class Connection:
         with self._pending_lock:
             self._pending.pop(msgid, None)
 
-    # -- writing -----------------------------------------------------------------------
-
-    def _send(self, data: bytes, write: int = _QUEUE, generation: int | None = None) -> None:
-        """Queue ``data`` (raises _Disconnected when not connected).
-
-        ``_QUEUE``: the writer thread writes it, with whatever else was queued, once it
-        gets to run (the connection thread sends so: it must never wait for the
-        socket). ``_BATCH``: the calling thread writes itself once enough has piled up.
-        ``_NOW``: the calling thread writes at once (it is about to wait anyway). With
-        ``generation``, data of an earlier connection is dropped instead.
-        """
-        with self._out_lock:
-            if self._sock is None or (generation is not None and generation != self._generation):
-                raise _Disconnected
-            out = self._out
-            out.append(data)
-            if write == _BATCH:
-                if len(out) >= _WRITE_BATCH:
-                    write = _NOW
-                elif len(out) == 1:
-                    self._out_ready.notify()
-            elif write == _QUEUE and len(out) == 1:
-                self._out_ready.notify()
-        if write == _NOW:
-            self._write()
-
-    def _write(self) -> None:
-        """Write everything queued (any thread but the connection thread).
-
-        A callback writing here waits for the daemon to read: its lane's clock stops.
-        """
-        lane = self._pool.pause()
-        try:
-            with self._write_lock:
-                with self._out_lock:
-                    batch, self._out = self._out, []
-                    sock = self._sock
-                if batch and sock is not None:
-                    with contextlib.suppress(OSError):  # the connection thread sees the loss
-                        sock.sendall(b"".join(batch) if len(batch) > 1 else batch[0])
-        finally:
-            self._pool.resume(lane)
-
-    def _write_loop(self) -> None:
-        # Writes what the other threads queued, as soon as it gets to run: whatever was
-        # queued meanwhile goes out together.
-        while True:
-            with self._out_ready:
-                while not self._out:
-                    self._out_ready.wait()
-            self._write()
-
     # -- the connection thread ------------------------------------------------------
 
     def _run(self) -> None:
-        self._reader = _get_ident()
+        self._reader = self._outbox.reader = threading.get_ident()
         attempt = 0
         while not self._closed:
             if self._daemon_gone():
@@ -466,7 +303,7 @@ class Connection:
             except OSError:
                 pass
             except Exception:
-                warn("connection failed:\n" + _traceback())
+                warn("connection failed:\n" + callbacks.traceback_text())
             finally:
                 self._disconnected(sock)
             if not self._closed:
@@ -483,14 +320,12 @@ class Connection:
             if not data:
                 raise OSError("connection closed during authentication")
             unpacker.feed(data)
+            handshake = _Handshake()
             for message in unpacker:
-                if (
-                    isinstance(message, list)
-                    and len(message) == 4
-                    and message[0] == RESPONSE
-                    and message[1] == 0
-                ):
-                    error, result = message[2], message[3]
+                with contextlib.suppress(WireError):  # nothing else is expected before
+                    dispatch(message, handshake)      # the answer: the rest is ignored
+                if handshake.answered:
+                    error, result = handshake.error, handshake.result
                     if error is not None:
                         code = error.get("faultCode") if isinstance(error, dict) else None
                         if code == AUTH_REFUSED:
@@ -506,17 +341,15 @@ class Connection:
                         if isinstance(window, int) and window > 0:
                             # Answer while half the window is still being worked on,
                             # so that the daemon sends more before this thread is idle.
-                            self._ack_batch = max(1, min(_ACK_BATCH, window // 2))
-                    with self._done_lock, self._out_lock:
-                        self._generation += 1
-                        self._out.clear()
-                        self._sock = sock
+                            self._callbacks.ack_batch = max(
+                                1, min(callbacks.ACK_BATCH, window // 2))
+                    with self._callbacks.done_lock:
+                        self._outbox.attach(sock)
                     self._connected.set()
                     self._settled.set()
                     # Anything that arrived with the answer (a ping, say) is handled now.
                     self._read_buffered(unpacker)
                     return True
-                # Nothing else is expected before the answer; ignore it.
 
     def _read(self, sock: _socket.socket, unpacker: values.Unpacker) -> None:
         recv = sock.recv
@@ -530,74 +363,58 @@ class Connection:
             read_buffered(unpacker)
 
     def _read_buffered(self, unpacker: values.Unpacker) -> None:
-        """Every complete message in ``unpacker``; what came in one read goes to the
-        pool in one hand-over."""
-        inputs: list[tuple[int, Any, Any, Any]] = []
-        events: list[list[Any]] = []
-        dispatch = self._dispatch
-        generation = self._generation  # only this thread changes it
+        """Every complete message in ``unpacker``, one call of the methods below each
+        (``_homegear_wire.dispatch``); what came in one read goes to the pool in one
+        hand-over."""
         for message in unpacker:
-            # The most frequent message first: nodeInput as a notification (no answer
-            # wanted but the count of handled inputs, see _run_input_job).
-            if (type(message) is list and len(message) == 3 and message[1] == "nodeInput"
-                    and message[0] == NOTIFICATION):
-                params = message[2]
-                if type(params) is list and len(params) == 2:
-                    inputs.append((generation, None, params[0], params[1]))
-                    continue
-            dispatch(message, inputs, events)
-        if inputs:
-            self._pool.submit(self._input_lane, inputs)
-        if events:
-            self._queue_events(events)
+            try:
+                dispatch(message, self)
+            except WireError as exc:
+                warn(f"ignoring a message that is not msgpack-rpc: {exc}")
+        if self._inputs:
+            inputs, self._inputs = self._inputs, []
+            self._callbacks.inputs(inputs)
+        if self._events:
+            events, self._events = self._events, []
+            self._callbacks.events(events)
 
-    def _dispatch(
-        self, message: Any, inputs: list[tuple[int, Any, Any, Any]], events: list[list[Any]]
-    ) -> None:
-        if not isinstance(message, list) or not message:
-            warn(f"ignoring a message that is not msgpack-rpc: {type(message).__name__}")
-            return
-        kind = message[0]
-        if kind == RESPONSE and len(message) == 4:
-            with self._pending_lock:
-                pending = self._pending.pop(message[1], None)
-            if pending is not None:
-                pending.resolve(message[2], message[3])
-        elif kind == REQUEST and len(message) == 4:
-            method, params = message[2], message[3]
-            if method == "nodeInput" and isinstance(params, list) and len(params) == 2:
-                inputs.append((self._generation, message[1], params[0], params[1]))
-            elif method == "ping":
-                with self._serve_lock:
-                    if not self._serving:
-                        self._held_pings.append(message[1])
-                        return
-                self._answer(message[1], None, True)
+    # -- the daemon's messages, on the connection thread ---------------------------------
+
+    def notification(self, method: str, params: list[Any]) -> None:
+        # The most frequent message first: nodeInput as a notification (no answer wanted
+        # but the count of handled inputs, see _run_input_job).
+        if method == "nodeInput":
+            if len(params) == 2:
+                self._inputs.append((self._outbox.generation, None, params[0], params[1]))
+        elif method == "event":
+            if params[:2] == ["nodeBlue", 0] and params[3:4] == ["startUpComplete"]:
+                self._callbacks.startup_complete(params)
             else:
-                self._answer(
-                    message[1],
-                    {"faultCode": -32601, "faultString": f"unknown method {method!r}"},
-                    None,
-                )
-        elif kind == NOTIFICATION and len(message) == 3 and isinstance(message[2], list):
-            method, params = message[1], message[2]
-            if method == "event":
-                if params[:2] == ["nodeBlue", 0] and params[3:4] == ["startUpComplete"]:
-                    # What a node blocked in a callback may be waiting for: it never
-                    # queues behind other callbacks (see _homegear_pool).
-                    if self._on_event is not None:
-                        self._pool.submit_first(self._event_lane, params)
-                else:
-                    events.append(params)
-            elif method == "credit" and params and isinstance(params[0], int):
-                self._grant(params[0])
-            elif method == "fault" and params:
-                warn(f"a call failed: {params[0]}")
+                self._events.append(params)
+        elif method == "credit" and params and isinstance(params[0], int):
+            self._grant(params[0])
+        elif method == "fault" and params:
+            warn(f"a call failed: {params[0]}")
 
-    def _grant(self, credits: int) -> None:
-        with self._credit_ready:
-            self._credits += credits
-            self._credit_ready.notify_all()
+    def request(self, msgid: int, method: str, params: list[Any]) -> None:
+        if method == "nodeInput" and len(params) == 2:
+            self._inputs.append((self._outbox.generation, msgid, params[0], params[1]))
+        elif method == "ping":
+            with self._serve_lock:
+                if not self._serving:
+                    self._held_pings.append(msgid)
+                    return
+            self._answer(msgid, None, True)
+        else:
+            self._answer(
+                msgid, {"faultCode": -32601, "faultString": f"unknown method {method!r}"}, None
+            )
+
+    def response(self, msgid: int, error: Any, result: Any) -> None:
+        with self._pending_lock:
+            pending = self._pending.pop(msgid, None)
+        if pending is not None:
+            pending.resolve(error, result)
 
     def _answer(self, msgid: Any, error: Any, result: Any) -> None:
         with contextlib.suppress(_Disconnected):
@@ -607,15 +424,10 @@ class Connection:
         self._connected.clear()
         # Inputs not handled yet went with the connection (the daemon counts them lost),
         # and nothing queued for it is sent on the next one.
-        with self._done_lock, self._out_lock:
-            self._generation += 1
-            self._sock = None
-            self._out.clear()
-            self._handled = self._failed = 0
-        self._pool.clear(self._input_lane)
-        with self._credit_ready:  # a new connection brings fresh credit
-            self._credits = 0
-            self._credit_ready.notify_all()
+        with self._callbacks.done_lock:
+            self._outbox.detach()
+            self._callbacks.disconnected()
+        self._callbacks.drop_inputs()
         with contextlib.suppress(OSError):
             sock.close()
         with self._pending_lock:
@@ -638,94 +450,6 @@ class Connection:
         time.sleep(3.0)
         os._exit(70)
 
-    # -- callbacks ----------------------------------------------------------------------
-
-    def _run_input_job(self, job: tuple[int, Any, Any, Any]) -> None:
-        """Run one input (on a pool thread) and tell the daemon.
-
-        Inputs sent as notifications are counted: the daemon learns how many were
-        handled (and how many raised) with ``inputDone(handled, failed)`` once
-        ``_ack_batch`` of them were, or none waits (that reopens its window). Requests (a
-        sender waits for the value) get their own answer when their callback returned.
-        """
-        generation, msgid, port, msg = job
-        if generation != self._generation:
-            return  # the connection went, and this input with it
-        error, result = self._run_input(port, msg)
-        if msgid is not None:
-            with contextlib.suppress(_Disconnected):
-                self._send(_response(msgid, error, result), _NOW, generation)
-            return
-        with self._done_lock:
-            if generation != self._generation:
-                return
-            if error is None:
-                self._handled += 1
-            else:
-                self._failed += 1
-            if self._handled + self._failed < self._ack_batch:
-                return
-        self._inputs_drained()
-
-    def _inputs_drained(self) -> None:
-        """Tell the daemon how many notified inputs were handled since it last heard."""
-        with self._done_lock:
-            handled, failed, generation = self._handled, self._failed, self._generation
-            if not (handled or failed):
-                return
-            self._handled = self._failed = 0
-        with contextlib.suppress(_Disconnected):
-            self._send(_input_done(handled, failed), _NOW, generation)
-
-    def _run_input(self, port: int, msg: Any) -> tuple[Any, Any]:
-        if self._on_input is None:
-            return None, None
-        try:
-            return None, self._on_input(self._node_info(), port, msg)
-        except BaseException as exc:
-            text = self._report("nodeInput", exc)
-            return {"faultCode": -32500, "faultString": text}, None
-
-    def _queue_events(self, events: list[list[Any]]) -> None:
-        if self._on_event is None:
-            return
-        dropped = self._pool.submit(self._event_lane, events, _EVENT_QUEUE_LIMIT)
-        if dropped:
-            before = self._events_dropped
-            self._events_dropped += dropped
-            if before == 0 or self._events_dropped // 1000 != before // 1000:
-                warn(
-                    f"eventHandler is too slow: {self._events_dropped} event(s) dropped "
-                    f"(more than {_EVENT_QUEUE_LIMIT} waiting)"
-                )
-
-    def _run_event(self, params: list[Any]) -> None:
-        if self._on_event is None:
-            return
-        try:
-            self._on_event(*params)
-        except BaseException as exc:
-            self._report("eventHandler", exc)
-
-    def _report(self, where: str, exc: BaseException) -> str:
-        """Log a callback's exception on stderr (traceback) and via nodeLog level 2."""
-        text = f"{where} raised {type(exc).__name__}: {exc}"
-        warn(f"exception in {where}:\n{_traceback()}")
-        with contextlib.suppress(Exception):
-            self.post("nodeLog", [self.node_id, 2, text])
-        return text
-
-
-def _input_done(handled: int, failed: int) -> bytes:
-    """``inputDone(handled, failed)``: that many nodeInput notifications were handled."""
-    return values.pack([NOTIFICATION, "inputDone", [handled, failed]])
-
-
-def _response(msgid: Any, error: Any, result: Any) -> bytes:
-    """The answer to a nodeInput request; a result outside the value model is refused."""
-    if error is None and result is None:
-        return values.pack_ok(msgid)
-    try:
-        return values.pack([RESPONSE, msgid, error, result])
-    except TypeError:
-        return values.pack([RESPONSE, msgid, error, None])
+    def _log_error(self, text: str) -> None:
+        """A callback's exception, reported to the daemon (``nodeLog`` level 2)."""
+        self.post("nodeLog", [self.node_id, 2, text])
