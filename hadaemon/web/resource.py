@@ -159,6 +159,15 @@ class StaticFiles(static.File):
         self.indexNames = ["index.html"]
         self.processors = {}
 
+    def render_GET(self, request: Request) -> Any:
+        request.requestHeaders.removeHeader(b"range")  # small files: always whole
+        return super().render_GET(request)  # type: ignore[no-untyped-call]
+
+    def makeProducer(self, request: Request, fileForReading: Any) -> Any:
+        # twisted.web's producers are pulled by the global cooperator, i.e. the global
+        # reactor; the console's files are small: written at once.
+        return _WholeFile(request, fileForReading)
+
     def directoryListing(self) -> resource.Resource:
         return JsonNotFound()  # type: ignore[no-untyped-call]
 
@@ -168,15 +177,30 @@ class StaticFiles(static.File):
         return similar
 
 
+class _WholeFile:
+    def __init__(self, request: Request, file: Any) -> None:
+        self.request, self.file = request, file
+
+    def start(self) -> None:
+        with self.file:
+            data = self.file.read()
+        if not self.request.finished and not getattr(self.request, "_disconnected", False):
+            self.request.write(data)
+            self.request.finish()
+
+
 class ApiSite(server.Site):
     """The site: API requests (size limits, security headers), no twisted.web noise."""
 
     requestFactory = ApiRequest
     displayTracebacks = False
 
-    def __init__(self, root: resource.Resource, *, max_body: int, tls: bool,
+    def __init__(self, root: resource.Resource, *, reactor: Any, max_body: int, tls: bool,
                  log: Any) -> None:
-        super().__init__(root)  # type: ignore[no-untyped-call]
+        # (the reactor given: twisted.web would import the global one; no form parsing:
+        # the API takes JSON only)
+        super().__init__(root, reactor=reactor,  # type: ignore[no-untyped-call]
+                         parsePOSTFormSubmission=False)
         self.max_body = max_body
         self.tls = tls
         self._log = log
