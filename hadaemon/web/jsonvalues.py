@@ -18,6 +18,10 @@ from hadaemon.sentinels import UNKNOWN
 BYTES_KEY = "$bytes"
 
 
+class BadValue(ValueError):
+    """A JSON value that is no value of the model (e.g. ``$bytes`` that is not base64)."""
+
+
 def to_json(value: Any) -> Any:
     """A JSON-serialisable form of a value of the model (UNKNOWN becomes None)."""
     kind = type(value)
@@ -50,11 +54,11 @@ def from_json(value: Any, where: str = "value") -> Any:
         if set(value) == {BYTES_KEY}:
             encoded = value[BYTES_KEY]
             if not isinstance(encoded, str):
-                raise ValueError(f"{where}: {BYTES_KEY} takes a base64 string")
+                raise BadValue(f"{where}: {BYTES_KEY} takes a base64 string")
             try:
                 return base64.b64decode(encoded, validate=True)
             except (binascii.Error, ValueError):
-                raise ValueError(f"{where}: {BYTES_KEY} is not valid base64") from None
+                raise BadValue(f"{where}: {BYTES_KEY} is not valid base64") from None
         return {k: from_json(v, f"{where}.{k}") for k, v in value.items()}
     if isinstance(value, list):
         return [from_json(v, f"{where}[{i}]") for i, v in enumerate(value)]

@@ -91,7 +91,8 @@ class WebPlugin(Plugin):
         api = ApiResource(self, routes)
         root.putChild(b"api", api)
         root.putChild(b"metrics", api)
-        site = ApiSite(root, reactor=self.reactor, max_body=settings.max_body, tls=settings.tls, log=self.log)
+        site = ApiSite(root, reactor=self.reactor, max_body=settings.max_body,
+                       tls=settings.tls, log=self.log)
         try:
             if settings.tls_cert is not None and settings.tls_key is not None:
                 ssl = _tls_module()

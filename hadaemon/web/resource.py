@@ -25,6 +25,7 @@ from hadaemon.registry import (
     UnknownVariable,
 )
 from hadaemon.web.http import ApiError, ApiRequest, parse_json_body, write_error, write_json
+from hadaemon.web.jsonvalues import BadValue
 from hadaemon.web.routes import Call, RouteTable
 
 if TYPE_CHECKING:
@@ -47,6 +48,8 @@ def api_error_of(exc: BaseException) -> ApiError | None:
         details = {"retry_after": retry} if retry else {}
         return ApiError(status, code, str(getattr(exc, "message", exc)), headers=headers,
                         details=details)
+    if isinstance(exc, BadValue):
+        return ApiError(400, "bad_value", str(exc))
     if isinstance(exc, UnknownDevice):
         return ApiError(404, "unknown_device", str(exc))
     if isinstance(exc, UnknownChannel | UnknownVariable | SystemVariableNotFound):
