@@ -115,9 +115,12 @@ class Journal:
         topic = event.topic
         entry = Entry(self.seq, topic[:topic.find("/")] if "/" in topic else topic, event)
         self.entries.append(entry)
-        for stream in self.streams:
+        oldest = self.entries[0].seq
+        for stream in list(self.streams):
             if stream.cursor == entry.seq - 1 and not stream.paused:
                 stream.take(entry)
+            elif stream.cursor + 1 < oldest:  # its next event just left the journal
+                stream.drop(f"the client fell more than {len(self.entries)} events behind")
 
     def entry(self, seq: int) -> Entry | None:
         if not self.entries:
