@@ -98,7 +98,11 @@ class WebPlugin(Plugin):
                 ssl = _tls_module()
                 pem = settings.tls_cert.read_bytes() + b"\n" + settings.tls_key.read_bytes()
                 options = ssl.PrivateCertificate.loadPEM(pem).options()
-                self.port = self.reactor.listenSSL(settings.port, site, options,
+                from twisted.protocols.tls import TLSMemoryBIOFactory
+
+                # (listenSSL would give TLS the global reactor's clock: ours is given)
+                tls = TLSMemoryBIOFactory(options, False, site, clock=self.reactor)
+                self.port = self.reactor.listenTCP(settings.port, tls,
                                                    interface=settings.address)
             else:
                 self.port = self.reactor.listenTCP(settings.port, site,
@@ -143,8 +147,8 @@ def _tls_module() -> Any:
         from twisted.internet import ssl
     except ImportError as exc:
         raise RuntimeError(
-            f"[web] TLS needs pyOpenSSL ({exc}): pip install 'hadaemon[tls]', or serve "
-            "plain HTTP on 127.0.0.1 behind a TLS proxy") from None
+            f"[web] TLS needs pyOpenSSL and service_identity ({exc}): pip install "
+            "'hadaemon[tls]', or serve plain HTTP on 127.0.0.1 behind a TLS proxy") from None
     return ssl
 
 

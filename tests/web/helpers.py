@@ -34,20 +34,14 @@ PASSWORD = "correct horse battery staple"
 
 
 def make_auth(plugin: WebPlugin) -> Any:
-    """The real auth once merged, the contract's stand-in before."""
-    env = {"HADAEMON_ADMIN_PASSWORD": PASSWORD}
-    try:
-        from hadaemon.web.auth import WebAuth
-    except ImportError:
-        from tests.web.fakeauth import FakeAuth
+    """The real auth, with the admin password from its environment variable."""
+    from hadaemon.web.auth import WebAuth
 
-        return FakeAuth(plugin.context.credentials, reactor=plugin.reactor,
-                        secure=plugin.settings.tls, environ=env)
     return WebAuth(plugin.context.credentials, reactor=plugin.reactor,
-                   secure=plugin.settings.tls, environ=env)
+                   secure=plugin.settings.tls, environ={"HADAEMON_ADMIN_PASSWORD": PASSWORD})
 
 
-class TestWeb(WebPlugin):
+class WebForTests(WebPlugin):
     """The web plugin with a known admin password."""
 
     password = True
@@ -70,7 +64,7 @@ class _NoPassword:
         return getattr(self._auth, name)
 
 
-def catalog(web: type[WebPlugin] = TestWeb) -> Catalog:
+def catalog(web: type[WebPlugin] = WebForTests) -> Catalog:
     plugins = {"web": (web, WebPlugin.schema), "demo": (DemoDevices, DemoDevices.schema),
                "nodes": (NodesPlugin, NODES_SCHEMA),
                "services": (ServicesPlugin, ServicesPlugin.schema)}
@@ -97,7 +91,7 @@ def make_config(tmp_path: pathlib.Path, plugins: tuple[str, ...] = ("demo", "web
 class LiveDaemon:
     """A started daemon on its own reactor thread; ``stop()`` (or the ``with``) ends it."""
 
-    def __init__(self, config: Config, web: type[WebPlugin] = TestWeb,
+    def __init__(self, config: Config, web: type[WebPlugin] = WebForTests,
                  expect_web: bool = True) -> None:
         self._ready: queue.Queue[Any] = queue.Queue()
         self._stop: Deferred[None] | None = None
