@@ -22,6 +22,7 @@ from hadaemon.registry import (
     UnknownDevice,
     UnknownVariable,
     Variable,
+    VariableSpec,
 )
 from hadaemon.web.events import EventStream, tap_frame
 from hadaemon.web.http import ApiError, bad_request, not_found
@@ -133,17 +134,19 @@ def status(web: WebPlugin, call: Call) -> Any:
 # -- devices -------------------------------------------------------------------------------
 
 
-def _variable(web: WebPlugin, var: Variable) -> dict[str, Any]:
-    spec = var.spec
-    value = var.current(web.reactor.seconds())
+_DESCRIPTIONS: dict[int, tuple[VariableSpec, dict[str, Any]]] = {}
+
+
+def _description(spec: VariableSpec) -> dict[str, Any]:
+    """What never changes about a variable, made once per spec (a device list of 5,000
+    variables would otherwise spend most of its time on the Access flags)."""
+    cached = _DESCRIPTIONS.get(id(spec))
+    if cached is not None and cached[0] is spec:
+        return cached[1]
     out: dict[str, Any] = {
         "name": spec.name, "type": spec.type.value,
         "access": {"read": spec.readable, "write": spec.writable, "query": spec.queryable},
-        "value": to_json(value), "known": value is not UNKNOWN,
-        "confirmed": to_json(var.value), "timestamp": var.timestamp,
     }
-    if var.pending is not UNKNOWN:
-        out["pending"] = to_json(var.pending)
     if spec.unit:
         out["unit"] = spec.unit
     if spec.minimum is not None or spec.maximum is not None:
@@ -154,16 +157,29 @@ def _variable(web: WebPlugin, var: Variable) -> dict[str, Any]:
         out["is_event"] = True
     if spec.label:
         out["label"] = spec.label
+    if len(_DESCRIPTIONS) > 100_000:  # specs of removed devices: start over
+        _DESCRIPTIONS.clear()
+    _DESCRIPTIONS[id(spec)] = (spec, out)
+    return out
+
+
+def _variable(web: WebPlugin, var: Variable, now: float | None = None) -> dict[str, Any]:
+    value = var.current(web.reactor.seconds() if now is None else now)
+    out = {**_description(var.spec), "value": to_json(value), "known": value is not UNKNOWN,
+           "confirmed": to_json(var.value), "timestamp": var.timestamp}
+    if var.pending is not UNKNOWN:
+        out["pending"] = to_json(var.pending)
     return out
 
 
 def _device(web: WebPlugin, device: Device) -> dict[str, Any]:
+    now = web.reactor.seconds()
     return {
         "peer_id": device.peer_id, "source": device.source, "key": device.key,
         "name": device.name, "type": device.type, "info": to_json(device.info),
         "channels": [
             {"index": channel.index, "name": channel.name, "type": channel.type,
-             "variables": [_variable(web, v) for v in channel.variables.values()]}
+             "variables": [_variable(web, v, now) for v in channel.variables.values()]}
             for channel in device.channels.values()
         ],
     }
