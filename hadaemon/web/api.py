@@ -17,6 +17,7 @@ from hadaemon.logs import LEVEL_NAMES
 from hadaemon.registry import (
     UNKNOWN,
     Device,
+    RegistryError,
     SystemVariableNotFound,
     UnknownChannel,
     UnknownDevice,
@@ -230,9 +231,15 @@ async def write_variable(web: WebPlugin, call: Call) -> Any:
         device.variable(p["channel"], p["name"])
     except (UnknownChannel, UnknownVariable) as exc:
         raise not_found("variable", str(exc)) from None
-    await web.registry.set_value(p["peer_id"], p["channel"], p["name"], value,
-                                 confirm=bool(call.body.get("confirm")),
-                                 timeout=call.body.get("timeout"))
+    try:
+        await web.registry.set_value(p["peer_id"], p["channel"], p["name"], value,
+                                     confirm=bool(call.body.get("confirm")),
+                                     timeout=call.body.get("timeout"))
+    except RegistryError:
+        raise  # checks and confirmation: answered by their kind
+    except Exception as exc:  # the adapter refused the write
+        raise ApiError(502, "write_failed", f"the device's adapter ({device.source}) "
+                       f"refused the write: {type(exc).__name__}: {exc}") from None
     return _variable(web, device.variable(p["channel"], p["name"]))
 
 

@@ -161,3 +161,21 @@ def test_an_unexpected_exception_is_a_500_without_traceback(live: LiveDaemon) ->
     assert (answer.status, answer.error) == (500, "internal")
     assert "Traceback" not in answer.body.decode() and "NoneType" not in answer.body.decode()
     assert live.client().get("/api/status").status == 200
+
+
+def test_a_write_the_adapter_refuses_is_a_502_naming_it(live: LiveDaemon) -> None:
+    # The demo button is written through its adapter, which refuses every write.
+    button = peer(live, "button")
+    spec = live.call(lambda: live.daemon.registry.variable(button, 0, "action").spec)
+    assert not spec.writable  # (so a writable variable of it is made for the test)
+    from hadaemon.registry import Access, ChannelSpec, ValueType, VariableSpec
+
+    demo = live.daemon.plugin("demo")
+    live.call(lambda: live.daemon.registry.add_device(
+        "demo", "button", "Demo button",
+        [ChannelSpec(0, [VariableSpec("action", ValueType.ENUM, Access.ALL,
+                                      values=("single", "double"))])], demo))
+    answer = live.client().request("PUT", f"/api/devices/{button}/0/action",
+                                   {"value": "single"})
+    assert (answer.status, answer.error) == (502, "write_failed")
+    assert "demo" in answer.json["message"] and "cannot be written" in answer.json["message"]
