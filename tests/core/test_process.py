@@ -89,7 +89,8 @@ def store_value(state_dir: pathlib.Path, key: str) -> Any:
 def test_check_accepts_the_shipped_example() -> None:
     result = run_cli("check", "--config", "etc/hadaemon.toml")
     assert result.returncode == 0, result.stderr
-    assert "etc/hadaemon.toml: OK (changelog, demo, heartbeat, services, nodes)" in result.stdout
+    assert ("etc/hadaemon.toml: OK (changelog, demo, heartbeat, services, nodes, web)"
+            in result.stdout)
 
 
 def test_check_reports_every_error_with_file_and_key(tmp_path: pathlib.Path) -> None:
