@@ -294,25 +294,26 @@ def delete_sysvar(web: WebPlugin, call: Call) -> Any:
     return {"ok": True}
 
 
-# -- nodes and flows -----------------------------------------------------------------------
-
-
-def _nodes_plugin(web: WebPlugin) -> Any:
-    plugin = web.context.plugin("nodes")
+def _running(web: WebPlugin, name: str) -> Any:
+    """The running plugin ``name`` behind an endpoint, or a 404 saying it is not."""
+    plugin = web.context.plugin(name)
     if plugin is None:
-        raise ApiError(404, "not_enabled", "the nodes plugin is not running")
+        raise ApiError(404, "not_enabled", f"the {name} plugin is not running")
     return plugin
+
+
+# -- nodes and flows -----------------------------------------------------------------------
 
 
 @routes.get("/api/nodes", "Every node: process, pid, restarts, crash loop, status",
             tag="nodes", errors=(404,))
 def nodes(web: WebPlugin, call: Call) -> Any:
-    return {"nodes": list(to_json(_nodes_plugin(web).nodes()).values())}
+    return {"nodes": list(to_json(_running(web, "nodes").nodes()).values())}
 
 
 @routes.get("/api/nodes/{node_id}", "One node", tag="nodes", params={"node_id": str})
 def node(web: WebPlugin, call: Call) -> Any:
-    found = _nodes_plugin(web).nodes().get(call.params["node_id"])
+    found = _running(web, "nodes").nodes().get(call.params["node_id"])
     if found is None:
         raise not_found("node", f"no node {call.params['node_id']!r}")
     return to_json(found)
@@ -323,26 +324,19 @@ def node(web: WebPlugin, call: Call) -> Any:
 async def restart_node(web: WebPlugin, call: Call) -> Any:
     node_id = call.params["node_id"]
     try:
-        restarted = _nodes_plugin(web).restart_node(node_id)
+        restarted = _running(web, "nodes").restart_node(node_id)
     except KeyError:
         raise not_found("node", f"no node {node_id!r}") from None
     await restarted
-    return to_json(_nodes_plugin(web).nodes()[node_id])
+    return to_json(_running(web, "nodes").nodes()[node_id])
 
 
 @routes.get("/api/flows", "The flows as a graph: nodes and wires", tag="nodes", errors=(404,))
 def flows(web: WebPlugin, call: Call) -> Any:
-    return to_json(_nodes_plugin(web).graph())
+    return to_json(_running(web, "nodes").graph())
 
 
 # -- services ------------------------------------------------------------------------------
-
-
-def _services_plugin(web: WebPlugin) -> Any:
-    plugin = web.context.plugin("services")
-    if plugin is None:
-        raise ApiError(404, "not_enabled", "the services plugin is not running")
-    return plugin
 
 
 def _service(web: WebPlugin, info: dict[str, Any], lines: int = 20) -> dict[str, Any]:
@@ -353,13 +347,14 @@ def _service(web: WebPlugin, info: dict[str, Any], lines: int = 20) -> dict[str,
 @routes.get("/api/services", "Every service: state, restarts, recent Debug lines",
             tag="services", errors=(404,))
 def services(web: WebPlugin, call: Call) -> Any:
-    return {"services": [_service(web, s, 5) for s in _services_plugin(web).services().values()]}
+    found = _running(web, "services").services().values()
+    return {"services": [_service(web, s, 5) for s in found]}
 
 
 @routes.get("/api/services/{service_id}", "One service", tag="services",
             params={"service_id": str})
 def service(web: WebPlugin, call: Call) -> Any:
-    found = _services_plugin(web).services().get(call.params["service_id"].lower())
+    found = _running(web, "services").services().get(call.params["service_id"].lower())
     if found is None:
         raise not_found("service", f"no service {call.params['service_id']!r}")
     return _service(web, found, 50)
@@ -369,7 +364,7 @@ def service(web: WebPlugin, call: Call) -> Any:
              tag="services", params={"service_id": str}, errors=(409,))
 async def restart_service(web: WebPlugin, call: Call) -> Any:
     service_id = call.params["service_id"]
-    plugin = _services_plugin(web)
+    plugin = _running(web, "services")
     try:
         await plugin.restart_service(service_id)
     except KeyError:
@@ -382,24 +377,17 @@ async def restart_service(web: WebPlugin, call: Call) -> Any:
 # -- the zigbee bridge ---------------------------------------------------------------------
 
 
-def _zigbee_plugin(web: WebPlugin) -> Any:
-    plugin = web.context.plugin("zigbee2mqtt")
-    if plugin is None:
-        raise ApiError(404, "not_enabled", "the zigbee2mqtt plugin is not running")
-    return plugin
-
-
 @routes.get("/api/zigbee", "The zigbee2mqtt bridge: online, version, permit join, counts",
             tag="zigbee", errors=(404,))
 def zigbee(web: WebPlugin, call: Call) -> Any:
-    return to_json(_zigbee_plugin(web).bridge_state())
+    return to_json(_running(web, "zigbee2mqtt").bridge_state())
 
 
 @routes.post("/api/zigbee/permit_join", "Let devices join for N seconds (0 closes)",
              tag="zigbee", errors=(404, 502, 504),
              body=[Field("seconds", "integer", required=True, minimum=0, maximum=254)])
 async def permit_join(web: WebPlugin, call: Call) -> Any:
-    plugin = _zigbee_plugin(web)
+    plugin = _running(web, "zigbee2mqtt")
     try:
         answer = await plugin.permit_join(call.body["seconds"])
     except TimeoutError as exc:
@@ -517,7 +505,7 @@ def _tap(web: WebPlugin, holder: list[EventStream], spec: str) -> Any:
     if not node_id or not output.isdigit():
         raise bad_request("bad_parameter", f"tap {spec!r}: expected <node id>/<output>")
     index = int(output)
-    plugin = _nodes_plugin(web)
+    plugin = _running(web, "nodes")
     seconds = web.reactor.seconds
 
     def watch(msg: Any) -> None:
