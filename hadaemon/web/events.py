@@ -37,6 +37,7 @@ from hadaemon.web.jsonvalues import dumps, to_json
 KINDS = ("variable", "lifecycle", "error", "status", "device")
 KEEPALIVE = 15.0
 TAP_QUEUE = 1000
+REPLAY_BATCH = 256  # journal entries written per turn while a client catches up
 TAP_MAX_BYTES = 32 * 1024
 
 
@@ -168,6 +169,8 @@ class EventStream:
         self.tap_queue: deque[bytes] = deque()
         self.taps_dropped = 0
         self.cleanups: list[Callable[[], object]] = []
+        self._out: list[bytes] = []
+        self._flush_call: Any = None
         try:
             matchers = [matcher(p) for p in patterns]
         except InvalidTopic as exc:
@@ -190,9 +193,9 @@ class EventStream:
             if seq is not None:
                 self.cursor = seq
         hello = {"id": self.journal.last_id, "resumed": resume is not None and not gap}
-        request.write(b"retry: 2000\nevent: hello\ndata: " + dumps(hello) + b"\n\n")
+        self._send(b"retry: 2000\nevent: hello\ndata: " + dumps(hello) + b"\n\n")
         if gap:
-            request.write(b"event: gap\ndata: " + dumps({"message": gap}) + b"\n\n")
+            self._send(b"event: gap\ndata: " + dumps({"message": gap}) + b"\n\n")
         self.journal.streams.append(self)
         self._pump()
 
@@ -200,25 +203,43 @@ class EventStream:
         """The next journal entry, while the client keeps up (the journal's fast path)."""
         self.cursor = entry.seq
         if self._match is None or self._match(entry.event.topic):
-            self.request.write(entry.frame(self.journal.epoch))
+            self._send(entry.frame(self.journal.epoch))
+
+    def _send(self, data: bytes) -> None:
+        # The frames of one reactor turn go out as one write (one HTTP chunk): a change
+        # report of 20 values is one write, not 20.
+        self._out.append(data)
+        if self._flush_call is None:
+            self._flush_call = self.reactor.callLater(0, self._flush)
+
+    def _flush(self) -> None:
+        self._flush_call = None
+        out, self._out = self._out, []
+        request = self.request
+        if out and not request.finished and not getattr(request, "_disconnected", False):
+            request.write(b"".join(out))
+        if not self.paused and not self.closed and self.cursor < self.journal.seq:
+            self._pump()  # a replay goes on, a batch a turn
 
     def _pump(self) -> None:
         journal = self.journal
         while not self.paused and not self.closed and self.tap_queue:
-            self.request.write(self.tap_queue.popleft())
-        while not self.paused and not self.closed and self.cursor < journal.seq:
+            self._send(self.tap_queue.popleft())
+        batch = REPLAY_BATCH
+        while not self.paused and not self.closed and self.cursor < journal.seq and batch:
             entry = journal.entry(self.cursor + 1)
             if entry is None:
                 self.drop(f"the client fell more than {len(journal.entries)} events behind")
                 return
             self.take(entry)
+            batch -= 1
 
     def tap(self, frame: bytes) -> None:
         """A wire message for this client (not journaled)."""
         if self.closed:
             return
         if not self.paused and not self.tap_queue:
-            self.request.write(frame)
+            self._send(frame)
             return
         if len(self.tap_queue) >= TAP_QUEUE:
             self.tap_queue.popleft()
@@ -230,7 +251,7 @@ class EventStream:
         self.log.warn("event stream client {client} dropped: {why}",
                       client=_client(self.request), why=why)
         note = {"message": f"dropped: {why}; reconnect with Last-Event-ID to resume"}
-        self.request.write(b"event: dropped\ndata: " + dumps(note) + b"\n\n")
+        self._send(b"event: dropped\ndata: " + dumps(note) + b"\n\n")
         self.close(None)
         transport = self.request.channel.transport if self.request.channel else None
         if transport is not None:
@@ -241,8 +262,10 @@ class EventStream:
     def close(self, why: str | None) -> None:
         if self.closed:
             return
+        self.closed = True  # (what is waiting is written, nothing more is pumped)
         if why is not None:
-            self.request.write(b"event: closed\ndata: " + dumps({"message": why}) + b"\n\n")
+            self._send(b"event: closed\ndata: " + dumps({"message": why}) + b"\n\n")
+        self._flush()
         self._release()
         if not self.request.finished and not getattr(self.request, "_disconnected", False):
             self.request.unregisterProducer()
@@ -254,6 +277,9 @@ class EventStream:
             self.journal.streams.remove(self)
         if self._keepalive.active():
             self._keepalive.cancel()
+        if self._flush_call is not None and self._flush_call.active():
+            self._flush_call.cancel()
+        self._flush_call = None
         cleanups, self.cleanups = self.cleanups, []
         for cleanup in cleanups:
             cleanup()
@@ -264,10 +290,10 @@ class EventStream:
     def _ping(self) -> None:
         if not self.closed:
             if self.taps_dropped and not self.paused:
-                self.request.write(b"event: tap-dropped\ndata: "
+                self._send(b"event: tap-dropped\ndata: "
                                    + dumps({"count": self.taps_dropped}) + b"\n\n")
                 self.taps_dropped = 0
-            self.request.write(b": keep-alive\n\n")
+            self._send(b": keep-alive\n\n")
             self._keepalive = self.reactor.callLater(KEEPALIVE, self._ping)
 
     # -- IPushProducer: the transport says when the client cannot take more ---------------
