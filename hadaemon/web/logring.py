@@ -57,8 +57,9 @@ class LogRing:
         ``source``, oldest first."""
         floor = _ORDER[LEVEL_NAMES[level]] if level else 0
         pool: Iterable[LogEvent] = self.events
-        if source and source in self.by_namespace and not any(
-            ns.startswith(source + ".") for ns in self.by_namespace
+        namespaces = list(self.by_namespace)  # (other threads may log meanwhile)
+        if source and source in namespaces and not any(
+            ns.startswith(source + ".") for ns in namespaces
         ):
             pool = list(self.by_namespace[source]) + list(self.events)
         selected: list[LogEvent] = []

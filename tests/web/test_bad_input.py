@@ -179,3 +179,13 @@ def test_a_write_the_adapter_refuses_is_a_502_naming_it(live: LiveDaemon) -> Non
                                    {"value": "single"})
     assert (answer.status, answer.error) == (502, "write_failed")
     assert "demo" in answer.json["message"] and "cannot be written" in answer.json["message"]
+
+
+def test_static_files_list_no_directory_and_leave_no_way_out(live: LiveDaemon) -> None:
+    client = live.client()
+    for path in ("/../setup.cfg", "/%2e%2e/setup.cfg", "/..%2fsetup.cfg", "/nothing.html",
+                 "/index.html/x"):
+        answer = client.get(path, auth=False)
+        assert answer.status == 404, path
+        assert b"[metadata]" not in answer.body
+        assert answer.headers["x-content-type-options"] == "nosniff"
