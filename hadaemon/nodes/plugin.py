@@ -372,6 +372,35 @@ class NodesPlugin(Plugin):
             out[node_id] = snapshot
         return out
 
+    def graph(self) -> dict[str, Any]:
+        """The flows as a graph: every node and every wire (``{from, output, to}``)."""
+        nodes: list[dict[str, Any]] = []
+        wires: list[dict[str, Any]] = []
+        for node_id, spec in self.flows.nodes.items():
+            nodes.append({"id": node_id, "flow": spec.flow, "type": spec.type,
+                          "name": spec.name, "inputs": spec.inputs, "outputs": spec.outputs})
+            for index, targets in enumerate(spec.wires):
+                wires.extend({"from": node_id, "output": index, "to": target.describe()}
+                             for target in targets)
+        flows = sorted({spec.flow for spec in self.flows.nodes.values()})
+        return {"flows": flows, "nodes": nodes, "wires": wires}
+
+    def restart_node(self, node_id: str) -> Deferred[None]:
+        """Restart one node's process (KeyError: no such node)."""
+        if self.supervisor is None or node_id not in self.runtimes:
+            raise KeyError(node_id)
+        return self.supervisor.restart(node_id)
+
+    def add_tap(self, node_id: str, output: int, watcher: Any) -> Any:
+        """Watch the messages of one node output (KeyError/IndexError naming what is
+        wrong); returns the function that stops watching."""
+        spec = self.flows.nodes.get(node_id)
+        if spec is None or self.dispatcher is None:
+            raise KeyError(node_id)
+        if not 0 <= output < spec.outputs:
+            raise IndexError(f"node {node_id} has {spec.outputs} output(s), no output {output}")
+        return self.dispatcher.router.add_tap(node_id, output, watcher)
+
     # -- stop -------------------------------------------------------------------------------
 
     async def stop(self) -> None:

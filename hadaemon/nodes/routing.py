@@ -72,6 +72,8 @@ class Router:
         self._routes: dict[str, list[Route]] = {}
         self._senders: dict[str, Address] = {}
         self.routed = 0
+        # Watchers of one output's messages (the HTTP API's wire tap), see add_tap.
+        self.taps: dict[tuple[str, int], list[Callable[[Any], object]]] = {}
 
     def _resolve(self, source: NodeSpec) -> list[Route]:
         """Every output's wires with their queues, looked up once per node."""
@@ -109,6 +111,8 @@ class Router:
             return None
         message = OutgoingMessage(as_message(msg, source.id), decoded=True)
         self.routed += 1
+        if self.taps:
+            self._tap(source.id, index, message.msg)
         full: list[NodeInputs] | None = None
         bus_held: Deferred[None] | None = None
         for inputs, target, outcome in route:
@@ -233,6 +237,29 @@ class Router:
             ("bus", node_id, str(address), failure.type), node_id,
             f"message to {address} failed: {failure.getErrorMessage()}", Level.ERROR,
         )
+
+    def add_tap(self, node_id: str, index: int,
+                watcher: Callable[[Any], object]) -> Callable[[], None]:
+        """Call ``watcher(msg)`` with each message node ``node_id`` sends on output
+        ``index``, before it is delivered (so it must not keep or change it); returns the
+        function that removes it."""
+        watchers = self.taps.setdefault((node_id, index), [])
+        watchers.append(watcher)
+
+        def remove() -> None:
+            if watcher in watchers:
+                watchers.remove(watcher)
+            if not watchers and self.taps.get((node_id, index)) is watchers:
+                del self.taps[(node_id, index)]
+        return remove
+
+    def _tap(self, node_id: str, index: int, msg: Any) -> None:
+        for watcher in self.taps.get((node_id, index), ()):
+            try:
+                watcher(msg)
+            except Exception:  # a watcher's failure is its own, never the sender's
+                self._throttled(("tap", node_id, index), node_id,
+                                f"a wire tap on output {index} failed", Level.WARNING)
 
     def stop(self) -> None:
         """Stop retrying every bus line (the daemon stops)."""

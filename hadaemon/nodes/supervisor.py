@@ -384,6 +384,21 @@ class Supervisor:
         if process is not None:
             process.ready()
 
+    def restart(self, node_id: str) -> Deferred[None]:
+        """Stop one node (SIGTERM, SIGKILL after the grace period) and start it again at
+        once, its backoff reset; fires once it was started again. KeyError: no such node."""
+        process = self.processes[node_id]
+        stopped = process.terminate()
+        timer = self.reactor.callLater(self.policy.grace, process.kill)
+
+        def again(_: object) -> None:
+            if timer.active():
+                timer.cancel()
+            process.backoff.reset()
+            process.start()
+
+        return stopped.addCallback(again)
+
     async def stop_all(self) -> None:
         """SIGTERM every node, SIGKILL those still there after the grace period."""
         self._pending.clear()

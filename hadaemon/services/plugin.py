@@ -120,6 +120,34 @@ class ServicesPlugin(Plugin):
         ):
             orchestrator.upstream_changed(event.state)
 
+    def services(self) -> dict[str, dict[str, Any]]:
+        """Every user service's state (for status displays): state, starts, failures."""
+        orchestrator = self.orchestrator
+        if orchestrator is None:
+            return {}
+        out: dict[str, dict[str, Any]] = {}
+        for service_id, runtime in orchestrator.runtimes.items():
+            supervisor = orchestrator.supervisors[service_id]
+            out[service_id] = {
+                "id": service_id, "name": runtime.name, "state": str(runtime.state),
+                "starts": supervisor.starts, "restarts": max(supervisor.starts - 1, 0),
+                "failures": supervisor.failures, "running_calls": runtime.running_calls,
+            }
+        return out
+
+    async def restart_service(self, service_id: str) -> None:
+        """Stop one service (Stop within its timeout) and start it again (KeyError: no
+        such service; ValueError: it is disabled in the config)."""
+        orchestrator = self.orchestrator
+        runtime = orchestrator.find(service_id) if orchestrator is not None else None
+        if orchestrator is None or runtime is None:
+            raise KeyError(service_id)
+        if str(runtime.state) == "disabled":
+            raise ValueError(f"service {runtime.id} is disabled in the config")
+        supervisor = orchestrator.supervisors[runtime.id]
+        await supervisor.stop()
+        supervisor.start()
+
     async def stop(self) -> None:
         for subscription in self._subscriptions:
             subscription.cancel()

@@ -86,6 +86,29 @@ class ZigbeeAdapter(Plugin):
         # Pending sets go out (and are acknowledged) before the mqtt plugin stops.
         return self.network.stop(timeout=(self.stop_timeout or 5.0) - 1.0)
 
+    def bridge_state(self) -> dict[str, Any]:
+        """The bridge as status displays show it: online, ready, info, device counts."""
+        network = self.network
+        if network is None:
+            return {"started": False}
+        info = network.bridge_info
+        return {
+            "started": True, "ready": network.ready, "online": network.bridge_online,
+            "base_topic": network.base_topic, "version": info.get("version"),
+            "permit_join": info.get("permit_join"),
+            "permit_join_timeout": info.get("permit_join_timeout"),
+            "devices": len(network.devices), "groups": len(network.groups),
+            "messages_received": network.messages_received,
+            "peer_id": getattr(network.bridge_device, "peer_id", None),
+        }
+
+    def permit_join(self, seconds: int) -> Deferred[Any]:
+        """Ask zigbee2mqtt to let devices join for ``seconds`` (0 closes); fires with its
+        answer (BridgeTimeout if it does not answer)."""
+        if self.network is None:
+            raise RuntimeError("the zigbee2mqtt adapter has not started")
+        return self.network.requests.request("permit_join", {"time": int(seconds)})
+
     def regenerate(self) -> None:
         """Rewrite the generated module next to each automation if the network changed."""
         from hadaemon.zigbee.codegen import write_module

@@ -94,7 +94,7 @@ def test_check_accepts_the_shipped_example() -> None:
     # (other plugins may join the example: the three worlds and the broker must be there)
     enabled = ok[0].split("(", 1)[1].rstrip(")").split(", ")
     for name in ("history", "changelog", "demo", "heartbeat", "mqtt", "zigbee2mqtt_story",
-                 "zigbee2mqtt", "services", "nodes", "metrics"):
+                 "zigbee2mqtt", "services", "nodes", "metrics", "web"):
         assert name in enabled, ok[0]
 
 

@@ -1,0 +1,218 @@
+"""The resources: the API dispatcher (one leaf for every declared route) and the static
+files of the console, with JSON errors wherever twisted.web would answer HTML."""
+
+from __future__ import annotations
+
+import inspect
+import pathlib
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
+
+from twisted.python.failure import Failure
+from twisted.web import resource, server, static
+from twisted.web.server import Request
+
+from hadaemon.aio import as_deferred
+from hadaemon.bus import BusError, QueueFull
+from hadaemon.registry import (
+    ConfirmationTimeout,
+    InvalidValue,
+    ReadOnly,
+    RegistryError,
+    SystemVariableNotFound,
+    UnknownChannel,
+    UnknownDevice,
+    UnknownVariable,
+)
+from hadaemon.web.http import ApiError, ApiRequest, parse_json_body, write_error, write_json
+from hadaemon.web.jsonvalues import BadValue
+from hadaemon.web.routes import Call, RouteTable
+
+if TYPE_CHECKING:
+    from hadaemon.web.plugin import WebPlugin
+
+STATIC = pathlib.Path(__file__).parent / "static"
+
+
+_ERRORS: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], int, str], ...] = (
+    (BadValue, 400, "bad_value"),
+    (UnknownDevice, 404, "unknown_device"),
+    ((UnknownChannel, UnknownVariable, SystemVariableNotFound), 404, "unknown_variable"),
+    (ReadOnly, 403, "read_only"),
+    (InvalidValue, 422, "invalid_value"),
+    (ConfirmationTimeout, 504, "not_confirmed"),
+    (RegistryError, 400, "registry_error"),
+    (QueueFull, 503, "busy"),
+    (BusError, 502, "bus_error"),
+)
+"""Exceptions handlers let through that are the client's (or a device's) business, in
+the order they are tried (a subclass before its base)."""
+
+
+def api_error_of(exc: BaseException) -> ApiError | None:
+    """The answer for an exception a handler let through (None: unexpected)."""
+    if isinstance(exc, ApiError):
+        return exc
+    status = getattr(exc, "status", None)
+    code = getattr(exc, "code", None)
+    if type(exc).__name__ == "AuthError" and isinstance(status, int) and isinstance(code, str):
+        retry = getattr(exc, "retry_after", None)
+        headers = {b"Retry-After": str(max(1, round(retry))).encode()} if retry else {}
+        if status == 401:
+            headers[b"WWW-Authenticate"] = b'Bearer realm="hadaemon"'
+        details = {"retry_after": retry} if retry else {}
+        return ApiError(status, code, str(getattr(exc, "message", exc)), headers=headers,
+                        details=details)
+    for kind, status, code in _ERRORS:
+        if isinstance(exc, kind):
+            return ApiError(status, code, str(exc))
+    return None
+
+
+class ApiResource(resource.Resource):
+    """Every route of the table (``/api/...`` and ``/metrics``), answered in JSON."""
+
+    isLeaf = True
+
+    def __init__(self, web: WebPlugin, routes: RouteTable) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.web = web
+        self.routes = routes
+
+    def render(self, request: Request) -> Any:
+        request.notifyFinish().addErrback(_disconnected, request)
+        outcome = as_deferred(self._handle(request), name="web request")
+        outcome.addErrback(self._unexpected, request)
+        return server.NOT_DONE_YET
+
+    async def _handle(self, request: Request) -> None:
+        web = self.web
+        try:
+            split = urlsplit(request.uri.decode("latin-1"))
+            method = request.method.decode("latin-1")
+            route, raw = self.routes.resolve(method, split.path)
+            principal = None
+            if route.auth != "public" and not (route.raw and web.settings.metrics_public):
+                principal = web.auth.require(request, state_changing=route.auth == "write")
+            params = route.convert_params(raw)
+            args = parse_qs(split.query, keep_blank_values=True)
+            query = route.convert_query(
+                {k.encode(): [v.encode() for v in vs] for k, vs in args.items()})
+            body: dict[str, Any] = {}
+            if route.body is not None:
+                body = route.check_body(parse_json_body(request))
+            result = route.handler(web, Call(request, params, query, body, principal))
+            if inspect.isawaitable(result):
+                result = await result
+        except Exception as exc:
+            error = api_error_of(exc)
+            if error is None:
+                raise
+            write_error(request, error)
+            return
+        if route.stream:
+            return
+        if route.raw:
+            _write_raw(request, route.status, result)
+        else:
+            write_json(request, route.status, result)
+
+    def _unexpected(self, failure: Failure, request: Request) -> None:
+        self.web.log.failure("{method} {uri} failed", failure=failure,
+                             method=request.method.decode("latin-1"),
+                             uri=request.uri.decode("latin-1"))
+        if not request.startedWriting:
+            write_json(request, 500, {"error": "internal",
+                                      "message": "an unexpected error; it is logged"})
+        elif not request.finished and not getattr(request, "_disconnected", False):
+            request.finish()
+
+
+def _disconnected(failure: Failure, request: Request) -> None:
+    request._disconnected = True
+
+
+def _write_raw(request: Request, status: int, body: Any) -> None:
+    if getattr(request, "_disconnected", False) or request.finished:
+        return
+    data = body if isinstance(body, bytes) else str(body).encode()
+    request.setResponseCode(status)
+    request.setHeader(b"Content-Length", str(len(data)).encode())
+    if request.method != b"HEAD":
+        request.write(data)
+    request.finish()
+
+
+class JsonNotFound(resource.Resource):
+    isLeaf = True
+
+    def render(self, request: Request) -> bytes:
+        write_json(request, 404, {"error": "not_found", "message": "no such file"})
+        return server.NOT_DONE_YET  # type: ignore[return-value]
+
+
+class StaticFiles(static.File):
+    """The console's files from inside the package: no directory listings, no scripts."""
+
+    childNotFound = JsonNotFound()  # type: ignore[no-untyped-call,assignment]
+    forbidden = JsonNotFound()  # type: ignore[no-untyped-call,assignment]
+
+    def __init__(self, path: str | pathlib.Path = STATIC) -> None:
+        super().__init__(str(path))
+        self.indexNames = ["index.html"]
+        self.processors = {}
+
+    def render_GET(self, request: Request) -> Any:
+        request.requestHeaders.removeHeader(b"range")  # small files: always whole
+        return super().render_GET(request)  # type: ignore[no-untyped-call]
+
+    def makeProducer(self, request: Request, fileForReading: Any) -> Any:
+        # twisted.web's producers are pulled by the global cooperator, i.e. the global
+        # reactor; the console's files are small: written at once.
+        return _WholeFile(request, fileForReading)
+
+    def directoryListing(self) -> resource.Resource:
+        return JsonNotFound()  # type: ignore[no-untyped-call]
+
+    def createSimilarFile(self, path: str) -> StaticFiles:
+        similar = StaticFiles(path)
+        similar.children = {}
+        return similar
+
+
+class _WholeFile:
+    def __init__(self, request: Request, file: Any) -> None:
+        self.request, self.file = request, file
+
+    def start(self) -> None:
+        with self.file:
+            data = self.file.read()
+        if not self.request.finished and not getattr(self.request, "_disconnected", False):
+            self.request.write(data)
+            self.request.finish()
+
+
+class ApiSite(server.Site):
+    """The site: API requests (size limits, security headers), no twisted.web noise."""
+
+    requestFactory = ApiRequest
+    displayTracebacks = False
+
+    def __init__(self, root: resource.Resource, *, reactor: Any, max_body: int, tls: bool,
+                 log: Any) -> None:
+        # (the reactor given: twisted.web would import the global one; no form parsing:
+        # the API takes JSON only)
+        super().__init__(root, reactor=reactor,  # type: ignore[no-untyped-call]
+                         parsePOSTFormSubmission=False)
+        self.max_body = max_body
+        self.tls = tls
+        self._log = log
+        self.noisy = False
+
+    def log(self, request: Any) -> None:  # the access log: not by default
+        return None
+
+
+__all__ = ["ApiResource", "ApiSite", "StaticFiles", "api_error_of"]
+
+
