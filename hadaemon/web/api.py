@@ -458,6 +458,8 @@ async def history(web: WebPlugin, call: Call) -> Any:
                            "running (see GET /api/status)")
         raise ApiError(404, "not_enabled", "history is not recorded: add \"history\" to "
                        "[daemon].plugins")
+    from hadaemon.history import HistoryUnavailable
+
     q = call.query
     end = q.get("end", time.time())
     start = q.get("start", end - 86400.0)
@@ -467,22 +469,19 @@ async def history(web: WebPlugin, call: Call) -> Any:
                                   max_points=q.get("max_points", 1000))
     except ValueError as exc:
         raise bad_request("bad_query", str(exc)) from None
+    except HistoryUnavailable as exc:
+        raise ApiError(503, "unavailable", str(exc)) from None
 
 
 @routes.get("/metrics", "Prometheus metrics (text format); an API token unless "
             "[web].metrics_public", tag="metrics", raw=True, errors=(404,))
 def metrics(web: WebPlugin, call: Call) -> Any:
-    plugin = web.context.plugin("metrics")
-    render = getattr(plugin, "render", None)
-    if render is not None:
-        body, content_type = render()
-    else:
-        try:
-            import hadaemon.metrics as metrics_module  # type: ignore[import-not-found,unused-ignore]
-        except ImportError:
-            raise ApiError(404, "not_enabled", "metrics are not available (the metrics "
-                           "plugin is not running)") from None
-        body, content_type = metrics_module.render(web.context)
+    from hadaemon.metrics import MetricsNotRunning, render
+
+    try:
+        body, content_type = render(web.context)
+    except MetricsNotRunning as exc:
+        raise ApiError(404, "not_enabled", str(exc)) from None
     request = call.request
     request.setHeader(b"Content-Type", content_type.encode()
                       if isinstance(content_type, str) else content_type)

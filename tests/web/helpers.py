@@ -25,7 +25,7 @@ from hadaemon.config import Config, read, validate
 from hadaemon.daemon import Daemon
 from hadaemon.nodes import SCHEMA as NODES_SCHEMA
 from hadaemon.nodes import NodesPlugin
-from hadaemon.plugin import Catalog, Plugin, PluginInfo
+from hadaemon.plugin import Catalog, PluginInfo
 from hadaemon.services import ServicesPlugin
 from hadaemon.testing import run_in_reactor
 from hadaemon.web import WebPlugin
@@ -64,31 +64,9 @@ class _NoPassword:
         return getattr(self._auth, name)
 
 
-class HistoryStandIn(Plugin):
-    """The history plugin's query, as the contract says, recording what it was asked."""
-
-    name = "history"
-
-    def start(self) -> None:
-        self.asked: list[dict[str, Any]] = []
-
-    async def query(self, **asked: Any) -> dict[str, Any]:
-        self.asked.append(asked)
-        if asked["start"] > asked["end"]:
-            raise ValueError(f"start {asked['start']} is after end {asked['end']}")
-        return {"variable": {"name": asked["name"]}, "points": [[asked["start"], 1.5]]}
-
-
-class MetricsStandIn(Plugin):
-    """The metrics plugin's render, as the contract says."""
-
-    name = "metrics"
-
-    def render(self) -> tuple[bytes, str]:
-        return b"# TYPE hadaemon_up gauge\nhadaemon_up 1\n", "text/plain; version=0.0.4"
-
-
 def catalog(web: type[WebPlugin] = WebForTests) -> Catalog:
+    from hadaemon.history import HistoryPlugin
+    from hadaemon.metrics import MetricsPlugin
     from hadaemon.mqtt import MqttService
     from hadaemon.zigbee.plugin import ZigbeeAdapter
     from hadaemon.zigbee.simulator_plugin import SimulatorPlugin
@@ -96,8 +74,8 @@ def catalog(web: type[WebPlugin] = WebForTests) -> Catalog:
     plugins = {"web": (web, WebPlugin.schema), "demo": (DemoDevices, DemoDevices.schema),
                "nodes": (NodesPlugin, NODES_SCHEMA),
                "services": (ServicesPlugin, ServicesPlugin.schema),
-               "history": (HistoryStandIn, HistoryStandIn.schema),
-               "metrics": (MetricsStandIn, MetricsStandIn.schema),
+               "history": (HistoryPlugin, HistoryPlugin.schema),
+               "metrics": (MetricsPlugin, MetricsPlugin.schema),
                "mqtt": (MqttService, MqttService.schema),
                "zigbee2mqtt": (ZigbeeAdapter, ZigbeeAdapter.schema),
                "zigbee2mqtt_simulator": (SimulatorPlugin, SimulatorPlugin.schema)}
