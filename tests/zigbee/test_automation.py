@@ -113,7 +113,10 @@ def test_the_seed_examples_run_unchanged(tmp_path: pathlib.Path, broker: Broker)
         await daemon.started
         zigbee: Any = daemon.plugin("zigbee2mqtt")
         first, second = zigbee.automations
-        await wait_until(reactor, lambda: len(watcher.pending()) >= 3, what="the sets")
+        # (the first run on a machine generates and loads the device classes: seconds
+        # under load, so more than the default 5 s)
+        await wait_until(reactor, lambda: len(watcher.pending()) >= 3, timeout=15,
+                         what="the sets")
         # message_loop.stop() after 0.5 s stops that automation only
         await wait_until(reactor, lambda: first.stopped, what="message_loop.stop()")
         assert not second.stopped and not daemon.failed and errors == []
@@ -121,7 +124,7 @@ def test_the_seed_examples_run_unchanged(tmp_path: pathlib.Path, broker: Broker)
         assert "pyziggy" not in sys.modules and "pyziggy_autogenerate" not in sys.modules
         await daemon.stopService()
 
-    run_in_reactor(scenario, timeout=20)
+    run_in_reactor(scenario, timeout=40)
     sets = {m.topic: json.loads(m.payload) for m in watcher.pending()}
     assert sets["zigbee2mqtt/tokabo/set"] in ({"brightness": 254}, {"state": "OFF"})
     assert sets["zigbee2mqtt/Kitchen Bulb/set"] == {"brightness": 12}
