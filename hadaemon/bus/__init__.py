@@ -1,16 +1,9 @@
 """The bus every adapter and plugin uses to meet the others."""
 
 from hadaemon.bus.address import DEVICE, NODE, SERVICE, Address, InvalidAddress
-from hadaemon.bus.bus import (
-    Bus,
-    Completion,
-    Handler,
-    KindStats,
-    MessageHandler,
-    Registration,
-    Subscriber,
-    Subscription,
-)
+from hadaemon.bus.bus import Bus, Handler, MessageHandler
+from hadaemon.bus.completion import Completion
+from hadaemon.bus.endpoint import Registration
 from hadaemon.bus.errors import (
     BusError,
     DestinationGone,
@@ -29,6 +22,8 @@ from hadaemon.bus.events import (
     VariableChanged,
 )
 from hadaemon.bus.message import BusMessage, Reply, answer_address
+from hadaemon.bus.stats import KindStats
+from hadaemon.bus.subscriptions import Subscriber, Subscription
 from hadaemon.bus.topics import InvalidTopic, segment
 
 __all__ = [

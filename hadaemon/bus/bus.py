@@ -15,7 +15,8 @@ Contract (see docs/architecture.md):
   code in its own stack.
 - ``publish(event)`` delivers synchronously to every subscription whose pattern matches
   the topic, in subscription order; events published while dispatching are queued, so
-  every subscriber sees events in publish order.
+  every subscriber sees events in publish order. That half lives in
+  :mod:`hadaemon.bus.subscriptions` (the Bus inherits it: no call between).
 - Figures for metrics are kept per endpoint as plain counters (a few attribute updates
   per message, no lookups) and summed by kind only when asked (:meth:`Bus.stats`). The
   handlers' time is sampled, one message in 16: reading the clock twice per message
@@ -33,7 +34,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -44,17 +44,18 @@ from twisted.python.failure import Failure
 
 from hadaemon.aio import as_deferred, create_task, running_loop
 from hadaemon.bus.address import Address, InvalidAddress
+from hadaemon.bus.completion import Completion
+from hadaemon.bus.endpoint import Endpoint, Registration
 from hadaemon.bus.errors import (
     BusError,
     DestinationGone,
     EndpointExists,
     QueueFull,
     UnknownDestination,
-    WrongThread,
 )
-from hadaemon.bus.events import Event
 from hadaemon.bus.message import BusMessage, Reply, tell
-from hadaemon.bus.topics import matcher
+from hadaemon.bus.stats import KindStats
+from hadaemon.bus.subscriptions import EventDispatch, Subscriber, Subscription
 from hadaemon.logs import get_logger
 from hadaemon.usercode import failure_of
 from hadaemon.watchdog import Watchdog
@@ -68,158 +69,22 @@ MessageHandler = Callable[[BusMessage], object]
 """A destination registered with ``typed=True``: gets the :class:`BusMessage` itself (its
 sender, to answer; the payload as it was handed on); may return what a Handler may."""
 
-Subscriber = Callable[[Event], object]
+__all__ = [  # Completion, KindStats, Registration, Subscriber, Subscription: re-exported
+    "Bus",
+    "Completion",
+    "Handler",
+    "KindStats",
+    "MessageHandler",
+    "Registration",
+    "Subscriber",
+    "Subscription",
+]
 
-_TOPIC_CACHE_LIMIT = 4096
 _now = time.perf_counter  # a module global: the cheapest clock lookup on the hot path
 _SAMPLE_MASK = 15  # time the messages an endpoint gets while its handled count % 16 == 0
 
 
-@dataclass
-class KindStats:
-    """The bus's figures for one endpoint kind (``node``, ``service``, ``device``...).
-
-    Counters include endpoints unregistered since. ``handler_seconds`` is the time from
-    a message's delivery to its handler until its outcome was known (an async handler's
-    awaits included) summed over ``timed`` messages, a sample of about one in 16 of the
-    ``handled`` ones: their mean is the handlers' mean time.
-    """
-
-    endpoints: int = 0
-    queued: int = 0
-    in_flight: int = 0
-    handled: int = 0
-    failed: int = 0
-    timed: int = 0
-    handler_seconds: float = 0.0
-    queue_full: int = 0
-    unknown_destination: int = 0
-
-    def add_counters(self, other: KindStats) -> None:
-        self.handled += other.handled
-        self.failed += other.failed
-        self.timed += other.timed
-        self.handler_seconds += other.handler_seconds
-        self.queue_full += other.queue_full
-
-
-class Completion:
-    """A handler's outcome still to come, cheaper than a Deferred: one listener, told once.
-
-    For hot paths (a service's action, one per message): the bus learns the result or the
-    Failure in the very step that produced it, without a Deferred's callback machinery or
-    a future's done-callback scheduled for a later loop iteration. A plain class, not an
-    ABC, so that the bus's ``isinstance`` check stays cheap.
-    """
-
-    __slots__ = ()
-
-    def when_done(self, callback: Callable[..., object], *args: Any) -> None:
-        """Call ``callback(result or Failure, *args)`` once, when the outcome is known.
-
-        Called by the bus as soon as the handler returned, before the outcome can exist.
-        """
-        raise NotImplementedError
-
-
-class Registration:
-    """A registered endpoint; ``unregister()`` removes it and fails what is queued."""
-
-    def __init__(self, bus: Bus, endpoint: _Endpoint) -> None:
-        self._bus = bus
-        self._endpoint = endpoint
-
-    @property
-    def endpoint(self) -> str:
-        return self._endpoint.endpoint
-
-    @property
-    def queued(self) -> int:
-        """Messages waiting (not counting those being handled)."""
-        return len(self._endpoint.queue)
-
-    @property
-    def in_flight(self) -> int:
-        return self._endpoint.in_flight
-
-    def unregister(self) -> None:
-        self._bus._unregister(self._endpoint)
-
-
-class Subscription:
-    """An active subscription; ``cancel()`` is safe during dispatch."""
-
-    __slots__ = ("_bus", "active", "callback", "event_type", "match", "name", "pattern")
-
-    def __init__(
-        self,
-        bus: Bus,
-        pattern: str,
-        callback: Subscriber,
-        name: str,
-        event_type: type[Event] | None,
-    ) -> None:
-        self._bus = bus
-        self.pattern = pattern
-        self.match = matcher(pattern)
-        self.callback = callback
-        self.name = name
-        self.event_type = event_type
-        self.active = True
-
-    def cancel(self) -> None:
-        if self.active:
-            self.active = False
-            self._bus._remove_subscription(self)
-
-
-class _Endpoint:
-    __slots__ = (
-        "busy",
-        "closed",
-        "concurrency",
-        "endpoint",
-        "failed",
-        "full",
-        "handled",
-        "handler",
-        "in_flight",
-        "kind",
-        "maxsize",
-        "name",
-        "queue",
-        "ready",
-        "timed",
-        "typed",
-    )
-
-    def __init__(
-        self, endpoint: str, handler: Callable[..., object], maxsize: int, concurrency: int,
-        name: str, typed: bool,
-    ) -> None:
-        self.endpoint = endpoint
-        self.handler = handler
-        self.maxsize = maxsize
-        self.concurrency = concurrency
-        self.name = name
-        self.typed = typed
-        self.queue: deque[BusMessage] = deque()
-        self.in_flight = 0
-        self.closed = False
-        self.ready = False
-        self.kind = endpoint.partition(":")[0]
-        self.handled = 0  # messages whose outcome is known
-        self.failed = 0
-        self.timed = 0  # messages timed (the sample)
-        self.busy = 0.0  # seconds from delivery to outcome, summed over the timed ones
-        self.full = 0  # messages refused: queue full
-
-    def counters(self) -> KindStats:
-        return KindStats(handled=self.handled, failed=self.failed, timed=self.timed,
-                         handler_seconds=self.busy, queue_full=self.full)
-
-
-class Bus:
+class Bus(EventDispatch):
     """One bus per daemon; see the module docstring for the contract."""
 
     def __init__(
@@ -230,15 +95,15 @@ class Bus:
         log: Logger | None = None,
         default_queue_size: int = 1000,
     ) -> None:
+        super().__init__()
         self._reactor = reactor
         self._watchdog = watchdog
         self._log = log or get_logger("hadaemon.bus")
         self.default_queue_size = default_queue_size
-        self._thread = threading.get_ident()
-        self._endpoints: dict[str, _Endpoint] = {}
-        self._ready: deque[_Endpoint] = deque()
+        self._endpoints: dict[str, Endpoint] = {}
+        self._ready: deque[Endpoint] = deque()
         self._drain_scheduled = False
-        self._draining: _Endpoint | None = None
+        self._draining: Endpoint | None = None
         # One drain per reactor turn. On the asyncio reactor the loop's call_soon is far
         # cheaper than callLater(0) (no DelayedCall, no timer heap): it matters for
         # request/reply latency, where every message needs a drain of its own.
@@ -246,27 +111,8 @@ class Bus:
         self._call_soon: Callable[[Callable[[], None]], object] = (
             loop.call_soon if loop is not None else partial(reactor.callLater, 0)
         )
-        self._subscriptions: list[Subscription] = []
-        self._topic_cache: dict[str, list[Subscription]] = {}
-        self._pending_events: deque[tuple[Event, str]] = deque()
-        self._dispatching = False
-        self.events_published = 0
         self._retired: dict[str, KindStats] = {}  # counters of unregistered endpoints
         self._unknown: dict[str, int] = {}  # messages to no endpoint, by kind
-
-    # -- threads ---------------------------------------------------------------------
-
-    def bind_thread(self) -> None:
-        """Make the calling thread the bus's thread (the daemon calls it in the reactor)."""
-        self._thread = threading.get_ident()
-
-    def _check_thread(self, what: str) -> None:
-        if threading.get_ident() != self._thread:
-            raise WrongThread(
-                f"Bus.{what} called from thread {threading.current_thread().name!r}: the "
-                "bus is used on the reactor thread only; from other threads go through "
-                "the embedding bridge (handle.call / reactor.callFromThread)"
-            )
 
     # -- point-to-point --------------------------------------------------------------
 
@@ -295,7 +141,7 @@ class Bus:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         size = self.default_queue_size if queue_size is None else queue_size
-        ep = _Endpoint(key, handler, size, concurrency, name or key, typed)
+        ep = Endpoint(key, handler, size, concurrency, name or key, typed)
         self._endpoints[key] = ep
         return Registration(self, ep)
 
@@ -387,7 +233,7 @@ class Bus:
         if ep.in_flight < ep.concurrency and not ep.ready and ep is not self._draining:
             self._mark_ready(ep)
 
-    def _mark_ready(self, ep: _Endpoint) -> None:
+    def _mark_ready(self, ep: Endpoint) -> None:
         ep.ready = True
         self._ready.append(ep)
         if not self._drain_scheduled:
@@ -414,7 +260,7 @@ class Bus:
             if ep.queue and not ep.closed and ep.in_flight < ep.concurrency and not ep.ready:
                 self._mark_ready(ep)
 
-    def _deliver(self, ep: _Endpoint, message: BusMessage) -> None:
+    def _deliver(self, ep: Endpoint, message: BusMessage) -> None:
         # The hot path: a plain result completes at once and a coroutine becomes a task
         # with a done-callback, without a Deferred per message. Where the outcome goes is
         # taken now: a typed handler may hand the message on again meanwhile.
@@ -451,7 +297,7 @@ class Bus:
             as_deferred(result).addBoth(self._done, ep, addr, reply, start)
 
     def _task_done(
-        self, ep: _Endpoint, addr: Address, reply: Reply | None, start: float,
+        self, ep: Endpoint, addr: Address, reply: Reply | None, start: float,
         task: asyncio.Task[Any],
     ) -> None:
         if task.cancelled():
@@ -462,7 +308,7 @@ class Bus:
         self._done(outcome, ep, addr, reply, start)
 
     def _done(
-        self, result: object, ep: _Endpoint, addr: Address, reply: Reply | None, start: float
+        self, result: object, ep: Endpoint, addr: Address, reply: Reply | None, start: float
     ) -> None:
         ep.in_flight -= 1
         ep.handled += 1
@@ -489,7 +335,7 @@ class Bus:
         ):
             self._mark_ready(ep)
 
-    def _unregister(self, ep: _Endpoint) -> None:
+    def _unregister(self, ep: Endpoint) -> None:
         if self._endpoints.get(ep.endpoint) is not ep:
             return
         del self._endpoints[ep.endpoint]
@@ -523,94 +369,3 @@ class Bus:
             kind_stats.handler_seconds += ep.busy
             kind_stats.queue_full += ep.full
         return out
-
-    # -- events ----------------------------------------------------------------------
-
-    def subscribe(
-        self,
-        pattern: str,
-        callback: Subscriber,
-        *,
-        name: str | None = None,
-        event_type: type[Event] | None = None,
-    ) -> Subscription:
-        """Receive events whose topic matches ``pattern`` (and type, if given)."""
-        self._check_thread("subscribe")
-        label = name or str(getattr(callback, "__qualname__", None) or repr(callback))
-        sub = Subscription(self, pattern, callback, label, event_type)
-        self._subscriptions.append(sub)
-        self._topic_cache.clear()
-        return sub
-
-    def _remove_subscription(self, sub: Subscription) -> None:
-        try:
-            self._subscriptions.remove(sub)
-        except ValueError:
-            return
-        self._topic_cache.clear()
-
-    def publish(self, event: Event, *, topic: str | None = None) -> None:
-        """Deliver ``event`` to every matching subscription (see the ordering rule).
-
-        ``topic`` is ``event.topic`` when the caller already has it (the registry keeps
-        each variable's): building it is a third of a small event's cost.
-        """
-        if threading.get_ident() != self._thread:
-            self._check_thread("publish")
-        self.events_published += 1
-        self._pending_events.append((event, event.topic if topic is None else topic))
-        if self._dispatching:
-            return
-        self._dispatching = True
-        try:
-            while self._pending_events:
-                self._dispatch(*self._pending_events.popleft())
-        finally:
-            self._dispatching = False
-
-    def has_subscribers(self, topic: str) -> bool:
-        """Whether a subscription matches ``topic`` now, so that a publisher may skip
-        building an event nobody would receive (the registry, for every report)."""
-        subs = self._topic_cache.get(topic)
-        if subs is None:
-            subs = self._subscribers_of(topic)
-        return bool(subs)
-
-    def _subscribers_of(self, topic: str) -> list[Subscription]:
-        subs = [s for s in self._subscriptions if s.match(topic)]
-        if len(self._topic_cache) >= _TOPIC_CACHE_LIMIT:
-            self._topic_cache.clear()
-        self._topic_cache[topic] = subs
-        return subs
-
-    def _dispatch(self, event: Event, topic: str) -> None:
-        subs = self._topic_cache.get(topic)
-        if subs is None:
-            subs = self._subscribers_of(topic)
-        for sub in subs:
-            if not sub.active or (sub.event_type is not None and
-                                  not isinstance(event, sub.event_type)):
-                continue
-            try:
-                if self._watchdog is not None:
-                    result = self._watchdog.track(sub.name, sub.callback, event)
-                else:
-                    result = sub.callback(event)
-            except BaseException as exc:
-                self._subscriber_failed(failure_of(exc), sub, topic)
-                continue
-            if result is not None and inspect.isawaitable(result):
-                # Not awaited (no backpressure on publishers); a failure is still logged.
-                as_deferred(result, name=sub.name).addErrback(
-                    self._subscriber_failed, sub, topic
-                )
-
-    def _subscriber_failed(self, failure: Failure, sub: Subscription, topic: str) -> None:
-        self._log.failure(
-            "subscriber {subscriber} failed on event {topic}",
-            failure=failure,
-            level=LogLevel.error,
-            subscriber=sub.name,
-            topic=topic,
-        )
-

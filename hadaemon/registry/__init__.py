@@ -23,7 +23,9 @@ from hadaemon.registry.model import (
     Variable,
     VariableSpec,
 )
-from hadaemon.registry.registry import SYSTEM_SOURCE, KeyValueStore, Registry
+from hadaemon.registry.registry import Registry
+from hadaemon.registry.state import KeyValueStore
+from hadaemon.registry.sysvars import SYSTEM_SOURCE
 from hadaemon.sentinels import UNKNOWN
 
 __all__ = [

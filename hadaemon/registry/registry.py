@@ -8,16 +8,17 @@ reused; the last reported values are persisted too (batched, see ``flush``).
 The registry is the one owner of device state: a variable's confirmed value, the write
 pending on it (whichever world made it: ``put_values``, or an owner's own
 ``hold_pending``) and the waiters of ``confirm=True``. Adapters keep only what is on its
-way to their wire.
+way to their wire. System variables (:mod:`hadaemon.registry.sysvars`) and the persisting
+of last known values (:mod:`hadaemon.registry.state`) live in modules of their own.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from twisted.internet.defer import Deferred, DeferredList, fail, gatherResults, succeed
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -39,36 +40,24 @@ from hadaemon.registry.errors import (
     DuplicateDevice,
     InvalidValue,
     ReadOnly,
-    SystemVariableNotFound,
     UnknownDevice,
 )
 from hadaemon.registry.model import (
-    SYSTEM_CHANNEL,
     SYSTEM_PEER_ID,
     ChannelSpec,
     Device,
     DeviceOwner,
     Variable,
 )
+from hadaemon.registry.state import KeyValueStore, LastKnownValues
+from hadaemon.registry.sysvars import SYSTEM_SOURCE, SystemVariables
 from hadaemon.sentinels import UNKNOWN
 from hadaemon.values import same
 
-SYSTEM_SOURCE = "system"
+__all__ = ["SYSTEM_SOURCE", "KeyValueStore", "Registry"]  # the first two re-exported
 
 _PEER_KEY = "registry/peer/"
 _NEXT_PEER = "registry/next-peer-id"
-_STATE_KEY = "registry/state/"
-_SYSVAR_KEY = "registry/sysvar/"
-
-
-class KeyValueStore(Protocol):
-    """The part of :class:`hadaemon.store.Store` the registry uses."""
-
-    def get(self, key: str, default: Any = None) -> Any: ...
-    def put(self, key: str, value: Any) -> None: ...
-    def put_many(self, items: Mapping[str, Any]) -> None: ...
-    def delete(self, key: str) -> None: ...
-    def items(self, prefix: str = "") -> list[tuple[str, Any]]: ...
 
 
 class Registry:
@@ -92,10 +81,8 @@ class Registry:
         self._devices: dict[int, Device] = {}
         self._by_key: dict[tuple[str, str], int] = {}
         self._endpoints: dict[int, Registration] = {}
-        self._sysvars: dict[str, Any] | None = None
-        self._dirty: dict[tuple[int, int, str], Any] = {}  # (peer id, channel, name)
-        self._flush_call: IDelayedCall | None = None
-        self.state_flush_interval = state_flush_interval
+        self._sysvars = SystemVariables(reactor, bus, store)
+        self._state = LastKnownValues(reactor, store, self._log, state_flush_interval)
         self.confirm_timeout = confirm_timeout
         self.stale_window = stale_window
         self._waiters: dict[tuple[int, int, str], list[tuple[Any, Deferred[None]]]] = {}
@@ -105,7 +92,7 @@ class Registry:
 
     def start(self) -> None:
         """Load system variables and accept ``device:0`` messages; store must be open."""
-        self._load_sysvars()
+        self._sysvars.load()
         if self._system_endpoint is None:
             self._system_endpoint = self._bus.register(
                 f"device:{SYSTEM_PEER_ID}", self._on_system_message, name="system variables"
@@ -146,7 +133,7 @@ class Registry:
         old = self._devices.get(peer_id)
         if old is not None and old.owner is not owner and old.owner is not None:
             raise DuplicateDevice(f"{source}:{key} is already registered by another owner")
-        last_known = self._load_state(peer_id)
+        last_known = self._state.load(peer_id)
         device = Device(
             peer_id, source, key, name, type_name, channels, owner, info or {}, last_known
         )
@@ -252,7 +239,7 @@ class Registry:
         if not spec.is_event:
             if same(previous, value):
                 return False
-            self._mark_dirty((device.peer_id, var.channel, spec.name), value)
+            self._state.mark_dirty((device.peer_id, var.channel, spec.name), value)
         var.value = value
         # No event is built when nobody listens (most variables of a house). With the
         # topic kept per variable and report_to: benchmarks/zigbee_path.py ingest (six
@@ -480,46 +467,20 @@ class Registry:
         else:
             del self._waiters[key]
 
-    # -- system variables (peer 0, channel -1) ---------------------------------------
+    # -- system variables (peer 0, channel -1): hadaemon.registry.sysvars ----------
 
     def get_system_variable(self, name: str) -> Any:
-        sysvars = self._load_sysvars()
-        if name not in sysvars:
-            raise SystemVariableNotFound(name)
-        return sysvars[name]
+        return self._sysvars.get(name)
 
     def set_system_variable(self, name: str, value: Any) -> None:
         """Set (and persist) a system variable; publishes a change from source "system"."""
-        if not isinstance(name, str) or not name:
-            raise InvalidValue(f"a system variable name is a non-empty string, got {name!r}")
-        sysvars = self._load_sysvars()
-        previous = sysvars.get(name, UNKNOWN)
-        self._store.put(_SYSVAR_KEY + name, value)  # validates the value model first
-        sysvars[name] = value
-        if not same(previous, value):
-            self._bus.publish(
-                VariableChanged(
-                    SYSTEM_SOURCE, SYSTEM_PEER_ID, SYSTEM_CHANNEL, name, value,
-                    self._reactor.seconds(), previous,
-                )
-            )
+        self._sysvars.set(name, value)
 
     def delete_system_variable(self, name: str) -> None:
-        sysvars = self._load_sysvars()
-        if name not in sysvars:
-            raise SystemVariableNotFound(name)
-        del sysvars[name]
-        self._store.delete(_SYSVAR_KEY + name)
+        self._sysvars.delete(name)
 
     def system_variables(self) -> dict[str, Any]:
-        return dict(self._load_sysvars())
-
-    def _load_sysvars(self) -> dict[str, Any]:
-        if self._sysvars is None:
-            self._sysvars = {
-                k[len(_SYSVAR_KEY):]: v for k, v in self._store.items(_SYSVAR_KEY)
-            }
-        return self._sysvars
+        return dict(self._sysvars.load())
 
     # -- subscriptions ---------------------------------------------------------------
 
@@ -584,41 +545,17 @@ class Registry:
         for name, value in message.items():
             self.set_system_variable(name, value)
 
-    # -- persistence of last known values ------------------------------------------------
+    # -- persistence of last known values: hadaemon.registry.state ------------------
 
-    def _load_state(self, peer_id: int) -> dict[int, dict[str, Any]]:
-        prefix = f"{_STATE_KEY}{peer_id}/"
-        out: dict[int, dict[str, Any]] = {}
-        for key, value in self._store.items(prefix):
-            channel, _, name = key[len(prefix):].partition("/")
-            try:
-                out.setdefault(int(channel), {})[name] = value
-            except ValueError:
-                continue
-        return out
+    @property
+    def state_flush_interval(self) -> float:
+        """Seconds between a reported change and its batched write to the store."""
+        return self._state.flush_interval
 
-    def _mark_dirty(self, key: tuple[int, int, str], value: Any) -> None:
-        self._dirty[key] = value
-        if self._flush_call is None:
-            self._flush_call = self._reactor.callLater(self.state_flush_interval, self.flush)
+    @state_flush_interval.setter
+    def state_flush_interval(self, seconds: float) -> None:
+        self._state.flush_interval = seconds
 
     def flush(self) -> None:
         """Persist the last known values reported since the previous flush (one write)."""
-        if self._flush_call is not None:
-            if self._flush_call.active():
-                self._flush_call.cancel()
-            self._flush_call = None
-        if not self._dirty:
-            return
-        dirty = {f"{_STATE_KEY}{peer}/{channel}/{name}": value
-                 for (peer, channel, name), value in self._dirty.items()}
-        self._dirty = {}
-        try:
-            self._store.put_many(dirty)
-        except TypeError:
-            # A value outside the store's value model: keep the others.
-            for key, value in dirty.items():
-                try:
-                    self._store.put(key, value)
-                except TypeError as exc:
-                    self._log.warn("not persisting {key}: {error}", key=key, error=str(exc))
+        self._state.flush()

@@ -21,111 +21,35 @@ Durability rules (docs/store.md has the whole story):
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import os
 import pathlib
 import stat
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.interfaces import IDelayedCall, IReactorThreads, IReactorTime
-from twisted.internet.threads import deferToThreadPool
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from hadaemon import values
 from hadaemon.logs import get_logger
 from hadaemon.store import records
-from hadaemon.store.errors import StoreClosed, StoreError, StoreFormatError, StoreLocked
+from hadaemon.store.errors import StoreClosed, StoreError
+from hadaemon.store.files import fsync_and_close, lock, pread_all, write_all, write_snapshot
+from hadaemon.store.replay import LogLoader, apply_changes
+from hadaemon.store.threads import ThreadRunner, thread_pool_runner
 
-T = TypeVar("T")
+__all__ = ["Store", "ThreadRunner"]  # ThreadRunner: re-exported from its own module
 
-_CHUNK = 1 << 20
-_MAX_DAMAGE_WARNINGS = 20  # one warning each; the rest of a badly damaged log is summed up
 _COMPACT_RETRY = 60.0  # seconds before an automatic compaction is tried again after failing
-# The live size only steers compaction: an estimate of the snapshot's record sizes will do.
-_ENTRY_OVERHEAD = 16
-
-
-class ThreadRunner(Protocol):
-    """Runs a blocking function off the reactor thread; the Deferred fires on the reactor."""
-
-    def __call__(self, f: Callable[[], T], /) -> Deferred[T]: ...
-
-
-def _thread_pool_runner(reactor: object) -> ThreadRunner:
-    threads = cast(IReactorThreads, reactor)
-
-    def run(f: Callable[[], T]) -> Deferred[T]:
-        return deferToThreadPool(threads, threads.getThreadPool(), f)
-
-    return run
-
-
-def _write_all(fd: int, data: bytes) -> int:
-    written = 0
-    while written < len(data):  # a regular file writes short only when the disk is full
-        written += os.write(fd, memoryview(data)[written:]) or _raise(errno.ENOSPC)
-    return written
-
-
-def _raise(code: int) -> int:
-    raise OSError(code, os.strerror(code))
-
-
-def _pread_all(fd: int, start: int, end: int) -> bytes:
-    parts = []
-    while start < end:
-        parts.append(os.pread(fd, min(_CHUNK, end - start), start))
-        start += len(parts[-1]) or _raise(errno.EIO)
-    return b"".join(parts)
 
 
 def _check_key(key: object) -> None:
     if type(key) is not str:
         raise TypeError(f"store keys are str, not {type(key).__name__}")
-
-
-def _lock(fd: int, path: str) -> None:
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        raise StoreLocked(f"{path} is in use by another process") from None
-
-
-def _fsync(fd: int, directory: str | None = None) -> None:
-    """fsync and close ``fd``, then ``directory``: a rename must not become durable before
-    the data it names."""
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    if directory is not None:
-        _fsync(os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
-
-
-def _write_snapshot(path: str, snapshot: dict[str, bytes], mode: int) -> tuple[int, int]:
-    """Thread side of a compaction: the live data as a new log, fsynced, fd left open."""
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, mode)
-    try:
-        os.fchmod(fd, mode)  # exactly the log's mode (0600 for secrets), whatever the umask
-        _lock(fd, path)  # it becomes the log: hold the lock before anyone can open it
-        puts = (records.encode_put(key, packed) for key, packed in snapshot.items())
-        size = _write_all(fd, b"".join([records.HEADER, *puts]))
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-        raise
-    return fd, size
 
 
 class _Completion:
@@ -189,7 +113,7 @@ class Store(Service):
         self._fsync_interval = fsync_interval
         self._compact_min_bytes = compact_min_bytes
         self._compact_ratio = compact_ratio
-        self._run_in_thread = run_in_thread or _thread_pool_runner(reactor)
+        self._run_in_thread = run_in_thread or thread_pool_runner(reactor)
         self._log = log or get_logger("hadaemon.store")
         self._compact_path = self.path.with_name(self.path.name + ".compact")
         self._data: dict[str, bytes] = {}
@@ -227,7 +151,7 @@ class Store(Service):
         mode = 0o600 if self.secret else 0o666
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, mode)
         try:
-            _lock(fd, path)
+            lock(fd, path)
             if self.secret:
                 self._tighten_mode(fd)
             with contextlib.suppress(FileNotFoundError):
@@ -235,11 +159,15 @@ class Store(Service):
                 self._compact_path.unlink()
                 self._log.info("removed {path}, left by an unfinished compaction",
                                path=str(self._compact_path))
-            fd = self._load(fd)
+            loader = LogLoader(self.path, self._compact_path, secret=self.secret,
+                               log=self._log, warnings=self.load_warnings)
+            fd = loader.load(fd)
         except BaseException:
             os.close(fd)
             self._data, self._live_size = {}, 0
             raise
+        self._data, self._live_size = loader.data, loader.live_size
+        self._log_size, self._dir_durable = loader.log_size, loader.dir_durable
         self._fd = fd
         self._loaded = True
         # What a crashed process wrote may still be only in the page cache: count it as
@@ -260,123 +188,6 @@ class Store(Service):
             os.fchmod(fd, 0o600)
             self._log.warn("{path} had mode {old:04o}; set to 0600 (it holds credentials)",
                            path=str(self.path), old=mode)
-
-    def _load(self, fd: int) -> int:
-        """Replay the log into memory; returns the fd to append to (a rewrite swaps it)."""
-        head = os.pread(fd, records.HEADER_SIZE, 0)
-        try:
-            version = records.read_header(head)
-        except records.FormatError as exc:
-            raise StoreFormatError(f"{self.path}: {exc}") from None
-        if version is None:
-            # Empty, or its creation was cut short: nothing was ever stored in it.
-            os.ftruncate(fd, 0)
-            self._log_size = _write_all(fd, records.HEADER)
-            self._dir_durable = False  # the new name must reach the disk too
-            return fd
-        decoder = records.RecordDecoder(records.HEADER_SIZE, version)
-        end = records.HEADER_SIZE
-        while chunk := os.pread(fd, _CHUNK, end):
-            end += len(chunk)
-            for record in decoder.feed(chunk):
-                self._apply(record.changes)
-        for record in decoder.finish():
-            self._apply(record.changes)
-        self._log_size = end
-        damage = decoder.damage
-        if damage:
-            self._save_damage(fd, damage, end)
-        tail = damage[-1].offset if damage and damage[-1].offset + damage[-1].size == end else end
-        if version != records.VERSION or any(d.offset < tail for d in damage):
-            # An old format, or damage that records follow: write what loaded as a new log,
-            # as a compaction would, so the damage is neither reported nor saved again.
-            return self._rewrite(fd)
-        if tail < end:
-            # Appends after a torn record would follow bytes that are not a record.
-            os.ftruncate(fd, tail)
-            os.fsync(fd)
-            self._log_size = tail
-        return fd
-
-    def _save_damage(self, fd: int, damage: list[records.Damage], end: int) -> None:
-        """Copy the damaged bytes to ``<file>.corrupt-<time>`` (fsynced) and warn; before
-        anything changes the log, so the damaged bytes are never just dropped."""
-        base = f"{self.path}.corrupt-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-        total = sum(d.size for d in damage)
-        try:
-            for name in [base, *(f"{base}.{n}" for n in range(1, 1000))]:
-                with contextlib.suppress(FileExistsError):
-                    out = os.open(name, flags, 0o600 if self.secret else 0o666)
-                    break
-            else:
-                raise OSError(errno.EEXIST, "no free file name")
-            try:
-                for d in damage:
-                    _write_all(out, _pread_all(fd, d.offset, d.offset + d.size))
-            except BaseException:
-                os.close(out)
-                raise
-            _fsync(out, str(self.path.parent))
-        except OSError as exc:
-            raise StoreError(
-                f"{self.path}: damaged records at offset {damage[0].offset}, and their {total} "
-                f"bytes could not be saved aside ({exc.strerror}); not opening, so nothing is "
-                "lost"
-            ) from None
-        saved_at = 0
-        for d in damage[:_MAX_DAMAGE_WARNINGS]:
-            where = name if saved_at == 0 else f"{name} (from its byte {saved_at})"
-            saved_at += d.size
-            if d.offset + d.size == end:
-                warning = (
-                    f"{self.path}: corrupt or truncated record at offset {d.offset} ({d.size} "
-                    f"bytes ignored: {d.reason}); the damaged tail was saved to {where}"
-                )
-            else:
-                warning = (
-                    f"{self.path}: damaged record at offset {d.offset} ({d.size} bytes "
-                    f"skipped: {d.reason}); the records after it were loaded; the damaged "
-                    f"bytes were saved to {where}"
-                )
-            self._warn_on_load(warning)
-        if len(damage) > _MAX_DAMAGE_WARNINGS:
-            rest = damage[_MAX_DAMAGE_WARNINGS:]
-            self._warn_on_load(
-                f"{self.path}: {len(rest)} more damaged places from offset {rest[0].offset} on "
-                f"({sum(d.size for d in rest)} bytes skipped); saved to {name} too"
-            )
-
-    def _warn_on_load(self, warning: str) -> None:
-        self.load_warnings.append(warning)
-        self._log.warn("{warning}", warning=warning)
-
-    def _rewrite(self, fd: int) -> int:
-        """Replace the log by a snapshot of what loaded, crash-safe like a compaction: the
-        copy is complete and fsynced before the rename; the old log is whole until then."""
-        tmp = str(self._compact_path)
-        mode = 0o600 if self.secret else stat.S_IMODE(os.fstat(fd).st_mode)
-        try:
-            new_fd, size = _write_snapshot(tmp, self._data, mode)
-            try:
-                os.rename(tmp, self.path)
-            except BaseException:
-                os.close(new_fd)
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
-        except OSError as exc:
-            raise StoreError(
-                f"{self.path}: could not rewrite the log after loading it ({exc.strerror}); "
-                "not opening, the log is left as it was"
-            ) from None
-        os.close(fd)  # the old file's lock goes with it; the new one holds its own
-        self._dir_durable = False  # the first fsync after open makes the rename durable
-        self._log.info("rewrote {path} in format version {version}: {before} -> {after} bytes",
-                       path=str(self.path), version=records.VERSION, before=self._log_size,
-                       after=size)
-        self._log_size = size
-        return new_fd
 
     # -- reading -----------------------------------------------------------------------
 
@@ -450,7 +261,7 @@ class Store(Service):
 
     def _commit(self, fd: int, blob: bytes, changes: Sequence[records.Change]) -> None:
         try:
-            self._log_size += _write_all(fd, blob)
+            self._log_size += write_all(fd, blob)
         except OSError as exc:
             # A partial record left in place would be damage that every later load skips
             # and reports (in format 1 it ended the readable log). Cut it off, or stop
@@ -465,7 +276,8 @@ class Store(Service):
                 )
                 self._log.critical("{error}", error=self._broken)
             raise
-        self._apply(changes)  # only now, with the record in the OS, memory shows it
+        # Only now, with the record in the OS, memory shows it.
+        self._live_size += apply_changes(self._data, changes)
         self._written_seq += 1
         self._schedule_fsync()
         self._after_write()
@@ -473,15 +285,6 @@ class Store(Service):
     def _schedule_fsync(self) -> None:
         if self._periodic_call is None:
             self._periodic_call = self._reactor.callLater(self._fsync_interval, self._periodic)
-
-    def _apply(self, changes: Sequence[records.Change]) -> None:
-        for key, packed in changes:
-            old = self._data.pop(key, None)
-            if old is not None:
-                self._live_size -= len(key) + len(old) + _ENTRY_OVERHEAD
-            if packed is not None:
-                self._data[key] = packed
-                self._live_size += len(key) + len(packed) + _ENTRY_OVERHEAD
 
     def _after_write(self) -> None:
         if self._compaction is not None or self._stopping is not None or self._broken:
@@ -527,7 +330,7 @@ class Store(Service):
         directory = None if self._dir_durable else str(self.path.parent)
         job = _FsyncJob(self._generation, self._written_seq, directory is not None, [(target, d)])
         self._inflight.append(job)
-        self._run_in_thread(lambda: _fsync(fd, directory)).addBoth(self._synced, job)
+        self._run_in_thread(lambda: fsync_and_close(fd, directory)).addBoth(self._synced, job)
         return d
 
     def _synced(self, result: object, job: _FsyncJob) -> None:
@@ -589,12 +392,12 @@ class Store(Service):
         snapshot = dict(self._data)  # packed bytes are immutable: safe to hand to a thread
         mode = 0o600 if self.secret else stat.S_IMODE(os.fstat(fd).st_mode)
         tmp = str(self._compact_path)
-        new_fd, size = await self._run_in_thread(lambda: _write_snapshot(tmp, snapshot, mode))
+        new_fd, size = await self._run_in_thread(lambda: write_snapshot(tmp, snapshot, mode))
         renamed = False
         try:
             # Writes made while the snapshot was written went to the old log: copy them.
             fd = self._writable_fd()
-            size += _write_all(new_fd, _pread_all(fd, start, self._log_size))
+            size += write_all(new_fd, pread_all(fd, start, self._log_size))
             start = self._log_size
             # From here no fsync of the old file starts (see _sync_to); those running cover
             # only what is in the copy, which the fsync below makes durable before the
@@ -602,7 +405,7 @@ class Store(Service):
             self._swap_pending = True
             await self._run_in_thread(lambda: os.fsync(new_fd))
             fd = self._writable_fd()
-            size += _write_all(new_fd, _pread_all(fd, start, self._log_size))
+            size += write_all(new_fd, pread_all(fd, start, self._log_size))
             os.rename(tmp, self.path)
             renamed = True
             # O_APPEND from its creation, so the renamed file's fd serves as the log's fd.
