@@ -147,7 +147,7 @@ def _pubacks(out: bytes) -> bytes:
                     for topic_end in [2 + ((body[0] << 8) | body[1])])
 
 
-def run(mode: str, count: int, profile: bool) -> dict[str, float]:
+def run(mode: str, count: int, profile: str) -> dict[str, float]:
     clock, session, _connection, raw = _setup(mode)
     packets = _packets(mode, count + WARMUP)
     answered = 0
@@ -183,7 +183,7 @@ def run(mode: str, count: int, profile: bool) -> dict[str, float]:
         import pstats
 
         profiler.disable()
-        pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
+        pstats.Stats(profiler).sort_stats(profile).print_stats(45)
     batches.sort()
     if mode == "reaction" and answered < len(batches) * BATCH:
         raise SystemExit(f"only {answered} of {len(batches) * BATCH} reports were answered")
@@ -196,7 +196,8 @@ def main() -> None:
     parser.add_argument("--modes", default="ingest,reaction")
     parser.add_argument("--root", default=str(Path(__file__).resolve().parents[1]),
                         help="the hadaemon tree to measure (another build, for A/B)")
-    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--profile", nargs="?", const="cumulative", default="",
+                        help="cProfile, sorted by this (cumulative, tottime)")
     args = parser.parse_args()
     root = Path(args.root).resolve()
     sys.path.insert(0, str(root))
