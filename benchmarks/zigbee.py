@@ -4,7 +4,7 @@ next to a plain paho client in the same run, on a stock mosquitto (and a tuned o
 Run by hand (it starts its own brokers on free ports)::
 
     .venv/bin/python benchmarks/zigbee.py [--messages 20000] [--reactions 300]
-        [--interval 0.02] [--brokers stock,tuned]
+        [--interval 0.02] [--brokers stock,tuned] [--hops] [--latency-only]
 
 Brokers (each figure is printed under the mosquitto config it used, line by line):
 
@@ -33,8 +33,17 @@ to the floor, a plain paho 2 client with its defaults (its own network thread):
   (no library, the ``/set`` framed by hand): the broker, the kernel and the measuring
   client, which no adapter can go below.
 
+- ``--hops``: where a closed-loop reaction's time goes, hop by hop (the sensor's
+  publish, the adapter's epoll returning, its read, the listener, the ``/set``'s send,
+  the sensor getting it; monotonic timestamps, one clock for every process), in a run
+  of its own with probes wrapped around those methods, next to the raw mirror's split.
+- ingest also prints messages per wake-up (doRead call): CPU per message is the path's
+  own cost plus a wake-up's (epoll, asyncio, recv, quickack) shared by its messages, so
+  a quiet machine (few messages per wake-up) shows a higher figure than a loaded one.
+
 ``benchmarks/zigbee_path.py`` measures the adapter's own CPU on the same paths in
-process (no broker, no socket), steadier on a shared machine.
+process (no broker, no socket), steadier on a shared machine, and counts its
+instructions per message under callgrind (``--callgrind``), which load does not move.
 
 The measuring clients (the sensor: paho with TCP_NODELAY; the flood) run in child
 processes, so the adapter has its reactor to itself. The machine may be shared: compare
@@ -396,7 +405,7 @@ class HopProbes:
                 if "message" in record and "sent" in record:
                     self.records.append(record)
 
-        transport.PahoSession.doRead = do_read  # type: ignore[method-assign]
+        transport.PahoSession.doRead = do_read  # type: ignore[method-assign,assignment]
         self._undo.append((transport.PahoSession, "doRead", original_read))
         wrap(transport._BufferedSocket, "_fill", None, "recv")
         wrap(transport._BufferedSocket, "take_publish", None, "message")

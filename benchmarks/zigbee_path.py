@@ -18,6 +18,12 @@ an in-memory socket, so that no syscall, broker or other process is in the figur
 Each figure is process CPU per message over batches of 250, the least and the median
 of the batches: on a shared machine the least is what the code costs, the median what
 it got. Compare builds by running this file against each (``--root``), taking turns.
+
+``--callgrind`` counts instructions instead (valgrind's callgrind, load-independent):
+each mode runs twice under it, with 500 and 1500 messages, and the difference over
+1000 is the instructions per message of the path alone (start-up cancels out).
+``--profile [cumulative|tottime]`` prints cProfile's view of where the time goes.
+``benchmarks/zigbee.py --hops`` splits a real reaction (broker, sockets) hop by hop.
 """
 
 from __future__ import annotations
@@ -190,12 +196,33 @@ def run(mode: str, count: int, profile: str) -> dict[str, float]:
     return {"least": batches[0], "median": batches[len(batches) // 2]}
 
 
+def instructions(mode: str, root: Path) -> int:
+    """Instructions per message of ``mode`` under callgrind (1500 messages less 500)."""
+    import os
+    import subprocess
+
+    counts = []
+    for count in (500, 1500):
+        with tempfile.NamedTemporaryFile(prefix="callgrind-") as out:
+            subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out.name}",
+                            sys.executable, __file__, "--root", str(root), "--modes", mode,
+                            "--messages", str(count)],
+                           env={**os.environ, "PYTHONHASHSEED": "0"}, check=True,
+                           capture_output=True)
+            summary = [line for line in Path(out.name).read_text().splitlines()
+                       if line.startswith("summary:")]
+            counts.append(int(summary[0].split()[1]))
+    return (counts[1] - counts[0]) // 1000
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--modes", default="ingest,reaction")
     parser.add_argument("--root", default=str(Path(__file__).resolve().parents[1]),
                         help="the hadaemon tree to measure (another build, for A/B)")
+    parser.add_argument("--callgrind", action="store_true",
+                        help="instructions per message under valgrind instead of CPU time")
     parser.add_argument("--profile", nargs="?", const="cumulative", default="",
                         help="cProfile, sorted by this (cumulative, tottime)")
     args = parser.parse_args()
@@ -203,6 +230,10 @@ def main() -> None:
     sys.path.insert(0, str(root))
     sys.path.insert(0, str(Path(__file__).resolve().parent))  # zigbee.py: MIRROR, SENSOR
     for mode in args.modes.split(","):
+        if args.callgrind:
+            print(f"{mode:9s} {instructions(mode.strip(), root):8d} instructions per message "
+                  f"(callgrind)   [{root}]")
+            continue
         result = run(mode.strip(), args.messages, args.profile)
         print(f"{mode:9s} {result['least']:6.1f} us CPU per message (least of batches), "
               f"median {result['median']:6.1f} us   [{root}]")

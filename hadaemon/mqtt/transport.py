@@ -51,10 +51,9 @@ _QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 class _BufferedSocket:
     """A socket whose ``recv`` is served from a read buffer (paho reads tiny pieces).
 
-    With ``quickack`` every wake-up that read something re-arms TCP_QUICKACK (Linux
-    resets it; :meth:`rearm_quickack`): our ACKs then leave at once instead of up to
-    40 ms later, so a broker with Nagle on (mosquitto's default) never holds its next
-    message waiting for them.
+    With ``quickack`` every read re-arms TCP_QUICKACK (Linux resets it): our ACKs then
+    leave at once instead of up to 40 ms later, so a broker with Nagle on (mosquitto's
+    default) never holds its next message waiting for them.
 
     It also notes how the stream ended (``eof``, or the ``error`` a read or write
     raised), which paho reduces to "Unspecified error".
@@ -66,7 +65,6 @@ class _BufferedSocket:
         self.eof = False
         self.error: OSError | None = None
         self._quickack = quickack and _QUICKACK is not None
-        self._read_some = False
 
     def recv(self, bufsize: int) -> bytes:
         if not self._buffer:
@@ -83,27 +81,15 @@ class _BufferedSocket:
                 self.eof = True
                 self._eof = True
                 return b""
-            self._read_some = True
-            self._buffer += data
-        chunk = bytes(self._buffer[:bufsize])
-        del self._buffer[:bufsize]
-        return chunk
-
-    def rearm_quickack(self) -> None:
-        """Once per wake-up that read something, after what it caused was written: a
-        pending ACK leaves now (unless our writes carried it), and quickack mode is back
-        on for what arrives next, which sending had turned off (Linux re-enters delayed
-        ACKs when we send soon after receiving). Done after the reaction rather than
-        right after the read, the syscall is off the reaction's path:
-        ``benchmarks/zigbee.py --hops`` put "doRead -> socket read done (recv,
-        quickack)" at 44 us of a 0.90 ms reaction (docs/mqtt.md, "Measured")."""
-        if self._read_some:
-            self._read_some = False
             if self._quickack:
                 try:
                     self._sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
                 except OSError:
                     self._quickack = False
+            self._buffer += data
+        chunk = bytes(self._buffer[:bufsize])
+        del self._buffer[:bufsize]
+        return chunk
 
     def take_publish(self, mqtt5: bool) -> tuple[str, bytes, bool] | None:
         """The next buffered packet if it is a whole, plain QoS 0 PUBLISH (topic, payload,
@@ -376,8 +362,6 @@ class PahoSession:
             if self._on_read_done is not None and not self.closed:
                 # Outside the read, so what the callback publishes is written at once.
                 self._on_read_done()
-            if fast and not self.closed:
-                sock.rearm_quickack()
 
     def _buffered(self) -> int:
         sock = self._sock
