@@ -227,8 +227,13 @@ def main() -> None:
                         help="cProfile, sorted by this (cumulative, tottime)")
     args = parser.parse_args()
     root = Path(args.root).resolve()
-    sys.path.insert(0, str(root))
     sys.path.insert(0, str(Path(__file__).resolve().parent))  # zigbee.py: MIRROR, SENSOR
+    import zigbee  # noqa: F401  (it puts its own tree first on sys.path: imported first,
+    sys.path.insert(0, str(root))  # ... the tree measured goes before it)
+    import hadaemon
+
+    if not Path(hadaemon.__file__).resolve().is_relative_to(root):
+        raise SystemExit(f"hadaemon came from {hadaemon.__file__}, not from {root}")
     for mode in args.modes.split(","):
         if args.callgrind:
             print(f"{mode:9s} {instructions(mode.strip(), root):8d} instructions per message "
