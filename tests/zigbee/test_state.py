@@ -4,14 +4,18 @@ registry); the adapter keeps only what is on its way to the broker."""
 
 from __future__ import annotations
 
+import pathlib
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail
 
 from hadaemon.sentinels import UNKNOWN
+from hadaemon.testing import Broker, run_in_reactor, wait_until
+from hadaemon.zigbee.devices import DynamicDevice, attribute_names
+from hadaemon.zigbee.naming import Namer
 from hadaemon.zigbee.testkit import FakeConnection
 
-from .util import Harness
+from .util import Harness, zigbee_daemon, zigbee_running
 
 
 def brightness(h: Harness, name: str = "Hallway Hue") -> Any:
@@ -169,3 +173,29 @@ def test_composite_keys_and_toggles_are_held_decoded() -> None:
                                 ("zigbee2mqtt/Hallway Hue/set", {"state": "TOGGLE"})]
     h.deliver("zigbee2mqtt/Color bulb", {"color": {"x": 0.3}})  # a part: merged
     assert color.value == {"x": 0.3, "y": 0.2} and color.pending is UNKNOWN
+
+
+def test_writes_of_both_worlds_are_confirmed_by_the_device_through_a_broker(
+        tmp_path: pathlib.Path, broker: Broker) -> None:
+    """Real parts: the daemon's MQTT connection, a broker, the simulator echoing state.
+    An automation's set and a registry write are pending in the registry until the
+    device's report confirms them."""
+    config, catalog = zigbee_daemon(tmp_path, broker, zigbee={"initial_query": False})
+
+    async def scenario(reactor: Any) -> None:
+        async with zigbee_running(reactor, config, catalog) as (daemon, network, _sim):
+            registry = daemon.registry
+            link = network.find("Hallway Hue")
+            lamp = DynamicDevice(link, attribute_names(link.feature_list(), Namer()))
+            network.attach_view(lamp)
+            var = registry.variable(link.peer_id, 0, "brightness")
+            lamp.brightness.set(77)  # an automation's set
+            assert var.pending == 77 and registry.get_value(link.peer_id, 0, "brightness") == 77
+            await wait_until(reactor, lambda: var.value == 77, what="the lamp's report")
+            assert var.pending is UNKNOWN
+            # a node's or service's write, waiting for the same kind of confirmation
+            await registry.set_value(link.peer_id, 0, "brightness", 12, confirm=True,
+                                     timeout=5)
+            assert (var.value, var.pending) == (12, UNKNOWN) and lamp.brightness.get() == 12
+
+    run_in_reactor(scenario, timeout=30)
