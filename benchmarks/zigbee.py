@@ -4,7 +4,7 @@ next to a plain paho client in the same run, on a stock mosquitto (and a tuned o
 Run by hand (it starts its own brokers on free ports)::
 
     .venv/bin/python benchmarks/zigbee.py [--messages 20000] [--reactions 300]
-        [--interval 0.02] [--brokers stock,tuned]
+        [--interval 0.02] [--brokers stock,tuned] [--hops] [--latency-only]
 
 Brokers (each figure is printed under the mosquitto config it used, line by line):
 
@@ -33,8 +33,17 @@ to the floor, a plain paho 2 client with its defaults (its own network thread):
   (no library, the ``/set`` framed by hand): the broker, the kernel and the measuring
   client, which no adapter can go below.
 
+- ``--hops``: where a closed-loop reaction's time goes, hop by hop (the sensor's
+  publish, the adapter's epoll returning, its read, the listener, the ``/set``'s send,
+  the sensor getting it; monotonic timestamps, one clock for every process), in a run
+  of its own with probes wrapped around those methods, next to the raw mirror's split.
+- ingest also prints messages per wake-up (doRead call): CPU per message is the path's
+  own cost plus a wake-up's (epoll, asyncio, recv, quickack) shared by its messages, so
+  a quiet machine (few messages per wake-up) shows a higher figure than a loaded one.
+
 ``benchmarks/zigbee_path.py`` measures the adapter's own CPU on the same paths in
-process (no broker, no socket), steadier on a shared machine.
+process (no broker, no socket), steadier on a shared machine, and counts its
+instructions per message under callgrind (``--callgrind``), which load does not move.
 
 The measuring clients (the sensor: paho with TCP_NODELAY; the flood) run in child
 processes, so the adapter has its reactor to itself. The machine may be shared: compare
@@ -112,25 +121,35 @@ def child_measure(host: str, port: int, count: int, interval: float) -> None:
     """Closed loop: publish a report, time until the mirrored /set arrives, wait
     ``interval``, repeat; print the latencies (ms) and the count of timeouts."""
     got = threading.Event()
+    arrived: list[float] = []
     client = _client(host, port, f"measure-{os.getpid()}")
-    client.on_message = lambda c, u, m: got.set()
+
+    def on_message(c: Any, u: Any, m: Any) -> None:
+        arrived.append(time.monotonic())  # CLOCK_MONOTONIC: comparable across processes
+        got.set()
+
+    client.on_message = on_message
     client.subscribe(LAMP_SET, qos=1)
     client.loop_start()
     time.sleep(0.5)
     latencies = []
+    hops = []  # (sent, arrived) monotonic, for the per-hop split
     lost = 0
     for i in range(count + WARMUP):
         got.clear()
+        arrived.clear()
         start = time.perf_counter()
+        sent = time.monotonic()
         client.publish(SENSOR, _report(i), qos=0)
         if not got.wait(2.0):
             lost += 1
             continue
         if i >= WARMUP:
             latencies.append((time.perf_counter() - start) * 1000)
+            hops.append((sent, arrived[0]))
         time.sleep(interval)
     client.loop_stop()
-    print(json.dumps({"latencies": latencies, "lost": lost}))
+    print(json.dumps({"latencies": latencies, "lost": lost, "hops": hops}))
 
 
 def child_measure_open(host: str, port: int, count: int, interval: float) -> None:
@@ -223,6 +242,7 @@ def child_raw_mirror(host: str, port: int) -> None:
     buffer, mid, ready = b"", 1, False
     while True:
         data = sock.recv(65536)
+        received = time.monotonic()
         if not data:
             return
         if quickack is not None:
@@ -238,6 +258,7 @@ def child_raw_mirror(host: str, port: int) -> None:
                 mid = mid % 65535 + 1
                 sock.sendall(publish_packet(LAMP_SET, json.dumps({"brightness": value}).encode(),
                                             first=0x32, mid=mid.to_bytes(2, "big")))
+                print(f"hop {received} {time.monotonic()}", flush=True)  # after: off the path
 
 
 def child_flood(host: str, port: int, count: int) -> None:
@@ -314,6 +335,133 @@ def _wait_quiet(counter: Any, count: int, quiet: float = 1.0) -> None:
             return
 
 
+# -- the per-hop split of a reaction -----------------------------------------------------
+
+# Where a closed-loop reaction's time goes, each a monotonic timestamp (CLOCK_MONOTONIC,
+# one clock for every process of the machine): the sensor's publish, the adapter's
+# epoll returning, doRead starting, the socket read (recv and TCP_QUICKACK) done, the
+# message reaching the network, the automation's listener called, the /set's send()
+# starting and done, the sensor's paho getting it.
+HOPS = ("woke", "read", "recv", "message", "listener", "send", "sent")
+SEGMENTS = (
+    ("sensor publish -> adapter epoll returns (broker in, wake-up)", "publish", "woke"),
+    ("epoll returns -> doRead (asyncio, Twisted dispatch)", "woke", "read"),
+    ("doRead -> socket read done (recv, quickack)", "read", "recv"),
+    ("read -> the PUBLISH is framed out of the buffer", "recv", "message"),
+    ("framed -> automation listener (decode, registry, flush)", "message", "listener"),
+    ("listener -> send() starts (set, collate, json, framing)", "listener", "send"),
+    ("send() (the syscall)", "send", "sent"),
+    ("send() done -> sensor gets the /set (broker out, sensor)", "sent", "arrived"),
+)
+
+
+class HopProbes:
+    """Timestamps at the hops of a reaction inside the adapter, taken by wrapping the
+    methods on the path (in this benchmark's process only; each probe costs ~1 us)."""
+
+    def __init__(self, reactor: Any) -> None:
+        from hadaemon.mqtt import transport
+        from hadaemon.zigbee import broadcasters
+
+        self.records: list[dict[str, float]] = []
+        self._woke = 0.0
+        self._current: dict[str, float] | None = None
+        self._undo: list[tuple[Any, str, Any]] = []
+        now = time.monotonic
+        selector = reactor._asyncioEventloop._selector
+        select = selector.select
+
+        def timed_select(*a: Any, **k: Any) -> Any:
+            events = select(*a, **k)
+            self._woke = now()
+            return events
+
+        selector.select = timed_select
+        self._undo.append((selector, "select", None))
+
+        def wrap(owner: Any, name: str, before: str | None, after: str | None = None) -> None:
+            original = getattr(owner, name)
+
+            def probe(*a: Any, **k: Any) -> Any:
+                record = self._current
+                if before and record is not None and before not in record:
+                    record[before] = now()
+                result = original(*a, **k)
+                if after and record is not None and after not in record:
+                    record[after] = now()
+                return result
+
+            setattr(owner, name, probe)
+            self._undo.append((owner, name, original))
+
+        original_read = transport.PahoSession.doRead
+
+        def do_read(session: Any) -> None:
+            self._current = {"woke": self._woke, "read": now()}
+            try:
+                original_read(session)
+            finally:
+                record, self._current = self._current, None
+                if "message" in record and "sent" in record:
+                    self.records.append(record)
+
+        transport.PahoSession.doRead = do_read  # type: ignore[method-assign,assignment]
+        self._undo.append((transport.PahoSession, "doRead", original_read))
+        wrap(transport._BufferedSocket, "_fill", None, "recv")
+        wrap(transport._BufferedSocket, "take_publish", None, "message")
+        wrap(broadcasters._ListenerList, "_dispatch", "listener")
+        wrap(transport.PahoSession, "_write_own", "send", "sent")
+
+    def remove(self) -> None:
+        for owner, name, original in reversed(self._undo):
+            if original is None:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, original)
+
+
+def hop_split(hops: list[list[float]], records: list[dict[str, float]]) -> dict[str, float]:
+    """Median ms of each segment, over the reactions matched to an adapter record (the
+    first wake-up after the sensor's publish)."""
+    import bisect
+
+    records = sorted(records, key=lambda r: r["woke"])
+    woken = [r["woke"] for r in records]
+    rows: list[dict[str, float]] = []
+    for published, arrived in hops:
+        i = bisect.bisect_left(woken, published)
+        if i < len(records) and records[i]["sent"] < arrived:
+            rows.append({**records[i], "publish": published, "arrived": arrived})
+    return {label: statistics.median((r[b] - r[a]) * 1000 for r in rows)
+            for label, a, b in SEGMENTS if rows} | {"matched": len(rows)}
+
+
+def mirror_split(hops: list[list[float]], mirror: list[tuple[float, ...]]) -> dict[str, float]:
+    """The raw mirror's split: publish -> its read returns, its work, write -> sensor."""
+    import bisect
+
+    reads = [m[0] for m in mirror]
+    rows = []
+    for published, arrived in hops:
+        i = bisect.bisect_left(reads, published)
+        if i < len(mirror) and mirror[i][1] < arrived:
+            rows.append((published, *mirror[i], arrived))
+    if not rows:
+        return {"matched": 0}
+    return {"sensor publish -> mirror's read returns (broker in, wake-up)":
+            statistics.median((r[1] - r[0]) * 1000 for r in rows),
+            "read -> write done (its work)": statistics.median((r[2] - r[1]) * 1000 for r in rows),
+            "write done -> sensor gets the /set (broker out, sensor)":
+            statistics.median((r[3] - r[2]) * 1000 for r in rows), "matched": len(rows)}
+
+
+def print_split(title: str, split: dict[str, float]) -> None:
+    print(f"    {title} ({int(split.get('matched', 0))} reactions matched), median ms:")
+    for label, value in split.items():
+        if label != "matched":
+            print(f"      {value:7.3f}  {label}")
+
+
 # -- brokers and the adapter side ------------------------------------------------------
 
 
@@ -362,10 +510,14 @@ def run_adapter(broker: Any, scenario_name: str, **kw: Any) -> Any:
         while not network.ready:
             await deferLater(reactor, 0.01, lambda: None)
         if scenario_name == "latency":
+            probes = HopProbes(reactor) if kw.get("hops") else None
             child = spawn(kw["mode"], broker.host, broker.port, kw["count"], kw["interval"])
             while child.poll() is None:
                 await deferLater(reactor, 0.05, lambda: None)
             result = json.loads(child.stdout.read())  # type: ignore[union-attr]
+            if probes is not None:
+                probes.remove()
+                result["records"] = probes.records
         else:
             temp = network.find("Living room temp")
             assert temp is not None
@@ -373,6 +525,18 @@ def run_adapter(broker: Any, scenario_name: str, **kw: Any) -> Any:
             sub = bus.subscribe(f"variable/zigbee2mqtt/{temp.peer_id}/0/temperature",
                                 lambda _event: span.seen())
             start_count = network.messages_received
+            # Wake-ups (doRead calls) in the span: CPU per message is the path's cost plus
+            # a wake-up's (epoll, asyncio, recv, quickack) over the messages it read.
+            wakeups = [0]
+            session_type = type(connection._session)
+            original_read = session_type.doRead
+
+            def counted_read(session: Any) -> None:
+                if span.n:
+                    wakeups[0] += 1
+                original_read(session)
+
+            session_type.doRead = counted_read
             child = spawn("flood", broker.host, broker.port, kw["count"])
             last, since = -1, time.perf_counter()
             while child.poll() is None or time.perf_counter() - since < 1.0:
@@ -380,7 +544,9 @@ def run_adapter(broker: Any, scenario_name: str, **kw: Any) -> Any:
                 if network.messages_received != last:
                     last, since = network.messages_received, time.perf_counter()
             sub.cancel()
+            session_type.doRead = original_read
             result = span.result(network.messages_received - start_count)
+            result["per_wakeup"] = span.n / max(1, wakeups[0])
         runtime.stop()
         await network.stop()
         await connection.stop()
@@ -401,10 +567,14 @@ def floor_latency(broker: Any, mode: str, count: int, interval: float,
     try:
         child = spawn(mode, broker.host, broker.port, count, interval)
         out, _ = child.communicate()
-        return dict(json.loads(out))
+        result = dict(json.loads(out))
     finally:
         mirror.terminate()
-        mirror.wait()
+        rest, _ = mirror.communicate()
+    # the raw mirror's own times (read, written): the hops on either side of it
+    result["mirror"] = [tuple(map(float, line.split()[1:])) for line in rest.splitlines()
+                        if line.startswith("hop ")]
+    return result
 
 
 def floor_ingest(broker: Any, count: int) -> dict[str, float]:
@@ -418,8 +588,10 @@ def floor_ingest(broker: Any, count: int) -> dict[str, float]:
 
 def _best(runs: list[dict[str, float]]) -> dict[str, float]:
     """The best rate and the least CPU of the runs (others' load only ever slows)."""
-    return {"rate": max(r["rate"] for r in runs), "cpu_us": min(r["cpu_us"] for r in runs),
-            "received": min(r["received"] for r in runs)}
+    best = min(runs, key=lambda r: r["cpu_us"])
+    return {"rate": max(r["rate"] for r in runs), "cpu_us": best["cpu_us"],
+            "received": min(r["received"] for r in runs),
+            "per_wakeup": best.get("per_wakeup", 0.0)}
 
 
 def _latency(label: str, ours: dict[str, Any], base: dict[str, Any], raw: dict[str, Any]) -> str:
@@ -446,20 +618,32 @@ def bench_broker(name: str, args: argparse.Namespace) -> None:
         print(f"\nmosquitto '{name}', its whole config: " + "; ".join(config)
               + f"   (load average {_load()})")
         ingests, floors = [], []
-        for _ in range(args.repeat):  # alternately, so both see the same machine
+        for _ in range(0 if args.latency_only else args.repeat):
+            # alternately, so both see the same machine
             ingests.append(run_adapter(broker, "ingest", count=args.messages))
             floors.append(floor_ingest(broker, args.messages))
-        ingest, floor = _best(ingests), _best(floors)
-        print(f"  ingest   hadaemon {ingest['rate']:8.0f} msg/s {ingest['cpu_us']:5.1f} us CPU/msg"
-              f" ({ingest['received']} of {args.messages} arrived)   plain paho "
-              f"{floor['rate']:8.0f} msg/s {floor['cpu_us']:5.1f} us CPU/msg "
-              f"({floor['received']} arrived)   ratio {ingest['rate'] / floor['rate']:.2f}")
+        if ingests:
+            ingest, floor = _best(ingests), _best(floors)
+            print(f"  ingest   hadaemon {ingest['rate']:8.0f} msg/s {ingest['cpu_us']:5.1f} us "
+                  f"CPU/msg ({ingest['per_wakeup']:.1f} messages per wake-up; "
+                  f"{ingest['received']} of {args.messages} arrived)   plain paho "
+                  f"{floor['rate']:8.0f} msg/s {floor['cpu_us']:5.1f} us CPU/msg "
+                  f"({floor['received']} arrived)   ratio {ingest['rate'] / floor['rate']:.2f}")
         for label, mode in (("closed", "measure"), ("open", "measure_open")):
             ours = run_adapter(broker, "latency", mode=mode, count=args.reactions,
                                interval=args.interval)
             base = floor_latency(broker, mode, args.reactions, args.interval)
             raw = floor_latency(broker, mode, args.reactions, args.interval, "raw_mirror")
             print(_latency(label, ours, base, raw))
+            if args.hops and mode == "measure":
+                probed = run_adapter(broker, "latency", mode=mode, count=args.reactions,
+                                     interval=args.interval, hops=True)
+                values = probed["latencies"]
+                print(f"  per-hop split, closed loop, a run of its own with the probes in "
+                      f"(p50 {statistics.median(values):.2f} ms, "
+                      f"p99 {percentile(values, 99):.2f} ms):")
+                print_split("hadaemon", hop_split(probed["hops"], probed["records"]))
+                print_split("raw mirror", mirror_split(raw["hops"], raw["mirror"]))
 
 
 def main() -> None:
@@ -470,6 +654,10 @@ def main() -> None:
                         help="seconds between sensor reports (< 40 ms triggers the stall)")
     parser.add_argument("--repeat", type=int, default=3,
                         help="ingest runs per side; the best is printed")
+    parser.add_argument("--hops", action="store_true",
+                        help="also print where a closed-loop reaction's time goes, hop by "
+                        "hop (an extra run with probes), next to the raw mirror's")
+    parser.add_argument("--latency-only", action="store_true", help="skip the ingest runs")
     parser.add_argument("--brokers", default="stock,tuned",
                         help=f"comma-separated, of {', '.join(BROKERS)}")
     args = parser.parse_args()

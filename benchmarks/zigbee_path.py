@@ -18,6 +18,12 @@ an in-memory socket, so that no syscall, broker or other process is in the figur
 Each figure is process CPU per message over batches of 250, the least and the median
 of the batches: on a shared machine the least is what the code costs, the median what
 it got. Compare builds by running this file against each (``--root``), taking turns.
+
+``--callgrind`` counts instructions instead (valgrind's callgrind, load-independent):
+each mode runs twice under it, with 500 and 1500 messages, and the difference over
+1000 is the instructions per message of the path alone (start-up cancels out).
+``--profile [cumulative|tottime]`` prints cProfile's view of where the time goes.
+``benchmarks/zigbee.py --hops`` splits a real reaction (broker, sockets) hop by hop.
 """
 
 from __future__ import annotations
@@ -147,7 +153,7 @@ def _pubacks(out: bytes) -> bytes:
                     for topic_end in [2 + ((body[0] << 8) | body[1])])
 
 
-def run(mode: str, count: int, profile: bool) -> dict[str, float]:
+def run(mode: str, count: int, profile: str) -> dict[str, float]:
     clock, session, _connection, raw = _setup(mode)
     packets = _packets(mode, count + WARMUP)
     answered = 0
@@ -183,11 +189,30 @@ def run(mode: str, count: int, profile: bool) -> dict[str, float]:
         import pstats
 
         profiler.disable()
-        pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
+        pstats.Stats(profiler).sort_stats(profile).print_stats(45)
     batches.sort()
     if mode == "reaction" and answered < len(batches) * BATCH:
         raise SystemExit(f"only {answered} of {len(batches) * BATCH} reports were answered")
     return {"least": batches[0], "median": batches[len(batches) // 2]}
+
+
+def instructions(mode: str, root: Path) -> int:
+    """Instructions per message of ``mode`` under callgrind (1500 messages less 500)."""
+    import os
+    import subprocess
+
+    counts = []
+    for count in (500, 1500):
+        with tempfile.NamedTemporaryFile(prefix="callgrind-") as out:
+            subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out.name}",
+                            sys.executable, __file__, "--root", str(root), "--modes", mode,
+                            "--messages", str(count)],
+                           env={**os.environ, "PYTHONHASHSEED": "0"}, check=True,
+                           capture_output=True)
+            summary = [line for line in Path(out.name).read_text().splitlines()
+                       if line.startswith("summary:")]
+            counts.append(int(summary[0].split()[1]))
+    return (counts[1] - counts[0]) // 1000
 
 
 def main() -> None:
@@ -196,12 +221,24 @@ def main() -> None:
     parser.add_argument("--modes", default="ingest,reaction")
     parser.add_argument("--root", default=str(Path(__file__).resolve().parents[1]),
                         help="the hadaemon tree to measure (another build, for A/B)")
-    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--callgrind", action="store_true",
+                        help="instructions per message under valgrind instead of CPU time")
+    parser.add_argument("--profile", nargs="?", const="cumulative", default="",
+                        help="cProfile, sorted by this (cumulative, tottime)")
     args = parser.parse_args()
     root = Path(args.root).resolve()
-    sys.path.insert(0, str(root))
     sys.path.insert(0, str(Path(__file__).resolve().parent))  # zigbee.py: MIRROR, SENSOR
+    import zigbee  # noqa: F401  (it puts its own tree first on sys.path: imported first,
+    sys.path.insert(0, str(root))  # ... the tree measured goes before it)
+    import hadaemon
+
+    if not Path(hadaemon.__file__).resolve().is_relative_to(root):
+        raise SystemExit(f"hadaemon came from {hadaemon.__file__}, not from {root}")
     for mode in args.modes.split(","):
+        if args.callgrind:
+            print(f"{mode:9s} {instructions(mode.strip(), root):8d} instructions per message "
+                  f"(callgrind)   [{root}]")
+            continue
         result = run(mode.strip(), args.messages, args.profile)
         print(f"{mode:9s} {result['least']:6.1f} us CPU per message (least of batches), "
               f"median {result['median']:6.1f} us   [{root}]")

@@ -307,7 +307,13 @@ class Network:
 
     def _json(self, message: Message) -> Any:
         try:
-            return json.loads(message.payload)
+            try:
+                # zigbee2mqtt writes UTF-8: decoding it ourselves skips json.loads' encoding
+                # detection and call layers, ~0.6 of its 1.3 us per message (timeit, a
+                # one-value report); anything else gets json.loads' own reading.
+                return _DECODE(message.payload.decode())
+            except ValueError:
+                return json.loads(message.payload)
         except ValueError:
             self.warn_once(f"{message.topic}: not JSON ({_short(message.payload)}); ignored",
                            key=("json", message.topic))
@@ -616,6 +622,9 @@ class Network:
             self._warned.clear()
         self._warned[key] = now
         self.log.warn("{message}", message=message)
+
+
+_DECODE = json.JSONDecoder().decode
 
 
 def _state_word(payload: bytes) -> str | None:
