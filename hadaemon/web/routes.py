@@ -40,6 +40,7 @@ class Field:
     required: bool = False
     minimum: float | None = None
     maximum: float | None = None
+    min_length: int | None = None  # documented; the handler says what is wrong
 
     def check(self, value: Any, where: str) -> Any:
         if self.type == "any":
