@@ -34,6 +34,21 @@ if TYPE_CHECKING:
 STATIC = pathlib.Path(__file__).parent / "static"
 
 
+_ERRORS: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], int, str], ...] = (
+    (BadValue, 400, "bad_value"),
+    (UnknownDevice, 404, "unknown_device"),
+    ((UnknownChannel, UnknownVariable, SystemVariableNotFound), 404, "unknown_variable"),
+    (ReadOnly, 403, "read_only"),
+    (InvalidValue, 422, "invalid_value"),
+    (ConfirmationTimeout, 504, "not_confirmed"),
+    (RegistryError, 400, "registry_error"),
+    (QueueFull, 503, "busy"),
+    (BusError, 502, "bus_error"),
+)
+"""Exceptions handlers let through that are the client's (or a device's) business, in
+the order they are tried (a subclass before its base)."""
+
+
 def api_error_of(exc: BaseException) -> ApiError | None:
     """The answer for an exception a handler let through (None: unexpected)."""
     if isinstance(exc, ApiError):
@@ -48,24 +63,9 @@ def api_error_of(exc: BaseException) -> ApiError | None:
         details = {"retry_after": retry} if retry else {}
         return ApiError(status, code, str(getattr(exc, "message", exc)), headers=headers,
                         details=details)
-    if isinstance(exc, BadValue):
-        return ApiError(400, "bad_value", str(exc))
-    if isinstance(exc, UnknownDevice):
-        return ApiError(404, "unknown_device", str(exc))
-    if isinstance(exc, UnknownChannel | UnknownVariable | SystemVariableNotFound):
-        return ApiError(404, "unknown_variable", str(exc))
-    if isinstance(exc, ReadOnly):
-        return ApiError(403, "read_only", str(exc))
-    if isinstance(exc, InvalidValue):
-        return ApiError(422, "invalid_value", str(exc))
-    if isinstance(exc, ConfirmationTimeout):
-        return ApiError(504, "not_confirmed", str(exc))
-    if isinstance(exc, RegistryError):
-        return ApiError(400, "registry_error", str(exc))
-    if isinstance(exc, QueueFull):
-        return ApiError(503, "busy", str(exc))
-    if isinstance(exc, BusError):
-        return ApiError(502, "bus_error", str(exc))
+    for kind, status, code in _ERRORS:
+        if isinstance(exc, kind):
+            return ApiError(status, code, str(exc))
     return None
 
 

@@ -3,7 +3,6 @@ only read or write their own variables; tests that stop or break it make their o
 
 from __future__ import annotations
 
-import pathlib
 import textwrap
 from collections.abc import Iterator
 
@@ -44,7 +43,3 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveDaemon]:
     )
     with LiveDaemon(config) as daemon:
         yield daemon
-
-
-def nodes_dir() -> pathlib.Path:
-    return NODES

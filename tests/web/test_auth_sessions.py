@@ -165,37 +165,53 @@ def test_session_ids_are_kept_only_hashed(auth: WebAuth) -> None:
 
 
 @pytest.fixture
-def session(auth: WebAuth) -> Principal:
+def session(auth: WebAuth) -> tuple[Principal, str, str]:
+    """A logged-in session: (principal, cookie, CSRF token)."""
     login = result(auth.login(PASSWORD, client="a"))
-    session = login.principal
-    object.__setattr__(session, "cookie", cookie_value(login.set_cookie))
-    return session  # type: ignore[no-any-return]
+    csrf = login.principal.csrf_token
+    assert csrf is not None
+    return login.principal, cookie_value(login.set_cookie), csrf
 
 
-def test_reading_needs_no_csrf_token(auth: WebAuth, session: Principal) -> None:
-    cookie = session.cookie  # type: ignore[attr-defined]
-    assert auth.require(request(cookie=cookie), state_changing=False) == session
+def test_reading_needs_no_csrf_token(auth: WebAuth,
+                                     session: tuple[Principal, str, str]) -> None:
+    principal, cookie, _csrf = session
+    assert auth.require(request(cookie=cookie), state_changing=False) == principal
 
 
-def test_a_change_without_the_csrf_token_is_refused(auth: WebAuth,
-                                                    session: Principal) -> None:
-    cookie = session.cookie  # type: ignore[attr-defined]
+def test_a_change_without_the_csrf_token_is_refused(
+        auth: WebAuth, session: tuple[Principal, str, str]) -> None:
+    _principal, cookie, _csrf = session
     error = refused(auth, cookie=cookie, state_changing=True, method=b"POST")
     assert (error.status, error.code) == (403, "csrf_missing")
     assert "X-CSRF-Token" in error.message
 
 
-def test_a_change_with_another_csrf_token_is_refused(auth: WebAuth,
-                                                     session: Principal) -> None:
-    cookie = session.cookie  # type: ignore[attr-defined]
+def test_a_change_with_another_csrf_token_is_refused(
+        auth: WebAuth, session: tuple[Principal, str, str]) -> None:
+    _principal, cookie, csrf = session
     other = result(auth.login(PASSWORD, client="a")).principal.csrf_token
-    for wrong in [other, session.csrf_token[:-1], session.csrf_token + "x", "é"]:  # type: ignore[index, operator]
+    for wrong in [other, csrf[:-1], csrf + "x", "é", " " + csrf]:
         error = refused(auth, cookie=cookie, csrf=wrong, state_changing=True)
         assert (error.status, error.code) == (403, "csrf_mismatch")
 
 
-def test_a_change_with_the_csrf_token_passes(auth: WebAuth, session: Principal) -> None:
-    cookie = session.cookie  # type: ignore[attr-defined]
-    got = auth.require(request(cookie=cookie, csrf=session.csrf_token, method=b"DELETE"),
+def test_a_change_with_the_csrf_token_passes(auth: WebAuth,
+                                             session: tuple[Principal, str, str]) -> None:
+    principal, cookie, csrf = session
+    got = auth.require(request(cookie=cookie, csrf=csrf, method=b"DELETE"),
                        state_changing=True)
-    assert got == session
+    assert got == principal
+
+
+def test_the_process_environment_is_read_by_default(tmp_path: pathlib.Path, clock: Clock,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from twisted.internet.defer import maybeDeferred
+
+    auth = WebAuth(open_store(tmp_path, clock), reactor=clock, secure=False,
+                   run_in_thread=maybeDeferred)
+    monkeypatch.delenv(ENV_PASSWORD, raising=False)
+    assert not auth.password_set()
+    monkeypatch.setenv(ENV_PASSWORD, "set for the container")  # read on each login
+    assert auth.password_source() == "environment"
+    assert result(auth.login("set for the container", client="a")).principal.kind == "session"

@@ -201,3 +201,31 @@ def test_a_whole_ipv6_64_shares_one_lockout(auth: WebAuth, clock: Clock) -> None
     assert (error.status, error.code) == (429, "too_many_attempts")
     assert "2001:db8:1:2::/64" in error.message
     assert start(auth.login(PASSWORD, client="2001:db8:1:3::1"))[0].principal.name == "admin"
+
+
+def test_a_client_hanging_up_does_not_free_its_hash_slot(tmp_path: pathlib.Path,
+                                                         clock: Clock) -> None:
+    from twisted.internet.defer import CancelledError, Deferred
+
+    store = open_store(tmp_path, clock)
+    set_cheap_password(store)
+    pending: list[Deferred[bool]] = []
+
+    def never_done(_f: Any) -> Deferred[bool]:
+        d: Deferred[bool] = Deferred()  # a thread: it cannot be cancelled
+        pending.append(d)
+        return d
+
+    auth = WebAuth(store, reactor=clock, secure=False, environ={},
+                   run_in_thread=never_done)  # type: ignore[arg-type]
+    logins = [Deferred.fromCoroutine(auth.login(PASSWORD, client=f"c{n}")) for n in range(3)]
+    assert len(pending) == 2
+    outcomes: list[Any] = []
+    logins[0].addBoth(outcomes.append)
+    logins[0].cancel()  # the web layer cancels when the client hangs up
+    assert isinstance(outcomes[0], Failure) and outcomes[0].check(CancelledError)
+    assert len(pending) == 2  # the third still waits: the first hash is still running
+    assert auth.throttle.failures("c0") == 0
+    start(auth.login(PASSWORD, client="c0"))  # the client may ask again at once
+    pending[0].callback(True)  # now the slot is free
+    assert len(pending) == 3

@@ -16,6 +16,7 @@ from twisted.internet.defer import Deferred, DeferredSemaphore
 from twisted.internet.interfaces import IReactorThreads, IReactorTime
 from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThreadPool
+from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 
 from hadaemon.logs import get_logger
@@ -142,7 +143,8 @@ class WebAuth:
         try:
             kind, secret = source
             verify = verify_plain if kind == "environment" else verify_password
-            right = await self._hashing.run(self._in_thread, partial(verify, password, secret))
+            check = self._hashing.run(self._in_thread, partial(verify, password, secret))
+            right = await _shielded(check)
             if not right:
                 delay = self.throttle.failed(key)
                 log.warn("failed web login from {client} ({count} in a row)",
@@ -242,6 +244,24 @@ class WebAuth:
     def tokens(self) -> list[dict[str, object]]:
         """Every token's id, name, created and last_used (never the token itself)."""
         return self._tokens.list()
+
+
+def _shielded(d: Deferred[T]) -> Deferred[T]:
+    """``d``'s result, in a Deferred whose cancelling (a client that hung up) leaves ``d``
+    alone: a thread cannot be stopped, and its hash keeps the semaphore until it ends,
+    so hanging up and asking again cannot run more hashes at once."""
+    proxy: Deferred[T] = Deferred()
+
+    def forward(result: T | Failure) -> None:
+        if proxy.called:
+            return  # cancelled meanwhile: nobody waits for this result
+        if isinstance(result, Failure):
+            proxy.errback(result)
+        else:
+            proxy.callback(result)
+
+    d.addBoth(forward)
+    return proxy
 
 
 def _header(request: IRequest, name: bytes) -> str | None:
