@@ -106,6 +106,17 @@ def _no_constant(name: str) -> Any:
     raise json.JSONDecodeError(f"{name} is not JSON", name, 0)
 
 
+def closing_answer(status: bytes, code: str, message: str,
+                   extra: tuple[bytes, ...] = ()) -> bytes:
+    """A whole JSON error answer as bytes, for the transport itself (no request to answer
+    through: a body refused unread, a connection over the cap); the connection closes."""
+    body = dumps({"error": code, "message": message})
+    head = [b"HTTP/1.1 " + status, b"Content-Type: " + JSON_TYPE,
+            b"Content-Length: " + str(len(body)).encode(), b"Connection: close", *extra]
+    head.extend(name + b": " + value for name, value in SECURITY_HEADERS.items())
+    return b"\r\n".join(head) + b"\r\n\r\n" + body
+
+
 class ApiRequest(server.Request):
     """A request that refuses bodies over the site's ``max_body`` before reading them, and
     carries the security headers whatever answers it."""
@@ -136,13 +147,10 @@ class ApiRequest(server.Request):
         # Answered at once, the connection closed: the rest of the body is never read.
         self._too_large = True
         self.content = io.BytesIO()
-        body = dumps({"error": "body_too_large", "message": message})
-        head = [b"HTTP/1.1 413 Request Entity Too Large", b"Content-Type: " + JSON_TYPE,
-                b"Content-Length: " + str(len(body)).encode(), b"Connection: close"]
-        head.extend(name + b": " + value for name, value in SECURITY_HEADERS.items())
         transport = self.channel.transport
         if transport is not None:
-            transport.write(b"\r\n".join(head) + b"\r\n\r\n" + body)
+            transport.write(closing_answer(b"413 Request Entity Too Large",
+                                           "body_too_large", message))
             transport.loseConnection()
 
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
