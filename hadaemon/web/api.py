@@ -505,6 +505,10 @@ def metrics(web: WebPlugin, call: Call) -> Any:
                          "Last-Event-ID header, for clients that cannot set it)")])
 def events(web: WebPlugin, call: Call) -> Any:
     request = call.request
+    if request.method == b"HEAD":  # the headers only: no stream that never ends
+        request.setHeader(b"Content-Type", b"text/event-stream; charset=utf-8")
+        request.finish()
+        return None
     raw_last = request.getHeader(b"Last-Event-ID")
     last = raw_last.decode("latin-1") if raw_last else call.query.get("last_event_id")
     resume = web.journal.parse_id(last) if last else None

@@ -170,9 +170,24 @@ class StaticFiles(static.File):
         self.indexNames = ["index.html"]
         self.processors = {}
 
+    def render(self, request: Request) -> Any:
+        # (twisted.web would answer other methods with an HTML page)
+        if request.method not in (b"GET", b"HEAD"):
+            write_json(request, 405, {"error": "method_not_allowed", "message": f"static "
+                                      f"files are read with GET, not "
+                                      f"{request.method.decode('latin-1')}"},
+                       {b"Allow": b"GET, HEAD"})
+            return server.NOT_DONE_YET
+        return super().render(request)  # type: ignore[no-untyped-call]
+
     def render_GET(self, request: Request) -> Any:
         request.requestHeaders.removeHeader(b"range")  # small files: always whole
         return super().render_GET(request)  # type: ignore[no-untyped-call]
+
+    def getChild(self, path: bytes, request: Request) -> Any:
+        if b"\x00" in path:  # (os.stat raises on a NUL: a 500 otherwise)
+            return self.childNotFound
+        return super().getChild(path, request)  # type: ignore[no-untyped-call]
 
     def makeProducer(self, request: Request, fileForReading: Any) -> Any:
         # twisted.web's producers are pulled by the global cooperator, i.e. the global
