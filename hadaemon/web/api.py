@@ -80,7 +80,8 @@ def tokens(web: WebPlugin, call: Call) -> Any:
 
 
 @routes.post("/api/tokens", "Create an API token; its secret is shown only in this answer",
-             tag="auth", status=201, body=[Field("name", "string", required=True)])
+             tag="auth", status=201,
+             body=[Field("name", "string", required=True, min_length=1)])
 def create_token(web: WebPlugin, call: Call) -> Any:
     token_id, secret = web.auth.create_token(call.body["name"])
     return {"id": token_id, "name": call.body["name"], "secret": secret}
@@ -245,7 +246,7 @@ def variable(web: WebPlugin, call: Call) -> Any:
                   Field("confirm", "boolean", "wait for the device to report the value"),
                   Field("timeout", "number", "seconds to wait with confirm", minimum=0.1,
                         maximum=300)],
-            errors=(403, 422, 504))
+            errors=(403, 422, 502, 504))
 async def write_variable(web: WebPlugin, call: Call) -> Any:
     p = call.params
     device = _find_device(web, p["peer_id"])
@@ -296,7 +297,8 @@ def write_sysvar(web: WebPlugin, call: Call) -> Any:
 
 @routes.post("/api/sysvars", "Create a system variable (409 if it exists)",
              tag="system variables", status=201, errors=(409,),
-             body=[Field("name", "string", required=True), Field("value", "any", required=True)])
+             body=[Field("name", "string", required=True, min_length=1),
+                   Field("value", "any", required=True)])
 def create_sysvar(web: WebPlugin, call: Call) -> Any:
     name = call.body["name"]
     if not name:
@@ -502,6 +504,10 @@ def metrics(web: WebPlugin, call: Call) -> Any:
                          "Last-Event-ID header, for clients that cannot set it)")])
 def events(web: WebPlugin, call: Call) -> Any:
     request = call.request
+    if request.method == b"HEAD":  # the headers only: no stream that never ends
+        request.setHeader(b"Content-Type", b"text/event-stream; charset=utf-8")
+        request.finish()
+        return None
     raw_last = request.getHeader(b"Last-Event-ID")
     last = raw_last.decode("latin-1") if raw_last else call.query.get("last_event_id")
     resume = web.journal.parse_id(last) if last else None

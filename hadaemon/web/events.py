@@ -136,7 +136,8 @@ class Journal:
     def parse_id(self, text: str) -> tuple[int | None, str]:
         """Where to resume after ``text``: (seq, "") or (None, why the events are lost)."""
         epoch, sep, number = text.strip().rpartition("-")
-        if not sep or not number.isdigit() or not epoch:
+        if not sep or not epoch or not (number.isascii() and number.isdigit()
+                                        and len(number) <= 18):
             raise bad_request("bad_last_event_id", f"Last-Event-ID {text!r} is not an id "
                               "this stream sent (<epoch>-<number>)")
         seq = int(number)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -91,19 +92,45 @@ def parse_json_body(request: server.Request) -> Any:
         raise ApiError(415, "unsupported_media_type",
                        f"the body must be application/json, got {kind.decode('latin-1')}")
     try:
-        return json.loads(raw, parse_constant=_no_constant)
+        document = json.loads(raw, parse_constant=_no_constant)
     except UnicodeDecodeError:
         raise bad_request("malformed_json", "the body is not UTF-8") from None
     except json.JSONDecodeError as exc:
         raise bad_request(
             "malformed_json", f"the body is not valid JSON: {exc.msg} at line {exc.lineno} "
             f"column {exc.colno}") from None
+    except ValueError as exc:  # Python's limit on an integer's digits
+        raise bad_request("malformed_json", f"the body has a number Python refuses: "
+                          f"{str(exc)[:80]}") from None
     except RecursionError:
         raise bad_request("malformed_json", "the body is nested too deeply") from None
+    if _SURROGATE.search(raw):
+        # "\ud800" alone is valid JSON but no text: it could be stored, and then no
+        # answer or event showing it could be encoded (pairs are fine)
+        try:
+            json.dumps(document, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            raise bad_request("malformed_json", "the body has a lone UTF-16 surrogate "
+                              "(\\ud800-\\udfff without its pair): not text") from None
+    return document
+
+
+_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def _no_constant(name: str) -> Any:
     raise json.JSONDecodeError(f"{name} is not JSON", name, 0)
+
+
+def closing_answer(status: bytes, code: str, message: str,
+                   extra: tuple[bytes, ...] = ()) -> bytes:
+    """A whole JSON error answer as bytes, for the transport itself (no request to answer
+    through: a body refused unread, a connection over the cap); the connection closes."""
+    body = dumps({"error": code, "message": message})
+    head = [b"HTTP/1.1 " + status, b"Content-Type: " + JSON_TYPE,
+            b"Content-Length: " + str(len(body)).encode(), b"Connection: close", *extra]
+    head.extend(name + b": " + value for name, value in SECURITY_HEADERS.items())
+    return b"\r\n".join(head) + b"\r\n\r\n" + body
 
 
 class ApiRequest(server.Request):
@@ -136,13 +163,10 @@ class ApiRequest(server.Request):
         # Answered at once, the connection closed: the rest of the body is never read.
         self._too_large = True
         self.content = io.BytesIO()
-        body = dumps({"error": "body_too_large", "message": message})
-        head = [b"HTTP/1.1 413 Request Entity Too Large", b"Content-Type: " + JSON_TYPE,
-                b"Content-Length: " + str(len(body)).encode(), b"Connection: close"]
-        head.extend(name + b": " + value for name, value in SECURITY_HEADERS.items())
         transport = self.channel.transport
         if transport is not None:
-            transport.write(b"\r\n".join(head) + b"\r\n\r\n" + body)
+            transport.write(closing_answer(b"413 Request Entity Too Large",
+                                           "body_too_large", message))
             transport.loseConnection()
 
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:

@@ -12,7 +12,8 @@ _ERROR = {"$ref": "#/components/schemas/Error"}
 _STATUS_TEXT = {400: "Bad input (named in the error)", 401: "No or wrong credentials",
                 403: "Not allowed (e.g. a missing CSRF token)", 404: "Unknown id",
                 405: "Wrong method", 409: "Conflict", 413: "Body too large",
-                415: "Body is not JSON", 429: "Too many attempts", 503: "Not available",
+                415: "Body is not JSON", 429: "Too many attempts",
+                502: "The device or bridge refused", 503: "Not available (or busy)",
                 504: "Timed out"}
 
 
@@ -22,6 +23,8 @@ def _schema(spec: Field) -> dict[str, Any]:
         schema["minimum"] = spec.minimum
     if spec.maximum is not None:
         schema["maximum"] = spec.maximum
+    if spec.min_length is not None:
+        schema["minLength"] = spec.min_length
     if spec.description:
         schema["description"] = spec.description
     return schema

@@ -92,7 +92,9 @@ class WebPlugin(Plugin):
         root.putChild(b"api", api)
         root.putChild(b"metrics", api)
         site = ApiSite(root, reactor=self.reactor, max_body=settings.max_body,
-                       tls=settings.tls, log=self.log)
+                       tls=settings.tls, log=self.log,
+                       max_connections=settings.max_connections,
+                       idle_timeout=settings.idle_timeout)
         try:
             if settings.tls_cert is not None and settings.tls_key is not None:
                 ssl = _tls_module()

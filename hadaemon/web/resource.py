@@ -8,6 +8,7 @@ import pathlib
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
+from twisted.internet import protocol
 from twisted.python.failure import Failure
 from twisted.web import resource, server, static
 from twisted.web.server import Request
@@ -24,7 +25,14 @@ from hadaemon.registry import (
     UnknownDevice,
     UnknownVariable,
 )
-from hadaemon.web.http import ApiError, ApiRequest, parse_json_body, write_error, write_json
+from hadaemon.web.http import (
+    ApiError,
+    ApiRequest,
+    closing_answer,
+    parse_json_body,
+    write_error,
+    write_json,
+)
 from hadaemon.web.jsonvalues import BadValue
 from hadaemon.web.routes import Call, RouteTable
 
@@ -162,9 +170,24 @@ class StaticFiles(static.File):
         self.indexNames = ["index.html"]
         self.processors = {}
 
+    def render(self, request: Request) -> Any:
+        # (twisted.web would answer other methods with an HTML page)
+        if request.method not in (b"GET", b"HEAD"):
+            write_json(request, 405, {"error": "method_not_allowed", "message": f"static "
+                                      f"files are read with GET, not "
+                                      f"{request.method.decode('latin-1')}"},
+                       {b"Allow": b"GET, HEAD"})
+            return server.NOT_DONE_YET
+        return super().render(request)  # type: ignore[no-untyped-call]
+
     def render_GET(self, request: Request) -> Any:
         request.requestHeaders.removeHeader(b"range")  # small files: always whole
         return super().render_GET(request)  # type: ignore[no-untyped-call]
+
+    def getChild(self, path: bytes, request: Request) -> Any:
+        if b"\x00" in path:  # (os.stat raises on a NUL: a 500 otherwise)
+            return self.childNotFound
+        return super().getChild(path, request)  # type: ignore[no-untyped-call]
 
     def makeProducer(self, request: Request, fileForReading: Any) -> Any:
         # twisted.web's producers are pulled by the global cooperator, i.e. the global
@@ -199,18 +222,55 @@ class ApiSite(server.Site):
     displayTracebacks = False
 
     def __init__(self, root: resource.Resource, *, reactor: Any, max_body: int, tls: bool,
-                 log: Any) -> None:
+                 log: Any, max_connections: int = 256, idle_timeout: float = 60.0) -> None:
         # (the reactor given: twisted.web would import the global one; no form parsing:
-        # the API takes JSON only)
+        # the API takes JSON only; idle_timeout: a connection that sends nothing for that
+        # long, before or between requests, is closed; a request being answered, an
+        # event stream included, is not idle)
         super().__init__(root, reactor=reactor,  # type: ignore[no-untyped-call]
-                         parsePOSTFormSubmission=False)
+                         parsePOSTFormSubmission=False, timeout=idle_timeout)
         self.max_body = max_body
+        self.max_connections = max_connections
+        self.connections = 0
         self.tls = tls
         self._log = log
         self.noisy = False
 
+    def buildProtocol(self, addr: Any) -> Any:
+        """A channel, or past ``max_connections`` open ones a 503 and the door closed:
+        idle or event-stream clients cannot take all of the daemon's file descriptors
+        (twisted.web has no cap of its own)."""
+        if self.connections >= self.max_connections:
+            return _Busy(self.max_connections)
+        channel = super().buildProtocol(addr)  # type: ignore[no-untyped-call]
+        if channel is not None:
+            self.connections += 1
+            lost = channel.connectionLost
+
+            def connection_lost(reason: Any) -> None:
+                self.connections -= 1
+                lost(reason)
+
+            channel.connectionLost = connection_lost
+        return channel
+
     def log(self, request: Any) -> None:  # the access log: not by default
         return None
+
+
+class _Busy(protocol.Protocol):
+    """Answers 503 at once and hangs up (the request is never read)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+
+    def connectionMade(self) -> None:
+        assert self.transport is not None
+        self.transport.write(closing_answer(
+            b"503 Service Unavailable", "busy", f"the server has its {self.limit} "
+            "connections open ([web].max_connections); try again later",
+            (b"Retry-After: 1",)))
+        self.transport.loseConnection()
 
 
 __all__ = ["ApiResource", "ApiSite", "StaticFiles", "api_error_of"]

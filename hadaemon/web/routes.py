@@ -40,6 +40,7 @@ class Field:
     required: bool = False
     minimum: float | None = None
     maximum: float | None = None
+    min_length: int | None = None  # documented; the handler says what is wrong
 
     def check(self, value: Any, where: str) -> Any:
         if self.type == "any":
@@ -56,6 +57,17 @@ class Field:
             raise bad_request("out_of_range", f"{where} {self.name!r}: {value!r} is above "
                               f"the maximum {self.maximum:g}")
         return value
+
+
+_INTEGER = re.compile(r"-?[0-9]{1,18}")
+
+
+def parse_int(text: str) -> int:
+    """An integer of a path or query: ASCII digits only (``int`` also takes "1_0", " 1",
+    other scripts' digits, and raises past 4,300 digits), at most 18 of them."""
+    if not _INTEGER.fullmatch(text):
+        raise ValueError(text)
+    return int(text)
 
 
 def _json_type(value: Any) -> str:
@@ -117,7 +129,7 @@ class Route:
             value = unquote(text)
             if self.params[name] is int:
                 try:
-                    params[name] = int(value)
+                    params[name] = parse_int(value)
                 except ValueError:
                     raise bad_request(
                         "bad_parameter", f"path parameter {name!r}: expected an integer, "
@@ -167,7 +179,7 @@ def _query_value(spec: Field, text: str) -> Any:
     value: Any = text
     try:
         if spec.type == "integer":
-            value = int(text)
+            value = parse_int(text)
         elif spec.type == "number":
             value = float(text)
         elif spec.type == "boolean":

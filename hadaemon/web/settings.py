@@ -42,6 +42,15 @@ class WebSettings(Settings):
         default=MIB, min=1024, max=64 * MIB,
         doc="Largest request body accepted (bytes); larger ones get 413.",
     ))
+    max_connections: int = setting(Int(
+        default=256, min=1,
+        doc="Open connections at most (event streams included); more get 503 at once.",
+    ))
+    idle_timeout: float = setting(Float(
+        default=60.0, min=0.1,
+        doc="Seconds a connection may send nothing (before or between requests) before "
+        "it is closed; a request being answered, an event stream too, is not idle.",
+    ))
     sse_buffer: int = setting(Int(
         default=256 * 1024, min=4096,
         doc="Bytes of events a slow event-stream client may have waiting before it is "
