@@ -7,7 +7,8 @@ Homegear``), connected to the daemon over a Unix socket, and a bus endpoint
 
 from hadaemon.nodes.faults import Fault
 from hadaemon.nodes.flows import FlowError, Flows, NodeSpec, Target
-from hadaemon.nodes.plugin import NodesPlugin, build_flows
+from hadaemon.nodes.flowsconfig import build_flows
+from hadaemon.nodes.plugin import NodesPlugin
 from hadaemon.nodes.settings import SCHEMA
 
 __all__ = ["SCHEMA", "Fault", "FlowError", "Flows", "NodeSpec", "NodesPlugin", "Target",

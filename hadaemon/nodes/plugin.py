@@ -18,9 +18,6 @@ import contextlib
 import os
 import pathlib
 import shutil
-import socket
-import stat
-import tempfile
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -48,7 +45,7 @@ from hadaemon.nodes.delivery import NodeInputs, Throttle
 from hadaemon.nodes.dispatcher import CREDITS, STATUS_SOURCE, Dispatcher
 from hadaemon.nodes.faults import Fault
 from hadaemon.nodes.flows import WIRE_BINRPC, FlowError, Flows, NodeSpec
-from hadaemon.nodes.flowsjson import import_flows
+from hadaemon.nodes.flowsconfig import build_flows
 from hadaemon.nodes.link import OutgoingMessage
 from hadaemon.nodes.reaper import Reaper
 from hadaemon.nodes.routing import Router, as_message
@@ -57,42 +54,9 @@ from hadaemon.nodes.runtime import NodeRuntime
 from hadaemon.nodes.scopes import DataScopes, NodeCredentials
 from hadaemon.nodes.server import NodeServerFactory
 from hadaemon.nodes.settings import SCHEMA, STOP_MARGIN, NodesSettings
+from hadaemon.nodes.socketdir import SOCKET_NAME, clear_stale_socket, socket_directory
 from hadaemon.nodes.supervisor import Supervisor
 from hadaemon.plugin import Plugin, PluginContext
-
-SOCKET_NAME = "nodes.sock"
-_MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes on Linux; keep a margin
-
-
-def build_flows(
-    section: NodesSettings | Mapping[str, Any], base_dir: pathlib.Path
-) -> tuple[Flows, list[str]]:
-    """The flows of a validated ``[nodes]`` section, and warnings; FlowError lists problems."""
-    settings = (section if isinstance(section, NodesSettings)
-                else NodesSettings.from_section(section))
-    problems: list[str] = []
-    warnings: list[str] = []
-    nodes: list[NodeSpec] = []
-    default_flow = settings.default_flow
-    for index, entry in enumerate(settings.node):
-        if entry.get("disabled"):
-            continue
-        node = flows_module.node_from_config(
-            entry, f"[nodes].node[{index}] ({entry.get('id')!r})", default_flow, problems
-        )
-        if node is not None:
-            nodes.append(node)
-    if settings.flows_file is not None:
-        imported = import_flows(settings.flows_file, settings.types)
-        problems.extend(imported.problems)
-        warnings.extend(imported.warnings)
-        nodes.extend(imported.nodes)
-    for node in nodes:
-        node.wire = node.wire or settings.wire
-    problems.extend(flows_module.check(nodes, base_dir, settings.interpreter))
-    if problems:
-        raise FlowError(problems)
-    return Flows(nodes), warnings
 
 
 class NodesPlugin(Plugin):
@@ -223,11 +187,11 @@ class NodesPlugin(Plugin):
                       path=self.socket_path)
 
     def _listen(self) -> None:
-        directory, temporary = _socket_directory(self.settings.socket_dir,
+        directory, temporary = socket_directory(self.settings.socket_dir,
                                                  self.context.state_dir)
         self._socket_dir, self._temporary_dir = directory, temporary
         path = directory / SOCKET_NAME
-        _clear_stale_socket(path)
+        clear_stale_socket(path)
         self.socket_path = str(path)
         factory = NodeServerFactory(
             _dispatcher(self.dispatcher),
@@ -442,54 +406,6 @@ def _dispatcher(dispatcher: Dispatcher | None) -> Dispatcher:
     return dispatcher
 
 
-def _socket_directory(
-    configured: pathlib.Path | None, state_dir: pathlib.Path
-) -> tuple[pathlib.Path, bool]:
-    """The socket's directory, mode 0700; True if it is a temporary one to remove."""
-    if configured is not None:
-        directory = pathlib.Path(configured)
-        if len(str(directory / SOCKET_NAME)) > _MAX_SOCKET_PATH:
-            raise ValueError(f"[nodes].socket_dir {directory}: the socket path would be "
-                             f"longer than {_MAX_SOCKET_PATH} bytes (a Unix socket limit)")
-        _private_directory(directory)
-        return directory, False
-    directory = state_dir / "run"
-    if len(str(directory / SOCKET_NAME)) <= _MAX_SOCKET_PATH:
-        _private_directory(directory)
-        return directory, False
-    # The state directory is too deep for a Unix socket path: use a private temp dir.
-    base = os.environ.get("XDG_RUNTIME_DIR") or None
-    return pathlib.Path(tempfile.mkdtemp(prefix="hadaemon-nodes-", dir=base)), True
-
-
-def _private_directory(directory: pathlib.Path) -> None:
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    info = directory.stat()
-    if info.st_uid != os.geteuid():
-        raise PermissionError(f"{directory} belongs to uid {info.st_uid}, not to the daemon")
-    if stat.S_IMODE(info.st_mode) != 0o700:
-        os.chmod(directory, 0o700)
-
-
-def _clear_stale_socket(path: pathlib.Path) -> None:
-    """Remove a socket left by a killed daemon; refuse one that still answers."""
-    try:
-        mode = path.lstat().st_mode
-    except FileNotFoundError:
-        return
-    if not stat.S_ISSOCK(mode):
-        raise FileExistsError(f"{path} exists and is not a socket")
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.connect(str(path))
-    except OSError:
-        path.unlink()
-        return
-    finally:
-        probe.close()
-    raise FileExistsError(f"{path} is in use by another running daemon")
-
-
 def _warn_shadowing(spec: NodeSpec, log: Any) -> None:
     # Python puts the script's own directory before PYTHONPATH: a homegear module there
     # would win over hadaemon's.
@@ -501,3 +417,6 @@ def _warn_shadowing(spec: NodeSpec, log: Any) -> None:
                 "(a script's own directory comes first on its import path)",
                 node=spec.id, path=str(folder / candidate),
             )
+
+
+__all__ = ["SOCKET_NAME", "NodesPlugin", "build_flows"]
