@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -50,9 +51,11 @@ class Lag:
     any thread may read the figures (a reader may see a tick half-recorded).
     """
 
-    __slots__ = ("count", "counts", "last", "peak", "total")
+    __slots__ = ("count", "counts", "interval", "last", "peak", "recent", "total")
 
-    def __init__(self) -> None:
+    def __init__(self, interval: float = 0.0, window: int = 600) -> None:
+        self.interval = interval  # seconds between the ticks measured
+        self.recent: deque[float] = deque(maxlen=window)  # the latest ticks' lateness
         self.last = 0.0  # seconds the latest tick was late
         self.peak = 0.0  # the most any tick was late since the start
         self.total = 0.0  # the sum of every tick's lateness
@@ -67,6 +70,19 @@ class Lag:
         self.total += late
         self.count += 1
         self.counts[bisect.bisect_left(LAG_BUCKETS, late)] += 1
+        self.recent.append(late)
+
+    def summary(self) -> dict[str, float | int | None]:
+        """The recent window (status shows it): last, p50, p99, max, samples, interval."""
+        ordered = sorted(self.recent)
+        count = len(ordered)
+
+        def quantile(q: float) -> float | None:
+            return ordered[min(count - 1, int(q * count))] if count else None
+
+        return {"last": self.last if count else None, "p50": quantile(0.5),
+                "p99": quantile(0.99), "max": ordered[-1] if count else None,
+                "samples": count, "interval": self.interval}
 
     def buckets(self) -> list[tuple[float, int]]:
         """Cumulative ``(upper bound, ticks at most that late)``; the last bound is inf."""
@@ -108,7 +124,7 @@ class Watchdog:
         self.listeners: list[Callable[[BlockReport], None]] = []
         self.reports: list[BlockReport] = []
         self.reported = 0  # reports so far (``reports`` keeps only the latest 100)
-        self.lag = Lag()
+        self.lag = Lag(self._interval)
 
     @property
     def current(self) -> str | None:
@@ -153,7 +169,7 @@ class Watchdog:
         except RuntimeError:
             self._loop = None
         self._last_tick = self._clock()
-        self._interval = max(self.threshold / 4, 0.005)
+        self._interval = self.lag.interval = max(self.threshold / 4, 0.005)
         self._tick_call = self._reactor.callLater(self._interval, self._tick)
         self._stopping.clear()
         self._thread = threading.Thread(

@@ -21,7 +21,6 @@ from hadaemon.config import Section
 from hadaemon.plugin import Plugin, PluginContext
 from hadaemon.web.api import routes
 from hadaemon.web.events import Journal, event_document
-from hadaemon.web.lag import LagProbe
 from hadaemon.web.logring import LogRing
 from hadaemon.web.resource import ApiResource, ApiSite, StaticFiles
 from hadaemon.web.settings import WebSettings, settings_problems
@@ -47,7 +46,6 @@ class WebPlugin(Plugin):
         self.started_at = time.time()
         self.log_ring = LogRing(self.settings.log_lines)
         self.journal = Journal(context.bus, size=self.settings.journal_size)
-        self.lag = LagProbe(context.reactor, self.settings.lag_interval, context.watchdog)
         self.recent_errors: deque[dict[str, Any]] = deque(maxlen=RECENT_ERRORS)
         self._subscriptions: list[Subscription] = []
 
@@ -86,7 +84,6 @@ class WebPlugin(Plugin):
         self.journal.start()
         self._subscriptions.append(self.bus.subscribe(
             "error/#", self._on_error, name="web: recent errors", event_type=ErrorEvent))
-        self.lag.start()
         root = StaticFiles()
         api = ApiResource(self, routes)
         root.putChild(b"api", api)
@@ -132,7 +129,6 @@ class WebPlugin(Plugin):
             subscription.cancel()
         self._subscriptions = []
         self.journal.stop()
-        self.lag.stop()
         self.log_ring.detach()
 
     async def stop(self) -> None:

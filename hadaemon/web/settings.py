@@ -62,9 +62,6 @@ class WebSettings(Settings):
     ))
     log_lines: int = setting(Int(default=2000, min=10,
                                  doc="Recent log lines kept for GET /api/log."))
-    lag_interval: float = setting(Float(
-        default=0.1, min=0.01, doc="Seconds between the reactor lag probes shown in status.",
-    ))
 
     @property
     def tls(self) -> bool:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import twisted
 from hadaemon._version import __version__
 from hadaemon.web.api.table import routes
+from hadaemon.web.lag import reactor_summary
 from hadaemon.web.routes import Call
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ def status(web: WebPlugin, call: Call) -> Any:
             "services": len(services.services()) if services is not None else 0,
             "event_clients": len(web.journal.streams),
         },
-        "reactor": web.lag.summary(),
+        "reactor": reactor_summary(web.context.watchdog),
         "events": {"last_id": web.journal.last_id, "kept": len(web.journal.entries)},
         "recent_errors": list(web.recent_errors),
     }
