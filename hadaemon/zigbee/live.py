@@ -42,7 +42,7 @@ from hadaemon.zigbee.values import BadValue, decode, encode, to_wire
 if TYPE_CHECKING:
     from hadaemon.zigbee.devices import Device as DeviceView
     from hadaemon.zigbee.model import DeviceInfo
-    from hadaemon.zigbee.network import Network
+    from hadaemon.zigbee.network_base import NetworkBase
 
 AVAILABLE = "available"
 
@@ -136,7 +136,8 @@ class LiveTarget:
 
     kind = "device"
 
-    def __init__(self, network: Network, name: str, key: str, features: Sequence[Feature]) -> None:
+    def __init__(self, network: NetworkBase, name: str, key: str,
+                 features: Sequence[Feature]) -> None:
         self.network = network
         self.name = name
         self.key = key
@@ -357,7 +358,7 @@ class LiveDevice(LiveTarget):
 class LiveGroup(LiveTarget):
     kind = "group"
 
-    def __init__(self, network: Network, name: str, group_id: int,
+    def __init__(self, network: NetworkBase, name: str, group_id: int,
                  features: Sequence[Feature], members: Sequence[str]) -> None:
         super().__init__(network, name, f"group:{group_id}", features)
         self.group_id = group_id
@@ -367,7 +368,7 @@ class LiveGroup(LiveTarget):
 class UnboundTarget:
     """A name the network does not know (yet): sets still go out, by name."""
 
-    def __init__(self, network: Network, kind: str, name: str) -> None:
+    def __init__(self, network: NetworkBase, kind: str, name: str) -> None:
         self.network = network
         self.kind = kind
         self.name = name
@@ -401,7 +402,7 @@ class BridgeOwner:
     """The registry device standing for zigbee2mqtt itself; writing ``permit_join``
     sends a permit_join request."""
 
-    def __init__(self, network: Network) -> None:
+    def __init__(self, network: NetworkBase) -> None:
         self.network = network
 
     def write_values(self, device: Device, channel: int,
