@@ -9,17 +9,17 @@ warning and changes nothing), answers ``/get`` (battery devices sleep and do not
 like real ones), sends ``bridge/event`` for a join, and answers ``bridge/request``
 ``health_check``, ``permit_join``, ``device/rename`` and ``device/options`` with the
 caller's transaction. Reactor thread only.
+
+The sample network and saved payloads are in :mod:`hadaemon.zigbee.samples`, a device's
+state and the value checks in :mod:`hadaemon.zigbee.simulated_device` (both re-exported).
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import math
-import pathlib
 import random
 from collections.abc import Callable, Mapping
-from importlib import resources
 from typing import Any
 
 from twisted.internet.defer import Deferred, DeferredList
@@ -28,121 +28,13 @@ from twisted.logger import Logger
 
 from hadaemon.logs import get_logger
 from hadaemon.mqtt import Message, MqttConnection
-from hadaemon.values import same
 from hadaemon.zigbee.exposes import Feature
-from hadaemon.zigbee.model import DeviceInfo, parse_devices
+from hadaemon.zigbee.model import parse_devices
+from hadaemon.zigbee.samples import load_json_file, sample_devices, sample_groups
+from hadaemon.zigbee.simulated_device import SimulatedDevice, check_wire, initial_value
 
 ONLINE = json.dumps({"state": "online"})
 OFFLINE = json.dumps({"state": "offline"})
-
-
-def sample_devices() -> list[Any]:
-    """The shipped sample network (17 popular devices and the coordinator)."""
-    return _data("bridge_devices_sample.json")
-
-
-def sample_groups() -> list[Any]:
-    return _data("bridge_groups_sample.json")
-
-
-def _data(name: str) -> list[Any]:
-    text = resources.files("hadaemon.zigbee").joinpath("data", name).read_text("utf-8")
-    loaded: list[Any] = json.loads(text)
-    return loaded
-
-
-def load_json_file(path: pathlib.Path) -> Any:
-    """A bridge payload saved to a file (what ``mosquitto_sub -C 1`` would save)."""
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-class SimulatedDevice:
-    """One device: its description and its state."""
-
-    def __init__(self, raw: Mapping[str, Any], info: DeviceInfo) -> None:
-        self.raw = dict(raw)
-        self.info = info
-        self.name = info.friendly_name
-        self.features = {f.property: f for f in info.features}
-        self.available = True
-        self.state: dict[str, Any] = {}
-        for feature in info.features:
-            if feature.readable and not feature.is_event:
-                self.state[feature.property] = initial_value(feature)
-
-    @property
-    def sleepy(self) -> bool:
-        return self.info.battery_powered
-
-
-def initial_value(feature: Feature) -> Any:
-    """A plausible first value for a readable feature."""
-    kind = feature.kind
-    if kind == "binary":
-        return feature.value_off
-    if kind == "numeric":
-        if feature.value_min is not None and feature.value_max is not None:
-            middle = (feature.value_min + feature.value_max) / 2
-            return int(middle) if feature.integer else round(middle, 2)
-        if feature.unit == "°C":
-            return 21.0
-        return 0
-    if kind == "enum":
-        return feature.values[0] if feature.values else None
-    if kind == "text":
-        return ""
-    if kind == "list":
-        return []
-    if kind == "composite":
-        return {s.property: initial_value(s) for s in feature.features if s.readable}
-    return None
-
-
-def check_wire(feature: Feature, value: Any) -> str | None:
-    """Why zigbee2mqtt would refuse ``value`` for ``feature`` (None if it is fine)."""
-    kind = feature.kind
-    if kind == "numeric":
-        if isinstance(value, str):
-            return None if any(value in (p.name, p.value) for p in feature.presets) else \
-                f"{value!r} is not a number"
-        if isinstance(value, bool) or not isinstance(value, int | float) or (
-            isinstance(value, float) and not math.isfinite(value)
-        ):
-            return f"{value!r} is not a number"
-        if any(same(value, p.value) for p in feature.presets):
-            return None
-        if feature.value_min is not None and value < feature.value_min:
-            return f"{value!r} is below {feature.value_min}"
-        if feature.value_max is not None and value > feature.value_max:
-            return f"{value!r} is above {feature.value_max}"
-        return None
-    if kind == "binary":
-        allowed = [feature.value_on, feature.value_off]
-        if feature.value_toggle is not None:
-            allowed.append(feature.value_toggle)
-        if any(same(value, a) for a in allowed):
-            return None
-        return f"{value!r} is not one of {allowed!r}"
-    if kind == "enum":
-        if any(same(value, v) for v in feature.values):
-            return None
-        return f"{value!r} is not one of {list(feature.values)!r}"
-    if kind == "text":
-        return None if isinstance(value, str) else f"{value!r} is not text"
-    if kind == "list":
-        return None if isinstance(value, list) else f"{value!r} is not a list"
-    if kind == "composite":
-        if not isinstance(value, dict):
-            return f"{value!r} is not an object"
-        for key, sub_value in value.items():
-            sub = feature.feature(key)
-            if sub is None:
-                return f"no feature {key!r}"
-            problem = check_wire(sub, sub_value)
-            if problem:
-                return f"{key}: {problem}"
-        return None
-    return None
 
 
 class Zigbee2MqttSimulator:
@@ -552,3 +444,9 @@ def _split_command(rest: str, verb: str) -> tuple[str | None, str | None]:
         if "/" not in attribute and attribute:
             return head, attribute
     return None, None
+
+
+__all__ = [
+    "OFFLINE", "ONLINE", "SimulatedDevice", "Zigbee2MqttSimulator", "check_wire",
+    "initial_value", "load_json_file", "sample_devices", "sample_groups",
+]
