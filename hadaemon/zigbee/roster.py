@@ -10,7 +10,8 @@ from typing import Any
 
 from hadaemon.zigbee.devices import Device as DeviceView
 from hadaemon.zigbee.exposes import Feature, shared_features
-from hadaemon.zigbee.live import LiveDevice, LiveGroup, LiveTarget, UnboundTarget, registry_layout
+from hadaemon.zigbee.layout import registry_layout
+from hadaemon.zigbee.live import LiveDevice, LiveGroup, LiveTarget, UnboundTarget
 from hadaemon.zigbee.model import parse_devices, parse_groups
 from hadaemon.zigbee.readiness import Readiness
 
