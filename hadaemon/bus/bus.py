@@ -201,17 +201,7 @@ class Bus(EventDispatch):
         addr = address if type(address) is Address else Address.parse(address)
         if sender is not None and type(sender) is not Address:
             sender = Address.parse(sender)
-        # hand_on's steps, inline: a call less for every message of a plugin's send.
-        ep = self._endpoints.get(addr.endpoint)
-        if ep is None:
-            self._unknown[addr.kind] = self._unknown.get(addr.kind, 0) + 1
-            raise UnknownDestination(str(addr))
-        if len(ep.queue) >= ep.maxsize:
-            ep.full += 1
-            raise QueueFull(str(addr), ep.maxsize)
-        ep.queue.append(BusMessage(addr, message, sender, reply))
-        if ep.in_flight < ep.concurrency and not ep.ready and ep is not self._draining:
-            self._mark_ready(ep)
+        self._enqueue(BusMessage(addr, message, sender, reply))
 
     def hand_on(self, message: BusMessage) -> None:
         """Queue ``message`` as it is (its payload is not copied; nothing is re-made).
@@ -221,14 +211,19 @@ class Bus(EventDispatch):
         """
         if threading.get_ident() != self._thread:
             self._check_thread("hand_on")
-        ep = self._endpoints.get(message.address.endpoint)
+        self._enqueue(message)
+
+    def _enqueue(self, message: BusMessage) -> None:
+        # deliver's and hand_on's one queueing step (inlining it into deliver saved ~25 ns
+        # a message, ~0.6% of the daemon's CPU per message: not worth a second copy).
+        address = message.address
+        ep = self._endpoints.get(address.endpoint)
         if ep is None:
-            kind = message.address.kind
-            self._unknown[kind] = self._unknown.get(kind, 0) + 1
-            raise UnknownDestination(str(message.address))
+            self._unknown[address.kind] = self._unknown.get(address.kind, 0) + 1
+            raise UnknownDestination(str(address))
         if len(ep.queue) >= ep.maxsize:
             ep.full += 1
-            raise QueueFull(str(message.address), ep.maxsize)
+            raise QueueFull(str(address), ep.maxsize)
         ep.queue.append(message)
         if ep.in_flight < ep.concurrency and not ep.ready and ep is not self._draining:
             self._mark_ready(ep)
