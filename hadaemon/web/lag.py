@@ -6,15 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from hadaemon.watchdog import Watchdog
+from hadaemon.watchdog import Lag, Watchdog
 
 
 def reactor_summary(watchdog: Watchdog | None) -> dict[str, Any]:
     """``/api/status``'s ``reactor``: the lag window and the latest block reports."""
     if watchdog is None:  # [watchdog] enabled = false
-        return {"lag": {"last": None, "p50": None, "p99": None, "max": None, "samples": 0,
-                        "interval": None},
-                "watchdog": None}
+        return {"lag": {**Lag().summary(), "interval": None}, "watchdog": None}
     return {
         "lag": watchdog.lag.summary(),
         "watchdog": {
