@@ -16,11 +16,16 @@ from typing import Any
 
 import pytest
 import schemathesis
+import schemathesis.specs.openapi.schemas  # (see below)
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from tests.web.helpers import Client, LiveDaemon
 
+# schemathesis imports its OpenAPI module when the first schema loads, and pytest rewrites
+# it then (schemathesis is a pytest plugin). On CPython 3.11 before 3.11.8 that parse can
+# fail mid-suite with "SystemError: AST constructor recursion depth mismatch" (CPython
+# gh-106905; seen after tests/core): imported above, it is parsed at collection instead.
 EXAMPLES = int(os.environ.get("HADAEMON_FUZZ_EXAMPLES", "15"))
 FUZZ = settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
                 suppress_health_check=list(HealthCheck), phases=[Phase.explicit,
