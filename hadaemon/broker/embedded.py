@@ -18,7 +18,6 @@ import json
 import os
 import pathlib
 import secrets
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
@@ -38,6 +37,7 @@ from hadaemon.broker.configs import (
 from hadaemon.broker.impls import amqtt_installed, find_mosquitto
 from hadaemon.broker.inloop import AmqttBroker
 from hadaemon.broker.mosquitto import MosquittoProcess
+from hadaemon.broker.ports import free_tcp_port
 
 __all__ = ["BrokerAddress", "BrokerUnavailable", "EmbeddedBroker", "choose_impl",
            "running_address"]
@@ -100,13 +100,6 @@ def running_address(directory: pathlib.Path) -> BrokerAddress | None:
         return None
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 class EmbeddedBroker:
     """The broker the daemon runs for itself. Reactor thread only.
 
@@ -165,7 +158,7 @@ class EmbeddedBroker:
                 else amqtt_password_line)(USERNAME, password)
         _write_private(self.directory / "passwords", line + "\n")
         attempts = 1 if self._port else _PORT_ATTEMPTS
-        d = self._start_on(self._port or _free_port(), password, attempts)
+        d = self._start_on(self._port or free_tcp_port(HOST), password, attempts)
         return d.addCallback(self._started)
 
     def _start_on(self, port: int, password: str, attempts: int) -> Deferred[BrokerAddress]:
@@ -174,7 +167,7 @@ class EmbeddedBroker:
 
         def failed(failure: Failure) -> Deferred[BrokerAddress] | Failure:
             if attempts > 1 and "address already in use" in str(failure.value).lower():
-                return self._start_on(_free_port(), password, attempts - 1)
+                return self._start_on(free_tcp_port(HOST), password, attempts - 1)
             return failure
 
         return d.addCallbacks(lambda _: address, failed)

@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
+from hadaemon.broker.ports import free_tcp_port
+
 __all__ = ["ChildProcesses", "dump_stacks_and_kill", "free_tcp_port", "kill_group", "wait_for_port"]
 
 _POLL_INTERVAL = 0.01
@@ -146,14 +148,6 @@ def _cleanup_leftovers() -> None:
             children.cleanup(timeout=1.0)
         except Exception as exc:  # best effort at exit: keep going
             print(f"hadaemon.testing: cleanup at exit failed: {exc!r}", file=sys.stderr)
-
-
-def free_tcp_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free a moment ago (the kernel picks it, so collisions are rare)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_for_port(host: str, port: int, timeout: float = 10.0) -> None:
