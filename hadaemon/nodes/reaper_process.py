@@ -64,7 +64,7 @@ import sys
 # What the interpreter's start-up (and site) imported: a node started afresh has these
 # too; whatever this process imports beyond them must not be shadowed on a node's path.
 _STARTUP = frozenset(sys.modules) - {"__future__"}
-if not sys.flags.safe_path:
+if __name__ == "__main__" and not sys.flags.safe_path:
     del sys.path[0]  # this script's directory (hadaemon/nodes): nothing to import there
 
 import _signal  # type: ignore[import-not-found]  # noqa: E402  (signal.py: enum, in every node)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import pathlib
 import signal
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -94,3 +96,16 @@ def test_many_nodes_exiting_at_once_are_all_seen_to_exit(tmp_path: pathlib.Path)
                 what="every node's exit", timeout=30.0)
 
     run_in_reactor(scenario, timeout=60)
+
+
+def test_importing_the_spawner_leaves_the_importers_path_alone() -> None:
+    """reaper_process drops its own directory from sys.path only when run as the
+    spawner; imported (as the daemon does), it must not take the importer's first path
+    entry (that broke plugins found by entry point in a directory put first)."""
+    code = (
+        "import sys; sys.path.insert(0, '/nonexistent-first'); "
+        "import hadaemon.nodes.reaper_process; print(sys.path[0])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60)
+    assert out.stdout.strip() == "/nonexistent-first"
