@@ -1,0 +1,234 @@
+"""Hot reload of nodes: a saved node file restarts that node only (its data stays), broken
+code keeps the old process, a failing new version is retried with the backoff, and a new
+``[nodes]`` section adds, removes and rewires nodes while the others keep their pid.
+
+Real node processes (their files written here), through the plugin's reload interface
+(hadaemon.reload.interfaces) as the reload core calls it; the file watcher itself and the
+config re-read are tested with the core (test_watch.py, test_config_reload.py)."""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from hadaemon.bus import ErrorEvent, Lifecycle
+from hadaemon.bus.errors import UnknownDestination
+from hadaemon.nodes.flows import FlowError
+from hadaemon.reload.interfaces import Reconfigurable, WatchesFiles
+from hadaemon.testing import run_in_reactor, wait_until
+from tests.nodes.helpers import Events, Running, alive, kill_leftovers, make_config, node, running
+
+VERSIONED = '''\
+import os
+import sys
+import time
+{extra}
+from homegear import Homegear
+
+VERSION = {version!r}
+
+
+def eventHandler(eventSource, peerId, channel, variableName, value):
+    pass
+
+
+def nodeInput(nodeInfo, inputIndex, msg):
+    payload = msg.get("payload")
+    if payload == "store":
+        hg.setNodeData("n", "node data")
+        hg.setFlowData("f", "flow data")
+        hg.setGlobalData("g", "global data")
+    if nodeInfo["wiresOut"] and nodeInfo["wiresOut"][0]:
+        hg.nodeOutput(0, {{"payload": [VERSION, payload]}})
+    return {{"version": VERSION, "pid": os.getpid(), "info": nodeInfo["info"].get("tag"),
+            "data": [hg.getNodeData("n"), hg.getFlowData("f"), hg.getGlobalData("g")]}}
+
+
+hg = Homegear(sys.argv[1], eventHandler, sys.argv[2], nodeInput)
+while hg.connected():
+    time.sleep(1)
+'''
+
+
+def write_node(path: pathlib.Path, version: Any, extra: str = "") -> pathlib.Path:
+    path.write_text(VERSIONED.format(version=version, extra=extra))
+    return path.resolve()
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_nodes() -> Iterator[None]:
+    """A test that fails half-way must not leave node processes behind."""
+    yield
+    leftovers = kill_leftovers()
+    assert not leftovers, f"node process groups left running: {leftovers}"
+
+
+async def ask(run: Running, node_id: str, payload: Any = "ask") -> dict[str, Any]:
+    answer: dict[str, Any] = await run.send(f"node:{node_id}/0", {"payload": payload})
+    return answer
+
+
+def pid(run: Running, node_id: str) -> int:
+    value = run.state(node_id)["pid"]
+    assert isinstance(value, int)
+    return value
+
+
+def test_a_saved_node_file_restarts_only_that_node_and_its_data_stays(
+    tmp_path: pathlib.Path,
+) -> None:
+    a = write_node(tmp_path / "a.py", 1)
+    b = write_node(tmp_path / "b.py", 1)
+    config = make_config(tmp_path, [
+        node("a", str(a), flow="f"), node("b", str(b), flow="f"),
+    ])
+
+    async def scenario(reactor: Any) -> None:
+        async with running(reactor, config) as run:
+            plugin = run.plugin
+            assert isinstance(plugin, WatchesFiles) and isinstance(plugin, Reconfigurable)
+            assert {a, b} <= set(plugin.watched_files())
+            stored = await ask(run, "a", "store")
+            assert stored["version"] == 1
+            before_a, before_b = pid(run, "a"), pid(run, "b")
+            started = Events(run.daemon, "lifecycle/#")
+
+            write_node(tmp_path / "a.py", 2)
+            await plugin.files_changed(frozenset({a}))
+            answer = await ask(run, "a")  # waits in a's queue until the new process is up
+            assert answer["version"] == 2
+            assert answer["pid"] != before_a and answer["pid"] == pid(run, "a")
+            assert answer["data"] == ["node data", "flow data", "global data"]
+            assert not alive(before_a)
+            # b: same process, never stopped or started
+            assert pid(run, "b") == before_b and (await ask(run, "b"))["pid"] == before_b
+            assert {e.component for e in started.events if isinstance(e, Lifecycle)} == {
+                "node:a"}
+
+    run_in_reactor(scenario, timeout=60)
+
+
+def test_a_node_file_that_does_not_compile_is_reported_and_the_old_process_runs_on(
+    tmp_path: pathlib.Path,
+) -> None:
+    a = write_node(tmp_path / "a.py", 1)
+    config = make_config(tmp_path, [node("a", str(a))])
+
+    async def scenario(reactor: Any) -> None:
+        async with running(reactor, config) as run:
+            errors = Events(run.daemon, "error/#")
+            before = pid(run, "a")
+            a.write_text("def nodeInput(nodeInfo, inputIndex, msg)\n    pass\n")
+            await run.plugin.files_changed(frozenset({a}))
+            reported = [e for e in errors.events if isinstance(e, ErrorEvent)]
+            assert len(reported) == 1
+            assert reported[0].source == "node:a"
+            assert reported[0].message.startswith(
+                f"node a not reloaded, the previous version keeps running: {a}:1: "
+                "SyntaxError: ")
+            assert reported[0].details == {"file": str(a), "line": 1}
+            answer = await ask(run, "a")
+            assert (answer["version"], answer["pid"]) == (1, before)
+
+            # A removed file: the same, named.
+            a.unlink()
+            await run.plugin.files_changed(frozenset({a}))
+            assert "cannot read the node file" in errors.events[-1].message  # type: ignore[attr-defined]
+            assert (await ask(run, "a"))["pid"] == before
+
+            write_node(tmp_path / "a.py", 3)  # fixed: it goes through
+            await run.plugin.files_changed(frozenset({a}))
+            assert (await ask(run, "a"))["version"] == 3
+
+    run_in_reactor(scenario, timeout=60)
+
+
+def test_a_new_version_that_fails_at_start_is_retried_with_the_backoff_alone(
+    tmp_path: pathlib.Path,
+) -> None:
+    a = write_node(tmp_path / "a.py", 1)
+    b = write_node(tmp_path / "b.py", 1)
+    config = make_config(tmp_path, [node("a", str(a)), node("b", str(b))],
+                         restart_delay=0.05, restart_delay_max=0.2)
+
+    async def scenario(reactor: Any) -> None:
+        async with running(reactor, config) as run:
+            lifecycle = Events(run.daemon, "lifecycle/node:a/#")
+            before_b = pid(run, "b")
+            # compiles, but its import fails when it runs
+            write_node(tmp_path / "a.py", 2, extra="import no_such_module_here")
+            await run.plugin.files_changed(frozenset({a}))
+
+            def failures() -> list[Lifecycle]:
+                return [e for e in lifecycle.events if isinstance(e, Lifecycle)
+                        and e.state == Lifecycle.FAILED]
+
+            await wait_until(reactor, lambda: len(failures()) >= 3, 30,
+                             "three failed starts of the new version")
+            delays = [e.details["restart_in"] for e in failures()[:3]]
+            assert delays == sorted(delays) and delays[0] < delays[-1]  # backing off
+            assert (await ask(run, "b"))["pid"] == before_b  # the rest unaffected
+
+            write_node(tmp_path / "a.py", 3)
+            await run.plugin.files_changed(frozenset({a}))
+            assert (await ask(run, "a"))["version"] == 3
+
+    run_in_reactor(scenario, timeout=90)
+
+
+def test_a_new_nodes_section_adds_removes_rewires_and_keeps_the_other_pids(
+    tmp_path: pathlib.Path,
+) -> None:
+    files = {n: write_node(tmp_path / f"{n}.py", 1) for n in "abcde"}
+
+    def section(**nodes: dict[str, Any]) -> list[dict[str, Any]]:
+        return [node(n, str(files[n]), **opts) for n, opts in nodes.items()]
+
+    old = make_config(tmp_path, section(
+        a={"wires": [["b"]]}, b={"wires": [["test:sink/b"]]}, c={}, d={"info": {"tag": 1}},
+    ))
+    new = make_config(tmp_path, section(
+        a={"wires": [["e"]]}, b={"wires": [["test:sink/b"]]}, c={}, e={"wires": [["test:sink/e"]]},
+    ))
+    retagged = make_config(tmp_path, section(
+        a={"wires": [["e"]]}, b={"wires": [["test:sink/b"]]}, c={"info": {"tag": 2}},
+        e={"wires": [["test:sink/e"]]},
+    ))
+    broken = make_config(tmp_path, section(a={"wires": [["e"]]}, c={}))  # a's wire to nowhere
+
+    async def scenario(reactor: Any) -> None:
+        async with running(reactor, old) as run:
+            plugin = run.plugin
+            await ask(run, "a", "one")
+            assert await run.sink.wait(reactor, 1, "b") == [[1, [1, "one"]]]
+            pids = {n: pid(run, n) for n in "abcd"}
+
+            await plugin.reconfigure(new.section("nodes"), new)
+            await run.ready()
+            assert set(plugin.runtimes) == {"a", "b", "c", "e"}
+            assert pid(run, "c") == pids["c"]  # untouched: same process
+            # a (its wire) and b (its wire in, part of its nodeInfo) restarted
+            assert pid(run, "a") != pids["a"] and pid(run, "b") != pids["b"]
+            assert not alive(pids["d"])
+            with pytest.raises(UnknownDestination):
+                await ask(run, "d")
+            await ask(run, "a", "two")  # now along the new wire, to e
+            assert await run.sink.wait(reactor, 1, "e") == [[1, [1, "two"]]]
+            assert run.sink.payloads("b") == [[1, [1, "one"]]]
+
+            # only the info of c changed: c restarts, with it; nobody else does
+            now = {n: pid(run, n) for n in "abe"}
+            await plugin.reconfigure(retagged.section("nodes"), retagged)
+            assert (await ask(run, "c"))["info"] == 2
+            assert {n: pid(run, n) for n in "abe"} == now
+
+            # refused as a whole: nothing changes
+            with pytest.raises(FlowError, match=r"no node 'e'"):
+                await plugin.reconfigure(broken.section("nodes"), broken)
+            assert set(plugin.runtimes) == {"a", "b", "c", "e"}
+            assert {n: pid(run, n) for n in "abe"} == now
+
+    run_in_reactor(scenario, timeout=90)
