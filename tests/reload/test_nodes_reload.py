@@ -16,10 +16,11 @@ import pytest
 
 from hadaemon.bus import ErrorEvent, Lifecycle
 from hadaemon.bus.errors import UnknownDestination
+from hadaemon.config import Config, read, validate
 from hadaemon.nodes.flows import FlowError
 from hadaemon.reload.interfaces import Reconfigurable, WatchesFiles
 from hadaemon.testing import run_in_reactor, wait_until
-from tests.nodes.helpers import Events, Running, alive, kill_leftovers, make_config, node, running
+from tests.nodes.helpers import Events, Running, alive, catalog, kill_leftovers, node, running
 
 VERSIONED = '''\
 import os
@@ -51,6 +52,21 @@ hg = Homegear(sys.argv[1], eventHandler, sys.argv[2], nodeInput)
 while hg.connected():
     time.sleep(1)
 '''
+
+
+def make_config(tmp_path: pathlib.Path, nodes: list[dict[str, Any]], reload: str = "off",
+                **settings: Any) -> Config:
+    """The nodes tests' config; the reload core off (these tests call the plugin's reload
+    interface themselves), or "auto" (through the file watcher)."""
+    sections: dict[str, Any] = {
+        "daemon": {"state_dir": str(tmp_path / "var"), "plugins": ["nodes"],
+                   "stop_timeout": 20.0, "reload": reload, "reload_settle": 0.02},
+        "nodes": {"node": nodes, "grace": 3.0, **settings},
+    }
+    config, errors = validate(read(sections, base_dir=tmp_path, environ={}),
+                              catalog().schemas())
+    assert not errors, [str(e) for e in errors]
+    return config
 
 
 def write_node(path: pathlib.Path, version: Any, extra: str = "") -> pathlib.Path:
