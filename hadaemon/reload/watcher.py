@@ -159,12 +159,12 @@ class FileWatcher:
 
     # -- changes -----------------------------------------------------------------------------
 
-    def _notified(self, _ignored: object, filepath: FilePath[str], mask: int) -> None:
-        path = pathlib.Path(filepath.path)
+    def _notified(self, _ignored: object, filepath: FilePath[Any], mask: int) -> None:
+        path = pathlib.Path(os.fsdecode(filepath.path))  # inotify hands over bytes
         if path in self._files:
             self._changed({path})
-        elif path.parent not in self._directories or not filepath.path:
-            self._changed(set(self._files))  # overflow, or the directory itself went
+        elif path.parent not in self._directories:
+            self._changed(set(self._files))  # overflow, or a watched directory itself
 
     def _schedule_poll(self) -> None:
         if self.running:
