@@ -288,10 +288,13 @@ class Reloader:
 
     def _after_start(self, names: Iterable[str]) -> None:
         for name in names:
-            if name in self.daemon.failed:
-                self._schedule_retry(name)
-            else:
+            failed = self.daemon.failed.get(name)
+            if failed is None:
                 self._retries.pop(name, None)
+            elif not failed.startswith("not started:"):
+                # Its own start failed. (One not started for want of another restarts
+                # when that one's retry succeeds: it depends on it.)
+                self._schedule_retry(name)
 
     def _schedule_retry(self, name: str) -> None:
         if not self._running or name not in self.daemon.config.core.plugins:
