@@ -3,12 +3,13 @@
 A reload that meets a syntax error or a failing import keeps the previous version
 running; what the user needs is where the problem is. :func:`code_error` finds it in the
 exception (a ``SyntaxError`` carries it; for anything else, the innermost frame in the
-changed file, or else the innermost frame), :func:`report_code_error` logs and publishes
-it the same way for every world.
+changed file or a module beside it, or else the innermost frame);
+:func:`report_code_error` logs and publishes it the same way for every world.
 """
 
 from __future__ import annotations
 
+import os
 import pathlib
 from dataclasses import dataclass
 from types import TracebackType
@@ -32,7 +33,9 @@ class CodeError:
 
 
 def code_error(exc: BaseException, path: pathlib.Path | None = None) -> CodeError:
-    """The file, line and message of ``exc``, raised while loading ``path``."""
+    """The file, line and message of ``exc``, raised while loading ``path``: where in
+    ``path``'s directory (the file itself, or a module beside it) the error was raised,
+    else where it was raised at all."""
     original = getattr(exc, "original", None)  # a UserCodeEscape: what was raised
     if isinstance(original, BaseException):
         exc = original
@@ -44,8 +47,11 @@ def code_error(exc: BaseException, path: pathlib.Path | None = None) -> CodeErro
     frames = list(_frames(exc.__traceback__))
     chosen = None
     if path is not None:
-        wanted = str(path)
-        chosen = next((f for f in reversed(frames) if f[0] == wanted), None)
+        # The innermost frame in the user's code: the file, or a module next to it that
+        # it imports (not hadaemon's loader, nor a library it called).
+        directory = os.path.dirname(os.path.abspath(path)) + os.sep
+        chosen = next((f for f in reversed(frames)
+                       if os.path.abspath(f[0]).startswith(directory)), None)
     if chosen is None and frames:
         chosen = frames[-1]
     if chosen is None:
