@@ -404,7 +404,6 @@ class NodesPlugin(Plugin):
     async def reload_nodes(self, node_ids: list[str]) -> None:
         """Restart these nodes with their file as it is now, unless it does not compile
         (reported with its file and line; the running process is left alone)."""
-        supervisor = _supervisor(self.supervisor)
         base_dir = self.context.daemon_config.base_dir
         restarting = []
         for node_id in node_ids:
@@ -417,9 +416,21 @@ class NodesPlugin(Plugin):
                 continue
             self.log.info("node {node}: {file} changed; restarting it", node=node_id,
                           file=str(spec.file))
-            restarting.append(supervisor.restart(node_id))
+            restarting.append(self._restart_drained(node_id))
         if restarting:
             await DeferredList(restarting)
+
+    def _restart_drained(self, node_id: str) -> Deferred[None]:
+        """Restart a node once it answered the inputs in flight (within ``grace``);
+        those that come meanwhile wait in its queue for the new process."""
+        inputs = self.runtimes[node_id].inputs
+        inputs.close()
+        drained: Deferred[None] = Deferred()
+        inputs.when_drained(lambda: None if drained.called else drained.callback(None))
+        drained.addTimeout(self.settings.grace, self.reactor)
+        drained.addErrback(lambda _: None)  # (those still running are lost, counted)
+        supervisor = _supervisor(self.supervisor)
+        return drained.addCallback(lambda _: supervisor.restart(node_id))
 
     async def reconfigure(self, section: Mapping[str, Any], config: Config) -> None:
         """Apply a new ``[nodes]`` section node by node: added nodes start, removed nodes
@@ -459,7 +470,7 @@ class NodesPlugin(Plugin):
             fresh = self._make_runtime(flows.nodes[node_id])
             runtime.spec, runtime.filters = fresh.spec, fresh.filters
             runtime.inputs.limit = fresh.inputs.limit  # (room for its senders' credits)
-            waiting.append(supervisor.restart(node_id))
+            waiting.append(self._restart_drained(node_id))
         for node_id in change.added:
             self.runtimes[node_id] = self._make_runtime(flows.nodes[node_id])
             self._register(node_id)

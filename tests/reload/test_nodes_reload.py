@@ -19,7 +19,7 @@ from hadaemon.bus.errors import UnknownDestination
 from hadaemon.config import Config, read, validate
 from hadaemon.nodes.flows import FlowError
 from hadaemon.reload.interfaces import Reconfigurable, WatchesFiles
-from hadaemon.testing import run_in_reactor, wait_until
+from hadaemon.testing import run_in_reactor, sleep, wait_until
 from tests.nodes.helpers import Events, Running, alive, catalog, kill_leftovers, node, running
 
 VERSIONED = '''\
@@ -246,5 +246,47 @@ def test_a_new_nodes_section_adds_removes_rewires_and_keeps_the_other_pids(
                 await plugin.reconfigure(broken.section("nodes"), broken)
             assert set(plugin.runtimes) == {"a", "b", "c", "e"}
             assert {n: pid(run, n) for n in "abe"} == now
+
+    run_in_reactor(scenario, timeout=90)
+
+
+async def answered_by(reactor: Any, run: Running, node_id: str, version: Any,
+                      timeout: float = 30.0) -> dict[str, Any]:
+    """Ask the node until its answer comes from ``version`` (the watcher is at work)."""
+    deadline = reactor.seconds() + timeout
+    while True:
+        answer = await ask(run, node_id)
+        if answer["version"] == version:
+            return answer
+        if reactor.seconds() > deadline:
+            raise TimeoutError(f"node {node_id} still answers as version {answer['version']}")
+        await sleep(reactor, 0.01)
+
+
+def test_through_the_watcher_a_saved_node_file_is_reloaded_and_a_broken_one_reported(
+    tmp_path: pathlib.Path,
+) -> None:
+    a = write_node(tmp_path / "a.py", 1)
+    b = write_node(tmp_path / "b.py", 1)
+    config = make_config(tmp_path, [node("a", str(a)), node("b", str(b))], reload="auto")
+
+    async def scenario(reactor: Any) -> None:
+        async with running(reactor, config) as run:
+            errors = Events(run.daemon, "error/node:a/#")
+            before_b = pid(run, "b")
+            await answered_by(reactor, run, "a", 1)
+            write_node(tmp_path / "a.py", 2)
+            await answered_by(reactor, run, "a", 2)
+            running_pid = pid(run, "a")
+
+            a.write_text("def broken(:\n")
+            await wait_until(reactor, lambda: errors.events, 30, "the error of a's file")
+            assert f"{a}:1: SyntaxError" in errors.events[0].message  # type: ignore[attr-defined]
+            answer = await ask(run, "a")
+            assert (answer["version"], answer["pid"]) == (2, running_pid)
+
+            write_node(tmp_path / "a.py", 3)
+            await answered_by(reactor, run, "a", 3)
+            assert pid(run, "b") == before_b
 
     run_in_reactor(scenario, timeout=90)

@@ -22,7 +22,7 @@ from hadaemon.bus.errors import UnknownDestination
 from hadaemon.config import Config
 from hadaemon.reload.interfaces import Reconfigurable, RestartNeeded, WatchesFiles
 from hadaemon.services.mailbox import ServiceState
-from hadaemon.testing import run_in_reactor, wait_until
+from hadaemon.testing import run_in_reactor, sleep, wait_until
 from tests.services import helpers
 from tests.services.helpers import Run, running
 
@@ -95,16 +95,19 @@ def test_a_saved_service_file_swaps_in_the_new_class_and_no_message_fails_meanwh
             reloading = [True]
 
             async def traffic() -> None:
+                # Five messages every few milliseconds, whatever the answers do (pacing,
+                # not synchronisation): some arrive while the old Stop runs.
                 i = 0
+                pending: list[Deferred[Any]] = []
                 while reloading[0] or i < 200:
-                    batch: list[Deferred[Any]] = []
-                    for _ in range(10):
+                    for _ in range(5):
                         sent.append((i, str(run.runtime("echo_py").state)))
                         d = run.bus.send("service:echo_py/echo", i)
                         d.addCallbacks(_store(answers, i), failures.append)
-                        batch.append(d)
+                        pending.append(d)
                         i += 1
-                    await DeferredList(batch, consumeErrors=True)
+                    await sleep(reactor, 0.002)
+                await DeferredList(pending, consumeErrors=True)
 
             flowing = as_deferred(traffic())
             await wait_until(reactor, lambda: len(answers) >= 50, 10, "traffic before")
@@ -317,5 +320,38 @@ def test_a_new_services_section_adds_removes_and_changes_services(
 
             with pytest.raises(RestartNeeded, match=r"stop_timeout"):
                 await plugin.reconfigure(restart.section("services"), restart)
+
+    run_in_reactor(scenario, timeout=60)
+
+
+def test_through_the_watcher_a_saved_service_is_reloaded_under_traffic(
+    tmp_path: pathlib.Path,
+) -> None:
+    config = make_config(tmp_path, {"Echo": echo(1)}, reload="auto")
+    path = service_file(tmp_path, "Echo")
+
+    async def scenario(reactor: Any) -> None:
+        async with running(config, reactor) as run:
+            await run.probe.wait(reactor, "started")
+            answers: list[Any] = []
+            failures: list[Any] = []
+            i = 0
+
+            async def batch() -> None:
+                nonlocal i
+                sends = [run.bus.send("service:echo_py/echo", i + k) for k in range(10)]
+                i += 10
+                for result in await DeferredList(sends, consumeErrors=True):
+                    (answers if result[0] else failures).append(result[1])
+
+            await batch()
+            rewrite(path, echo(2))
+            deadline = reactor.seconds() + 30
+            while not answers or answers[-1][0] != 2:
+                assert reactor.seconds() < deadline, "the new version never answered"
+                await batch()
+            assert failures == []
+            assert [n for _, n in answers] == list(range(i))
+            assert run.probe.values("stopped") == [1]
 
     run_in_reactor(scenario, timeout=60)
