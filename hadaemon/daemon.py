@@ -377,6 +377,7 @@ class Daemon(Service):
     def _all_started(self, _: object) -> None:
         if self._stopping is not None:
             return
+        self.reloader.start()
         running = [name for name, _s in self.plugins if name not in self.failed]
         self.log.info(
             "hadaemon started: {count} plugin(s) running ({names}){failed}",
@@ -390,7 +391,6 @@ class Daemon(Service):
         if self.systemd is not None:
             failed = f"; failed: {', '.join(sorted(self.failed))}" if self.failed else ""
             self.systemd.ready(f"running {len(running)} plugin(s){failed}")
-        self.reloader.start()
         if not self.started.called:
             self.started.callback(None)
 

@@ -175,6 +175,7 @@ def test_sighup_and_hadaemon_reload_on_a_running_daemon(tmp_path: pathlib.Path,
     assert daemon.proc is not None
     pid_file = tmp_path / "state" / "hadaemon.pid"
     assert pid_file.read_text().strip() == str(daemon.proc.pid)
+    assert "watching code for changes (inotify)" in daemon.output()  # auto under run
     kit.take()
     # SIGHUP: tuner added
     kit.write_config(["counter", "bystander", "tuner"])
@@ -235,3 +236,27 @@ def test_hadaemon_reload_through_the_web_api(tmp_path: pathlib.Path,
     assert err.endswith("1 error(s); the daemon keeps its running config\n")
     assert daemon.proc is not None and daemon.proc.poll() is None
     assert daemon.stop() == 0
+
+
+def test_twistd_watches_nothing_unless_set_and_reloads_on_sighup(
+        tmp_path: pathlib.Path, processes: ChildProcesses) -> None:
+    kit = Kit(tmp_path)
+    twistd = str(pathlib.Path(sys.executable).parent / "twistd")
+    command = [twistd, "-n", "--pidfile=", "--logfile=-", "hadaemon", "--config",
+               str(kit.config)]
+    kit.write_config(["counter"])
+    daemon = DaemonProcess(kit.config, processes=processes, command=command).start(timeout=60)
+    assert "watching code for changes" not in daemon.output()  # off under twistd
+    kit.write_config(["counter", "tuner"])
+    daemon.send_signal(signal.SIGHUP)  # the config is re-read all the same
+    daemon.wait_for_output("config reloaded: added tuner", timeout=60)
+    assert daemon.stop(signal.SIGINT) == -signal.SIGINT
+    # set in the file: watched under twistd too
+    kit.write_config(["counter"], daemon={"reload": "auto"})
+    daemon = DaemonProcess(kit.config, processes=processes, command=command).start(timeout=60)
+    assert "watching code for changes (inotify)" in daemon.output()
+    kit.take()
+    kit.write_plugin("counter", version=2)
+    daemon.wait_for_output("restarting counter", timeout=60)
+    assert daemon.stop(signal.SIGINT) == -signal.SIGINT
+    assert kit.lines()[:2] == ["stop counter v1", "start counter v2"]
