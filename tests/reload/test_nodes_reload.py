@@ -8,6 +8,7 @@ config re-read are tested with the core (test_watch.py, test_config_reload.py)."
 
 from __future__ import annotations
 
+import json
 import pathlib
 from collections.abc import Iterator
 from typing import Any
@@ -248,6 +249,39 @@ def test_a_new_nodes_section_adds_removes_rewires_and_keeps_the_other_pids(
             assert {n: pid(run, n) for n in "abe"} == now
 
     run_in_reactor(scenario, timeout=90)
+
+
+def test_a_saved_flows_json_is_applied_node_by_node(tmp_path: pathlib.Path) -> None:
+    a = write_node(tmp_path / "a.py", 1)
+    flows = tmp_path / "flows.json"
+
+    def save(*nodes: tuple[str, str]) -> None:
+        objects: list[dict[str, Any]] = [{"id": "t1", "type": "tab", "label": "one"}]
+        objects += [{"id": i, "type": "versioned", "z": "t1", "name": name, "wires": []}
+                    for i, name in nodes]
+        flows.write_text(json.dumps(objects))
+
+    save(("x", "ex"), ("y", "why"))
+    config = make_config(tmp_path, [], flows_file=str(flows), types={"versioned": str(a)})
+
+    async def scenario(reactor: Any) -> None:
+        async with running(reactor, config) as run:
+            plugin = run.plugin
+            assert flows.resolve() in set(plugin.watched_files())
+            before = {n: pid(run, n) for n in "xy"}
+            save(("x", "ex"), ("y", "renamed"), ("z", "new"))
+            await plugin.files_changed(frozenset({flows.resolve()}))
+            assert set(plugin.runtimes) == {"x", "y", "z"}
+            assert (await ask(run, "z"))["version"] == 1
+            assert pid(run, "x") == before["x"]  # untouched
+            assert pid(run, "y") != before["y"]  # its name (in its nodeInfo) changed
+
+            flows.write_text("[{not json")  # refused: everything runs on
+            await plugin.files_changed(frozenset({flows.resolve()}))
+            assert set(plugin.runtimes) == {"x", "y", "z"}
+            assert pid(run, "x") == before["x"]
+
+    run_in_reactor(scenario, timeout=60)
 
 
 async def answered_by(reactor: Any, run: Running, node_id: str, version: Any,

@@ -21,6 +21,7 @@ from hadaemon.bus import Lifecycle
 from hadaemon.bus.errors import UnknownDestination
 from hadaemon.config import Config
 from hadaemon.reload.interfaces import Reconfigurable, RestartNeeded, WatchesFiles
+from hadaemon.services.errors import ServiceNotRunning
 from hadaemon.services.mailbox import ServiceState
 from hadaemon.testing import run_in_reactor, sleep, wait_until
 from tests.services import helpers
@@ -72,8 +73,9 @@ def rewrite(path: pathlib.Path, source: str) -> pathlib.Path:
 
 
 def plugin_of(run: Run) -> Any:
-    plugin = run.daemon.plugin("services")
-    assert isinstance(plugin, WatchesFiles) and isinstance(plugin, Reconfigurable)
+    plugin: object = run.daemon.plugin("services")
+    assert isinstance(plugin, WatchesFiles)
+    assert isinstance(plugin, Reconfigurable)
     return plugin
 
 
@@ -353,5 +355,63 @@ def test_through_the_watcher_a_saved_service_is_reloaded_under_traffic(
             assert failures == []
             assert [n for _, n in answers] == list(range(i))
             assert run.probe.values("stopped") == [1]
+
+    run_in_reactor(scenario, timeout=60)
+
+
+def test_a_service_that_did_not_load_at_start_starts_once_its_file_is_saved(
+    tmp_path: pathlib.Path,
+) -> None:
+    config = make_config(tmp_path, {"Echo": "class Echo(:\n"}, {"Echo": {}, "Late": {}})
+    path = service_file(tmp_path, "Echo")
+    late = service_file(tmp_path, "Late")  # configured, no file yet
+
+    async def scenario(reactor: Any) -> None:
+        async with running(config, reactor) as run:
+            plugin = plugin_of(run)
+            assert {path, late} <= set(plugin.watched_files())
+            assert "echo_py" not in run.orchestrator.runtimes
+            rewrite(path, echo(1))
+            rewrite(late, echo(7).replace("Echo", "Late"))
+            await plugin.files_changed(frozenset({path, late}))
+            assert await run.bus.send("service:echo_py/echo", "e") == [1, "e"]
+            assert await run.bus.send("service:late_py/echo", "l") == [7, "l"]
+
+    run_in_reactor(scenario, timeout=60)
+
+
+def test_a_changed_subscription_and_enabled_flag_apply_in_place(
+    tmp_path: pathlib.Path,
+) -> None:
+    listener = '''
+    from base_service import CustomService
+
+    class Listener(CustomService):
+        async def heard(self, msg):
+            await self.SubmitAction("node:probe", "heard", msg.message[0]["topic"])
+    '''
+    files = {"Listener": listener, "Echo": echo(1)}
+    old = make_config(tmp_path, files, {"Listener": {"subscribe": {"lifecycle/a/#": "heard"}},
+                                        "Echo": {}})
+    new = make_config(tmp_path, files, {"Listener": {"subscribe": {"lifecycle/b/#": "heard"}},
+                                        "Echo": {"enabled": False}})
+
+    async def scenario(reactor: Any) -> None:
+        async with running(old, reactor) as run:
+            plugin = plugin_of(run)
+            await run.probe.wait(reactor, "started")
+            run.bus.publish(Lifecycle("a", "started"))
+            assert await run.probe.wait(reactor, "heard") == ["lifecycle/a/started"]
+            await plugin.reconfigure(new.section("services"), new)
+            run.bus.publish(Lifecycle("a", "started"))
+            run.bus.publish(Lifecycle("b", "started"))
+            assert await run.probe.wait(reactor, "heard", 2) == [
+                "lifecycle/a/started", "lifecycle/b/started"]
+            assert run.runtime("echo_py").state is ServiceState.DISABLED
+            assert run.probe.values("stopped") == [1]
+            with pytest.raises(ServiceNotRunning, match="disabled"):
+                await run.bus.send("service:echo_py/echo", "x")
+            await plugin.reconfigure(old.section("services"), old)  # and back
+            assert await run.bus.send("service:echo_py/echo", "x") == [1, "x"]
 
     run_in_reactor(scenario, timeout=60)
