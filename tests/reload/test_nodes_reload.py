@@ -15,13 +15,25 @@ from typing import Any
 
 import pytest
 
+from hadaemon.app import prepare
 from hadaemon.bus import ErrorEvent, Lifecycle
 from hadaemon.bus.errors import UnknownDestination
 from hadaemon.config import Config, read, validate
+from hadaemon.daemon import Daemon
+from hadaemon.nodes import NodesPlugin
 from hadaemon.nodes.flows import FlowError
 from hadaemon.reload.interfaces import Reconfigurable, WatchesFiles
-from hadaemon.testing import run_in_reactor, sleep, wait_until
-from tests.nodes.helpers import Events, Running, alive, catalog, kill_leftovers, node, running
+from hadaemon.testing import run_in_reactor, sleep, wait_until, write_config
+from tests.nodes.helpers import (
+    LIVE_PLUGINS,
+    Events,
+    Running,
+    alive,
+    catalog,
+    kill_leftovers,
+    node,
+    running,
+)
 
 VERSIONED = '''\
 import os
@@ -322,5 +334,73 @@ def test_through_the_watcher_a_saved_node_file_is_reloaded_and_a_broken_one_repo
             write_node(tmp_path / "a.py", 3)
             await answered_by(reactor, run, "a", 3)
             assert pid(run, "b") == before_b
+
+    run_in_reactor(scenario, timeout=90)
+
+
+def test_hadaemon_reload_applies_nodes_and_services_in_place_or_refuses_with_check_messages(
+    tmp_path: pathlib.Path,
+) -> None:
+    """Through the reloader, from a real config file: what ``hadaemon reload`` does."""
+    files = {n: write_node(tmp_path / f"{n}.py", 1) for n in "abc"}
+    (tmp_path / "services").mkdir()
+    (tmp_path / "services" / "Echo.py").write_text(
+        "from base_service import CustomService\n\n"
+        "class Echo(CustomService):\n"
+        "    async def colour(self, msg):\n"
+        "        return self.GetPropertyValue('static', 'colour')\n")
+    path = tmp_path / "hadaemon.toml"
+
+    def save(nodes: list[dict[str, Any]], colour: str) -> None:
+        write_config(path, {
+            "daemon": {"state_dir": "state", "plugins": ["nodes", "services"],
+                       "reload": "off", "stop_timeout": 20.0},
+            "nodes": {"grace": 3.0, "node": nodes},
+            "services": {"directories": ["services"],
+                         "service": {"Echo": {"static": {"colour": colour}}}},
+        })
+
+    save([{"id": "a", "file": str(files["a"]), "wires": [["b"]]},
+          {"id": "b", "file": str(files["b"])}], "red")
+
+    async def scenario(reactor: Any) -> None:
+        prepared = prepare(str(path), strict=False)
+        prepared.raise_for_errors()
+        daemon = Daemon(prepared.config, reactor, catalog=prepared.catalog)
+        daemon.startService()
+        try:
+            await daemon.started
+            plugin = daemon.plugin("nodes")
+            assert isinstance(plugin, NodesPlugin)
+            LIVE_PLUGINS.append(plugin)
+            run = Running(reactor, daemon)
+            await run.ready()
+            services = daemon.plugin("services")
+            pids = {n: pid(run, n) for n in "ab"}
+
+            # c added; a, b, Echo untouched but for Echo's colour
+            save([{"id": "a", "file": str(files["a"]), "wires": [["b"]]},
+                  {"id": "b", "file": str(files["b"])},
+                  {"id": "c", "file": str(files["c"])}], "blue")
+            result = await daemon.reloader.reload_config()
+            assert result.applied, result.errors
+            assert sorted(result.reconfigured) == ["nodes", "services"]
+            assert result.restarted == []
+            assert daemon.plugin("nodes") is plugin and daemon.plugin("services") is services
+            assert (await ask(run, "c"))["version"] == 1
+            assert {n: pid(run, n) for n in "ab"} == pids
+            assert await daemon.bus.send("service:echo_py/colour", None) == "blue"
+
+            # what hadaemon check refuses: refused with its message, nothing changes
+            save([{"id": "a", "file": str(files["a"]), "wires": [["nowhere"]]}], "green")
+            result = await daemon.reloader.reload_config()
+            assert not result.applied
+            assert any("[nodes].node[0] ('a').wires[0][0]: no node 'nowhere'" in e
+                       for e in result.errors), result.errors
+            assert set(plugin.runtimes) == {"a", "b", "c"}
+            assert {n: pid(run, n) for n in "ab"} == pids
+            assert await daemon.bus.send("service:echo_py/colour", None) == "blue"
+        finally:
+            await daemon.stopService()
 
     run_in_reactor(scenario, timeout=90)
