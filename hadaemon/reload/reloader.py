@@ -130,6 +130,10 @@ class Reloader:
                 return
             self._lock.release()
 
+    def stopped(self) -> bool:
+        """Not (or no longer) reloading: before the daemon started, once it stops."""
+        return not self._running
+
     def _apply_mode(self) -> None:
         core = self.daemon.config.core
         if self.mode == "auto" and self.watcher is None:
@@ -348,6 +352,11 @@ class Reloader:
     async def _reload_config(self) -> ReloadResult:
         daemon = self.daemon
         raw = daemon.config.raw
+        if not self._running:
+            result = ReloadResult(False, ["the daemon is not running (starting or stopping): "
+                                          "nothing reloaded"])
+            self._refused(result)
+            return result
         if raw.path is None:
             result = ReloadResult(False, ["the config was not read from a file (it was "
                                           "passed as a mapping): there is nothing to re-read"])
@@ -355,8 +364,12 @@ class Reloader:
             return result
         from hadaemon.app import Prepared, prepare
 
+        # The file as it was named (messages as `hadaemon check` with that name prints
+        # them), unless the working directory changed since: then its absolute path.
+        source = raw.source if pathlib.Path(raw.source).resolve() == raw.path else str(raw.path)
+
         def check() -> Prepared:
-            return prepare(raw.source, environ=raw.environ, base_dir=raw.base_dir, strict=True)
+            return prepare(source, environ=raw.environ, base_dir=raw.base_dir, strict=True)
 
         try:
             prepared = await deferToThreadPool(daemon.reactor, daemon.reactor.getThreadPool(),
@@ -369,7 +382,7 @@ class Reloader:
             result = ReloadResult(False, list(prepared.errors), list(prepared.warnings))
             self._refused(result)
             return result
-        if not self._running:
+        if self.stopped():  # it began to stop while the config was being checked
             return ReloadResult(False, ["the daemon is stopping"])
         return await self._apply_config(prepared.config, prepared.catalog, prepared.warnings)
 
