@@ -206,6 +206,8 @@ class Supervisor:
             await self._call_stop()
         runtime.cancel_calls()
         runtime.replace_instance(instance)
+        if runtime.state is not ServiceState.STARTING:
+            return  # stopped meanwhile (the daemon is stopping): not started again
         self.failures = 0
         if self.backoff is not None:
             self.backoff.reset()
