@@ -35,7 +35,7 @@ class CodeError:
 def code_error(exc: BaseException, path: pathlib.Path | None = None) -> CodeError:
     """The file, line and message of ``exc``, raised while loading ``path``: where in
     ``path``'s directory (the file itself, or a module beside it) the error was raised,
-    else where it was raised at all."""
+    else ``path`` without a line; without ``path``, where it was raised."""
     original = getattr(exc, "original", None)  # a UserCodeEscape: what was raised
     if isinstance(original, BaseException):
         exc = original
@@ -52,10 +52,12 @@ def code_error(exc: BaseException, path: pathlib.Path | None = None) -> CodeErro
         directory = os.path.dirname(os.path.abspath(path)) + os.sep
         chosen = next((f for f in reversed(frames)
                        if os.path.abspath(f[0]).startswith(directory)), None)
+        if chosen is None:  # raised before any of its code ran (unreadable, null bytes)
+            return CodeError(str(path), None, message)
     if chosen is None and frames:
         chosen = frames[-1]
     if chosen is None:
-        return CodeError(str(path) if path else "?", None, message)
+        return CodeError("?", None, message)
     return CodeError(chosen[0], chosen[1], message)
 
 

@@ -6,6 +6,7 @@ test reads the order of stops and starts as it happened, across re-imported modu
 
 from __future__ import annotations
 
+import os
 import pathlib
 import textwrap
 from typing import Any
@@ -128,7 +129,11 @@ class Kit:
                   "reload_retry_delay": 0.1, "reload_retry_delay_max": 0.4,
                   "stop_timeout": 10.0}
         daemon.update(sections.pop("daemon", {}))
-        return write_config(self.config, {"daemon": daemon, **sections})
+        # Saved as careful editors save: a new file renamed over the old one, so a
+        # reload under way never reads it half written.
+        written = write_config(self.config.with_suffix(".new"), {"daemon": daemon, **sections})
+        os.replace(written, self.config)
+        return self.config
 
     def daemon(self, reactor: Any) -> Daemon:
         prepared = prepare(str(self.config), strict=False)

@@ -201,6 +201,14 @@ def test_sighup_and_hadaemon_reload_on_a_running_daemon(tmp_path: pathlib.Path,
                            timeout=60)
     assert "[tuner].level" in daemon.output() and daemon.proc.poll() is None
     assert kit.take() == ["stop bystander v1"]
+    # a storm of signals: reloads one after the other, the daemon runs on
+    kit.write_config(["counter", "tuner"])
+    for _ in range(10):
+        daemon.send_signal(signal.SIGHUP)
+    kit.write_config(["counter", "tuner", "bystander"])
+    daemon.send_signal(signal.SIGHUP)
+    daemon.wait_for_output("config reloaded: added bystander", timeout=60)
+    assert daemon.proc.poll() is None and kit.take() == ["start bystander v1"]
     assert daemon.stop() == 0
     assert not pid_file.exists()
     # no daemon running: said plainly

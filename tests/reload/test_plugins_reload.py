@@ -95,6 +95,17 @@ def test_broken_code_keeps_the_running_version(tmp_path: pathlib.Path) -> None:
         # none of that stopped or replaced the running version
         assert kit.take() == [] and not daemon.failed
         assert daemon.plugin("counter") is counter and counter.running
+        # garbage (null bytes), then the file removed: named, and nothing else happens
+        path.write_bytes(b"\x00\xff garbage \x00")
+        await wait_until(reactor, lambda: errors, timeout=20, what="the garbage's error")
+        error = errors.pop()
+        assert error.source == "plugin:counter" and error.details["file"] == str(path)
+        assert "null bytes" in error.message
+        path.unlink()
+        await wait_until(reactor, lambda: errors, timeout=20, what="the removal's error")
+        error = errors.pop()
+        assert error.details["file"] == str(path) and "FileNotFoundError" in error.message
+        assert kit.take() == [] and daemon.plugin("counter") is counter and counter.running
         # fixed: it reloads
         kit.write_plugin("counter", version=5)
         await wait_until(reactor, lambda: len(kit.lines()) >= 4, timeout=20,
