@@ -146,10 +146,14 @@ def test_a_changed_module_it_imports_reloads_the_services_that_import_it_only(
     uses = '''
     from base_service import CustomService
     import helper
+    import pkg
 
     class Uses(CustomService):
         async def word(self, msg):
             return helper.word()
+
+        async def value(self, msg):
+            return pkg.VALUE
     '''
     apart = '''
     from base_service import CustomService
@@ -163,6 +167,9 @@ def test_a_changed_module_it_imports_reloads_the_services_that_import_it_only(
     rewrite(directory / "helper.py", "from words import WORD\n\ndef word():\n    return WORD\n")
     rewrite(directory / "words.py", "WORD = 'one'\n")
     words = (directory / "words.py").resolve()
+    (directory / "pkg").mkdir()
+    rewrite(directory / "pkg" / "__init__.py", "from .inner import VALUE\n")
+    inner = rewrite(directory / "pkg" / "inner.py", "VALUE = 1\n").resolve()
 
     async def scenario(reactor: Any) -> None:
         async with running(config, reactor) as run:
@@ -176,6 +183,12 @@ def test_a_changed_module_it_imports_reloads_the_services_that_import_it_only(
             await plugin.files_changed(frozenset({words}))
             assert await run.bus.send("service:uses_py/word", None) == "two"
             assert run.orchestrator.supervisors["uses_py"].starts == starts["uses_py"] + 1
+            assert run.orchestrator.supervisors["apart_py"].starts == starts["apart_py"]
+
+            assert inner in set(plugin.watched_files())  # a relative import in a package
+            rewrite(inner, "VALUE = 2\n")
+            await plugin.files_changed(frozenset({inner}))
+            assert await run.bus.send("service:uses_py/value", None) == 2
             assert run.orchestrator.supervisors["apart_py"].starts == starts["apart_py"]
 
     run_in_reactor(scenario, timeout=60)
