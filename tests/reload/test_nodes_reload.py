@@ -208,6 +208,26 @@ def test_a_new_version_that_fails_at_start_is_retried_with_the_backoff_alone(
     run_in_reactor(scenario, timeout=90)
 
 
+def test_a_node_that_ignores_sigterm_is_killed_after_the_grace_and_reloaded(
+    tmp_path: pathlib.Path,
+) -> None:
+    stubborn = "import signal\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)"
+    a = write_node(tmp_path / "a.py", 1, extra=stubborn)
+    config = make_config(tmp_path, [node("a", str(a))], grace=0.5)
+
+    async def scenario(reactor: Any) -> None:
+        async with running(reactor, config) as run:
+            before = pid(run, "a")
+            write_node(tmp_path / "a.py", 2, extra=stubborn)
+            await run.plugin.files_changed(frozenset({a}))
+            answer = await ask(run, "a")
+            assert answer["version"] == 2 and answer["pid"] != before
+            assert not alive(before)
+            assert run.state("a")["last_exit"] == -9  # SIGKILL
+
+    run_in_reactor(scenario, timeout=60)
+
+
 def test_a_new_nodes_section_adds_removes_rewires_and_keeps_the_other_pids(
     tmp_path: pathlib.Path,
 ) -> None:
