@@ -117,17 +117,24 @@ def _check(config: str) -> tuple[int, list[str]]:
 
 
 def _cmd_reload(args: argparse.Namespace) -> int:
-    from hadaemon.reload.command import ReloadError, reload_through_api, send_sighup, uses_api
+    from hadaemon.reload.command import (
+        ReloadError,
+        daemon_pid,
+        reload_through_api,
+        send_sighup,
+        uses_api,
+    )
 
     try:
         if not args.signal and uses_api(args):
             return reload_through_api(args)
+        pid = daemon_pid(args.config)  # first: no daemon, no need to check
         status, _enabled = _check(args.config)
         if status:
             print(f"hadaemon reload: {args.config} is refused (as above); nothing sent, the "
                   "daemon keeps its running config", file=sys.stderr)
             return status
-        pid = send_sighup(args.config)
+        send_sighup(pid)
     except ReloadError as exc:
         print(f"hadaemon reload: {exc}", file=sys.stderr)
         return 1

@@ -238,7 +238,8 @@ class Daemon(Service):
         path = self.config.core.state_dir / PID_FILE
         temporary = path.with_name(f".{PID_FILE}.{os.getpid()}")
         try:
-            temporary.write_text(f"{os.getpid()}\n")
+            # The pid, then the config file it runs with (what SIGHUP re-reads).
+            temporary.write_text(f"{os.getpid()}\n{self.config.raw.path or ''}\n")
             os.replace(temporary, path)
         except OSError as exc:
             self.log.warn("cannot write {path}: {error} (hadaemon reload cannot find this "

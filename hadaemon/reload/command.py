@@ -3,8 +3,9 @@
 The API answers with what the reload did (or the messages that refused it); a signal
 cannot answer, so the command checks the config itself first, as ``hadaemon check`` does.
 The daemon's process is found through the pid file a daemon owning its process writes
-into its state directory (``hadaemon.pid``), trusted only while that directory's store
-is locked, which only a running daemon does.
+into its state directory (``hadaemon.pid``: the pid, then the config file the daemon
+runs with), trusted only while that directory's store is locked, which only a running
+daemon does.
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ def daemon_pid(config: str) -> int:
     state_dir = core.state_dir
     path = state_dir / PID_FILE
     try:
-        pid = int(path.read_text().strip())
+        pid_line, _, config_line = path.read_text().partition("\n")
+        pid = int(pid_line.strip())
     except FileNotFoundError:
         raise ReloadError(f"no daemon running with the state directory {state_dir} (no "
                           f"{PID_FILE} there)") from None
@@ -86,6 +88,11 @@ def daemon_pid(config: str) -> int:
     if not _store_locked(state_dir / "state.db"):
         raise ReloadError(f"no daemon running with the state directory {state_dir} ({path} "
                           f"is left over from pid {pid})")
+    running = config_line.strip()
+    if running and pathlib.Path(running) != pathlib.Path(config).resolve():
+        # SIGHUP makes it re-read its own file: checking another one here would mislead.
+        raise ReloadError(f"the daemon (pid {pid}) runs with {running}, not {config}: pass "
+                          f"--config {running}")
     return pid
 
 
@@ -103,9 +110,8 @@ def _store_locked(path: pathlib.Path) -> bool:
     return False
 
 
-def send_sighup(config: str) -> int:
-    """SIGHUP to the daemon of ``config``; its pid."""
-    pid = daemon_pid(config)
+def send_sighup(pid: int) -> None:
+    """SIGHUP to the daemon (:func:`daemon_pid`)."""
     try:
         os.kill(pid, signal.SIGHUP)
     except ProcessLookupError:
@@ -113,7 +119,6 @@ def send_sighup(config: str) -> int:
     except PermissionError:
         raise ReloadError(f"not allowed to signal the daemon (pid {pid}): run this as "
                           "its user") from None
-    return pid
 
 
 __all__ = ["ReloadError", "daemon_pid", "reload_through_api", "send_sighup", "uses_api"]

@@ -167,6 +167,35 @@ def test_broken_automation_code_keeps_the_old_runtime(tmp_path: pathlib.Path,
     run_in_reactor(scenario, timeout=90)
 
 
+def test_an_automation_that_did_not_load_starts_once_fixed(tmp_path: pathlib.Path,
+                                                          broker: Broker) -> None:
+    path = tmp_path / "lights" / "lights.py"
+    path.parent.mkdir(parents=True)
+    path.write_text("import no_such_module_for_automations\n")
+    config = _config(tmp_path, broker, [path])
+
+    async def scenario(reactor: Any) -> None:
+        daemon = _daemon(reactor, config)
+        errors = _errors(daemon)
+        daemon.startService()
+        await daemon.started
+        zigbee: Any = daemon.plugin("zigbee2mqtt")
+        broken = zigbee.automations[0]
+        assert not broken.loaded and errors[-1].source == "automation:lights"
+        path.write_text("import still_no_such_module\n")  # still broken: said so
+        await wait_until(reactor, lambda: "still does not load" in errors[-1].message,
+                         timeout=20, what="the second error")
+        assert errors[-1].details["line"] == 1
+        _automation(path, 1, 10)
+        await wait_until(reactor, lambda: zigbee.automations[0] is not broken, timeout=20,
+                         what="the fixed automation")
+        fixed = zigbee.automations[0]
+        await wait_until(reactor, lambda: fixed.module.ticks, timeout=20, what="it running")
+        await daemon.stopService()
+
+    run_in_reactor(scenario, timeout=90)
+
+
 def test_automations_added_and_removed_in_the_config(tmp_path: pathlib.Path,
                                                      broker: Broker) -> None:
     first, second, third = (tmp_path / name / f"{name}.py" for name in ("a", "b", "c"))

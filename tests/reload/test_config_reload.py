@@ -174,7 +174,7 @@ def test_sighup_and_hadaemon_reload_on_a_running_daemon(tmp_path: pathlib.Path,
     daemon = DaemonProcess(kit.config, processes=processes).start(timeout=60)
     assert daemon.proc is not None
     pid_file = tmp_path / "state" / "hadaemon.pid"
-    assert pid_file.read_text().strip() == str(daemon.proc.pid)
+    assert pid_file.read_text() == f"{daemon.proc.pid}\n{kit.config.resolve()}\n"
     assert "watching code for changes (inotify)" in daemon.output()  # auto under run
     kit.take()
     # SIGHUP: tuner added
@@ -195,6 +195,14 @@ def test_sighup_and_hadaemon_reload_on_a_running_daemon(tmp_path: pathlib.Path,
     assert code == 1 and out == ""
     assert "[tuner].level" in err and f"{kit.config}: 1 error(s)" in err
     assert "nothing sent, the daemon keeps its running config" in err
+    # another config file on the same state directory: not the daemon's, said so
+    other = tmp_path / "other.toml"
+    other.write_text(kit.config.read_text())
+    code, out, err = _hadaemon(processes, "reload", "--config", str(other))
+    assert code == 1 and out == ""
+    assert err.endswith(f"hadaemon reload: the daemon (pid {daemon.proc.pid}) runs with "
+                        f"{kit.config.resolve()}, not {other}: pass --config "
+                        f"{kit.config.resolve()}\n")
     # SIGHUP with that config: refused by the daemon, which runs on
     daemon.send_signal(signal.SIGHUP)
     daemon.wait_for_output("config reload refused (1 error(s)); the running config stays",
