@@ -306,8 +306,15 @@ class Daemon(Service):
             if name in names:
                 settled[name] = self._start_after(name, order.needs.get(name, Needs()),
                                                   settled)
+
+        def in_start_order(_: object) -> None:
+            # Restarted plugins were appended: put them back where the start order has
+            # them, so the daemon's stop still stops each before what it needs.
+            place = {name: index for index, name in enumerate(order.order)}
+            self.plugins.sort(key=lambda item: place.get(item[0], len(place)))
+
         done: Deferred[None] = DeferredList(list(settled.values())).addCallback(
-            lambda _: None)
+            in_start_order)
         return done
 
     def _start_plugin(self, name: str) -> Deferred[None]:

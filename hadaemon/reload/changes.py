@@ -61,9 +61,10 @@ def _factory(catalog: Catalog, name: str) -> Any:
 
 def with_dependents(names: Collection[str], enabled: Sequence[str], catalog: Catalog,
                     section: Any) -> list[str]:
-    """``names`` and every enabled plugin that requires or wants one of them, directly or
-    not, in ``enabled``'s order: what must restart when ``names`` restart (a dependent
-    holds on to the instance it was given)."""
+    """``names`` and every enabled plugin that requires one of them, directly or not, in
+    ``enabled``'s order: what must restart when ``names`` restart (a plugin that
+    requires another holds on to the instance it was given at its start; one that only
+    wants another looks it up when it uses it, and is left alone)."""
     chosen = set(names)
     needs: dict[str, tuple[str, ...]] = {}
     for name in enabled:
@@ -74,7 +75,7 @@ def with_dependents(names: Collection[str], enabled: Sequence[str], catalog: Cat
             declared = needs_of(name, info.factory, section(name))
         except ValueError:
             continue
-        needs[name] = declared.requires + declared.wants
+        needs[name] = declared.requires
     grown = True
     while grown:
         grown = False

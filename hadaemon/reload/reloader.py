@@ -8,13 +8,13 @@ asked: a config reload never meets a half-restarted plugin.
   (:class:`~hadaemon.reload.interfaces.WatchesFiles`) and the files of the plugins found
   in plugin directories are watched (:class:`~hadaemon.reload.watcher.FileWatcher`). A
   plugin's own files go to its ``files_changed``; a plugin file is imported afresh and,
-  if it loads, its plugins restart, then those that require or want them. A file that
+  if it loads, its plugins restart, then those that require them. A file that
   does not load is reported with its file and line, and the running version stays.
 - Config: :meth:`Reloader.reload_config` (SIGHUP, ``hadaemon reload``, ``POST
   /api/reload``) re-reads the file with the checks of ``hadaemon check``; a refused
   config changes nothing. Otherwise removed plugins stop, added ones start, and one
   whose section changed gets ``reconfigure`` (if it has one) or restarts, with those
-  that depend on it; the others are not touched.
+  that require it; the others are not touched.
 - A plugin that fails to start after a reload is tried again after
   ``[daemon].reload_retry_delay`` seconds, doubling up to ``reload_retry_delay_max``
   (:class:`hadaemon.backoff.Backoff`); the rest of the daemon runs on.

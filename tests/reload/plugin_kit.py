@@ -57,6 +57,17 @@ class Follower(Plugin):
     def stop(self):
         note(self, "stop")
 ''',
+    "onlooker": '''
+class Onlooker(Plugin):
+    name = "onlooker"
+    wants = ("counter",)
+
+    def start(self):
+        note(self, "start")
+
+    def stop(self):
+        note(self, "stop")
+''',
     "bystander": '''
 class Bystander(Plugin):
     name = "bystander"

@@ -25,7 +25,7 @@ def _errors(daemon: Any) -> list[ErrorEvent]:
 
 def test_a_saved_plugin_restarts_with_those_that_require_it(tmp_path: pathlib.Path) -> None:
     kit = Kit(tmp_path)
-    kit.write_config(["counter", "follower", "bystander"])
+    kit.write_config(["onlooker", "follower", "counter", "bystander"])
 
     async def scenario(reactor: Any) -> None:
         daemon = kit.daemon(reactor)
@@ -33,6 +33,7 @@ def test_a_saved_plugin_restarts_with_those_that_require_it(tmp_path: pathlib.Pa
         await daemon.started
         assert daemon.reloader.watcher is not None  # auto is the default here
         bystander = daemon.plugin("bystander")
+        onlooker = daemon.plugin("onlooker")  # wants counter: looks it up, not restarted
         kit.take()
         kit.write_plugin("counter", version=2)
         await wait_until(reactor, lambda: len(kit.lines()) >= 4, timeout=20,
@@ -49,7 +50,12 @@ def test_a_saved_plugin_restarts_with_those_that_require_it(tmp_path: pathlib.Pa
                          what="the follower's restart")
         assert kit.take() == ["stop follower v1", "start follower v2"]
         assert daemon.plugin("counter") is counter and not daemon.failed
+        assert daemon.plugin("onlooker") is onlooker
+        # the daemon's stop still stops each plugin before what it needs
         await daemon.stopService()
+        stops = kit.take()
+        assert stops.index("stop counter v2") > max(stops.index("stop follower v2"),
+                                                    stops.index("stop onlooker v1"))
 
     run_in_reactor(scenario, timeout=60)
 
