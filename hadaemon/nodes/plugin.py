@@ -51,7 +51,7 @@ from hadaemon.nodes.link import OutgoingMessage
 from hadaemon.nodes.reaper import Reaper
 from hadaemon.nodes.routing import Router, as_message
 from hadaemon.nodes.rpc import RegistryMethods
-from hadaemon.nodes.runtime import NodeRuntime
+from hadaemon.nodes.runtime import NodeRuntime, compile_filter
 from hadaemon.nodes.scopes import DataScopes, NodeCredentials
 from hadaemon.nodes.server import NodeServerFactory
 from hadaemon.nodes.settings import SCHEMA, STOP_MARGIN, NodesSettings
@@ -175,18 +175,20 @@ class NodesPlugin(Plugin):
                       path=self.socket_path)
 
     def _make_runtime(self, spec: NodeSpec) -> NodeRuntime:
-        """A node's runtime: its input queue (room for what its senders may have on the
-        way) and its logger."""
+        """A node's runtime: its input queue and its logger."""
+        if spec.wire == flows_module.WIRE_MSGPACK:
+            _warn_shadowing(spec, self.log)
+        return NodeRuntime(spec, self._make_inputs(spec),
+                           get_logger(f"{self.log.namespace}.{spec.id}"))
+
+    def _make_inputs(self, spec: NodeSpec) -> NodeInputs:
+        """A node's input queue, with room for what its senders may have on the way."""
         settings = self.settings
         senders = {w["id"] for port in self.flows.node_info(spec.id)["allWiresIn"]
                    for w in port}
-        inputs = NodeInputs(spec.id, settings.queue_size, self.reactor,
-                            stall_timeout=settings.stall_timeout,
-                            on_stall=self._stalled,
-                            in_transit=CREDITS * max(1, len(senders)))
-        if spec.wire == flows_module.WIRE_MSGPACK:
-            _warn_shadowing(spec, self.log)
-        return NodeRuntime(spec, inputs, get_logger(f"{self.log.namespace}.{spec.id}"))
+        return NodeInputs(spec.id, settings.queue_size, self.reactor,
+                          stall_timeout=settings.stall_timeout, on_stall=self._stalled,
+                          in_transit=CREDITS * max(1, len(senders)))
 
     def _register(self, node_id: str) -> None:
         capacity = self.settings.queue_size
@@ -465,12 +467,15 @@ class NodesPlugin(Plugin):
             self._started_once.discard(node_id)
         for node_id in change.unchanged:
             self.runtimes[node_id].spec = flows.nodes[node_id]
-        for node_id in change.changed:
+        for node_id in change.changed + change.rewired:
             runtime = self.runtimes[node_id]
-            fresh = self._make_runtime(flows.nodes[node_id])
-            runtime.spec, runtime.filters = fresh.spec, fresh.filters
-            runtime.inputs.limit = fresh.inputs.limit  # (room for its senders' credits)
-            waiting.append(self._restart_drained(node_id))
+            runtime.spec = spec = flows.nodes[node_id]
+            runtime.inputs.limit = self._make_inputs(spec).limit  # (its senders changed)
+            if node_id in change.changed:
+                runtime.filters = compile_filter(spec.events)
+                waiting.append(self._restart_drained(node_id))
+            elif runtime.link is not None:
+                runtime.link.node_info_changed()
         for node_id in change.added:
             self.runtimes[node_id] = self._make_runtime(flows.nodes[node_id])
             self._register(node_id)

@@ -2,11 +2,13 @@
 and whether a node's saved file can run at all (plain functions, no I/O but reading the
 file).
 
-A node *changed* when anything its process is given changed: its file, interpreter,
-environment, wire, inputs, outputs, event filter, catch scope, or its ``nodeInfo`` (the
-client keeps the nodeInfo it got when it connected, and nodeInfo holds the node's flow,
-name, ``info`` and its wires in and out). Such a node is restarted; every other node keeps
-its process. Moving a node within the config (its ``origin``) is no change.
+A node *changed* when its own settings changed: its file, interpreter, environment,
+wire, inputs, outputs, event filter, catch scope, flow, type, name, ``info`` or its wires
+(out; as Node-RED, a wire belongs to the node it leaves). Such a node is restarted. A
+node whose settings are the same but whose ``nodeInfo`` is not (a wire to it was added or
+removed: nodeInfo lists the wires in too) is *rewired*: it keeps its process and is
+handed its new nodeInfo. Every other node is untouched. Moving a node within the config
+(its ``origin``) is no change.
 """
 
 from __future__ import annotations
@@ -32,15 +34,16 @@ class FlowsChange:
     added: tuple[str, ...]
     removed: tuple[str, ...]
     changed: tuple[str, ...]
+    rewired: tuple[str, ...]
     unchanged: tuple[str, ...]
 
     def __bool__(self) -> bool:
-        return bool(self.added or self.removed or self.changed)
+        return bool(self.added or self.removed or self.changed or self.rewired)
 
     def describe(self) -> str:
         parts = [f"{what} {', '.join(ids)}" for what, ids in (
-            ("added", self.added), ("removed", self.removed), ("restarted", self.changed))
-            if ids]
+            ("added", self.added), ("removed", self.removed), ("restarted", self.changed),
+            ("given a new nodeInfo", self.rewired)) if ids]
         return "; ".join(parts) or "no node changed"
 
 
@@ -55,22 +58,26 @@ def compare(old: Flows, new: Flows, old_interpreter: str, new_interpreter: str) 
     added = tuple(i for i in new.nodes if i not in old.nodes)
     removed = tuple(i for i in old.nodes if i not in new.nodes)
     changed: list[str] = []
+    rewired: list[str] = []
     unchanged: list[str] = []
     for node_id, spec in new.nodes.items():
         if node_id not in old.nodes:
             continue
-        before = _process_view(old, old.nodes[node_id], old_interpreter)
-        after = _process_view(new, spec, new_interpreter)
-        (unchanged if before == after else changed).append(node_id)
-    return FlowsChange(added, removed, tuple(changed), tuple(unchanged))
+        if _own_view(old.nodes[node_id], old_interpreter) != _own_view(spec, new_interpreter):
+            changed.append(node_id)
+        elif old.node_info(node_id) != new.node_info(node_id):
+            rewired.append(node_id)
+        else:
+            unchanged.append(node_id)
+    return FlowsChange(added, removed, tuple(changed), tuple(rewired), tuple(unchanged))
 
 
-def _process_view(flows: Flows, spec: NodeSpec, interpreter: str) -> tuple[object, ...]:
-    """Everything a node's process is given (see the module docstring)."""
+def _own_view(spec: NodeSpec, interpreter: str) -> tuple[object, ...]:
+    """A node's own settings (see the module docstring)."""
     return (
         spec.file.resolve(), spec.interpreter or interpreter, sorted(spec.env.items()),
-        spec.wire, spec.inputs, spec.outputs, spec.events, spec.catch,
-        flows.node_info(spec.id),
+        spec.wire, spec.inputs, spec.outputs, spec.events, spec.catch, spec.flow, spec.type,
+        spec.name, spec.info, spec.wires,
     )
 
 

@@ -26,6 +26,7 @@ from hadaemon.reload.interfaces import Reconfigurable, WatchesFiles
 from hadaemon.testing import run_in_reactor, sleep, wait_until, write_config
 from tests.nodes.helpers import (
     LIVE_PLUGINS,
+    WIRES,
     Events,
     Running,
     alive,
@@ -58,6 +59,7 @@ def nodeInput(nodeInfo, inputIndex, msg):
     if nodeInfo["wiresOut"] and nodeInfo["wiresOut"][0]:
         hg.nodeOutput(0, {{"payload": [VERSION, payload]}})
     return {{"version": VERSION, "pid": os.getpid(), "info": nodeInfo["info"].get("tag"),
+            "wiresIn": nodeInfo["wiresIn"],
             "data": [hg.getNodeData("n"), hg.getFlowData("f"), hg.getGlobalData("g")]}}
 
 
@@ -228,6 +230,54 @@ def test_a_node_that_ignores_sigterm_is_killed_after_the_grace_and_reloaded(
     run_in_reactor(scenario, timeout=60)
 
 
+REPORTER = '''\
+import os
+import sys
+import time
+from homegear import Homegear
+
+
+def eventHandler(eventSource, peerId, channel, variableName, value):
+    pass
+
+
+def nodeInput(nodeInfo, inputIndex, msg):
+    hg.nodeOutput(0, {"payload": [os.getpid(), nodeInfo["wiresIn"]]})
+
+
+hg = Homegear(sys.argv[1], eventHandler, sys.argv[2], nodeInput)
+while hg.connected():
+    time.sleep(1)
+'''
+
+
+@pytest.mark.parametrize("wire", WIRES)
+def test_a_node_wired_anew_keeps_its_process_and_sees_its_new_node_info(
+    tmp_path: pathlib.Path, wire: str,
+) -> None:
+    a = write_node(tmp_path / "a.py", 1)
+    b = tmp_path / "b.py"
+    b.write_text(REPORTER)
+    reporter = node("b", str(b), wire, wires=[["test:sink/b"]])
+    old = make_config(tmp_path, [node("a", str(a), wire), reporter])
+    new = make_config(tmp_path, [node("a", str(a), wire, wires=[["b"]]), reporter])
+
+    async def scenario(reactor: Any) -> None:
+        async with running(reactor, old) as run:
+            before = {n: pid(run, n) for n in "ab"}
+            await run.send("node:b/0", {"payload": None})
+            assert await run.sink.wait(reactor, 1, "b") == [[before["b"], [{}]]]
+            await run.plugin.reconfigure(new.section("nodes"), new)
+            await run.send("node:b/0", {"payload": None})
+            assert (await run.sink.wait(reactor, 2, "b"))[1] == [
+                before["b"], [{"id": "a", "port": 0}]]
+            # a restarted (its wire is its own setting)
+            await wait_until(reactor, lambda: run.state("a")["pid"] not in (None, before["a"]),
+                             30, "a's new process")
+
+    run_in_reactor(scenario, timeout=60)
+
+
 def test_a_new_nodes_section_adds_removes_rewires_and_keeps_the_other_pids(
     tmp_path: pathlib.Path,
 ) -> None:
@@ -259,14 +309,15 @@ def test_a_new_nodes_section_adds_removes_rewires_and_keeps_the_other_pids(
             await run.ready()
             assert set(plugin.runtimes) == {"a", "b", "c", "e"}
             assert pid(run, "c") == pids["c"]  # untouched: same process
-            # a (its wire) and b (its wire in, part of its nodeInfo) restarted
-            assert pid(run, "a") != pids["a"] and pid(run, "b") != pids["b"]
+            # a (its wire) restarted; b, which lost its wire in, has its new nodeInfo
+            assert run.state("a")["pid"] != pids["a"]
+            assert pid(run, "b") == pids["b"] and (await ask(run, "b"))["wiresIn"] == [{}]
             assert not alive(pids["d"])
             with pytest.raises(UnknownDestination):
                 await ask(run, "d")
             await ask(run, "a", "two")  # now along the new wire, to e
             assert await run.sink.wait(reactor, 1, "e") == [[1, [1, "two"]]]
-            assert run.sink.payloads("b") == [[1, [1, "one"]]]
+            assert [1, [1, "two"]] not in run.sink.payloads("b")  # (b answered "ask")
 
             # only the info of c changed: c restarts, with it; nobody else does
             now = {n: pid(run, n) for n in "abe"}
