@@ -266,10 +266,10 @@ def test_a_node_wired_anew_keeps_its_process_and_sees_its_new_node_info(
         async with running(reactor, old) as run:
             before = {n: pid(run, n) for n in "ab"}
             await run.send("node:b/0", {"payload": None})
-            assert await run.sink.wait(reactor, 1, "b") == [[before["b"], [{}]]]
+            assert await run.sink.wait(reactor, 1, "b", timeout=30) == [[before["b"], [{}]]]
             await run.plugin.reconfigure(new.section("nodes"), new)
             await run.send("node:b/0", {"payload": None})
-            assert (await run.sink.wait(reactor, 2, "b"))[1] == [
+            assert (await run.sink.wait(reactor, 2, "b", timeout=30))[1] == [
                 before["b"], [{"id": "a", "port": 0}]]
             # a restarted (its wire is its own setting)
             await wait_until(reactor, lambda: run.state("a")["pid"] not in (None, before["a"]),
@@ -302,7 +302,7 @@ def test_a_new_nodes_section_adds_removes_rewires_and_keeps_the_other_pids(
         async with running(reactor, old) as run:
             plugin = run.plugin
             await ask(run, "a", "one")
-            assert await run.sink.wait(reactor, 1, "b") == [[1, [1, "one"]]]
+            assert await run.sink.wait(reactor, 1, "b", timeout=30) == [[1, [1, "one"]]]
             pids = {n: pid(run, n) for n in "abcd"}
 
             await plugin.reconfigure(new.section("nodes"), new)
@@ -316,7 +316,7 @@ def test_a_new_nodes_section_adds_removes_rewires_and_keeps_the_other_pids(
             with pytest.raises(UnknownDestination):
                 await ask(run, "d")
             await ask(run, "a", "two")  # now along the new wire, to e
-            assert await run.sink.wait(reactor, 1, "e") == [[1, [1, "two"]]]
+            assert await run.sink.wait(reactor, 1, "e", timeout=30) == [[1, [1, "two"]]]
             assert [1, [1, "two"]] not in run.sink.payloads("b")  # (b answered "ask")
 
             # only the info of c changed: c restarts, with it; nobody else does

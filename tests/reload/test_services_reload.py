@@ -89,7 +89,7 @@ def test_a_saved_service_file_swaps_in_the_new_class_and_no_message_fails_meanwh
         async with running(config, reactor) as run:
             plugin = plugin_of(run)
             assert path in set(plugin.watched_files())
-            await run.probe.wait(reactor, "started", 2)
+            await run.probe.wait(reactor, "started", 2, timeout=30)
             other_starts = run.orchestrator.supervisors["other_py"].starts
             sent: list[tuple[int, str]] = []  # (i, the service's state when sent)
             answers: dict[int, Any] = {}
@@ -112,7 +112,7 @@ def test_a_saved_service_file_swaps_in_the_new_class_and_no_message_fails_meanwh
                 await DeferredList(pending, consumeErrors=True)
 
             flowing = as_deferred(traffic())
-            await wait_until(reactor, lambda: len(answers) >= 50, 10, "traffic before")
+            await wait_until(reactor, lambda: len(answers) >= 50, 30, "traffic before")
             rewrite(path, echo(2))
             await plugin.files_changed(frozenset({path}))
             reloading[0] = False
@@ -216,7 +216,7 @@ def test_code_that_does_not_load_is_reported_by_file_and_line_and_the_old_versio
     async def scenario(reactor: Any) -> None:
         async with running(config, reactor) as run:
             plugin = plugin_of(run)
-            await run.probe.wait(reactor, "started")
+            await run.probe.wait(reactor, "started", timeout=30)
             for name, source in broken.items():
                 rewrite(service_file(tmp_path, name), source)
             await plugin.files_changed(frozenset({path}))
@@ -263,7 +263,7 @@ def test_a_new_version_whose_start_fails_is_retried_with_the_backoff_and_message
     async def scenario(reactor: Any) -> None:
         async with running(config, reactor) as run:
             plugin = plugin_of(run)
-            await run.probe.wait(reactor, "started", 2)
+            await run.probe.wait(reactor, "started", 2, timeout=30)
             rewrite(path, flaky)
             await plugin.files_changed(frozenset({path}))
             waiting = run.bus.send("service:echo_py/echo", "held")
@@ -276,7 +276,7 @@ def test_a_new_version_whose_start_fails_is_retried_with_the_backoff_and_message
                         and e.component == "service:echo_py" and e.state == "failed"]
 
             await wait_until(reactor, lambda: len(failed()) >= 3
-                             and starts_returned(run, "echo_py") == 2, 10,
+                             and starts_returned(run, "echo_py") == 2, 30,
                              "three failed Starts, then one that returned")
             delays = [e.details["restart_in"] for e in failed()]
             assert len(delays) == 3 and delays == sorted(delays) and delays[0] < delays[-1]
@@ -314,7 +314,7 @@ def test_a_new_services_section_adds_removes_and_changes_services(
     async def scenario(reactor: Any) -> None:
         async with running(old, reactor) as run:
             plugin = plugin_of(run)
-            await run.probe.wait(reactor, "started", 2)
+            await run.probe.wait(reactor, "started", 2, timeout=30)
             echo_runtime = run.runtime("echo_py")
             echo_instance, echo_starts = (echo_runtime.instance,
                                           run.orchestrator.supervisors["echo_py"].starts)
@@ -347,7 +347,7 @@ def test_through_the_watcher_a_saved_service_is_reloaded_under_traffic(
 
     async def scenario(reactor: Any) -> None:
         async with running(config, reactor) as run:
-            await run.probe.wait(reactor, "started")
+            await run.probe.wait(reactor, "started", timeout=30)
             answers: list[Any] = []
             failures: list[Any] = []
             i = 0
@@ -412,13 +412,13 @@ def test_a_changed_subscription_and_enabled_flag_apply_in_place(
     async def scenario(reactor: Any) -> None:
         async with running(old, reactor) as run:
             plugin = plugin_of(run)
-            await run.probe.wait(reactor, "started")
+            await run.probe.wait(reactor, "started", timeout=30)
             run.bus.publish(Lifecycle("a", "started"))
-            assert await run.probe.wait(reactor, "heard") == ["lifecycle/a/started"]
+            assert await run.probe.wait(reactor, "heard", timeout=30) == ["lifecycle/a/started"]
             await plugin.reconfigure(new.section("services"), new)
             run.bus.publish(Lifecycle("a", "started"))
             run.bus.publish(Lifecycle("b", "started"))
-            assert await run.probe.wait(reactor, "heard", 2) == [
+            assert await run.probe.wait(reactor, "heard", 2, timeout=30) == [
                 "lifecycle/a/started", "lifecycle/b/started"]
             assert run.runtime("echo_py").state is ServiceState.DISABLED
             assert run.probe.values("stopped") == [1]
