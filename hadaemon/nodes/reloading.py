@@ -13,12 +13,16 @@ handed its new nodeInfo. Every other node is untouched. Moving a node within the
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import importlib.machinery
+import os
 import pathlib
 import sys
 from dataclasses import dataclass
 
-from hadaemon.nodes.flows import Flows, NodeSpec, resolve_interpreter
+from hadaemon.nodes.client import CLIENT_DIR
+from hadaemon.nodes.flows import WIRE_BINRPC, Flows, NodeSpec, resolve_interpreter
 from hadaemon.nodes.settings import NodesSettings
 from hadaemon.reload.errors import CodeError, code_error
 
@@ -82,9 +86,12 @@ def _own_view(spec: NodeSpec, interpreter: str) -> tuple[object, ...]:
 
 
 def check_code(spec: NodeSpec, interpreter: str, base_dir: pathlib.Path) -> CodeError | None:
-    """Whether a node's file can run: it exists and (when the node runs on the daemon's
-    own Python, whose grammar this is) compiles. Its imports are only known once it runs:
-    a node that fails there exits, and is restarted with the usual backoff."""
+    """Whether a node's file can run, as far as can be told without running it (which
+    would act on the home): it can be read and, when the node runs on the daemon's own
+    Python (whose grammar and modules these are), it compiles and the modules it imports
+    unconditionally at its top level exist on the node's path (:func:`missing_import`).
+    What fails later (an import inside ``try`` or a function, an exception at start-up)
+    makes the new process exit: it is restarted with the usual backoff."""
     path = spec.file
     try:
         source = path.read_bytes()
@@ -94,10 +101,57 @@ def check_code(spec: NodeSpec, interpreter: str, base_dir: pathlib.Path) -> Code
     if not own or path.suffix != ".py":
         return None
     try:
-        compile(source, str(path), "exec", dont_inherit=True)
+        tree = ast.parse(source, str(path))
+        compile(tree, str(path), "exec", dont_inherit=True)
     except (SyntaxError, ValueError) as exc:  # ValueError: NUL bytes in the source
         return code_error(exc, path)
+    if b"sys.path" in source or b"addsitedir" in source:
+        return None  # it changes its own path: only running it tells
+    return missing_import(tree, str(path), node_path(spec))
+
+
+def node_path(spec: NodeSpec) -> list[str]:
+    """Where the node's imports are looked for (as a fresh interpreter started by the
+    supervisor sets ``sys.path``): the file's directory, hadaemon's client (on the msgpack
+    wire), the node's ``PYTHONPATH``, then the interpreter's own (the daemon's, but for
+    its script directory)."""
+    folder = str(spec.file.parent)
+    env = dict(os.environ)
+    env.update(spec.env)
+    extra = [p if os.path.isabs(p) else os.path.join(folder, p)
+             for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    client = [CLIENT_DIR] if spec.wire != WIRE_BINRPC else []
+    return [folder, *client, *extra, *(p for p in sys.path[1:] if p)]
+
+
+def missing_import(tree: ast.Module, file: str, path: list[str]) -> CodeError | None:
+    """The first top-level, unconditional ``import x`` / ``from x import ...`` whose
+    top-level module is nowhere on ``path`` (found without running anything)."""
+    for statement in tree.body:
+        if isinstance(statement, ast.Import):
+            names = [alias.name for alias in statement.names]
+        elif isinstance(statement, ast.ImportFrom) and statement.level == 0 and statement.module:
+            names = [statement.module]
+        else:
+            continue
+        for name in names:
+            top = name.partition(".")[0]
+            if not _findable(top, path):
+                return CodeError(file, statement.lineno,
+                                 f"ModuleNotFoundError: No module named {top!r}")
     return None
 
 
-__all__ = ["IN_PLACE", "FlowsChange", "check_code", "compare", "restart_keys"]
+def _findable(name: str, path: list[str]) -> bool:
+    if name in sys.builtin_module_names:
+        return True
+    if importlib.machinery.FrozenImporter.find_spec(name) is not None:
+        return True
+    try:
+        return importlib.machinery.PathFinder.find_spec(name, path) is not None
+    except (ImportError, ValueError):
+        return True  # not for this check to say
+
+
+__all__ = ["IN_PLACE", "FlowsChange", "check_code", "compare", "missing_import", "node_path",
+           "restart_keys"]

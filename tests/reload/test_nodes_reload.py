@@ -164,6 +164,13 @@ def test_a_node_file_that_does_not_compile_is_reported_and_the_old_process_runs_
             answer = await ask(run, "a")
             assert (answer["version"], answer["pid"]) == (1, before)
 
+            # A module it imports that is nowhere on its path: the same, named.
+            write_node(tmp_path / "a.py", 2, extra="import json, no_such_module_here")
+            await run.plugin.files_changed(frozenset({a}))
+            assert errors.events[-1].message.endswith(  # type: ignore[attr-defined]
+                f"{a}:4: ModuleNotFoundError: No module named 'no_such_module_here'")
+            assert (await ask(run, "a"))["pid"] == before
+
             # A removed file: the same, named.
             a.unlink()
             await run.plugin.files_changed(frozenset({a}))
@@ -189,8 +196,8 @@ def test_a_new_version_that_fails_at_start_is_retried_with_the_backoff_alone(
         async with running(reactor, config) as run:
             lifecycle = Events(run.daemon, "lifecycle/node:a/#")
             before_b = pid(run, "b")
-            # compiles, but its import fails when it runs
-            write_node(tmp_path / "a.py", 2, extra="import no_such_module_here")
+            # compiles and imports, but fails when it runs
+            write_node(tmp_path / "a.py", 2, extra="raise RuntimeError('not today')")
             await run.plugin.files_changed(frozenset({a}))
 
             def failures() -> list[Lifecycle]:
