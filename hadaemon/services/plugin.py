@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Iterable, Mapping
 from typing import Any, ClassVar
 
 from twisted.internet.defer import DeferredList
+from twisted.logger import Logger
 
 from hadaemon.aio import as_deferred, running_loop
 from hadaemon.bus import Event, Lifecycle, Subscription
@@ -179,7 +180,7 @@ class ServicesPlugin(Plugin):
         affected = [service for service in orchestrator.settings.services
                     if paths & (loader.files_of(service.name)
                                 | set(_candidates(loader, service.name)))]
-        await _together(self.reload_service(service) for service in affected)
+        await _together((self.reload_service(service) for service in affected), self.log)
 
     async def reload_service(self, service: ServiceSettings) -> bool:
         """Import the service's file afresh in a namespace of its own and swap the new
@@ -231,7 +232,7 @@ class ServicesPlugin(Plugin):
                 changed.append(self.reload_service(service))  # added, or failed before
             elif service != before.get(service_id):
                 changed.append(self._reconfigure_service(type(runtime.instance), service))
-        await _together(changed)
+        await _together(changed, self.log)
 
     async def _reconfigure_service(self, cls: type[Any], service: ServiceSettings) -> bool:
         orchestrator, loader = self._running()
@@ -298,11 +299,14 @@ def _split_where(text: str) -> tuple[str, int | None, str]:
     return "", None, text
 
 
-async def _together(coros: Iterable[Awaitable[Any]]) -> None:
-    """Run coroutines as concurrent tasks and wait for all."""
+async def _together(coros: Iterable[Awaitable[Any]], log: Logger) -> None:
+    """Run coroutines as concurrent tasks and wait for all; what one raised (a bug: load
+    errors are reported where they happen) is logged, the others go on."""
     running = [as_deferred(coro) for coro in coros]
     if running:
-        await DeferredList(running, consumeErrors=True)
+        for ok, result in await DeferredList(running, consumeErrors=True):
+            if not ok:
+                log.failure("a service reload failed", result)
 
 
 __all__ = ["ServicesPlugin"]
