@@ -420,7 +420,7 @@ class NodesPlugin(Plugin):
                           file=str(spec.file))
             restarting.append(self._restart_drained(node_id))
         if restarting:
-            await DeferredList(restarting)
+            await self._all(restarting)
 
     def _restart_drained(self, node_id: str) -> Deferred[None]:
         """Restart a node once it answered the inputs in flight (within ``grace``);
@@ -433,6 +433,12 @@ class NodesPlugin(Plugin):
         drained.addErrback(lambda _: None)  # (those still running are lost, counted)
         supervisor = _supervisor(self.supervisor)
         return drained.addCallback(lambda _: supervisor.restart(node_id))
+
+    async def _all(self, waiting: list[Deferred[None]]) -> None:
+        """Wait for every restart and stop; one that failed (a bug) is logged."""
+        for ok, result in await DeferredList(waiting, consumeErrors=True):
+            if not ok:
+                self.log.failure("a node's restart or stop failed", result)
 
     async def reconfigure(self, section: Mapping[str, Any], config: Config) -> None:
         """Apply a new ``[nodes]`` section node by node: added nodes start, removed nodes
@@ -485,7 +491,7 @@ class NodesPlugin(Plugin):
         if change:
             self.log.info("nodes reconfigured: {change}", change=change.describe())
         if waiting:
-            await DeferredList(waiting)
+            await self._all(waiting)
         return change
 
     # -- stop -------------------------------------------------------------------------------
