@@ -250,6 +250,12 @@ def test_hadaemon_reload_through_the_web_api(tmp_path: pathlib.Path,
     assert code == 1 and out == ""
     assert err.startswith(f"{kit.config}: [tuner].level")
     assert err.endswith("1 error(s); the daemon keeps its running config\n")
+    # the web plugin's own section: it restarts under the request, which still answers
+    kit.write_config(["web", "counter", "tuner"], web={**web, "log_lines": 500})
+    code, out, err = _hadaemon(processes, "reload", "--config", str(kit.config), env=auth)
+    assert (code, err) == (0, "") and out == f"restarted: web\n{kit.config}: reloaded\n"
+    code, out, err = _hadaemon(processes, "status", "--config", str(kit.config), env=auth)
+    assert code == 0 and "web" in out  # the new instance serves
     assert daemon.proc is not None and daemon.proc.poll() is None
     assert daemon.stop() == 0
 
