@@ -4,6 +4,7 @@ and a real config file (in process), then SIGHUP and ``hadaemon reload`` on a re
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import signal
@@ -14,7 +15,7 @@ from typing import Any
 from hadaemon.bus import ErrorEvent, Event
 from hadaemon.testing import ChildProcesses, DaemonProcess, run_in_reactor, wait_until
 
-from .plugin_kit import Kit
+from .plugin_kit import PLUGINS, Kit
 
 
 def _errors(daemon: Any) -> list[ErrorEvent]:
@@ -254,8 +255,11 @@ def test_hadaemon_reload_through_the_web_api(tmp_path: pathlib.Path,
     kit.write_config(["web", "counter", "tuner"], web={**web, "log_lines": 500})
     code, out, err = _hadaemon(processes, "reload", "--config", str(kit.config), env=auth)
     assert (code, err) == (0, "") and out == f"restarted: web\n{kit.config}: reloaded\n"
-    code, out, err = _hadaemon(processes, "status", "--config", str(kit.config), env=auth)
-    assert code == 0 and "web" in out  # the new instance serves
+    code, out, err = _hadaemon(processes, "status", "--json", "--config", str(kit.config),
+                               env=auth)
+    assert code == 0, err  # the new instance serves
+    assert json.loads(out)["reload"] == {"mode": "auto", "watching": "inotify",
+                                         "files": len(PLUGINS), "config_reloads": 2}
     assert daemon.proc is not None and daemon.proc.poll() is None
     assert daemon.stop() == 0
 
