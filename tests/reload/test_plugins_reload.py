@@ -176,3 +176,26 @@ def test_a_plugin_that_did_not_import_starts_once_fixed(tmp_path: pathlib.Path) 
         await daemon.stopService()
 
     run_in_reactor(scenario, timeout=60)
+
+
+def test_embedded_daemons_watch_by_default_and_reload_through_the_handle(
+        tmp_path: pathlib.Path) -> None:
+    import hadaemon.embed
+    from hadaemon.testing import poll_until
+
+    kit = Kit(tmp_path)
+    kit.write_config(["counter", "follower"])
+    handle = hadaemon.embed.start(config=str(kit.config), log="none")
+    try:
+        assert handle.call(lambda: handle.daemon.reloader.watcher.mode) == "inotify"
+        kit.take()
+        kit.write_plugin("counter", version=2)
+        poll_until(lambda: len(kit.lines()) >= 4, timeout=30, what="the restarts")
+        assert kit.take() == ["stop follower v1", "stop counter v1",
+                              "start counter v2", "start follower v1"]
+        kit.write_config(["counter", "follower", "tuner"])
+        result = handle.call(handle.daemon.reloader.reload_config, timeout=60)
+        assert result.applied and result.added == ["tuner"]
+        assert kit.take() == ["start tuner v1"]
+    finally:
+        handle.stop()
