@@ -286,3 +286,20 @@ def test_twistd_watches_nothing_unless_set_and_reloads_on_sighup(
     daemon.wait_for_output("restarting counter", timeout=60)
     assert daemon.stop(signal.SIGINT) == -signal.SIGINT
     assert kit.lines()[:2] == ["stop counter v1", "start counter v2"]
+
+
+def test_hadaemon_reload_after_the_daemon_was_killed(tmp_path: pathlib.Path,
+                                                     processes: ChildProcesses) -> None:
+    kit = Kit(tmp_path)
+    kit.write_config(["counter"])
+    daemon = DaemonProcess(kit.config, processes=processes).start(timeout=60)
+    assert daemon.proc is not None
+    pid = daemon.proc.pid
+    assert daemon.stop(signal.SIGKILL) == -signal.SIGKILL
+    # its pid file is left behind, but no process holds the store's lock any more
+    assert (tmp_path / "state" / "hadaemon.pid").exists()
+    code, out, err = _hadaemon(processes, "reload", "--config", str(kit.config))
+    assert code == 1 and out == ""
+    assert err == (f"hadaemon reload: no daemon running with the state directory "
+                   f"{tmp_path / 'state'} ({tmp_path / 'state' / 'hadaemon.pid'} is left "
+                   f"over from pid {pid})\n")
