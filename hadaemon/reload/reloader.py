@@ -295,9 +295,11 @@ class Reloader:
             failed = self.daemon.failed.get(name)
             if failed is None:
                 self._retries.pop(name, None)
-            elif not failed.startswith("not started:"):
+            elif (not failed.startswith("not started:")
+                  and name in self.daemon.catalog.plugins):
                 # Its own start failed. (One not started for want of another restarts
-                # when that one's retry succeeds: it depends on it.)
+                # when that one's retry succeeds: it depends on it. One whose code is
+                # gone waits for its file to be saved again.)
                 self._schedule_retry(name)
 
     def _schedule_retry(self, name: str) -> None:
