@@ -8,11 +8,13 @@ of identical bytes, or a generated file rewritten as it was, reloads nothing.
 
 With inotify the *directories* of the files are watched, not the files: a save that
 writes a new file and renames it over the old one replaces the inode a file watch
-would follow. Reactor thread only.
+would follow. A directory that is removed or renamed away has its files polled until it
+is back, then watched again. Reactor thread only.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import pathlib
@@ -25,8 +27,10 @@ from twisted.python.filepath import FilePath
 
 from hadaemon.logs import get_logger
 
+# (Twisted adds IN_DELETE_SELF to every watch, and closes the INotify on it.)
 _MASK_NAMES = ("IN_CLOSE_WRITE", "IN_MODIFY", "IN_CREATE", "IN_DELETE", "IN_MOVED_FROM",
-               "IN_MOVED_TO", "IN_ATTRIB")
+               "IN_MOVED_TO", "IN_ATTRIB", "IN_MOVE_SELF")
+_IN_DELETE_SELF = 0x400
 _SETTLE_LIMIT = 20  # a burst is reported at most this many settle periods after it began
 
 
@@ -77,25 +81,40 @@ class FileWatcher:
             return
         self.running = True
         if self._use_inotify:
-            try:
-                from twisted.internet import inotify
+            self._notifier = self._open_inotify()
+        self.mode = "polling" if self._notifier is None else "inotify"
+        for path in list(self._files):
+            self._watch_directory(path.parent)
+        self._schedule_poll()
 
-                notifier = inotify.INotify(self.reactor)
-                notifier.startReading()
-            except Exception as exc:  # no inotify here (not Linux, or out of instances)
-                self.log.info("inotify unavailable ({error}); looking at the watched files "
-                              "every {interval}s", error=str(exc), interval=self.poll_interval)
-            else:
-                self._notifier = notifier
-                self._mask = 0
-                for name in _MASK_NAMES:
-                    self._mask |= getattr(inotify, name)
-                self.mode = "inotify"
+    def _open_inotify(self) -> Any:
+        try:
+            from twisted.internet import inotify
+
+            notifier = inotify.INotify(self.reactor)
+            notifier.startReading()
+        except Exception as exc:  # no inotify here (not Linux, or out of instances)
+            self.log.info("inotify unavailable ({error}); looking at the watched files "
+                          "every {interval}s", error=str(exc), interval=self.poll_interval)
+            return None
+        self._mask = 0
+        for name in _MASK_NAMES:
+            self._mask |= getattr(inotify, name)
+        return notifier
+
+    def _renew_inotify(self) -> None:
+        # Twisted's INotify closes itself, every watch with it, when a watched directory
+        # is deleted: a new one watches the directories still there, and what changed
+        # meanwhile is looked for.
+        if not self.running:
+            return
+        self._directories.clear()
+        self._notifier = self._open_inotify()
         if self._notifier is None:
             self.mode = "polling"
         for path in list(self._files):
             self._watch_directory(path.parent)
-        self._schedule_poll()
+        self._changed(set(self._files))
 
     def stop(self) -> None:
         """Stop watching; nothing is reported after this."""
@@ -150,7 +169,8 @@ class FileWatcher:
     def _unwatch_directory(self, directory: pathlib.Path) -> None:
         target = self._directories.pop(directory, None)
         if target is not None and self._notifier is not None:
-            self._notifier.ignore(target)
+            with contextlib.suppress(KeyError):  # already forgotten
+                self._notifier.ignore(target)
 
     def _polled(self) -> list[pathlib.Path]:
         # Every file under polling, and under inotify those whose directory it cannot
@@ -163,8 +183,18 @@ class FileWatcher:
         path = pathlib.Path(os.fsdecode(filepath.path))  # inotify hands over bytes
         if path in self._files:
             self._changed({path})
+        elif path in self._directories:
+            # The directory itself went. Its files are polled until it is back, then
+            # watched again.
+            if mask & _IN_DELETE_SELF:
+                # Twisted drops the watch and closes this INotify: a new one, next turn.
+                self._directories.pop(path)
+                self.reactor.callLater(0, self._renew_inotify)
+            else:
+                self._unwatch_directory(path)  # renamed: the watch would follow it
+            self._changed({file for file in self._files if file.parent == path})
         elif path.parent not in self._directories:
-            self._changed(set(self._files))  # overflow, or a watched directory itself
+            self._changed(set(self._files))  # the kernel's queue overflowed
 
     def _schedule_poll(self) -> None:
         if self.running:
@@ -173,7 +203,10 @@ class FileWatcher:
     def _poll(self) -> None:
         self._poll_call = None
         changed = set()
-        for path in self._polled():
+        polled = self._polled()
+        for directory in {path.parent for path in polled}:
+            self._watch_directory(directory)  # back (or there at last): inotify again
+        for path in polled:
             stat = _stat(path)
             if stat != self._stats.get(path):
                 self._stats[path] = stat

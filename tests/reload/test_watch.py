@@ -151,3 +151,45 @@ def test_a_burst_that_never_settles_is_reported_within_twenty_settle_periods(
     assert len(seen) >= 1 and seen[0] == frozenset({path})
     watcher.stop()
     assert not clock.getDelayedCalls()
+
+
+@pytest.mark.parametrize("how", ["removed", "renamed"])
+@pytest.mark.parametrize("mode", MODES)
+def test_a_directory_removed_and_made_again(tmp_path: pathlib.Path, mode: str,
+                                            how: str) -> None:
+    directory = tmp_path / "automation"
+    directory.mkdir()
+    code = directory / "lights.py"
+    code.write_text("a = 1\n")
+    elsewhere = tmp_path / "other" / "other.py"
+    elsewhere.parent.mkdir()
+    elsewhere.write_text("b = 1\n")
+    seen: list[frozenset[pathlib.Path]] = []
+
+    async def scenario(reactor: Any) -> None:
+        watcher = _watcher(reactor, mode, seen)
+        watcher.watch([code, elsewhere])
+        if how == "removed":
+            code.unlink()
+            directory.rmdir()
+        else:
+            directory.rename(tmp_path / "automation.old")
+            (tmp_path / "automation.old" / "lights.py").write_text("a = 9\n")  # not ours
+        await wait_until(reactor, lambda: seen, timeout=10, what="the removal")
+        assert seen[-1] == frozenset({code})
+        directory.mkdir()
+        code.write_text("a = 2\n")
+        await wait_until(reactor, lambda: len(seen) == 2, timeout=10, what="the new file")
+        assert seen[-1] == frozenset({code})
+        # watched again (by inotify once the directory is back), and the other
+        # directory's watch was never lost
+        code.write_text("a = 3\n")
+        await wait_until(reactor, lambda: len(seen) == 3, timeout=10, what="a later save")
+        elsewhere.write_text("b = 2\n")
+        await wait_until(reactor, lambda: len(seen) == 4, timeout=10, what="the other file")
+        assert seen[-1] == frozenset({elsewhere}) and watcher.mode == mode
+        if mode == "inotify":
+            assert directory in watcher._directories
+        watcher.stop()
+
+    run_in_reactor(scenario, timeout=30)
