@@ -4,10 +4,12 @@ it; code that does not load keeps the old version running, named by file and lin
 from __future__ import annotations
 
 import pathlib
+import subprocess
+import sys
 from typing import Any
 
 from hadaemon.bus import ErrorEvent, Event
-from hadaemon.testing import run_in_reactor, wait_until
+from hadaemon.testing import ChildProcesses, run_in_reactor, wait_until
 
 from .plugin_kit import PLUGINS, Kit
 
@@ -178,24 +180,43 @@ def test_a_plugin_that_did_not_import_starts_once_fixed(tmp_path: pathlib.Path) 
     run_in_reactor(scenario, timeout=60)
 
 
-def test_embedded_daemons_watch_by_default_and_reload_through_the_handle(
-        tmp_path: pathlib.Path) -> None:
-    import hadaemon.embed
-    from hadaemon.testing import poll_until
+EMBEDDED = """\
+import pathlib, sys
+sys.path.insert(0, sys.argv[2])
+import hadaemon.embed
+from hadaemon.testing import poll_until
+from tests.reload.plugin_kit import Kit
 
-    kit = Kit(tmp_path)
-    kit.write_config(["counter", "follower"])
-    handle = hadaemon.embed.start(config=str(kit.config), log="none")
-    try:
-        assert handle.call(lambda: handle.daemon.reloader.watcher.mode) == "inotify"
-        kit.take()
-        kit.write_plugin("counter", version=2)
-        poll_until(lambda: len(kit.lines()) >= 4, timeout=30, what="the restarts")
-        assert kit.take() == ["stop follower v1", "stop counter v1",
-                              "start counter v2", "start follower v1"]
-        kit.write_config(["counter", "follower", "tuner"])
-        result = handle.call(handle.daemon.reloader.reload_config, timeout=60)
-        assert result.applied and result.added == ["tuner"]
-        assert kit.take() == ["start tuner v1"]
-    finally:
-        handle.stop()
+kit = Kit(pathlib.Path(sys.argv[1]))
+kit.write_config(["counter", "follower"])
+handle = hadaemon.embed.start(config=str(kit.config), log="none")
+try:
+    print("watching", handle.call(lambda: handle.daemon.reloader.watcher.mode), flush=True)
+    kit.take()
+    kit.write_plugin("counter", version=2)
+    poll_until(lambda: len(kit.lines()) >= 4, timeout=60, what="the restarts")
+    print("journal", kit.take(), flush=True)
+    kit.write_config(["counter", "follower", "tuner"])
+    result = handle.call(handle.daemon.reloader.reload_config, timeout=60)
+    print("reloaded", result.applied, result.added, kit.take(), flush=True)
+finally:
+    handle.stop()
+"""
+
+
+def test_embedded_daemons_watch_by_default_and_reload_through_the_handle(
+        tmp_path: pathlib.Path, processes: ChildProcesses) -> None:
+    # In a process of its own: embedding installs the global reactor.
+    script = tmp_path / "embedded.py"
+    script.write_text(EMBEDDED)
+    root = pathlib.Path(__file__).resolve().parents[2]
+    proc = processes.spawn([sys.executable, str(script), str(tmp_path / "kit"), str(root)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err.decode()
+    assert out.decode().splitlines() == [
+        "watching inotify",
+        "journal ['stop follower v1', 'stop counter v1', 'start counter v2', "
+        "'start follower v1']",
+        "reloaded True ['tuner'] ['start tuner v1']",
+    ]
