@@ -132,24 +132,27 @@ class ZigbeeAdapter(Plugin):
         key changed restarts the plugin (RestartNeeded)."""
         old = ZigbeeSettings.from_section(self.config)
         new = ZigbeeSettings.from_section(section)
-        kept = ("automations", "generate", "typecheck")
+        in_place = ("automations", "generate", "typecheck")
         others = [f.name for f in dataclasses.fields(ZigbeeSettings)
-                  if f.name not in kept and getattr(old, f.name) != getattr(new, f.name)]
+                  if f.name not in in_place and getattr(old, f.name) != getattr(new, f.name)]
         if others:
             raise RestartNeeded(f"[{self.name}] {', '.join(others)} changed")
-        running = {runtime.path: runtime for runtime in self.automations}
-        wanted = list(new.automations)
-        for path, runtime in running.items():
-            if path not in wanted:
+        running: dict[pathlib.Path, list[AutomationRuntime]] = {}
+        for runtime in self.automations:  # (a file may be listed twice: two runtimes)
+            running.setdefault(runtime.path, []).append(runtime)
+        automations = []
+        for path in new.automations:
+            kept = running.get(path)
+            if kept:
+                automations.append(kept.pop(0))
+            else:
+                added = self._runtime(path)
+                added.load()
+                automations.append(added)
+        for gone in running.values():
+            for runtime in gone:
                 runtime.stop()
                 self.log.info("{component}: removed", component=runtime.component)
-        automations = []
-        for path in wanted:
-            existing = running.get(path)
-            if existing is None:
-                existing = self._runtime(path)
-                existing.load()
-            automations.append(existing)
         self.automations = automations
         if new.generate != (self._regenerate_observer is not None) and self.network:
             if new.generate:

@@ -231,8 +231,20 @@ def test_automations_added_and_removed_in_the_config(tmp_path: pathlib.Path,
         result = await daemon.reloader.reload_config()
         assert not result.applied and str(broken) in "\n".join(result.errors)
         assert zigbee.automations == [b, c]
+        # generate turned on in place: the typed module is written beside each
+        # automation, and (not watched) reloads nothing
+        _config(tmp_path, broker, [second, third], generate=True)
+        result = await daemon.reloader.reload_config()
+        assert result.reconfigured == ["zigbee2mqtt"] and result.restarted == []
+        generated = second.parent / "pyziggy_autogenerate" / "available_devices.py"
+        await wait_until(reactor, generated.exists, timeout=60, what="the generated module")
+        _automation(third, 4, 4)  # a real change after it: once it is applied, ...
+        await wait_until(reactor, lambda: zigbee.automations[1] is not c, timeout=20,
+                         what="c reloaded")
+        assert zigbee.automations[0] is b  # ... the generated file has reloaded nothing
+        c = zigbee.automations[1]
         # any other key: the plugin restarts with its new section
-        _config(tmp_path, broker, [second, third], query_interval=0.01)
+        _config(tmp_path, broker, [second, third], query_interval=0.01, generate=True)
         result = await daemon.reloader.reload_config()
         assert result.applied and result.restarted == ["zigbee2mqtt"]
         assert b.stopped and c.stopped
