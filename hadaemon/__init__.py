@@ -24,6 +24,11 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     "hadaemon.plugin": (
         "Plugin", "PluginContext", "PluginFactory",
     ),
+    # hot reload: what a plugin implements to take part (docs/reload.md)
+    "hadaemon.reload": (
+        "WatchesFiles", "Reconfigurable", "RestartNeeded", "CodeError", "code_error",
+        "report_code_error",
+    ),
     # config: a plugin's schema and its fields, errors
     "hadaemon.config": (
         "Section", "Field", "Bool", "Choice", "Float", "Int", "List", "Map", "Path", "Str",
@@ -71,6 +76,7 @@ __all__ = [
     "Channel",
     "ChannelSpec",
     "Choice",
+    "CodeError",
     "Completion",
     "Config",
     "ConfigError",
@@ -102,9 +108,11 @@ __all__ = [
     "PluginFactory",
     "QueueFull",
     "ReadOnly",
+    "Reconfigurable",
     "Registration",
     "Registry",
     "RegistryError",
+    "RestartNeeded",
     "Section",
     "Settings",
     "StatusUpdate",
@@ -120,9 +128,12 @@ __all__ = [
     "Variable",
     "VariableChanged",
     "VariableSpec",
+    "WatchesFiles",
     "WrongThread",
     "__version__",
+    "code_error",
     "embed",
+    "report_code_error",
     "segment",
     "setting",
     "testing",
@@ -222,4 +233,12 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ im
         ValueType,
         Variable,
         VariableSpec,
+    )
+    from hadaemon.reload import (
+        CodeError,
+        Reconfigurable,
+        RestartNeeded,
+        WatchesFiles,
+        code_error,
+        report_code_error,
     )

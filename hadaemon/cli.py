@@ -1,4 +1,4 @@
-"""The ``hadaemon`` command: ``run``, ``check``, ``plugins``, ``version``."""
+"""The ``hadaemon`` command: ``run``, ``check``, ``reload``, ``plugins``, ``version``."""
 
 from __future__ import annotations
 
@@ -40,6 +40,23 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--quiet", "-q", action="store_true", help="print only problems")
     check.set_defaults(func=_cmd_check)
 
+    reload = sub.add_parser(
+        "reload", help="make the running daemon re-read its config (docs/reload.md)",
+        description="Through the HTTP API (POST /api/reload) when the config enables the "
+        "web plugin and an API token is at hand (--token or $HADAEMON_TOKEN); otherwise "
+        "SIGHUP to the daemon's process, found by the pid file in its state directory, "
+        "after checking the config here as hadaemon check does.")
+    reload.add_argument("--config", "-c", required=True, help="the daemon's TOML config file")
+    reload.add_argument("--url", help="the API's base URL (default: $HADAEMON_URL, the "
+                        "config's [web])")
+    reload.add_argument("--token", help="an API token (default: $HADAEMON_TOKEN)")
+    reload.add_argument("--cafile", help="CA certificate to trust for https (self-signed)")
+    reload.add_argument("--timeout", type=float, default=120.0,
+                        help="seconds to wait for the API's answer (default 120)")
+    reload.add_argument("--signal", action="store_true",
+                        help="send SIGHUP even when the API could be used")
+    reload.set_defaults(func=_cmd_reload)
+
     plugins = sub.add_parser("plugins", help="list the plugins a config can enable")
     plugins.add_argument("--config", "-c", required=True, help="the TOML config file")
     plugins.set_defaults(func=_cmd_plugins)
@@ -72,25 +89,57 @@ def _cmd_version(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
+    status, enabled = _check(args.config)
+    if status == 0 and not args.quiet:
+        print(f"{args.config}: OK ({', '.join(enabled) or 'no plugins'})")
+    return status
+
+
+def _check(config: str) -> tuple[int, list[str]]:
+    # hadaemon check's checks and messages (stderr); the enabled plugins if it passes.
     from hadaemon.app import prepare
     from hadaemon.config import ConfigErrors
 
     try:
-        prepared = prepare(args.config, strict=True)
+        prepared = prepare(config, strict=True)
     except ConfigErrors as exc:
         for error in exc.errors:
             print(error, file=sys.stderr)
-        return 1
+        return 1, []
     for warning in prepared.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     for problem in prepared.errors:
         print(problem, file=sys.stderr)
     if prepared.errors:
-        print(f"{args.config}: {len(prepared.errors)} error(s)", file=sys.stderr)
+        print(f"{config}: {len(prepared.errors)} error(s)", file=sys.stderr)
+        return 1, []
+    return 0, list(prepared.config.core.plugins)
+
+
+def _cmd_reload(args: argparse.Namespace) -> int:
+    from hadaemon.reload.command import (
+        ReloadError,
+        daemon_pid,
+        reload_through_api,
+        send_sighup,
+        uses_api,
+    )
+
+    try:
+        if not args.signal and uses_api(args):
+            return reload_through_api(args)
+        pid = daemon_pid(args.config)  # first: no daemon, no need to check
+        status, _enabled = _check(args.config)
+        if status:
+            print(f"hadaemon reload: {args.config} is refused (as above); nothing sent, the "
+                  "daemon keeps its running config", file=sys.stderr)
+            return status
+        send_sighup(pid)
+    except ReloadError as exc:
+        print(f"hadaemon reload: {exc}", file=sys.stderr)
         return 1
-    if not args.quiet:
-        enabled = ", ".join(prepared.config.core.plugins) or "no plugins"
-        print(f"{args.config}: OK ({enabled})")
+    print(f"sent SIGHUP to the daemon (pid {pid}): it re-reads {args.config} and logs what "
+          "it applied")
     return 0
 
 

@@ -14,15 +14,23 @@ A daemon that owns its process tells systemd (``Type=notify``, :mod:`hadaemon.sy
 Stop: publish ``lifecycle/daemon/stopping``, stop the plugins one at a time in reverse
 start order, each within its own timeout and all within the stop budget (a failing or
 hanging one is reported and skipped), then flush the registry and the stores.
+
+Reload (:mod:`hadaemon.reload`, docs/reload.md): once started, the daemon's
+:class:`~hadaemon.reload.Reloader` watches code files (``[daemon].reload``) and re-reads
+the config on SIGHUP (where the daemon owns the process, from the main thread) or
+``hadaemon reload``; it restarts plugins through :meth:`Daemon.stop_plugins` and
+:meth:`Daemon.start_plugins`, which keep the start order's rules.
 """
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import os
 import signal
 import threading
 import time
+from collections.abc import Collection
 from typing import Any
 
 from twisted.application.service import IService, Service
@@ -39,6 +47,7 @@ from hadaemon.config import Config
 from hadaemon.logs import get_logger, set_levels
 from hadaemon.plugin import Catalog, Needs, PluginContext, discover_for, plan
 from hadaemon.registry import Registry
+from hadaemon.reload import Reloader
 from hadaemon.store import Store
 from hadaemon.systemd import SystemdNotifier
 from hadaemon.usercode import failure_of, guard_reactor
@@ -46,6 +55,7 @@ from hadaemon.watchdog import Watchdog
 
 DAEMON = "daemon"
 _FLUSH_RESERVE = 1.0  # seconds of the stop budget kept for flushing the stores
+PID_FILE = "hadaemon.pid"  # in the state directory, while a daemon owning its process runs
 
 
 class StartupError(Exception):
@@ -77,6 +87,7 @@ class Daemon(Service):
         catalog: Catalog | None = None,
         owns_process: bool = False,
         log: Logger | None = None,
+        reload_default: str = "auto",
     ) -> None:
         self.config = config
         self.reactor = reactor
@@ -117,6 +128,11 @@ class Daemon(Service):
         self._opening: Deferred[None] | None = None
         self._core_started = False
         self._stopping: Deferred[None] | None = None
+        self._pid_file: str | None = None
+        self._previous_sighup: list[Any] = []  # the handler SIGHUP had, while ours is set
+        # [daemon].reload where the config sets it, else the entry point's default
+        # (twistd: off; hadaemon run and embedding: auto).
+        self.reloader = Reloader(self, mode=core.reload_mode(reload_default))
 
     # -- start -----------------------------------------------------------------------
 
@@ -133,6 +149,7 @@ class Daemon(Service):
             # daemon is stuck, even when its reactor cannot run a line of Python.
             # File descriptor 2 itself: twistd replaces sys.stderr by a logging file.
             faulthandler.register(signal.SIGUSR2, file=2, all_threads=True)
+            self._install_sighup()
         # startService runs before the asyncio loop does (under twistd too): do the
         # real work in the first reactor turn, where asyncio calls work.
         self.reactor.callWhenRunning(self._schedule_start)
@@ -140,6 +157,17 @@ class Daemon(Service):
     def _schedule_start(self) -> None:
         if self.running and self._start_call is None and not self._core_started:
             self._start_call = self.reactor.callLater(0, self._start)
+
+    def _install_sighup(self) -> None:
+        # SIGHUP re-reads the config (hadaemon reload without the web plugin). Signal
+        # handlers can only be set from the main thread; the handler only hands over.
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def on_sighup(_signum: int, _frame: object) -> None:
+            self.reactor.callFromThread(self.reloader.on_signal)
+
+        self._previous_sighup = [signal.signal(signal.SIGHUP, on_sighup)]
 
     def plugin(self, name: str) -> IService | None:
         """The running plugin service called ``name`` (None if absent or failed)."""
@@ -187,6 +215,8 @@ class Daemon(Service):
             # Stopped while the stores were opening: no plugin starts; _stop closes them.
             self.started.errback(StartupError("the daemon was stopped while starting"))
             return
+        if self.owns_process:
+            self._write_pid_file()
         for warning in [*self.store.load_warnings, *self.credentials.load_warnings]:
             self.bus.publish(ErrorEvent("store", warning, Level.WARNING))
         enabled = self.config.core.plugins
@@ -202,6 +232,27 @@ class Daemon(Service):
             settled[name] = self._start_after(name, order.needs.get(name, Needs()), settled)
         DeferredList(list(settled.values())).addCallback(self._all_started)
 
+    def _write_pid_file(self) -> None:
+        # How `hadaemon reload` finds this daemon to send it SIGHUP: written while the
+        # store's lock is held, so a pid file beside a locked store is this process's.
+        path = self.config.core.state_dir / PID_FILE
+        temporary = path.with_name(f".{PID_FILE}.{os.getpid()}")
+        try:
+            # The pid, then the config file it runs with (what SIGHUP re-reads).
+            temporary.write_text(f"{os.getpid()}\n{self.config.raw.path or ''}\n")
+            os.replace(temporary, path)
+        except OSError as exc:
+            self.log.warn("cannot write {path}: {error} (hadaemon reload cannot find this "
+                          "daemon without the web plugin)", path=str(path), error=str(exc))
+            return
+        self._pid_file = str(path)
+
+    def _remove_pid_file(self) -> None:
+        if self._pid_file is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self._pid_file)
+            self._pid_file = None
+
     def _start_after(self, name: str, needs: Needs,
                      settled: dict[str, Deferred[None]]) -> Deferred[None]:
         # Independent plugins start at once, without waiting for one another; a plugin
@@ -209,8 +260,6 @@ class Daemon(Service):
         # they start synchronously), and not at all if one it requires failed.
         before = [settled[other] for other in (*needs.requires, *needs.wants)
                   if other in settled]
-        if not before:
-            return self._start_plugin(name)
 
         def ready(_: object) -> Deferred[None]:
             if self._stopping is not None:
@@ -222,8 +271,51 @@ class Daemon(Service):
                 return defer.succeed(None)
             return self._start_plugin(name)
 
+        if not before:
+            return ready(None)
         after: Deferred[None] = DeferredList(before).addCallback(ready)
         return after
+
+    # -- restarts (hadaemon.reload) -----------------------------------------------------
+
+    async def stop_plugins(self, names: Collection[str]) -> None:
+        """Stop the plugins ``names`` (running or failed) in reverse start order, each
+        within its stop timeout, and forget them; the others keep running."""
+        for name, service in reversed(list(self.plugins)):
+            if name not in names:
+                continue
+            declared = getattr(service, "stop_timeout", None)
+            limit = (declared if isinstance(declared, int | float) and declared
+                     else self.config.core.service_stop_timeout)
+            await self._stop_plugin(name, service, limit)
+            self.plugins.remove((name, service))
+        for name in names:
+            self.failed.pop(name, None)
+
+    def start_plugins(self, names: Collection[str]) -> Deferred[None]:
+        """Start the plugins ``names`` (not running now) as at start-up: each after what
+        it needs, with the current config and catalog; fires once all have settled.
+        Failures are in :attr:`failed`, as at start-up."""
+        factories = {name: info.factory for name, info in self.catalog.plugins.items()}
+        order = plan(self.config.core.plugins, factories, self.config.section)
+        for name, reason in order.refused.items():
+            if name in names:
+                self._plugin_failed(name, f"not started: {reason}")
+        settled: dict[str, Deferred[None]] = {}
+        for name in order.order:
+            if name in names:
+                settled[name] = self._start_after(name, order.needs.get(name, Needs()),
+                                                  settled)
+
+        def in_start_order(_: object) -> None:
+            # Restarted plugins were appended: put them back where the start order has
+            # them, so the daemon's stop still stops each before what it needs.
+            place = {name: index for index, name in enumerate(order.order)}
+            self.plugins.sort(key=lambda item: place.get(item[0], len(place)))
+
+        done: Deferred[None] = DeferredList(list(settled.values())).addCallback(
+            in_start_order)
+        return done
 
     def _start_plugin(self, name: str) -> Deferred[None]:
         info = self.catalog.plugins.get(name)
@@ -293,6 +385,7 @@ class Daemon(Service):
     def _all_started(self, _: object) -> None:
         if self._stopping is not None:
             return
+        self.reloader.start()
         running = [name for name, _s in self.plugins if name not in self.failed]
         self.log.info(
             "hadaemon started: {count} plugin(s) running ({names}){failed}",
@@ -347,6 +440,10 @@ class Daemon(Service):
             self._start_call = None
         if self._opening is not None and not self._opening.called:
             await self._opening  # never fails: its errors are reported inside
+        if self._previous_sighup and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGHUP, self._previous_sighup.pop())
+        # A reload under way finishes first (within a service's stop timeout).
+        await self.reloader.stop(self.config.core.service_stop_timeout)
         if self._core_started:
             self.log.info("hadaemon stopping (budget {budget}s)", budget=budget)
             self.bus.publish(Lifecycle(DAEMON, Lifecycle.STOPPING))
@@ -370,6 +467,7 @@ class Daemon(Service):
                     await store.stopService()
                 except Exception:
                     self.log.failure("closing {path} failed", path=str(store.path))
+            self._remove_pid_file()
             self.bus.publish(Lifecycle(DAEMON, Lifecycle.STOPPED))
             self.log.info("hadaemon stopped")
         if self.watchdog is not None:

@@ -56,4 +56,6 @@ def makeService(options: Options) -> Any:
     log = get_logger("hadaemon.tap")
     for warning in prepared.warnings:
         log.warn("{warning}", warning=warning)
-    return Daemon(prepared.config, _reactor, catalog=prepared.catalog, owns_process=True)
+    # Under twistd, code is not watched unless [daemon].reload says so (docs/reload.md).
+    return Daemon(prepared.config, _reactor, catalog=prepared.catalog, owns_process=True,
+                  reload_default="off")

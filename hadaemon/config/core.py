@@ -40,6 +40,25 @@ class DaemonSection(Settings):
     service_stop_timeout: float = setting(Float(
         default=10.0, min=0.1,
         doc="Default time one service may take to stop (a service may declare its own)."))
+    reload: str = setting(Choice(
+        "auto", "off", default="auto",
+        doc='Hot reload (docs/reload.md): "auto" watches the code of nodes, services, '
+        'automations and plugins and reloads what changed; "off" watches nothing. The '
+        "default is auto under hadaemon run and embedding, off under twistd unless set "
+        "here. SIGHUP and hadaemon reload re-read the config either way."))
+    reload_settle: float = setting(Float(
+        default=0.05, min=0.0,
+        doc="Seconds without further changes before a burst of saves is reloaded (at "
+        "most 20 times this after the first change)."))
+    reload_poll_interval: float = setting(Float(
+        default=1.0, min=0.05,
+        doc="Seconds between two looks at the watched files where inotify is missing."))
+    reload_retry_delay: float = setting(Float(
+        default=1.0, min=0.0,
+        doc="Seconds before a plugin that failed to start after a reload is tried again "
+        "(doubling after each failure in a row)."))
+    reload_retry_delay_max: float = setting(Float(
+        default=60.0, min=0.0, doc="The longest wait between two of those tries."))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,7 +121,13 @@ class CoreSettings:
     watchdog_threshold: float
     fsync_interval: float
     compact_min_bytes: int
+    reload: str = "auto"
+    reload_settle: float = 0.05
+    reload_poll_interval: float = 1.0
+    reload_retry_delay: float = 1.0
+    reload_retry_delay_max: float = 60.0
     plugin_dirs_explicit: bool = False  # a missing default directory is no problem
+    reload_explicit: bool = False  # [daemon].reload set in the file (twistd's default: off)
 
     @classmethod
     def from_sections(cls, sections: Mapping[str, Mapping[str, Any]]) -> CoreSettings:
@@ -125,4 +150,13 @@ class CoreSettings:
             watchdog_threshold=watchdog.threshold,
             fsync_interval=store.fsync_interval,
             compact_min_bytes=store.compact_min_bytes,
+            reload=daemon.reload,
+            reload_settle=daemon.reload_settle,
+            reload_poll_interval=daemon.reload_poll_interval,
+            reload_retry_delay=daemon.reload_retry_delay,
+            reload_retry_delay_max=daemon.reload_retry_delay_max,
         )
+
+    def reload_mode(self, default: str) -> str:
+        """``[daemon].reload`` where the file sets it, else the entry point's ``default``."""
+        return self.reload if self.reload_explicit else default

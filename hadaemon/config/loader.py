@@ -133,7 +133,9 @@ def validate_core(raw: RawConfig) -> tuple[CoreSettings, list[ConfigError]]:
 def _mark_explicit(core: CoreSettings, raw: RawConfig) -> CoreSettings:
     daemon = raw.data.get("daemon")
     explicit = isinstance(daemon, dict) and "plugin_dirs" in daemon
-    return dataclasses.replace(core, plugin_dirs_explicit=explicit)
+    reload_explicit = isinstance(daemon, dict) and "reload" in daemon
+    return dataclasses.replace(core, plugin_dirs_explicit=explicit,
+                               reload_explicit=reload_explicit)
 
 
 def load(

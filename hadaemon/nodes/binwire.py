@@ -284,6 +284,9 @@ class BinaryNodeProtocol(NodeConnection):
 
         self._call("nodeInput", args, answered)
 
+    def node_info_changed(self) -> None:
+        self._node_info = None  # every nodeInput carries it: the next one the new one
+
     def _encoded_node_info(self) -> bytes:
         if self._node_info is None:
             assert self.node_id is not None

@@ -217,6 +217,9 @@ class NodeConnection(Protocol):
     def ping(self) -> Deferred[Any]:
         raise NotImplementedError
 
+    def node_info_changed(self) -> None:
+        raise NotImplementedError
+
     def close(self, reason: str) -> None:
         """Close after flushing what is queued (aborted if that takes too long)."""
         if self.state is State.CLOSED:

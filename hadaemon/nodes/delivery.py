@@ -52,6 +52,7 @@ class NodeInputs:
     """One node's input queue, window, and the senders waiting for room (reactor thread)."""
 
     __slots__ = (
+        "_drained",
         "_pumping",
         "_stall_check",
         "bus_lines",
@@ -114,6 +115,7 @@ class NodeInputs:
         self.failed = 0  # answered with an error (its callback raised)
         self.dropped = 0  # the queue was at its limit
         self.lost = 0  # in flight when the connection went away
+        self._drained: list[Callable[[], None]] = []  # waiting for in_flight to reach 0
 
     # -- queueing ------------------------------------------------------------------------
 
@@ -231,6 +233,21 @@ class NodeInputs:
         self.lost += lost
         if self.queue and self.link is not None:
             self._pump()
+        if self._drained and self.in_flight <= 0:
+            self._fire_drained()
+
+    def when_drained(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once no input is in flight (at once if none is). With the
+        link closed first (:meth:`close`), new inputs wait in the queue meanwhile: a
+        node about to be restarted by a reload answers what it has before it goes."""
+        self._drained.append(callback)
+        if self.in_flight <= 0:
+            self._fire_drained()
+
+    def _fire_drained(self) -> None:
+        callbacks, self._drained = self._drained, []
+        for callback in callbacks:
+            callback()
 
     # -- waiting senders ---------------------------------------------------------------
 

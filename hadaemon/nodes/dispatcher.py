@@ -159,8 +159,9 @@ class Dispatcher:
         self._on_ready(runtime)
 
     def _ping_failed(self, failure: Failure, link: NodeLink) -> None:
-        if link.node_id is not None:
-            self.runtimes[link.node_id].log.warn(
+        runtime = self.runtimes.get(link.node_id or "")
+        if runtime is not None:  # (None: removed by a reload meanwhile)
+            runtime.log.warn(
                 "node did not answer ping: {error}", error=failure.getErrorMessage()
             )
 
@@ -179,7 +180,9 @@ class Dispatcher:
         node_id = link.node_id
         if node_id is None:
             raise Fault(faults.NOT_AUTHENTICATED, "not authenticated")
-        runtime = self.runtimes[node_id]
+        runtime = self.runtimes.get(node_id)
+        if runtime is None:
+            raise Fault(faults.AUTH_REFUSED, f"node {node_id!r} was removed from the config")
         handler = self.node_methods.get(method)
         if handler is not None:
             if not params:

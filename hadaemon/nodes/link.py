@@ -176,5 +176,9 @@ class NodeLink(Protocol):
     def ping(self) -> Deferred[Any]:
         """Call ``ping``; fires when the node answered."""
 
+    def node_info_changed(self) -> None:
+        """The node's nodeInfo changed (a reload rewired it): hand the node the new one
+        (the node's own settings did not change, so its process runs on)."""
+
     def close(self, reason: str) -> None:
         """Close the connection (logged with ``reason``)."""

@@ -21,7 +21,7 @@ import shutil
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.interfaces import IDelayedCall, IListeningPort
 
 from hadaemon.bus import (
@@ -39,6 +39,7 @@ from hadaemon.bus.errors import DestinationGone
 from hadaemon.config import Config
 from hadaemon.logs import get_logger
 from hadaemon.nodes import flows as flows_module
+from hadaemon.nodes import reloading
 from hadaemon.nodes.auth import Tokens
 from hadaemon.nodes.client import CLIENT_DIR
 from hadaemon.nodes.delivery import NodeInputs, Throttle
@@ -50,13 +51,15 @@ from hadaemon.nodes.link import OutgoingMessage
 from hadaemon.nodes.reaper import Reaper
 from hadaemon.nodes.routing import Router, as_message
 from hadaemon.nodes.rpc import RegistryMethods
-from hadaemon.nodes.runtime import NodeRuntime
+from hadaemon.nodes.runtime import NodeRuntime, compile_filter
 from hadaemon.nodes.scopes import DataScopes, NodeCredentials
 from hadaemon.nodes.server import NodeServerFactory
 from hadaemon.nodes.settings import SCHEMA, STOP_MARGIN, NodesSettings
 from hadaemon.nodes.socketdir import SOCKET_NAME, clear_stale_socket, socket_directory
 from hadaemon.nodes.supervisor import Supervisor
 from hadaemon.plugin import Plugin, PluginContext
+from hadaemon.reload.errors import report_code_error
+from hadaemon.reload.interfaces import RestartNeeded
 
 
 class NodesPlugin(Plugin):
@@ -79,7 +82,7 @@ class NodesPlugin(Plugin):
         self._socket_dir: pathlib.Path | None = None
         self._temporary_dir = False
         self._port: IListeningPort | None = None
-        self._endpoints: list[Registration] = []
+        self._endpoints: dict[str, Registration] = {}
         self._subscriptions: list[Subscription] = []
         self._deadline: IDelayedCall | None = None
         self._daemon_started = False
@@ -119,20 +122,8 @@ class NodesPlugin(Plugin):
         for warning in warnings:
             self.log.warn("{warning}", warning=warning)
         reactor = self.reactor
-        namespace = self.log.namespace
-        capacity = settings.queue_size
         for node_id, spec in self.flows.nodes.items():
-            senders = {w["id"] for port in self.flows.node_info(node_id)["allWiresIn"]
-                       for w in port}
-            inputs = NodeInputs(node_id, capacity, reactor,
-                                stall_timeout=settings.stall_timeout,
-                                on_stall=self._stalled,
-                                in_transit=CREDITS * max(1, len(senders)))
-            self.runtimes[node_id] = NodeRuntime(
-                spec, inputs, get_logger(f"{namespace}.{node_id}")
-            )
-            if spec.wire == flows_module.WIRE_MSGPACK:
-                _warn_shadowing(spec, self.log)
+            self.runtimes[node_id] = self._make_runtime(spec)
         tokens = Tokens()
         store, credentials = self.context.store, self.context.credentials
         router = Router(
@@ -154,10 +145,7 @@ class NodesPlugin(Plugin):
         )
         self._listen()
         for node_id in self.runtimes:
-            self._endpoints.append(self.bus.register(
-                f"node:{node_id}", self._bus_input, queue_size=capacity,
-                concurrency=capacity, name=f"node {node_id} (inputs)",
-            ))
+            self._register(node_id)
         self._subscriptions.append(self.registry.subscribe(
             self.dispatcher.broadcast, subscriber="nodes: events to nodes"
         ))
@@ -185,6 +173,29 @@ class NodesPlugin(Plugin):
         self.supervisor.start_all()
         self.log.info("{count} node(s) starting; socket {path}", count=len(self.runtimes),
                       path=self.socket_path)
+
+    def _make_runtime(self, spec: NodeSpec) -> NodeRuntime:
+        """A node's runtime: its input queue and its logger."""
+        if spec.wire == flows_module.WIRE_MSGPACK:
+            _warn_shadowing(spec, self.log)
+        return NodeRuntime(spec, self._make_inputs(spec),
+                           get_logger(f"{self.log.namespace}.{spec.id}"))
+
+    def _make_inputs(self, spec: NodeSpec) -> NodeInputs:
+        """A node's input queue, with room for what its senders may have on the way."""
+        settings = self.settings
+        senders = {w["id"] for port in self.flows.node_info(spec.id)["allWiresIn"]
+                   for w in port}
+        return NodeInputs(spec.id, settings.queue_size, self.reactor,
+                          stall_timeout=settings.stall_timeout, on_stall=self._stalled,
+                          in_transit=CREDITS * max(1, len(senders)))
+
+    def _register(self, node_id: str) -> None:
+        capacity = self.settings.queue_size
+        self._endpoints[node_id] = self.bus.register(
+            f"node:{node_id}", self._bus_input, queue_size=capacity,
+            concurrency=capacity, name=f"node {node_id} (inputs)",
+        )
 
     def _listen(self) -> None:
         directory, temporary = socket_directory(self.settings.socket_dir,
@@ -365,6 +376,124 @@ class NodesPlugin(Plugin):
             raise IndexError(f"node {node_id} has {spec.outputs} output(s), no output {output}")
         return self.dispatcher.router.add_tap(node_id, output, watcher)
 
+    # -- hot reload (hadaemon.reload calls these; docs/reload.md) ----------------------------
+
+    def watched_files(self) -> list[pathlib.Path]:
+        """Every node's file, and the flows.json."""
+        files = {spec.file.resolve() for spec in self.flows.nodes.values()}
+        if self.settings.flows_file is not None:
+            files.add(self.settings.flows_file.resolve())
+        return sorted(files)
+
+    async def files_changed(self, paths: frozenset[pathlib.Path]) -> None:
+        """Restart the nodes whose file changed (only them: data stays in the store); a
+        file that does not compile is reported and its nodes keep running. A changed
+        flows.json is applied as a config change."""
+        done: set[str] = set()
+        flows_file = self.settings.flows_file
+        if flows_file is not None and flows_file.resolve() in paths:
+            try:
+                change = await self._apply(self.settings, self.context.daemon_config.base_dir)
+            except (FlowError, RestartNeeded) as exc:
+                self.log.error("{file} changed but is not applied, the nodes keep running "
+                               "as they are: {error}", file=str(flows_file), error=str(exc))
+            else:
+                done.update(change.changed + change.added)
+        ids = [node_id for node_id, runtime in self.runtimes.items()
+               if node_id not in done and runtime.spec.file.resolve() in paths]
+        await self.reload_nodes(ids)
+
+    async def reload_nodes(self, node_ids: list[str]) -> None:
+        """Restart these nodes with their file as it is now, unless it does not compile
+        (reported with its file and line; the running process is left alone)."""
+        base_dir = self.context.daemon_config.base_dir
+        restarting = []
+        for node_id in node_ids:
+            spec = self.runtimes[node_id].spec
+            error = reloading.check_code(spec, self.settings.interpreter, base_dir)
+            if error is not None:
+                report_code_error(self.bus, self.log, f"node:{node_id}", error,
+                                  f"node {node_id} not reloaded, the previous version "
+                                  "keeps running")
+                continue
+            self.log.info("node {node}: {file} changed; restarting it", node=node_id,
+                          file=str(spec.file))
+            restarting.append(self._restart_drained(node_id))
+        if restarting:
+            await self._all(restarting)
+
+    def _restart_drained(self, node_id: str) -> Deferred[None]:
+        """Restart a node once it answered the inputs in flight (within ``grace``);
+        those that come meanwhile wait in its queue for the new process."""
+        inputs = self.runtimes[node_id].inputs
+        inputs.close()
+        drained: Deferred[None] = Deferred()
+        inputs.when_drained(lambda: None if drained.called else drained.callback(None))
+        drained.addTimeout(self.settings.grace, self.reactor)
+        drained.addErrback(lambda _: None)  # (those still running are lost, counted)
+        supervisor = _supervisor(self.supervisor)
+        return drained.addCallback(lambda _: supervisor.restart(node_id))
+
+    async def _all(self, waiting: list[Deferred[None]]) -> None:
+        """Wait for every restart and stop; one that failed (a bug) is logged."""
+        for ok, result in await DeferredList(waiting, consumeErrors=True):
+            if not ok:
+                self.log.failure("a node's restart or stop failed", result)
+
+    async def reconfigure(self, section: Mapping[str, Any], config: Config) -> None:
+        """Apply a new ``[nodes]`` section node by node: added nodes start, removed nodes
+        stop, changed nodes restart, the others keep their process. Other changed keys
+        (socket, spawner, limits, policies) need a restart of the plugin."""
+        new = NodesSettings.from_section(section)
+        keys = reloading.restart_keys(self.settings, new)
+        if keys:
+            raise RestartNeeded(f"[nodes] {', '.join(keys)} changed")
+        await self._apply(new, config.base_dir)
+
+    async def _apply(self, new: NodesSettings, base_dir: pathlib.Path) -> reloading.FlowsChange:
+        flows, warnings = build_flows(new, base_dir)
+        if _reaper(self.reaper).forks_without_client and any(
+                spec.wire != WIRE_BINRPC for spec in flows.nodes.values()):
+            raise RestartNeeded("the first node on hadaemon's own wire needs a new spawner")
+        for warning in warnings:
+            self.log.warn("{warning}", warning=warning)
+        change = reloading.compare(self.flows, flows, self.settings.interpreter,
+                                   new.interpreter)
+        supervisor, dispatcher = _supervisor(self.supervisor), _dispatcher(self.dispatcher)
+        self.settings = new
+        self.flows = dispatcher.flows = flows
+        supervisor.interpreter = new.interpreter
+        waiting: list[Deferred[None]] = []
+        for node_id in change.removed:
+            self._endpoints.pop(node_id).unregister()
+            runtime = self.runtimes.pop(node_id)
+            self._disconnect(runtime)
+            waiting.append(supervisor.remove(node_id))
+            runtime.inputs.clear(DestinationGone(f"node:{node_id}"))
+            self._started_once.discard(node_id)
+        for node_id in change.unchanged:
+            self.runtimes[node_id].spec = flows.nodes[node_id]
+        for node_id in change.changed + change.rewired:
+            runtime = self.runtimes[node_id]
+            runtime.spec = spec = flows.nodes[node_id]
+            runtime.inputs.limit = self._make_inputs(spec).limit  # (its senders changed)
+            if node_id in change.changed:
+                runtime.filters = compile_filter(spec.events)
+                waiting.append(self._restart_drained(node_id))
+            elif runtime.link is not None:
+                runtime.link.node_info_changed()
+        for node_id in change.added:
+            self.runtimes[node_id] = self._make_runtime(flows.nodes[node_id])
+            self._register(node_id)
+        dispatcher.router.set_inputs({i: r.inputs for i, r in self.runtimes.items()})
+        for node_id in change.added:
+            supervisor.add(self.runtimes[node_id])
+        if change:
+            self.log.info("nodes reconfigured: {change}", change=change.describe())
+        if waiting:
+            await self._all(waiting)
+        return change
+
     # -- stop -------------------------------------------------------------------------------
 
     async def stop(self) -> None:
@@ -386,9 +515,9 @@ class NodesPlugin(Plugin):
             self._port = None
             if stopping is not None:
                 await stopping
-        for endpoint in self._endpoints:
+        for endpoint in self._endpoints.values():
             endpoint.unregister()
-        self._endpoints = []
+        self._endpoints = {}
         for node_id, runtime in self.runtimes.items():
             runtime.inputs.clear(DestinationGone(f"node:{node_id}"))
         if self.reaper is not None:
@@ -404,6 +533,16 @@ class NodesPlugin(Plugin):
 def _dispatcher(dispatcher: Dispatcher | None) -> Dispatcher:
     assert dispatcher is not None, "the nodes plugin has not started"
     return dispatcher
+
+
+def _supervisor(supervisor: Supervisor | None) -> Supervisor:
+    assert supervisor is not None, "the nodes plugin has not started"
+    return supervisor
+
+
+def _reaper(reaper: Reaper | None) -> Reaper:
+    assert reaper is not None, "the nodes plugin has not started"
+    return reaper
 
 
 def _warn_shadowing(spec: NodeSpec, log: Any) -> None:

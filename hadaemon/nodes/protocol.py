@@ -359,6 +359,13 @@ class MsgpackNodeProtocol(NodeConnection):
             return False
         return self._send(event.msgpack, droppable=True)
 
+    def node_info_changed(self) -> None:
+        # The client keeps the nodeInfo of its authenticate answer; this replaces it
+        # (a client that does not know the notification ignores it).
+        if self.state is State.BOUND and self.node_id is not None:
+            info = self.dispatcher.flows.node_info(self.node_id)
+            self._send(encode_notification("nodeInfo", [info]))
+
     def _before_flush(self) -> None:
         # Many credits, one message: granted at the end of the turn that earned them.
         credit = self._credits.message(bool(self._backlog))

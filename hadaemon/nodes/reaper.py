@@ -90,6 +90,12 @@ class Reaper:
         self._restart: IDelayedCall | None = None
 
     @property
+    def forks_without_client(self) -> bool:
+        """The spawner forks nodes but did not import hadaemon's node client (all nodes
+        were on the binary wire when it started)."""
+        return self._zygote and not self._client_dir
+
+    @property
     def pid(self) -> int | None:
         """The spawner's pid while it runs (None once it exited and was reaped)."""
         proc = self._proc

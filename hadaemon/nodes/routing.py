@@ -224,7 +224,9 @@ class Router:
                     dropped: int) -> None:
         if self._lines.get(key) is line:
             del self._lines[key]
-        self._inputs[node_id].bus_lines -= 1
+        inputs = self._inputs.get(node_id)
+        if inputs is not None:  # (None: the node was removed by a reload)
+            inputs.bus_lines -= 1
         if dropped:
             self._throttled(
                 ("stalled", node_id, key[1]), node_id,
@@ -237,6 +239,15 @@ class Router:
             ("bus", node_id, str(address), failure.type), node_id,
             f"message to {address} failed: {failure.getErrorMessage()}", Level.ERROR,
         )
+
+    def set_inputs(self, inputs: dict[str, NodeInputs]) -> None:
+        """The nodes' input queues after a reload: every output's wires are looked up
+        again (a wire may now reach a node that was added, changed or removed), and the
+        bus lines of removed nodes stop."""
+        self._inputs = inputs
+        self._routes.clear()
+        for key in [k for k in self._lines if k[0] not in inputs]:
+            self._lines.pop(key).cancel()
 
     def add_tap(self, node_id: str, index: int,
                 watcher: Callable[[Any], object]) -> Callable[[], None]:

@@ -399,6 +399,28 @@ class Supervisor:
 
         return stopped.addCallback(again)
 
+    def add(self, runtime: NodeRuntime) -> None:
+        """A node added by a reload: started at once."""
+        process = self.processes[runtime.id] = NodeProcess(self, runtime)
+        process.start()
+
+    def remove(self, node_id: str) -> Deferred[None]:
+        """A node removed by a reload: stopped (SIGKILL after the grace period) and
+        forgotten; fires once it exited."""
+        process = self.processes.pop(node_id)
+        with contextlib.suppress(ValueError):
+            self._pending.remove(process)
+        stopped = process.terminate()
+        timer = self.reactor.callLater(self.policy.grace, process.kill)
+
+        def gone(result: object) -> object:
+            if timer.active():
+                timer.cancel()
+            self.tokens.revoke(node_id)
+            return result
+
+        return stopped.addBoth(gone)
+
     async def stop_all(self) -> None:
         """SIGTERM every node, SIGKILL those still there after the grace period."""
         self._pending.clear()

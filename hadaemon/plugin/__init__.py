@@ -9,6 +9,8 @@ from hadaemon.plugin.discovery import (
     describe,
     discover,
     discover_for,
+    plugin_file,
+    reimport,
 )
 from hadaemon.plugin.order import Needs, StartOrder, needs_of, plan, start_order
 
@@ -27,5 +29,7 @@ __all__ = [
     "discover_for",
     "needs_of",
     "plan",
+    "plugin_file",
+    "reimport",
     "start_order",
 ]

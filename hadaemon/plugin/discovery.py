@@ -132,17 +132,10 @@ def _scan_directory(directory: pathlib.Path, catalog: Catalog) -> None:
                 )
             )
             continue
-        found = False
-        for value in vars(module).values():
-            if (
-                isinstance(value, type)
-                and issubclass(value, Plugin)
-                and value.__module__ == module.__name__
-                and value.name
-            ):
-                found = True
-                catalog._add(_info(value.name, value, f"{path}:{value.__qualname__}"))
-        if not found:
+        infos = _plugins_in(module, path)
+        for info in infos:
+            catalog._add(info)
+        if not infos:
             catalog.problems.append(
                 PluginProblem(
                     None,
@@ -150,6 +143,50 @@ def _scan_directory(directory: pathlib.Path, catalog: Catalog) -> None:
                     "defines no Plugin subclass with a name (class attribute 'name')",
                 )
             )
+
+
+def _plugins_in(module: types.ModuleType, path: pathlib.Path) -> list[PluginInfo]:
+    return [
+        _info(value.name, value, f"{path}:{value.__qualname__}")
+        for value in vars(module).values()
+        if isinstance(value, type) and issubclass(value, Plugin)
+        and value.__module__ == module.__name__ and value.name
+    ]
+
+
+def reimport(path: pathlib.Path) -> list[PluginInfo]:
+    """Import the plugin file ``path`` (in a plugin directory) afresh: its plugins.
+
+    Hot reload (:mod:`hadaemon.reload`). Raises what the file's code raises, or
+    ImportError if it defines no plugin; either way the module imported before stays
+    the one in ``sys.modules``, so the plugins running keep their code.
+    """
+    package = _directory_package(path.parent)
+    module_name = f"{package.__name__}.{path.stem}"
+    with _SCANNING:
+        previous = sys.modules.get(module_name)
+        try:
+            module = _import_file(module_name, path)
+            infos = _plugins_in(module, path)
+            if not infos:
+                raise ImportError(f"{path} defines no Plugin subclass with a name "
+                                  "(class attribute 'name')")
+        except BaseException:
+            if previous is not None:
+                sys.modules[module_name] = previous
+            else:
+                sys.modules.pop(module_name, None)
+            raise
+    return infos
+
+
+def plugin_file(info: PluginInfo) -> pathlib.Path | None:
+    """The file in a plugin directory that defines ``info`` (None for entry points)."""
+    module = sys.modules.get(getattr(info.factory, "__module__", "") or "")
+    if module is None or not module.__name__.startswith("_hadaemon_plugins_"):
+        return None
+    file = getattr(module, "__file__", None)
+    return pathlib.Path(file) if file else None
 
 
 def _directory_package(directory: pathlib.Path) -> types.ModuleType:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import contextlib
 import importlib
 import importlib.abc
 import importlib.machinery
@@ -54,6 +55,10 @@ class DirectoryNamespace:
         self.directory = directory.resolve()
         self.package = f"{_PREFIX}{next(_counter)}"
         self._siblings: dict[str, bool] = {}
+        # Who imports what among the namespace's modules ("<package>.utils" imported by
+        # "<package>.Reader"), recorded by the import statements as they run: what a
+        # service depends on, for reloading it when one of those files changes.
+        self.imports: dict[str, set[str]] = {}
         self.builtins: dict[str, Any] = dict(builtins.__dict__)
         self.builtins["__import__"] = self._import
         module = types.ModuleType(self.package, f"hadaemon services from {self.directory}")
@@ -96,11 +101,65 @@ class DirectoryNamespace:
             if shim is not None:
                 return importlib.import_module(shim)
             if self.is_sibling(top):
-                leaf = builtins.__import__(f"{self.package}.{name}", globals, locals, fromlist, 0)
+                full = f"{self.package}.{name}"
+                try:
+                    leaf = builtins.__import__(full, globals, locals, fromlist, 0)
+                finally:
+                    self._record(globals, full, fromlist)
                 if fromlist:
                     return leaf
                 return sys.modules[f"{self.package}.{top}"]
+        elif globals is not None and isinstance(globals.get("__package__"), str):
+            package = globals["__package__"]
+            if package == self.package or package.startswith(self.package + "."):
+                try:
+                    return builtins.__import__(name, globals, locals, fromlist or (), level)
+                finally:
+                    with contextlib.suppress(ImportError, ValueError):
+                        full = importlib.util.resolve_name("." * level + name, package)
+                        self._record(globals, full, fromlist)
         return builtins.__import__(name, globals, locals, fromlist or (), level)
+
+    def _record(self, globals: Mapping[str, Any] | None, full: str,
+                fromlist: Sequence[str] | None) -> None:
+        """Remember that the importing module depends on ``full`` (and on the submodules
+        its ``from ... import`` named); kept even when the import failed, so fixing that
+        file reloads the importer."""
+        importer = globals.get("__name__") if globals is not None else None
+        if not isinstance(importer, str):
+            return
+        needed = self.imports.setdefault(importer, set())
+        parts = full.split(".")
+        needed.update(".".join(parts[:n]) for n in range(2, len(parts) + 1))  # packages too
+        for item in fromlist or ():
+            needed.add(f"{full}.{item}")  # (a submodule, or a name: then no file is found)
+
+    def dependencies(self, module: str) -> set[pathlib.Path]:
+        """The files of ``module`` and of every module of this namespace it imports,
+        directly or not (those imported so far, and those whose import failed)."""
+        seen: set[str] = set()
+        todo = [module]
+        files: set[pathlib.Path] = set()
+        while todo:
+            name = todo.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            todo.extend(self.imports.get(name, ()))
+            files.update(self._files_of(name))
+        return files
+
+    def _files_of(self, name: str) -> list[pathlib.Path]:
+        """Where module ``name`` of this namespace is (or would be), resolved."""
+        loaded = sys.modules.get(name)
+        file = getattr(loaded, "__file__", None) if loaded is not None else None
+        if isinstance(file, str):
+            return [pathlib.Path(file).resolve()]
+        if not name.startswith(self.package + "."):
+            return []
+        base = self.directory.joinpath(*name[len(self.package) + 1:].split("."))
+        return [p for p in (base.with_name(base.name + ".py"), base / "__init__.py")
+                if p.is_file()]
 
     def import_module(self, stem: str) -> types.ModuleType:
         return importlib.import_module(f"{self.package}.{stem}")
@@ -174,6 +233,10 @@ class ServiceLoader:
     def __init__(self, directories: Sequence[pathlib.Path]) -> None:
         self.directories = [pathlib.Path(d) for d in directories]
         self._namespaces: dict[pathlib.Path, DirectoryNamespace] = {}
+        # Where each loaded service's module is: its namespace and module name. A
+        # reloaded service has a namespace of its own (see load_fresh).
+        self.loaded: dict[str, tuple[DirectoryNamespace, str]] = {}
+        self._fresh: list[DirectoryNamespace] = []
 
     def find(self, name: str) -> pathlib.Path:
         """The file of service ``name``: ``<name>.py`` in exactly one directory.
@@ -207,11 +270,69 @@ class ServiceLoader:
 
     def load(self, name: str) -> type[Any]:
         """Import ``<name>.py`` and return its class ``<stem>`` (a CustomService subclass)."""
+        path = self.find(name)
+        namespace = self._namespace(path.parent)
+        self.loaded[name] = (namespace, f"{namespace.package}.{path.stem}")
+        return self._import(namespace, path)
+
+    def load_fresh(self, name: str) -> tuple[type[Any], DirectoryNamespace]:
+        """Import ``<name>.py`` afresh, in a new namespace of its directory (its sibling
+        modules imported afresh too; the running services keep theirs). The caller
+        :meth:`adopt` s the namespace once it uses the class, or :meth:`discard` s it."""
+        path = self.find(name)
+        namespace = DirectoryNamespace(path.parent)
+        namespace.install()
+        self._fresh.append(namespace)
+        try:
+            return self._import(namespace, path), namespace
+        except BaseException:
+            self.discard(namespace)
+            raise
+
+    def adopt(self, name: str, namespace: DirectoryNamespace, stem: str) -> None:
+        """Service ``name`` now runs the class loaded into ``namespace``: the namespace
+        it used before is forgotten once no service uses it any more."""
+        old = self.loaded.get(name)
+        self.loaded[name] = (namespace, f"{namespace.package}.{stem}")
+        if old is not None:
+            self._release(old[0])
+
+    def discard(self, namespace: DirectoryNamespace) -> None:
+        """Forget a fresh namespace that is not used (its import failed, or its class)."""
+        if namespace in self._fresh:
+            self._fresh.remove(namespace)
+        namespace.close()
+
+    def forget(self, name: str) -> None:
+        """Service ``name`` is gone (removed from the config)."""
+        old = self.loaded.pop(name, None)
+        if old is not None:
+            self._release(old[0])
+
+    def _release(self, namespace: DirectoryNamespace) -> None:
+        if any(ns is namespace for ns, _ in self.loaded.values()):
+            return
+        if namespace in self._fresh:
+            self._fresh.remove(namespace)
+        elif self._namespaces.get(namespace.directory) is namespace:
+            del self._namespaces[namespace.directory]
+        else:
+            return
+        namespace.close()
+
+    def files_of(self, name: str) -> set[pathlib.Path]:
+        """The files loaded service ``name`` depends on: its own and those of its
+        directory it imports (directly or not)."""
+        where = self.loaded.get(name)
+        if where is None:
+            return set()
+        namespace, module = where
+        return namespace.dependencies(module)
+
+    def _import(self, namespace: DirectoryNamespace, path: pathlib.Path) -> type[Any]:
         from hadaemon.services.base import CustomService
 
-        path = self.find(name)
         stem = path.stem
-        namespace = self._namespace(path.parent)
         try:
             module = namespace.import_module(stem)
         except BaseException as exc:
@@ -249,9 +370,11 @@ class ServiceLoader:
 
     def close(self) -> None:
         """Forget every module loaded (a new loader imports the files afresh)."""
-        for namespace in self._namespaces.values():
+        for namespace in [*self._namespaces.values(), *self._fresh]:
             namespace.close()
         self._namespaces.clear()
+        self._fresh.clear()
+        self.loaded.clear()
 
 
 def check_file(path: pathlib.Path) -> list[str]:

@@ -12,6 +12,7 @@ Reactor thread only.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import traceback
 from collections.abc import Callable, Iterable
 from functools import partial
@@ -158,12 +159,72 @@ class Orchestrator:
             start_report_timeout=self.settings.start_report_timeout,
             stop_timeout=self.settings.stop_timeout, on_start=self._started_late,
         )
+        self._subscribe(runtime, settings)
+        return runtime
+
+    # -- hot reload (docs/reload.md) -----------------------------------------------------
+
+    async def replace(self, cls: type[CustomService], settings: ServiceSettings) -> None:
+        """Run service ``settings.id`` from a new class (its file reloaded) or with new
+        settings: constructed here, then swapped in by its supervisor (messages wait in
+        its mailbox meanwhile), or added and started if it was not loaded.
+        ServiceLoadError (the constructor raised, a subscribed method is missing): the
+        running version is left alone."""
+        missing = [f"subscribe: {pattern!r} -> {action!r} is not an async method of "
+                   f"{cls.__name__}" for pattern, action in settings.subscribe.items()
+                   if not inspect.iscoroutinefunction(getattr(cls, action, None))]
+        if missing:
+            raise ServiceLoadError(f"service {settings.id}: " + "; ".join(missing))
+        instance = _construct(cls, settings.id, self.queue, settings.config_shape())
+        runtime = self.runtimes.get(settings.id)
+        if runtime is not None and (runtime.settings.mailbox_size, runtime.settings.concurrency
+                                    ) != (settings.mailbox_size, settings.concurrency):
+            await self.remove(settings.id)  # (a bus endpoint's size is fixed)
+            runtime = None
+        if runtime is None:
+            self.add(instance, settings)
+            if settings.enabled:
+                self.supervisors[settings.id].start()
+            return
+        supervisor = self.supervisors[runtime.id]
+        if settings.subscribe != runtime.settings.subscribe:
+            self._unsubscribe(runtime.id)
+            self._subscribe(runtime, settings)
+        if settings.enabled != runtime.settings.enabled:
+            if settings.enabled:
+                runtime.settings = settings
+                runtime.replace_instance(instance)
+                runtime.set_state(ServiceState.STOPPED)
+                supervisor.start()
+            else:
+                await supervisor.stop()
+                runtime.settings = settings
+                runtime.replace_instance(instance)
+                runtime.set_state(ServiceState.DISABLED)
+            return
+        runtime.settings = settings
+        await supervisor.replace(instance)
+
+    async def remove(self, service_id: str) -> None:
+        """A service removed from the config: Stop, then its mailbox goes (messages still
+        waiting fail with DestinationGone)."""
+        supervisor = self.supervisors.pop(service_id)
+        await supervisor.stop()
+        self._unsubscribe(service_id)
+        runtime = self.runtimes.pop(service_id)
+        runtime.unregister()
+        self.targets.pop(service_id, None)
+
+    def _unsubscribe(self, service_id: str) -> None:
+        for subscription in self._subscriptions.pop(service_id, []):
+            subscription.cancel()
+
+    def _subscribe(self, runtime: ServiceRuntime, settings: ServiceSettings) -> None:
         self._subscriptions[runtime.id] = [
             self._bus.subscribe(pattern, partial(self._deliver_event, runtime, action),
                                 name=f"service {runtime.id}: {pattern} -> {action}")
             for pattern, action in settings.subscribe.items()
         ]
-        return runtime
 
     # -- starting and stopping -----------------------------------------------------------
 

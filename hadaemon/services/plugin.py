@@ -6,14 +6,27 @@ Enable it with ``plugins = [..., "services"]`` and a ``[services]`` section (see
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+import pathlib
+from collections.abc import Awaitable, Iterable, Mapping
 from typing import Any, ClassVar
 
-from hadaemon.aio import running_loop
+from twisted.internet.defer import DeferredList
+from twisted.logger import Logger
+
+from hadaemon.aio import as_deferred, running_loop
 from hadaemon.bus import Event, Lifecycle, Subscription
 from hadaemon.config.schema import Section
 from hadaemon.plugin import Plugin, PluginContext
-from hadaemon.services.config import SCHEMA, ServicesSettings, com_topic_problem
+from hadaemon.reload.errors import CodeError, code_error, report_code_error
+from hadaemon.reload.interfaces import RestartNeeded
+from hadaemon.services.config import (
+    SCHEMA,
+    ServiceSettings,
+    ServicesSettings,
+    com_topic_problem,
+)
+from hadaemon.services.errors import ServiceLoadError
 from hadaemon.services.loading import ServiceLoader, check_file
 from hadaemon.services.orchestrator import Orchestrator
 
@@ -148,6 +161,95 @@ class ServicesPlugin(Plugin):
         await supervisor.stop()
         supervisor.start()
 
+    # -- hot reload (hadaemon.reload calls these; docs/reload.md) ----------------------------
+
+    def watched_files(self) -> list[pathlib.Path]:
+        """Each configured service's file (where it would be, if missing) and the files
+        of its directory it imports."""
+        orchestrator, loader = self._running()
+        files: set[pathlib.Path] = set()
+        for service in orchestrator.settings.services:
+            files.update(loader.files_of(service.name))
+            files.update(_candidates(loader, service.name))
+        return sorted(files)
+
+    async def files_changed(self, paths: frozenset[pathlib.Path]) -> None:
+        """Reload every service whose file, or a module of its directory it imports,
+        changed (at once: none waits for another)."""
+        orchestrator, loader = self._running()
+        affected = [service for service in orchestrator.settings.services
+                    if paths & (loader.files_of(service.name)
+                                | set(_candidates(loader, service.name)))]
+        await _together((self.reload_service(service) for service in affected), self.log)
+
+    async def reload_service(self, service: ServiceSettings) -> bool:
+        """Import the service's file afresh in a namespace of its own and swap the new
+        class in (Stop, then Start; messages wait meanwhile). Code that does not load is
+        reported with its file and line, and the running version is left alone."""
+        orchestrator, loader = self._running()
+        what = f"service {service.id} not reloaded, the previous version keeps running"
+        try:
+            cls, namespace = loader.load_fresh(service.name)
+        except ServiceLoadError as exc:
+            report_code_error(self.bus, self.log, f"service:{service.id}",
+                              _code_error(exc, loader), what)
+            return False
+        try:
+            await orchestrator.replace(cls, service)
+        except ServiceLoadError as exc:
+            loader.discard(namespace)
+            report_code_error(self.bus, self.log, f"service:{service.id}",
+                              _code_error(exc, loader), what)
+            return False
+        loader.adopt(service.name, namespace, cls.__name__)
+        self.log.info("service {service} reloaded", service=service.id)
+        return True
+
+    async def reconfigure(self, section: Mapping[str, Any], config: Any) -> None:
+        """Apply a new ``[services]`` section service by service: added services load and
+        start, removed ones stop, changed ones restart with their new settings; the
+        others run on. Other changed keys need a restart of the plugin."""
+        orchestrator, loader = self._running()
+        old = orchestrator.settings
+        new = ServicesSettings.from_section(section, config.core.name)
+        keys = [f.name for f in dataclasses.fields(old) if f.name not in _IN_PLACE
+                and getattr(old, f.name) != getattr(new, f.name)]
+        if keys:
+            raise RestartNeeded(f"[services] {', '.join(keys)} changed")
+        before = {s.id: s for s in old.services}
+        after = {s.id: s for s in new.services}
+        orchestrator.settings = new
+        for service_id, service in before.items():
+            if service_id not in after:
+                if service_id in orchestrator.runtimes:
+                    await orchestrator.remove(service_id)
+                loader.forget(service.name)
+                self.log.info("service {service} removed", service=service_id)
+        changed = []
+        for service_id, service in after.items():
+            runtime = orchestrator.runtimes.get(service_id)
+            if runtime is None:
+                changed.append(self.reload_service(service))  # added, or failed before
+            elif service != before.get(service_id):
+                changed.append(self._reconfigure_service(type(runtime.instance), service))
+        await _together(changed, self.log)
+
+    async def _reconfigure_service(self, cls: type[Any], service: ServiceSettings) -> bool:
+        orchestrator, loader = self._running()
+        try:
+            await orchestrator.replace(cls, service)
+        except ServiceLoadError as exc:
+            report_code_error(self.bus, self.log, f"service:{service.id}",
+                              _code_error(exc, loader),
+                              f"service {service.id} keeps its previous settings")
+            return False
+        self.log.info("service {service} restarted with its new settings", service=service.id)
+        return True
+
+    def _running(self) -> tuple[Orchestrator, ServiceLoader]:
+        assert self.orchestrator is not None and self._loader is not None, "not started"
+        return self.orchestrator, self._loader
+
     async def stop(self) -> None:
         for subscription in self._subscriptions:
             subscription.cancel()
@@ -158,6 +260,53 @@ class ServicesPlugin(Plugin):
         finally:
             if self._loader is not None:
                 self._loader.close()
+
+
+_IN_PLACE = frozenset({"service", "mailbox_size", "concurrency", "settings",
+                       "state_update_timeout"})
+"""``[services]`` keys a reload applies service by service (the others: a restart)."""
+
+
+def _candidates(loader: ServiceLoader, name: str) -> list[pathlib.Path]:
+    """A service's file; where it may appear if it is missing (or ambiguous)."""
+    try:
+        return [loader.find(name).resolve()]
+    except ServiceLoadError:
+        return [(d / f"{name}.py").resolve() for d in loader.directories]
+
+
+def _code_error(exc: ServiceLoadError, loader: ServiceLoader) -> CodeError:
+    """Where a service's code failed: the innermost line of a service directory's file."""
+    cause = exc.__cause__
+    if cause is None:  # a wrong class, a missing method: the message says where
+        return CodeError(*_split_where(str(exc)))
+    roots = [str(d.resolve()) + "/" for d in loader.directories]
+    inner = None
+    tb = cause.__traceback__
+    while tb is not None:
+        name = tb.tb_frame.f_code.co_filename
+        if any(name.startswith(root) for root in roots):
+            inner = pathlib.Path(name)
+        tb = tb.tb_next
+    return code_error(cause, inner)
+
+
+def _split_where(text: str) -> tuple[str, int | None, str]:
+    """``"<file>: <message>"`` as (file, None, message) when it starts with a path."""
+    head, sep, rest = text.partition(": ")
+    if sep and head.startswith("/"):
+        return head, None, rest
+    return "", None, text
+
+
+async def _together(coros: Iterable[Awaitable[Any]], log: Logger) -> None:
+    """Run coroutines as concurrent tasks and wait for all; what one raised (a bug: load
+    errors are reported where they happen) is logged, the others go on."""
+    running = [as_deferred(coro) for coro in coros]
+    if running:
+        for ok, result in await DeferredList(running, consumeErrors=True):
+            if not ok:
+                log.failure("a service reload failed", result)
 
 
 __all__ = ["ServicesPlugin"]

@@ -69,6 +69,7 @@ class ServiceRuntime(Mailbox):
         self._resolved: dict[str, _Resolved] = {}
         self._calls: set[ServiceCall] = set()
         self._gated: deque[tuple[str, QueueMessage, Deferred[Any], bool]] = deque()
+        self._idle_waiters: list[tuple[Deferred[None], object]] = []
 
     # -- what it accepts ---------------------------------------------------------------
 
@@ -198,6 +199,32 @@ class ServiceRuntime(Mailbox):
             else:
                 d.errback(ServiceNotRunning(self.id, str(state)))
 
+    def replace_instance(self, instance: CustomService) -> None:
+        """Run ``instance`` from now on (a reload; the old one was stopped): its actions
+        are looked up afresh."""
+        self.instance = instance
+        self.name = type(instance).__name__
+        self._resolved.clear()
+        self._accepted.clear()
+
+    def idle(self, but: object = None) -> Deferred[None]:
+        """Fires once no call runs but the one whose task is ``but`` (Start's)."""
+        d: Deferred[None] = Deferred()
+        self._idle_waiters.append((d, but))
+        self._check_idle()
+        return d
+
+    def _check_idle(self) -> None:
+        waiting = []
+        for d, but in self._idle_waiters:
+            if d.called:
+                continue
+            if all(call.task is but for call in self._calls):
+                d.callback(None)
+            else:
+                waiting.append((d, but))
+        self._idle_waiters = waiting
+
     def cancel_calls(self) -> None:
         """Cancel every running call of this service (after its Stop)."""
         for call in list(self._calls):
@@ -211,6 +238,8 @@ class ServiceRuntime(Mailbox):
 
     def call_finished(self, call: ServiceCall) -> None:
         self._calls.discard(call)
+        if self._idle_waiters:
+            self._check_idle()
 
     def call_failed(self, call: ServiceCall, failure: Failure) -> None:
         # Deliveries through the bus are logged with their traceback by the bus itself.

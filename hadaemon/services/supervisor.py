@@ -166,20 +166,66 @@ class Supervisor:
             start.cancel()  # cancels Start's task, as the original did before Stop
         if self._needs_stop:
             self._needs_stop = False
-            stop = runtime.call("Stop")
-            stop.addTimeout(self.stop_timeout, self._reactor)
-            try:
-                await stop
-            except defer.TimeoutError:
-                self._reporter.event(
-                    self.id, f"Stop did not return within {self.stop_timeout}s; going on "
-                    "without it", Level.ERROR,
-                )
-            except Exception:
-                pass  # reported by the call, with its traceback
+            await self._call_stop()
         runtime.cancel_calls()
         runtime.set_state(ServiceState.STOPPED)
         self._reporter.lifecycle(self.id, "stopped")
+
+    async def replace(self, instance: Any) -> None:
+        """Hot reload: the service runs ``instance`` (a new class's) from now on.
+
+        Messages arriving meanwhile wait in the mailbox (the service is ``starting``);
+        the calls already running may finish (within the Stop timeout), then the old
+        instance gets ``Stop`` and the new one ``Start``, which then takes the waiting
+        messages. A service that was stopped on request or disabled only gets the new
+        instance (started when it is started). A new Start that raises is handled as
+        any: reported and restarted with the backoff, the messages still waiting.
+        """
+        runtime = self.runtime
+        if runtime.state in (ServiceState.DISABLED, ServiceState.STOPPED,
+                             ServiceState.STOPPING):
+            runtime.replace_instance(instance)
+            return
+        self._cancel_timers()
+        runtime.set_state(ServiceState.STARTING)  # from now on messages wait
+        self._reporter.lifecycle(self.id, "reloading")
+        start, self._start = self._start, None
+        idle = runtime.idle(but=getattr(runtime.instance, "task", None))
+        idle.addTimeout(self.stop_timeout, self._reactor)
+        try:
+            await idle
+        except defer.TimeoutError:
+            self._reporter.event(
+                self.id, f"calls still running {self.stop_timeout}s into the reload are "
+                "cancelled", Level.WARNING,
+            )
+        if start is not None and not start.called:
+            start.cancel()
+        if self._needs_stop:
+            self._needs_stop = False
+            await self._call_stop()
+        runtime.cancel_calls()
+        runtime.replace_instance(instance)
+        if runtime.state is not ServiceState.STARTING:
+            return  # stopped meanwhile (the daemon is stopping): not started again
+        self.failures = 0
+        if self.backoff is not None:
+            self.backoff.reset()
+        self.start()
+
+    async def _call_stop(self) -> None:
+        """``Stop`` within the timeout; one that raises or hangs is reported."""
+        stop = self.runtime.call("Stop")
+        stop.addTimeout(self.stop_timeout, self._reactor)
+        try:
+            await stop
+        except defer.TimeoutError:
+            self._reporter.event(
+                self.id, f"Stop did not return within {self.stop_timeout}s; going on "
+                "without it", Level.ERROR,
+            )
+        except Exception:
+            pass  # reported by the call, with its traceback
 
     def _cancel_timers(self) -> None:
         for timer in (self._restart_timer, self._report_timer):

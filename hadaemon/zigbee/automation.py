@@ -5,6 +5,11 @@ hadaemon imports the file (see :mod:`hadaemon.zigbee.loader`), finds its
 network, and from then on calls its listeners and timers on the reactor thread. Every call
 into user code is isolated: an exception (``sys.exit()`` included) is logged with the
 automation's name and published as an ``ErrorEvent``, and the daemon goes on.
+
+Hot reload (docs/reload.md) imports the new version first (:meth:`import_code`), so code
+that does not load never replaces the running version; once it did, the old runtime
+stops (its timers and listeners with it) and the new one attaches, with the same
+generated device classes (``generated``).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from twisted.python.failure import Failure
 
 from hadaemon.aio import as_deferred
 from hadaemon.bus import Bus, ErrorEvent, Level
-from hadaemon.usercode import failure_of
+from hadaemon.usercode import contain, failure_of
 from hadaemon.watchdog import Watchdog
 from hadaemon.zigbee.compat import message_loop as static_loop
 from hadaemon.zigbee.devices import Device, DevicesClient, device_attribute_names
@@ -48,6 +53,7 @@ class AutomationRuntime(static_loop.LoopHost):
         on_exit: Callable[[int], object] | None = None,
         instance: str = "",
         generated_dir: pathlib.Path | None = None,
+        generated: types.ModuleType | None = None,
     ) -> None:
         self.path = path
         self.name = path.stem
@@ -67,6 +73,7 @@ class AutomationRuntime(static_loop.LoopHost):
         self._views: list[Device] = []
         self._connected_once = False
         self._remove_observer: Callable[[], None] | None = None
+        self.generated = generated if generated is not None else self._generated_module()
         self.importer = AutomationImporter(path, self._compat_modules(), instance)
         self.errors = 0
 
@@ -75,12 +82,35 @@ class AutomationRuntime(static_loop.LoopHost):
     def load(self) -> bool:
         """Import the automation and attach its devices; False (logged) if it failed."""
         try:
+            self.import_code()
+        except BaseException as exc:
+            self._failed(failure_of(exc), f"{self.path} failed to load")
+            return False
+        self.attach()
+        return True
+
+    def import_code(self) -> None:
+        """Execute the automation's modules; raises (as a UserCodeEscape for what is no
+        Exception) what their code raises, leaving nothing running."""
+        try:
             with self._component():
                 self.module = self.importer.load()
         except BaseException as exc:
-            self._failed(failure_of(exc), f"{self.path} failed to load")
-            self.importer.unload()
-            return False
+            self.stop()  # timers its module-level code started
+            raise contain(exc) from None
+
+    def files(self) -> list[pathlib.Path]:
+        """The automation's file and the sibling modules it imported (not generated ones)."""
+        found = [self.path.resolve()]
+        for module in list(self.importer.modules.values()):
+            file = getattr(module, "__file__", None)
+            if file and pathlib.Path(file).resolve() not in found:
+                found.append(pathlib.Path(file).resolve())
+        return found
+
+    def attach(self) -> None:
+        """Attach the imported automation's devices and listeners to the network."""
+        assert self.module is not None
         self.clients = [v for v in vars(self.module).values() if isinstance(v, DevicesClient)]
         if not self.clients:
             self.log.warn("{component}: defines no DevicesClient (AvailableDevices()) at module "
@@ -95,7 +125,6 @@ class AutomationRuntime(static_loop.LoopHost):
         if self.network.ready:
             self.reactor.callLater(0, self.network_ready, True)
         self.log.info("{component}: running", component=self.component)
-        return True
 
     def _compat_modules(self) -> dict[str, types.ModuleType]:
         from hadaemon.zigbee import compat
@@ -126,7 +155,7 @@ class AutomationRuntime(static_loop.LoopHost):
             PyziggyConfig=compat.PyziggyConfig,
             **{name.partition(".")[2]: module for name, module in modules.items()},
         )
-        generated = self._generated_module()
+        generated = self.generated
         modules[f"{GENERATED_PACKAGE}.{GENERATED_MODULE}"] = generated
         modules[GENERATED_PACKAGE] = package_module(GENERATED_PACKAGE,
                                                     **{GENERATED_MODULE: generated})
@@ -160,6 +189,7 @@ class AutomationRuntime(static_loop.LoopHost):
             views = client.get_devices()
             self.network.detach_views(views)
         self.network.detach_views(self._views)
+        self._views.clear()
         self.importer.unload()
         if self.loaded:
             self.log.info("{component}: stopped", component=self.component)

@@ -4,12 +4,18 @@ It uses the shared broker connection of the ``mqtt`` plugin (``[zigbee2mqtt].mqt
 it), through its public face :class:`hadaemon.mqtt.MqttClient`. It requires that plugin:
 the daemon starts it first (wherever ``[daemon].plugins`` lists it) and refuses to start
 ``zigbee2mqtt`` without it, saying so.
+
+Hot reload (docs/reload.md, docs/zigbee.md): the automations' files are watched; a
+changed one gets a new runtime (the old one's listeners and timers are gone, the
+generated device classes stay); automations added to or removed from the section are
+started or stopped without touching the others or the network.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
 from twisted.internet.defer import Deferred
@@ -17,6 +23,7 @@ from twisted.internet.defer import Deferred
 from hadaemon.config import Section
 from hadaemon.mqtt import MqttClient
 from hadaemon.plugin import Plugin, PluginContext
+from hadaemon.reload import RestartNeeded, code_error, report_code_error
 from hadaemon.zigbee.automation import AutomationRuntime
 from hadaemon.zigbee.network import Network
 from hadaemon.zigbee.settings import ZigbeeSettings
@@ -45,6 +52,8 @@ class ZigbeeAdapter(Plugin):
         self.network: Network | None = None
         self.automations: list[AutomationRuntime] = []
         self._generated: dict[pathlib.Path, str] = {}
+        self._generations = 0  # runtimes made: each imports into a namespace of its own
+        self._regenerate_observer: Callable[[], None] | None = None
 
     def start(self) -> None:
         settings = ZigbeeSettings.from_section(self.config)
@@ -68,15 +77,90 @@ class ZigbeeAdapter(Plugin):
             log=self.log,
         )
         for path in settings.automations:
-            runtime = AutomationRuntime(
-                path, self.network, reactor=self.reactor, bus=self.bus,
-                log=self.log, watchdog=self.context.watchdog, on_exit=self.on_exit,
-            )
+            runtime = self._runtime(path)
             runtime.load()
             self.automations.append(runtime)
         if settings.generate:
-            self.network.add_observer(_Regenerate(self))
+            self._regenerate_observer = self.network.add_observer(_Regenerate(self))
         self.network.start()
+
+    def _runtime(self, path: pathlib.Path, previous: AutomationRuntime | None = None
+                 ) -> AutomationRuntime:
+        assert self.network is not None
+        self._generations += 1
+        return AutomationRuntime(
+            path, self.network, reactor=self.reactor, bus=self.bus,
+            log=self.log, watchdog=self.context.watchdog, on_exit=self.on_exit,
+            instance=str(self._generations) if self._generations > 1 else "",
+            generated=previous.generated if previous is not None else None,
+        )
+
+    # -- hot reload (hadaemon.reload.interfaces) --------------------------------------------
+
+    def watched_files(self) -> Iterable[pathlib.Path]:
+        """Each automation's file and the modules next to it that it imported."""
+        files: list[pathlib.Path] = []
+        for runtime in self.automations:
+            files.extend(runtime.files())
+        return files
+
+    def files_changed(self, paths: frozenset[pathlib.Path]) -> None:
+        """Rebuild the runtime of each automation whose files changed, if it loads."""
+        for index, runtime in enumerate(list(self.automations)):
+            if paths.isdisjoint(runtime.files()):
+                continue
+            self.automations[index] = self._replace(runtime)
+
+    def _replace(self, old: AutomationRuntime) -> AutomationRuntime:
+        new = self._runtime(old.path, old)
+        try:
+            new.import_code()
+        except Exception as exc:
+            report_code_error(self.bus, self.log, f"automation:{old.name}",
+                              code_error(exc, old.path.resolve()),
+                              f"automation {old.path} not reloaded, the previous version "
+                              "keeps running" if old.loaded and not old.stopped else
+                              f"automation {old.path} still does not load")
+            return old
+        old.stop()
+        new.attach()
+        self.log.info("{component}: reloaded", component=new.component)
+        return new
+
+    def reconfigure(self, section: Mapping[str, Any], config: Any) -> None:
+        """Automations added, removed or reordered: only those start or stop; any other
+        key changed restarts the plugin (RestartNeeded)."""
+        old = ZigbeeSettings.from_section(self.config)
+        new = ZigbeeSettings.from_section(section)
+        in_place = ("automations", "generate", "typecheck")
+        others = [f.name for f in dataclasses.fields(ZigbeeSettings)
+                  if f.name not in in_place and getattr(old, f.name) != getattr(new, f.name)]
+        if others:
+            raise RestartNeeded(f"[{self.name}] {', '.join(others)} changed")
+        running: dict[pathlib.Path, list[AutomationRuntime]] = {}
+        for runtime in self.automations:  # (a file may be listed twice: two runtimes)
+            running.setdefault(runtime.path, []).append(runtime)
+        automations = []
+        for path in new.automations:
+            kept = running.get(path)
+            if kept:
+                automations.append(kept.pop(0))
+            else:
+                added = self._runtime(path)
+                added.load()
+                automations.append(added)
+        for gone in running.values():
+            for runtime in gone:
+                runtime.stop()
+                self.log.info("{component}: removed", component=runtime.component)
+        self.automations = automations
+        if new.generate != (self._regenerate_observer is not None) and self.network:
+            if new.generate:
+                self._regenerate_observer = self.network.add_observer(_Regenerate(self))
+                self.regenerate()
+            elif self._regenerate_observer is not None:
+                self._regenerate_observer()
+                self._regenerate_observer = None
 
     def stop(self) -> Deferred[Any] | None:
         for runtime in reversed(self.automations):

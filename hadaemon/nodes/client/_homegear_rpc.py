@@ -395,6 +395,9 @@ class Connection:
             self._grant(params[0])
         elif method == "fault" and params:
             warn(f"a call failed: {params[0]}")
+        elif method == "nodeInfo" and params:
+            # The daemon's reload rewired this node: later callbacks get the new nodeInfo.
+            self._node_info = values.copier(params[0])
 
     def request(self, msgid: int, method: str, params: list[Any]) -> None:
         if method == "nodeInput" and len(params) == 2:

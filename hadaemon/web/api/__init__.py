@@ -20,6 +20,7 @@ from hadaemon.web.api import (  # noqa: F401  (imported to declare their routes,
     services,
     zigbee,
     monitoring,
+    reload,
     events,
 )
 # isort: on

@@ -47,7 +47,18 @@ def status(web: WebPlugin, call: Call) -> Any:
             "event_clients": len(web.journal.streams),
         },
         "reactor": reactor_summary(web.context.watchdog),
+        "reload": _reload(daemon),
         "events": {"last_id": web.journal.last_id, "kept": len(web.journal.entries)},
         "recent_errors": list(web.recent_errors),
     }
 
+
+def _reload(daemon: Any) -> dict[str, Any] | None:
+    """Hot reload (docs/reload.md): on or off, how files are watched, how many."""
+    reloader = getattr(daemon, "reloader", None)
+    if reloader is None:
+        return None
+    watcher = reloader.watcher
+    return {"mode": reloader.mode, "watching": watcher.mode if watcher else "off",
+            "files": len(watcher.files) if watcher else 0,
+            "config_reloads": reloader.reloads}
