@@ -1,0 +1,234 @@
+"""Other hosts' devices in the local registry: mirrors that read like local devices.
+
+A remote device appears with source ``<its source>@<host>`` (``zigbee2mqtt@pi-zigbee``;
+system variables as ``system@<host>``) and key ``<its peer id there>``, so its local peer
+id is persisted per (host, remote peer id) like any device's and never reused. Its
+values are reported as they arrive; a write goes to the owner as a ``device.write``
+request and fires with the owner's answer.
+
+Availability: channel 0 holds ``available`` (a read-only bool; a device that declares one
+itself, as zigbee devices do, keeps its own). It turns false on every mirror of a host
+that goes offline (and while this host's own broker link is down); ours turns true again
+when the host is back, a device's own when the host publishes it again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+
+from hadaemon.federation import codec
+from hadaemon.federation.errors import Refused
+from hadaemon.federation.requests import Requests
+from hadaemon.registry import (
+    Access,
+    ChannelSpec,
+    Device,
+    Registry,
+    UnknownDevice,
+    UnknownVariable,
+    ValueType,
+    VariableSpec,
+)
+
+AVAILABLE = "available"
+_EARLY_MAX = 100_000  # values held for devices not described yet, all hosts together
+
+
+@dataclass
+class _Host:
+    devices: dict[int, Device] = field(default_factory=dict)  # remote peer -> mirror
+    ours: set[int] = field(default_factory=set)  # remote peers whose `available` we added
+    early: dict[int, dict[tuple[int, str], Any]] = field(default_factory=dict)
+    index: set[int] | None = None
+    online: bool = False
+
+
+class Mirror:
+    """The mirrors of every other host's devices; their :class:`DeviceOwner`. Reactor
+    thread only."""
+
+    def __init__(self, registry: Registry, requests: Requests, me: str, *, limit: int,
+                 log: Logger, warn: Callable[[str, str], None]) -> None:
+        self._registry = registry
+        self._requests = requests
+        self._me = me
+        self._limit = limit
+        self._log = log
+        self._warn = warn
+        self._hosts: dict[str, _Host] = {}
+        self._remote: dict[int, tuple[str, int]] = {}  # local peer -> (host, remote peer)
+        self._early_count = 0
+        self.values_applied = 0
+
+    def mirrored(self, peer: int) -> bool:
+        return peer in self._remote
+
+    def remote_of(self, peer: int) -> tuple[str, int] | None:
+        """``(host, peer id there)`` of a mirror's local peer id; None if not a mirror."""
+        return self._remote.get(peer)
+
+    def devices_of(self, host: str) -> list[Device]:
+        mirror = self._hosts.get(host)
+        return [] if mirror is None else list(mirror.devices.values())
+
+    def _host(self, host: str) -> _Host:
+        mirror = self._hosts.get(host)
+        if mirror is None:
+            mirror = self._hosts[host] = _Host()
+        return mirror
+
+    # -- descriptions ---------------------------------------------------------------------
+
+    def description(self, topic: str, host: str, peer: int, payload: bytes) -> None:
+        mirror = self._host(host)
+        if not payload:
+            self._remove(host, mirror, peer)
+            return
+        message = codec.decode(topic, host, payload, limit=self._limit)
+        if codec.field(topic, message, "peer", int) != peer:
+            raise Refused(topic, f"describes peer {message['peer']}, the topic says {peer}")
+        source = codec.field(topic, message, "source", str)
+        if not source or "@" in source:
+            raise Refused(topic, f"source {source!r} must be non-empty, without '@'")
+        name = codec.field(topic, message, "name", str)
+        type_name = codec.field(topic, message, "type", str, optional=True) or ""
+        info = codec.field(topic, message, "info", dict, optional=True) or {}
+        channels = codec.read_channels(topic, message.get("channels"))
+        ours = not any(c.index == 0 and any(v.name == AVAILABLE for v in c.variables)
+                       for c in channels)
+        if ours:
+            channels = _with_available(channels)
+        device = self._registry.add_device(
+            f"{source}@{host}", str(peer), name, channels, self, type_name=type_name,
+            info={**info, "host": host, "remote_peer_id": peer})
+        mirror.devices[peer] = device
+        self._remote[device.peer_id] = (host, peer)
+        if ours:
+            mirror.ours.add(peer)
+        else:
+            mirror.ours.discard(peer)
+        if ours or not mirror.online:
+            self._registry.report(device.peer_id, 0, AVAILABLE, mirror.online)
+        early = mirror.early.pop(peer, None)
+        if early:
+            self._early_count -= len(early)
+            for (channel, var_name), value in early.items():
+                self._apply(topic, host, device, channel, var_name, value)
+
+    def _remove(self, host: str, mirror: _Host, peer: int) -> None:
+        device = mirror.devices.pop(peer, None)
+        mirror.ours.discard(peer)
+        if device is None:
+            return
+        self._remote.pop(device.peer_id, None)
+        with contextlib.suppress(UnknownDevice):
+            self._registry.remove_device(device.peer_id)
+
+    def index(self, topic: str, host: str, payload: bytes) -> None:
+        """The host's index: its devices not in it are gone."""
+        mirror = self._host(host)
+        if not payload:
+            mirror.index = None
+            return
+        message = codec.decode(topic, host, payload, limit=self._limit)
+        peers = codec.peers_of(topic, message.get("peers"))
+        mirror.index = peers
+        for peer in sorted(set(mirror.devices) - peers):
+            self._remove(host, mirror, peer)
+        for peer in sorted(set(mirror.early) - peers):
+            held = mirror.early.pop(peer)
+            self._early_count -= len(held)
+            self._warn(f"unknown-device:{host}", f"{len(held)} value(s) from host {host!r} "
+                       f"for its device {peer}, which it does not have (not in its index): "
+                       "dropped")
+
+    # -- values ------------------------------------------------------------------------------
+
+    def value(self, topic: str, host: str, rest: Sequence[str], payload: bytes,
+              *, event: bool) -> None:
+        if len(rest) != 3:
+            raise Refused(topic, "a value topic is .../<peer>/<channel>/<name>")
+        try:
+            peer, channel = int(rest[0]), int(rest[1])
+        except ValueError:
+            raise Refused(topic, "peer id and channel must be integers") from None
+        name = rest[2]
+        if not payload:
+            return  # a retained value cleared (its device removed)
+        message = codec.decode(topic, host, payload, limit=self._limit)
+        if "value" not in message:
+            raise Refused(topic, "no 'value' field")
+        value = message["value"]
+        mirror = self._host(host)
+        device = mirror.devices.get(peer)
+        if device is None:
+            if mirror.index is not None and peer not in mirror.index and mirror.online:
+                raise Refused(topic, f"host {host!r} has no device {peer} (not in its index)")
+            if not event and self._early_count < _EARLY_MAX:
+                held = mirror.early.setdefault(peer, {})
+                if (channel, name) not in held:
+                    self._early_count += 1
+                held[(channel, name)] = value
+            return
+        self._apply(topic, host, device, channel, name, value)
+
+    def _apply(self, topic: str, host: str, device: Device, channel: int, name: str,
+               value: Any) -> None:
+        try:
+            var = device.variable(channel, name)
+        except (UnknownVariable, Exception):
+            raise Refused(topic, f"device {device.key} of host {host!r} has no variable "
+                          f"{name!r} in channel {channel}") from None
+        self.values_applied += 1
+        self._registry.report_to(var, value)
+
+    # -- presence ------------------------------------------------------------------------------
+
+    def host_presence(self, host: str, up: bool) -> None:
+        mirror = self._host(host)
+        mirror.online = up
+        for peer, device in list(mirror.devices.items()):
+            if not up or peer in mirror.ours:
+                self._registry.report(device.peer_id, 0, AVAILABLE, up)
+
+    def stop(self) -> None:
+        """Mirrors leave the registry with the plugin (their owner is gone)."""
+        for host, mirror in self._hosts.items():
+            for peer in list(mirror.devices):
+                self._remove(host, mirror, peer)
+        self._hosts.clear()
+
+    # -- DeviceOwner: writes go to the owner ------------------------------------------------
+
+    def write_values(self, device: Device, channel: int,
+                     values: Mapping[str, Any]) -> Deferred[Any]:
+        host, peer = self._remote[device.peer_id]
+        return self._requests.request(host, "device.write",
+                                      {"peer": peer, "channel": channel, "values": dict(values)})
+
+    def query_values(self, device: Device, channel: int,
+                     names: Sequence[str]) -> Deferred[Any]:
+        host, peer = self._remote[device.peer_id]
+        return self._requests.request(host, "device.query",
+                                      {"peer": peer, "channel": channel, "names": list(names)})
+
+
+def _with_available(channels: list[ChannelSpec]) -> list[ChannelSpec]:
+    spec = VariableSpec(AVAILABLE, ValueType.BOOL, Access.READ,
+                        label="the host owning the device is online")
+    out = [c for c in channels if c.index != 0]
+    zero = next((c for c in channels if c.index == 0), None)
+    if zero is None:
+        out.insert(0, ChannelSpec(0, [spec]))
+    else:
+        out.insert(0, ChannelSpec(0, [*zero.variables, spec], name=zero.name, type=zero.type))
+    return sorted(out, key=lambda c: c.index)
+
+
+__all__ = ["AVAILABLE", "Mirror"]

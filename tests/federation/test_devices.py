@@ -1,0 +1,48 @@
+"""Devices everywhere: a host's devices mirrored into another host's registry, through
+real daemons on a real broker."""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Any
+
+from hadaemon.bus import VariableChanged
+from hadaemon.registry import UNKNOWN
+from hadaemon.testing import Broker, run_in_reactor
+from tests.federation.inproc import host_config, hosts, until
+
+
+def test_devices_values_and_writes_cross_hosts(tmp_path: pathlib.Path, broker: Broker) -> None:
+    a = host_config(tmp_path, "alpha", broker, plugins=("mqtt", "federation", "demo"))
+    b = host_config(tmp_path, "beta", broker)
+
+    async def scenario(reactor: Any) -> None:
+        async with hosts(reactor, a, b) as (alpha, beta):
+            lamp = await until(reactor, lambda: beta.mirror("alpha", "Demo lamp"),
+                               "alpha's lamp on beta")
+            assert lamp.source == "demo@alpha"
+            local = alpha.registry.find("demo", "lamp")
+            assert local is not None and lamp.key == str(local.peer_id)
+            await until(reactor, lambda: beta.registry.get_value(lamp.peer_id, 0, "available")
+                        is True, "the lamp available on beta")
+            # a value change on alpha reaches beta's subscribers as a VariableChanged
+            seen: list[VariableChanged] = []
+            beta.registry.subscribe(seen.append, source="demo@alpha")
+            alpha.registry.report(local.peer_id, 0, "brightness", 77)
+            await until(reactor, lambda: any(e.name == "brightness" and e.value == 77
+                                             for e in seen), "brightness 77 on beta")
+            assert beta.registry.get_value(lamp.peer_id, 0, "brightness") == 77
+            # a write on beta goes to alpha's owner and returns its answer
+            await beta.registry.set_value(lamp.peer_id, 0, "state", True, confirm=True,
+                                          timeout=10)
+            assert alpha.registry.get_value(local.peer_id, 0, "state") is True
+            # system variables: alpha's are a device of alpha's on beta
+            alpha.registry.set_system_variable("mode", "away")
+            sysvars = await until(reactor, lambda: beta.mirror("alpha",
+                                                               "alpha system variables"),
+                                  "alpha's system variables on beta")
+            await until(reactor, lambda: beta.value(sysvars.peer_id, -1, "mode")
+                        == "away", "mode on beta")
+            assert beta.registry.get_value(lamp.peer_id, 0, "brightness") is not UNKNOWN
+
+    run_in_reactor(scenario, timeout=60)
