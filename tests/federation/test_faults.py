@@ -1,0 +1,180 @@
+"""Hosts and brokers that fail, through real daemons and a real Mosquitto:
+
+- ``kill -9`` of host B: A and C keep working, B's devices turn unavailable on both,
+  sends to B fail at once (HostOffline, not a timeout); B restarted: its devices are
+  available again everywhere, with their values;
+- the broker restarted during a stream of QoS 1 commands from A to C: none lost, none
+  applied twice.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import re
+from typing import Any
+
+from hadaemon.testing.waiting import poll_until
+from tests.federation.conftest import Host, Site
+from tests.federation.scenario import PONG, SENSOR, TALLY
+
+PLUGINS = str(pathlib.Path(__file__).parent / "plugins")
+WATCH = ["variable/+/+/0/available", "variable/demo@pi-b/+/0/temperature"]
+
+
+def zigbee(sections: dict[str, Any]) -> dict[str, Any]:
+    """A's zigbee world: its sensor's reports trigger the probe's rounds."""
+    sections["daemon"]["plugins"] += ["zigbee2mqtt_simulator", "zigbee2mqtt"]
+    sections["zigbee2mqtt_simulator"] = {"report_interval": 0.0, "latency": 0.0}
+    sections["zigbee2mqtt"] = {"initial_query": False}
+    return sections
+
+
+def pong_service(sections: dict[str, Any]) -> dict[str, Any]:
+    sections["daemon"]["plugins"].append("services")
+    sections["services"] = {"directories": ["services"], "service": {"Pong": {}}}
+    return sections
+
+
+def outcomes(host: Host) -> list[str]:
+    path = host.directory / "probe.out"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def round_outcomes(host: Host, first_seq: int, last_seq: int) -> dict[str, str]:
+    """address -> outcome line of the messages numbered first_seq..last_seq."""
+    found = {}
+    for line in outcomes(host):
+        _, seq, address, *_ = line.split(" ")
+        if first_seq <= int(seq) <= last_seq:
+            found[f"{address} {seq}"] = line
+    return found
+
+
+def availability(host: Host, source: str) -> dict[int, bool]:
+    """The last ``available`` the host's probe saw per peer of ``source``."""
+    seen: dict[int, bool] = {}
+    pattern = re.compile(rf"fedprobe saw {re.escape(source)} (\d+) available=(True|False)")
+    for match in pattern.finditer(host.output()):
+        seen[int(match.group(1))] = match.group(2) == "True"
+    return seen
+
+
+def test_kill_9_of_b_then_its_restart(site_factory: Site) -> None:
+    site = site_factory
+    broker = site.broker()
+    a = site.host("pi-a", broker, sections=zigbee({
+        "daemon": {"plugin_dirs": [PLUGINS], "plugins": ["fedprobe"]},
+        "fedprobe": {"trigger": "variable/zigbee2mqtt/+/0/humidity",
+                     "send_to": ["service:pong_py@pi-b/ping", "service:pong_py@pi-c/ping"],
+                     "watch": WATCH},
+    }))
+    b = site.host("pi-b", broker, sections=pong_service({
+        "daemon": {"plugins": ["demo"]},
+        "demo": {"interval": 0.5, "follow": False},
+    }), files={"services/Pong.py": PONG})
+    c = site.host("pi-c", broker, sections=pong_service({
+        "daemon": {"plugin_dirs": [PLUGINS], "plugins": ["fedprobe"]},
+        "fedprobe": {"watch": WATCH},
+    }), files={"services/Pong.py": PONG})
+    for host in (a, b, c):
+        host.start()
+    b.wait_for("pong ready")
+    c.wait_for("pong ready")
+    a.wait_for("zigbee2mqtt: device Garden 2ch")
+    sensor = site.client(broker)
+
+    # B's devices (three demo devices and its system variables) are on A and C.
+    for host in (a, c):
+        poll_until(lambda h=host: len(availability(h, "demo@pi-b")) == 3  # type: ignore[misc]
+                   and all(availability(h, "demo@pi-b").values()), 60,
+                   f"B's demo devices available on {host.name}")
+    before = {h.name: availability(h, "demo@pi-b") for h in (a, c)}
+
+    def ping_round(humidity: float, first: int) -> dict[str, str]:
+        sensor.publish(SENSOR, json.dumps({"humidity": humidity}))
+        poll_until(lambda: len(round_outcomes(a, first, first)) == 2, 60,
+                   f"both outcomes of seq {first}")
+        return round_outcomes(a, first, first)
+
+    first = ping_round(40.0, 0)
+    assert all(line.startswith("ok ") for line in first.values()), first
+    b.wait_for("pong 0 from fedprobe:a@pi-a")
+    c.wait_for("pong 0 from fedprobe:a@pi-a")
+
+    b.kill()
+    # Unavailable on A and C: the broker's last will (the socket closed); with a host
+    # that just stops answering it takes up to 1.5 keepalives.
+    for host in (a, c):
+        poll_until(lambda h=host: not any(availability(h, "demo@pi-b").values()),  # type: ignore[misc]
+                   60,
+                   f"B's devices unavailable on {host.name}")
+        assert set(availability(host, "demo@pi-b")) == set(before[host.name])
+    second = ping_round(41.0, 1)
+    to_b, to_c = (second[f"service:pong_py@{h}/ping 1"] for h in ("pi-b", "pi-c"))
+    assert to_c.startswith("ok 1"), to_c               # A and C keep working
+    assert to_b.startswith("fail 1"), to_b
+    assert " HostOffline: host 'pi-b' is offline" in to_b, to_b  # at once: no timeout
+    c.wait_for("pong 1 from fedprobe:a@pi-a")
+
+    b.start()
+    b.wait_for("pong ready")
+    for host in (a, c):  # available again, same peer ids, with their values
+        poll_until(lambda h=host: all(availability(h, "demo@pi-b").values()),  # type: ignore[misc]
+                   60,
+                   f"B's devices available again on {host.name}")
+        assert set(availability(host, "demo@pi-b")) == set(before[host.name])
+    marker = len(c.output())
+    poll_until(lambda: "fedprobe saw demo@pi-b" in c.output()[marker:]
+               and "temperature=" in c.output()[marker:], 60, "B's temperature on C again")
+    third = ping_round(42.0, 2)
+    assert all(line.startswith("ok ") for line in third.values()), third
+    b.wait_for("pong 2 from fedprobe:a@pi-a")
+    for host in (a, b, c):
+        assert host.stop() == 0, host.output()[-4000:]
+
+
+def test_broker_restart_during_commands_loses_none_and_applies_none_twice(
+    site_factory: Site,
+) -> None:
+    site = site_factory
+    broker = site.broker(persistent=True)
+    count = 300
+    a = site.host("pi-a", broker, sections=zigbee({
+        "daemon": {"plugin_dirs": [PLUGINS], "plugins": ["fedprobe"]},
+        "fedprobe": {"trigger": "variable/zigbee2mqtt/+/0/humidity",
+                     "send_to": ["service:tally_py@pi-c/add"], "count": count,
+                     "pace": 0.01, "watch": ["lifecycle/federation/#"]},
+    }))
+    c = site.host("pi-c", broker, sections={
+        "daemon": {"plugins": ["services"]},
+        "services": {"directories": ["services"],
+                     "service": {"Tally": {"static": {"path": "tally.out"}}}},
+    }, files={"services/Tally.py": TALLY})
+    c.start()
+    a.start()
+    c.wait_for("tally ready")
+    a.wait_for("zigbee2mqtt: device Garden 2ch")
+    tally = c.directory / "tally.out"
+
+    def applied() -> list[int]:
+        return [int(x) for x in tally.read_text().split()] if tally.exists() else []
+
+    sensor = site.client(broker)
+    a.wait_for("fedprobe saw federation host-online {'host': 'pi-c'}")
+    sensor.publish(SENSOR, json.dumps({"humidity": 50.0}))
+    sensor.close()
+    poll_until(lambda: len(applied()) >= 30, 60, "the first 30 commands applied")
+    broker.restart()  # SIGTERM (mosquitto saves its store), then the same port again
+    poll_until(lambda: len(outcomes(a)) == count, 120, "an outcome for every command")
+    results = outcomes(a)
+    ok = {int(line.split()[1]) for line in results if line.startswith("ok ")}
+    failed = [line for line in results if not line.startswith("ok ")]
+    print(f"{len(ok)} applied and answered, {len(failed)} refused:", *failed[:5], sep="\n")
+    poll_until(lambda: len(applied()) >= len(ok), 30, "every answered command in the tally")
+    seen = applied()
+    assert len(seen) == len(set(seen)), sorted(x for x in seen if seen.count(x) > 1)
+    assert set(seen) == ok          # every command answered was applied, once
+    assert not failed, failed       # and none was lost on the way
+    for host in (a, c):
+        assert host.stop() == 0, host.output()[-4000:]
