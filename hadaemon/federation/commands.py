@@ -69,7 +69,7 @@ ANNOUNCE_EVERY = 5.0  # seconds between looks for endpoints that came or went
 class FederationLink(Protocol):
     """What the forwarding needs of the federation plugin (``hadaemon.federation``)."""
 
-    name: str
+    host: str  # this host's name, [daemon].name
     reactor: IReactorTime
 
     def online(self, host: str) -> bool: ...
@@ -99,7 +99,7 @@ class Commands:
         self._bus = bus
         self._log = log
         self._clock = fed.reactor
-        self.me = fed.name
+        self.me = fed.host
         self.attempt = attempt
         self.deadline = deadline
         self.window = window

@@ -57,8 +57,8 @@ def walk(site: Site, brokers: dict[str, Broker], hosts: dict[str, Host]) -> None
     assert "from zigbee2mqtt@pi-a -> lamp True" in b.output()
     # ... its setValue switched C's lamp, and its wire reached C's service by an id that
     # only C has (no @host), the node's address with its host as the sender.
-    c.wait_for("lampnote seen {'humidity': ")
-    assert "'lamp': True} from node:b_relay@pi-b" in c.output()
+    c.wait_for("lampnote seen {'payload': {'humidity': ")
+    assert "'lamp': True}, 'source': 'b_relay'} from node:b_relay@pi-b" in c.output()
     report_humidity_until(site, brokers["pi-a"], a, LAMP_OFF, 40.0)
     assert "-> lamp False" in b.output()
 
