@@ -49,8 +49,8 @@ def decode(topic: str, host: str, payload: bytes, *, limit: int) -> dict[str, An
                       f"{VERSION})")
     claimed = message.get("host")
     if claimed != host:
-        raise Refused(topic, f"claims to come from host {claimed!r}, but the topic is host "
-                      f"{host!r}'s", claimed)
+        raise Refused(topic, f"claims to come from host {claimed!r}, but arrived on a topic "
+                      f"of host {host!r}", claimed)
     return message
 
 

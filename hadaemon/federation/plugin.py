@@ -12,6 +12,7 @@ naming the topic and the reason. Topics and payloads: docs/federation.md.
 from __future__ import annotations
 
 import functools
+import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
@@ -45,7 +46,7 @@ from hadaemon.federation.topics import (
 )
 from hadaemon.mqtt import Message, MqttClient, MqttSubscription
 from hadaemon.plugin import Plugin, PluginContext
-from hadaemon.registry import SYSTEM_PEER_ID, InvalidValue, UnknownDevice
+from hadaemon.registry import InvalidValue, UnknownDevice
 
 InfoCallback = Callable[[str, Any], object]
 
@@ -270,7 +271,10 @@ class Federation(Plugin):
             handler(message, parsed, **args)
         except Refused as exc:
             self.dropped += 1
-            self._warn(f"{parsed.kind}:{parsed.host}", f"dropped {exc}")
+            # one warning per kind of problem and host every _WARN_EVERY s: a flood of
+            # one problem is counted, not logged a message at a time
+            problem = re.sub(r"\d+", "#", exc.reason)[:48]
+            self._warn(f"{parsed.kind}:{parsed.host}:{problem}", f"dropped {exc}")
         except Exception as exc:
             self.dropped += 1
             self.log.failure("federation: {topic} could not be handled", topic=message.topic)
@@ -346,9 +350,8 @@ class Federation(Plugin):
         peer, channel = body.get("peer"), body.get("channel")
         if not isinstance(peer, int) or not isinstance(channel, int):
             raise InvalidValue("a device request names an integer peer and channel")
-        if peer != SYSTEM_PEER_ID and (self.mirror.mirrored(peer)
-                                       or self.registry.find is None):
-            raise UnknownDevice(peer)  # another host's device: never served for it
+        if self.mirror.mirrored(peer):
+            raise UnknownDevice(peer)  # another host's device: served by its owner only
         return peer, channel
 
     def _serve_write(self, sender: str, body: Any) -> Deferred[None]:

@@ -5,20 +5,22 @@ broker. For whole processes (``hadaemon run``, kill -9) see conftest.py's site f
 
 from __future__ import annotations
 
+import json
 import pathlib
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
-from hadaemon.bus import ErrorEvent, Event
+from hadaemon import values
 from hadaemon.builtin.demo import DemoDevices
+from hadaemon.bus import ErrorEvent, Event
 from hadaemon.config import Config, read, validate
 from hadaemon.daemon import Daemon
 from hadaemon.federation import Federation
 from hadaemon.mqtt import MqttService
 from hadaemon.plugin import Catalog, PluginInfo
 from hadaemon.registry import Device, RegistryError
-from hadaemon.testing import Broker, wait_until
+from hadaemon.testing import BlockingClient, Broker, wait_until
 
 SITE = "testsite"
 CATALOG = Catalog({name: PluginInfo(name, factory, factory.schema, "tests") for name, factory in
@@ -108,3 +110,46 @@ async def hosts(reactor: Any, *configs: Config) -> AsyncIterator[list[Host]]:
 async def until(reactor: Any, predicate: Any, what: str, timeout: float = 15.0) -> Any:
     """Wait (generously: a loaded machine) for ``predicate``."""
     return await wait_until(reactor, predicate, timeout, what)
+
+
+class RawHost:
+    """Another program taking part in the site by the documented topics and payloads
+    (docs/federation.md), on a plain paho client: msgpack maps of the value model."""
+
+    def __init__(self, broker: Broker, name: str) -> None:
+        self.name = name
+        self.client = BlockingClient(broker, client_id=f"raw-{name}").connect()
+        self.client.subscribe(f"{SITE}/{name}/req/+")
+
+    def topic(self, *levels: object) -> str:
+        return "/".join([SITE, self.name, *(str(level) for level in levels)])
+
+    def status(self, state: str) -> None:
+        self.client.publish(self.topic("status"), json.dumps({"state": state}), retain=True)
+
+    def send(self, topic: str, fields: Mapping[str, Any] | bytes, *, retain: bool = False,
+             host: str | None = None) -> None:
+        """``fields`` packed with the version and this host's name (or ``host``: a lie)."""
+        payload = fields if isinstance(fields, bytes) else values.pack(
+            {"v": 1, "host": host or self.name, **fields})
+        self.client.publish(topic, payload, retain=retain)
+
+    def describe(self, peer: int, name: str, variables: list[dict[str, Any]]) -> None:
+        self.send(self.topic("device", peer), {
+            "peer": peer, "source": "raw", "key": f"k{peer}", "name": name, "type": "",
+            "channels": [{"index": 0, "variables": variables}]}, retain=True)
+
+    def requests(self) -> list[dict[str, Any]]:
+        """Requests received so far (taken: each is returned once)."""
+        out = []
+        while True:
+            try:
+                message = self.client.expect(f"{SITE}/{self.name}/req/+", timeout=0)
+            except TimeoutError:
+                return out
+            out.append({"topic": message.topic, **values.unpack(message.payload)})
+
+    def close(self) -> None:
+        self.status("offline")
+        self.client.publish(self.topic("status"), b"", retain=True)
+        self.client.close()

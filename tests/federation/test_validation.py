@@ -1,0 +1,111 @@
+"""Who may say what: a daemon drops, with a warning naming it, every message it cannot
+trust (claimed host not the topic's, malformed, too large, unknown version, a device or
+variable its owner does not have) and keeps running; a host never changes another's
+registry. Real daemon, real broker, a raw client speaking the documented protocol."""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Any
+
+from hadaemon import values
+from hadaemon.testing import Broker, run_in_reactor
+from tests.federation.inproc import SITE, RawHost, host_config, hosts, until
+
+LEVEL = [{"name": "level", "type": "int", "access": 3}]
+
+
+def test_untrusted_messages_dropped_with_warnings(tmp_path: pathlib.Path,
+                                                  broker: Broker) -> None:
+    b = host_config(tmp_path, "beta", broker, sections={"federation": {"max_payload": 1024}})
+
+    async def scenario(reactor: Any) -> None:
+        async with hosts(reactor, b) as (beta,):
+            gamma = RawHost(broker, "gamma")
+            try:
+                gamma.status("online")
+                await until(reactor, lambda: beta.fed.online("gamma"), "gamma online")
+
+                def warned(text: str) -> Any:
+                    return until(reactor, lambda: any(text in w for w in beta.warnings()),
+                                 f"a warning with {text!r} (got {beta.warnings()})")
+
+                # claims another host than the topic's
+                gamma.send(gamma.topic("device", 5), {"peer": 5, "source": "raw", "key": "x",
+                                                      "name": "Liar", "channels": []},
+                           host="alpha", retain=True)
+                await warned("claims to come from host 'alpha', but arrived on a topic of "
+                             "host 'gamma'")
+                # not msgpack, not a map, unknown version, too large, wrong peer
+                gamma.send(gamma.topic("device", 6), b"\xc1\xc1 garbage", retain=True)
+                await warned(f"{SITE}/gamma/device/6: not a msgpack payload")
+                gamma.send(gamma.topic("device", 6), values.pack([1, 2]), retain=True)
+                await warned("the payload is a list, not a map")
+                gamma.send(gamma.topic("device", 6), values.pack({"v": 99, "host": "gamma"}),
+                           retain=True)
+                await warned("unknown payload version 99")
+                gamma.describe(6, "Big " + "x" * 2000, LEVEL)
+                await warned("more than [federation].max_payload (1024)")
+                gamma.send(gamma.topic("device", 8), {"peer": 9, "source": "raw", "key": "x",
+                                                      "name": "Wrong", "channels": []},
+                           retain=True)
+                await warned("describes peer 9, the topic says 8")
+                gamma.send(gamma.topic("device", 10), {"peer": 10, "source": "raw", "key": "x",
+                                                       "name": "Bad", "channels": [
+                                                           {"index": 0, "variables": [
+                                                               {"name": "t", "type": "cheese",
+                                                                "access": 1}]}]},
+                           retain=True)
+                await warned("unknown type 'cheese'")
+                assert all(d.info.get("host") != "gamma" for d in beta.registry.devices())
+
+                # a good device, then values it does not have
+                gamma.describe(7, "Good", LEVEL)
+                good = await until(reactor, lambda: beta.mirror("gamma", "Good"), "Good")
+                gamma.send(gamma.topic("value", 7, 0, "nope"), {"value": 1}, retain=True)
+                await warned("device 7 of host 'gamma' has no variable 'nope' in channel 0")
+                gamma.send(gamma.topic("devices"), {"peers": [0, 7]}, retain=True)
+                gamma.send(gamma.topic("value", 99, 0, "level"), {"value": 1}, retain=True)
+                await warned("host 'gamma' has no device 99 (not in its index)")
+                # someone else's request inbox: the claimed sender is not the topic's
+                gamma.send(f"{SITE}/beta/req/alpha", {"id": "1", "kind": "device.write",
+                                                      "body": {}})
+                await warned(f"{SITE}/beta/req/alpha: claims to come from host 'gamma', "
+                             "but arrived on a topic of host 'alpha'")
+                assert beta.fed.dropped >= 10
+
+                # still running: a good value goes through after all that
+                gamma.send(gamma.topic("value", 7, 0, "level"), {"value": 42}, retain=True)
+                await until(reactor, lambda: beta.value(good.peer_id, 0, "level") == 42,
+                            "level 42")
+                # nothing but gamma's one device came in
+                assert [d.name for d in beta.registry.devices()
+                        if d.info.get("host") == "gamma"] == ["Good"]
+                for topic in (5, 6, 7, 8, 10):
+                    gamma.client.publish(gamma.topic("device", topic), b"", retain=True)
+                await until(reactor, lambda: beta.mirror("gamma", "Good") is None,
+                            "Good removed when its description is cleared")
+            finally:
+                gamma.close()
+
+    run_in_reactor(scenario, timeout=90)
+
+
+def test_warnings_are_rate_limited(tmp_path: pathlib.Path, broker: Broker) -> None:
+    b = host_config(tmp_path, "beta", broker)
+
+    async def scenario(reactor: Any) -> None:
+        async with hosts(reactor, b) as (beta,):
+            gamma = RawHost(broker, "gamma")
+            try:
+                gamma.status("online")  # (also: beta has subscribed once it sees it)
+                await until(reactor, lambda: beta.fed.online("gamma"), "gamma online")
+                for i in range(50):
+                    gamma.send(gamma.topic("device", i), b"junk")
+                await until(reactor, lambda: beta.fed.dropped >= 50, "50 dropped")
+                # one warning for the burst (the rest counted into the next one)
+                assert len(beta.warnings()) == 1, beta.warnings()
+            finally:
+                gamma.close()
+
+    run_in_reactor(scenario, timeout=60)
