@@ -160,9 +160,8 @@ class Federation(Plugin):
             check_site(settings.site)
         except ValueError as exc:
             return [str(exc)]
-        mqtt = config.sections.get("mqtt", {}) if hasattr(config, "sections") else {}
         return _status_problem(settings.site, config.core.name,
-                               str(mqtt.get("status_topic") or ""))
+                               str(config.section("mqtt").get("status_topic") or ""))
 
     def start(self) -> None:
         mqtt: MqttClient | None = self.context.plugin("mqtt")
