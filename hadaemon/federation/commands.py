@@ -73,6 +73,7 @@ class FederationLink(Protocol):
     reactor: IReactorTime
 
     def online(self, host: str) -> bool: ...
+    def on_presence(self, callback: Callable[[str, bool], object]) -> Callable[[], None]: ...
     def known_hosts(self) -> frozenset[str]: ...
     def request(self, host: str, kind: str, body: Any, *,
                 timeout: float | None = None) -> Deferred[Any]: ...
@@ -234,28 +235,8 @@ class Commands:
         return self._send(host, body, self._clock.seconds() + self.deadline)
 
     def _send(self, host: str, body: dict[str, Any], deadline: float) -> Deferred[Any]:
-        """The request, sent again with the same id while tries time out."""
-        outcome: Deferred[Any] = Deferred()
-
-        def attempt() -> None:
-            remaining = deadline - self._clock.seconds()
-            try:
-                sent = self._fed.request(host, KIND, body,
-                                         timeout=max(min(self.attempt, remaining), 0.01))
-            except Exception as exc:  # e.g. a payload beyond the size limit
-                outcome.errback(Failure(exc))
-                return
-            sent.addCallbacks(outcome.callback, failed)
-
-        def failed(failure: Failure) -> None:
-            if (failure.check(TimeoutError) and deadline - self._clock.seconds() > 0.01
-                    and self._fed.online(host)):
-                attempt()
-            else:
-                outcome.errback(failure)
-
-        attempt()
-        return outcome
+        """The request, sent again with the same id until answered or ``deadline``."""
+        return _Delivery(self._fed, host, body, deadline, self.attempt).outcome
 
     # -- the owner's side -------------------------------------------------------------------
 
@@ -294,6 +275,72 @@ class Commands:
             if now - when <= self.window and len(seen) <= REMEMBER:
                 break
             del seen[key]
+
+
+class _Delivery:
+    """One forwarded message until its answer: each try waits ``attempt`` seconds; a try
+    that times out goes again at once, one whose host went offline after it was sent
+    (the answer lost, the message maybe delivered) goes again when the host is back,
+    both with the same body id, so that the owner delivers it once. A host offline at
+    the first try refuses at once; ``deadline`` ends the waiting."""
+
+    def __init__(self, fed: FederationLink, host: str, body: dict[str, Any],
+                 deadline: float, attempt: float) -> None:
+        self.fed, self.host, self.body = fed, host, body
+        self.deadline, self.per_try = deadline, attempt
+        self.clock = fed.reactor
+        self.outcome: Deferred[Any] = Deferred()
+        self.tries = 0
+        self._stop_waiting: Callable[[], None] | None = None
+        self._timer: Any = None
+        self.send()
+
+    def send(self) -> None:
+        remaining = self.deadline - self.clock.seconds()
+        self.tries += 1
+        try:
+            sent = self.fed.request(self.host, KIND, self.body,
+                                    timeout=max(min(self.per_try, remaining), 0.01))
+        except Exception as exc:  # e.g. a payload beyond the size limit
+            self.outcome.errback(Failure(exc))
+            return
+        if self.tries == 1 and sent.called:  # refused before anything was sent
+            sent.addCallbacks(self.outcome.callback, self.outcome.errback)
+            return
+        sent.addCallbacks(self.outcome.callback, self.failed)
+
+    def failed(self, failure: Failure) -> None:
+        left = self.deadline - self.clock.seconds()
+        if left <= 0.01 or not failure.check(TimeoutError, HostOffline):
+            self.outcome.errback(failure)
+        elif self.fed.online(self.host):
+            self.send()
+        else:
+            self.wait_for_host(left, failure)
+
+    def wait_for_host(self, left: float, failure: Failure) -> None:
+        def back(host: str, online: bool) -> None:
+            if host == self.host and online:
+                self.done_waiting()
+                self.send()
+
+        def give_up() -> None:
+            self._timer = None
+            self.done_waiting()
+            self.outcome.errback(HostOffline(
+                self.host, f"offline before it answered ({failure.getErrorMessage()}), "
+                "not back in time: the message may have been delivered"))
+
+        self._stop_waiting = self.fed.on_presence(back)
+        self._timer = self.clock.callLater(left, give_up)
+
+    def done_waiting(self) -> None:
+        if self._stop_waiting is not None:
+            self._stop_waiting()
+            self._stop_waiting = None
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
 
 
 class _Outcome:
