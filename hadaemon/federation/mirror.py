@@ -104,11 +104,20 @@ class Mirror:
                        for c in channels)
         if ours:
             channels = _with_available(channels)
-        device = self._registry.add_device(
-            f"{source}@{host}", str(peer), name, channels, self, type_name=type_name,
-            info={**info, "host": host, "remote_peer_id": peer})
+        local_source = f"{source}@{host}"
+        # a mirror before the registry announces it: the publisher must not take it for
+        # a device of this host's
+        local_peer = self._registry.peer_id_for(local_source, str(peer))
+        self._remote[local_peer] = (host, peer)
+        try:
+            device = self._registry.add_device(
+                local_source, str(peer), name, channels, self, type_name=type_name,
+                info={**info, "host": host, "remote_peer_id": peer})
+        except Exception:
+            if peer not in mirror.devices:
+                del self._remote[local_peer]
+            raise
         mirror.devices[peer] = device
-        self._remote[device.peer_id] = (host, peer)
         if ours:
             mirror.ours.add(peer)
         else:

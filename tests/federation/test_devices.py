@@ -46,3 +46,46 @@ def test_devices_values_and_writes_cross_hosts(tmp_path: pathlib.Path, broker: B
             assert beta.registry.get_value(lamp.peer_id, 0, "brightness") is not UNKNOWN
 
     run_in_reactor(scenario, timeout=60)
+
+
+def test_events_arrive_every_time_and_are_not_retained(tmp_path: pathlib.Path,
+                                                       broker: Broker) -> None:
+    a = host_config(tmp_path, "alpha", broker, plugins=("mqtt", "federation", "demo"))
+    b = host_config(tmp_path, "beta", broker)
+    c = host_config(tmp_path, "gamma", broker)
+
+    async def scenario(reactor: Any) -> None:
+        async with hosts(reactor, a, b) as (alpha, beta):
+            button = await until(reactor, lambda: beta.mirror("alpha", "Demo button"), "button")
+            local = alpha.registry.find("demo", "button")
+            assert local is not None
+            await until(reactor, lambda: beta.fed.online("alpha"), "alpha online")
+            presses: list[VariableChanged] = []
+            beta.registry.subscribe(presses.append, peer_id=button.peer_id, name="action")
+            for _ in range(3):  # the same value three times: three events
+                alpha.registry.report(local.peer_id, 0, "action", "single")
+            await until(reactor, lambda: len(presses) == 3, "three presses on beta")
+            assert all(p.is_event and p.value == "single" for p in presses)
+            assert button.variable(0, "action").spec.is_event
+            # a host that comes later sees the button, but no old press
+            async with hosts(reactor, c) as (gamma,):
+                late = await until(reactor, lambda: gamma.mirror("alpha", "Demo button"), "b")
+                lamp = await until(reactor, lambda: gamma.mirror("alpha", "Demo lamp"), "l")
+                await until(reactor, lambda: gamma.value(lamp.peer_id, 0, "available"), "up")
+                assert gamma.value(late.peer_id, 0, "action") is UNKNOWN
+
+    run_in_reactor(scenario, timeout=60)
+
+
+def test_daemon_name_defaults_to_the_host_name(tmp_path: pathlib.Path) -> None:
+    import socket
+
+    from hadaemon.config import read, validate_core
+
+    config, errors = validate_core(read({"daemon": {}}, base_dir=tmp_path, environ={}))
+    assert not errors
+    assert config.name == socket.gethostname().split(".")[0]
+    for bad in ("a/b", "a+b", "x#", "me@there", "with space"):
+        _, errors = validate_core(read({"daemon": {"name": bad}}, base_dir=tmp_path,
+                                       environ={}))
+        assert errors and "a daemon name may not contain" in str(errors[0]), bad

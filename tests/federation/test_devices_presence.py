@@ -65,3 +65,43 @@ def test_offline_host_unavailable_then_resynced(tmp_path: pathlib.Path, broker: 
             await alpha.daemon.stopService()
 
     run_in_reactor(scenario, timeout=90)
+
+
+def test_broker_restart_resynchronises(tmp_path: pathlib.Path, broker: Broker) -> None:
+    """The broker crashes (its retained messages gone with it); values change meanwhile;
+    everyone reconnects and the state is the same everywhere again, also on a host that
+    arrives after."""
+    a = host_config(tmp_path, "alpha", broker, plugins=("mqtt", "federation", "demo"))
+    b = host_config(tmp_path, "beta", broker)
+    c = host_config(tmp_path, "gamma", broker)
+
+    async def scenario(reactor: Any) -> None:
+        async with hosts(reactor, a, b) as (alpha, beta):
+            lamp = await until(reactor, lambda: beta.mirror("alpha", "Demo lamp"), "lamp")
+            local = alpha.registry.find("demo", "lamp")
+            assert local is not None
+            alpha.registry.report(local.peer_id, 0, "brightness", 10)
+            await until(reactor, lambda: beta.value(lamp.peer_id, 0, "brightness") == 10, "10")
+
+            broker.kill()
+            await until(reactor, lambda: not beta.fed.online("alpha"), "alpha offline on beta")
+            assert beta.value(lamp.peer_id, 0, "available") is False
+            alpha.registry.report(local.peer_id, 0, "brightness", 55)  # while cut off
+            alpha.registry.set_system_variable("scene", "night")
+            broker.start()
+
+            await until(reactor, lambda: beta.value(lamp.peer_id, 0, "available") is True,
+                        "the lamp available again", timeout=30)
+            await until(reactor, lambda: beta.value(lamp.peer_id, 0, "brightness") == 55,
+                        "the change made while the broker was down")
+            sysvars = await until(reactor, lambda: beta.mirror("alpha",
+                                                               "alpha system variables"), "sv")
+            await until(reactor, lambda: beta.value(sysvars.peer_id, -1, "scene") == "night",
+                        "the new system variable")
+            async with hosts(reactor, c) as (gamma,):
+                late = await until(reactor, lambda: gamma.mirror("alpha", "Demo lamp"), "lamp")
+                await until(reactor, lambda: gamma.value(late.peer_id, 0, "brightness") == 55,
+                            "the state on a host that came after")
+                assert gamma.value(late.peer_id, 0, "available") is True
+
+    run_in_reactor(scenario, timeout=120)
