@@ -179,21 +179,21 @@ class Federation(Plugin):
         self.mirror = Mirror(self.registry, self.requests, self.host, limit=s.max_payload,
                              log=self.log, warn=self._warn)
         self.publisher = Publisher(self.reactor, self.bus, self.registry, mqtt, self.layout,
-                                   self.host, mirrored=self.mirror.mirrored, qos=s.qos,
+                                   self.host, mirrored=self.mirror.mirrored, qos=s.value_qos,
                                    limit=s.max_payload, log=self.log, warn=self._warn)
         self._removers = [self.requests.serve("device.write", self._serve_write),
                           self.requests.serve("device.query", self._serve_query)]
-        layout, me, qos = self.layout, self.host, s.qos
-        handlers: list[tuple[str, Callable[[Message, Parsed], None], int]] = [
-            (layout.pattern(None, DEVICE, "+"), self._on_description, qos),
-            (layout.pattern(None, INDEX), self._on_index, qos),
-            (layout.pattern(None, STATUS), self._on_status, 1),
-            (layout.pattern(me, REQUEST, "+"), self._on_request, 1),
-            (layout.pattern(me, RESPONSE, "+"), self._on_response, 1),
+        layout, me = self.layout, self.host
+        handlers: list[tuple[str, Callable[[Message, Parsed], None]]] = [
+            (layout.pattern(None, DEVICE, "+"), self._on_description),
+            (layout.pattern(None, INDEX), self._on_index),
+            (layout.pattern(None, STATUS), self._on_status),
+            (layout.pattern(me, REQUEST, "+"), self._on_request),
+            (layout.pattern(me, RESPONSE, "+"), self._on_response),
         ]
-        for pattern, handler, level in handlers:
+        for pattern, handler in handlers:
             self._mqtt_subs.append(mqtt.subscribe(
-                pattern, functools.partial(self._guard, handler=handler), qos=level,
+                pattern, functools.partial(self._guard, handler=handler), qos=1,
                 name=f"federation: {pattern}"))
         self._bus_subs.append(self.bus.subscribe(
             "lifecycle/mqtt/+", self._on_link, name="federation: broker link",
@@ -252,7 +252,7 @@ class Federation(Plugin):
         would bring this host's own publishes back to it)."""
         if host == self.host or host in self._host_subs:
             return
-        qos = self.settings.qos
+        qos = self.settings.value_qos
         self._host_subs[host] = [
             self.mqtt.subscribe(self.layout.pattern(host, kind, "#"),
                                 functools.partial(self._guard, handler=self._on_value,

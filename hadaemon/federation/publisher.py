@@ -22,6 +22,7 @@ from typing import Any
 
 from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from hadaemon.bus import Bus, DeviceChanged, Event, Subscription, VariableChanged
 from hadaemon.federation import codec
@@ -61,7 +62,7 @@ class Publisher:
         self._published: dict[int, list[tuple[int, str]]] = {}  # peer -> retained values
         self._dirty: set[int] = set()
         self._flush_call: IDelayedCall | None = None
-        self._replay: Iterator[tuple[str, bytes]] | None = None
+        self._replay: Iterator[tuple[str, bytes, int]] | None = None
         self._replay_call: IDelayedCall | None = None
         self._settled = False
         self._index_dirty = False
@@ -114,10 +115,13 @@ class Publisher:
 
     # -- publishing ----------------------------------------------------------------------
 
-    def _publish(self, topic: str, payload: bytes, retain: bool) -> None:
-        d = self._mqtt.publish(topic, payload, qos=self._qos, retain=retain)
-        d.addErrback(lambda f: self._warn("publish", f"{topic} not published: "
-                                          f"{f.getErrorMessage()}"))
+    def _publish(self, topic: str, payload: bytes, qos: int) -> None:
+        """Retained (everything but events), at ``qos``."""
+        d = self._mqtt.publish(topic, payload, qos=qos, retain=True)
+        d.addErrback(self._not_published, topic)
+
+    def _not_published(self, failure: Failure, topic: str) -> None:
+        self._warn("publish", f"{topic} not published: {failure.getErrorMessage()}")
 
     def _encode(self, fields: dict[str, Any], what: str) -> bytes | None:
         try:
@@ -145,7 +149,7 @@ class Publisher:
                       for n, v in c.variables.items() if not v.spec.is_event]
         return self._encode(fields, f"the description of device {peer}"), places
 
-    def _values(self, peer: int) -> Iterator[tuple[str, bytes]]:
+    def _values(self, peer: int) -> Iterator[tuple[str, bytes, int]]:
         if peer == SYSTEM_PEER_ID:
             items = [(SYSTEM_CHANNEL, n, v) for n, v in
                      self._registry.system_variables().items()]
@@ -158,9 +162,9 @@ class Publisher:
             payload = self._encode({"value": value},
                                    f"value {name!r} of device {peer} channel {channel}")
             if payload is not None:
-                yield self._layout.topic(self._me, VALUE, peer, channel, name), payload
+                yield self._layout.topic(self._me, VALUE, peer, channel, name), payload, self._qos
 
-    def _device_messages(self, peer: int) -> Iterator[tuple[str, bytes]]:
+    def _device_messages(self, peer: int) -> Iterator[tuple[str, bytes, int]]:
         if not self._local(peer):
             return
         payload, places = self._description(peer)
@@ -170,8 +174,8 @@ class Publisher:
         self._published[peer] = places
         gone = set(old) - set(places)
         for channel, name in sorted(gone):
-            yield self._layout.topic(self._me, VALUE, peer, channel, name), b""
-        yield self._layout.topic(self._me, DEVICE, peer), payload
+            yield self._layout.topic(self._me, VALUE, peer, channel, name), b"", 1
+        yield self._layout.topic(self._me, DEVICE, peer), payload, 1
         yield from self._values(peer)
 
     def publish_all(self) -> None:
@@ -180,7 +184,7 @@ class Publisher:
             return
         peers = self._local_peers()
 
-        def messages() -> Iterator[tuple[str, bytes]]:
+        def messages() -> Iterator[tuple[str, bytes, int]]:
             for peer in peers:
                 yield from self._device_messages(peer)
             if self._settled:
@@ -197,25 +201,24 @@ class Publisher:
             return
         for _ in range(_CHUNK):
             try:
-                topic, payload = next(replay)
+                topic, payload, qos = next(replay)
             except StopIteration:
                 self._replay = None
                 return
-            self._publish(topic, payload, retain=True)
+            self._publish(topic, payload, qos)
         self._replay_call = self._reactor.callLater(0, self._replay_chunk)
 
-    def _index(self) -> tuple[str, bytes]:
+    def _index(self) -> tuple[str, bytes, int]:
         peers = self._local_peers()
         payload = codec.encode(self._me, {"peers": peers}, limit=1 << 30, what="the index")
-        return self._layout.topic(self._me, INDEX), payload
+        return self._layout.topic(self._me, INDEX), payload, 1
 
     def _clear(self, peer: int, places: list[tuple[int, str]]) -> None:
         if not self._mqtt.connected:
             return
-        self._publish(self._layout.topic(self._me, DEVICE, peer), b"", retain=True)
+        self._publish(self._layout.topic(self._me, DEVICE, peer), b"", 1)
         for channel, name in places:
-            self._publish(self._layout.topic(self._me, VALUE, peer, channel, name), b"",
-                          retain=True)
+            self._publish(self._layout.topic(self._me, VALUE, peer, channel, name), b"", 1)
 
     # -- changes ---------------------------------------------------------------------------
 
@@ -244,12 +247,11 @@ class Publisher:
             return
         dirty, self._dirty = sorted(self._dirty), set()
         for peer in dirty:
-            for topic, payload in self._device_messages(peer):
-                self._publish(topic, payload, retain=True)
+            for topic, payload, qos in self._device_messages(peer):
+                self._publish(topic, payload, qos)
         if self._index_dirty and self._settled:
             self._index_dirty = False
-            topic, payload = self._index()
-            self._publish(topic, payload, retain=True)
+            self._publish(*self._index())
 
     def _on_variable(self, event: Event) -> None:
         assert isinstance(event, VariableChanged)
@@ -269,8 +271,9 @@ class Publisher:
                                f"value {event.name!r} of device {peer} channel {event.channel}")
         if payload is not None:
             self.values_published += 1
-            self._publish(self._layout.topic(self._me, kind, peer, event.channel, event.name),
-                          payload, retain=not event.is_event)
+            topic = self._layout.topic(self._me, kind, peer, event.channel, event.name)
+            d = self._mqtt.publish(topic, payload, qos=self._qos, retain=not event.is_event)
+            d.addErrback(self._not_published, topic)
 
     # -- this host's own retained descriptions, as the broker has them ------------------
 
