@@ -171,6 +171,8 @@ class Commands:
             return
         record = frozenset(e for e in body if e.partition(":")[0] in FORWARDED)
         self._records[host] = record
+        self._log.info("federation: {host} has {count} node/service endpoint(s)",
+                       host=host, count=len(record))
         for endpoint in record:
             self._where.setdefault(endpoint, set()).add(host)
 
