@@ -241,7 +241,7 @@ class Federation(Plugin):
         self.mirror.host_presence(host, up)
         self.bus.publish(Lifecycle(self.name, "host-online" if up else "host-offline",
                                    {"host": host}))
-        for callback in list(self.presence._callbacks):
+        for callback in self.presence.callbacks():
             try:
                 callback(host, up)
             except Exception:

@@ -77,9 +77,8 @@ class Presence:
         self._online.clear()
         return gone
 
-    def tell(self, host: str, up: bool) -> None:
-        for callback in list(self._callbacks):
-            callback(host, up)
-
+    def callbacks(self) -> list[PresenceCallback]:
+        """The callbacks to tell of a change (a copy: one may remove itself)."""
+        return list(self._callbacks)
 
 __all__ = ["Presence", "PresenceCallback"]

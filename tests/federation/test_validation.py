@@ -109,3 +109,28 @@ def test_warnings_are_rate_limited(tmp_path: pathlib.Path, broker: Broker) -> No
                 gamma.close()
 
     run_in_reactor(scenario, timeout=60)
+
+
+def test_check_config_names_the_status_topic(tmp_path: pathlib.Path) -> None:
+    """The [mqtt] status topic is the host's presence: with another site it must follow."""
+    from hadaemon.config import read, validate
+    from hadaemon.federation import Federation
+    from hadaemon.mqtt import MqttService
+
+    schemas = {"mqtt": MqttService.schema, "federation": Federation.schema}
+
+    def problems(sections: dict[str, Any]) -> list[str]:
+        raw = {"daemon": {"name": "pi", "plugins": ["mqtt", "federation"]}, **sections}
+        config, errors = validate(read(raw, base_dir=tmp_path, environ={}), schemas)
+        assert not errors
+        return Federation.check_config(config.section("federation"), config)
+
+    assert problems({}) == []
+    assert problems({"federation": {"site": "home"},
+                     "mqtt": {"status_topic": "home/pi/status"}}) == []
+    (problem,) = problems({"federation": {"site": "home"}})
+    assert problem == ("[federation] site 'home': this host's presence is the [mqtt] status "
+                       "topic, which must be 'home/pi/status' (set [mqtt].status_topic), not "
+                       "'hadaemon/pi/status'")
+    (problem,) = problems({"federation": {"site": "a/+/b"}})
+    assert "without '+', '#' or NUL" in problem
