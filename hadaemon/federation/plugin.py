@@ -180,7 +180,8 @@ class Federation(Plugin):
                              log=self.log, warn=self._warn)
         self.publisher = Publisher(self.reactor, self.bus, self.registry, mqtt, self.layout,
                                    self.host, mirrored=self.mirror.mirrored, qos=s.value_qos,
-                                   limit=s.max_payload, log=self.log, warn=self._warn)
+                                   limit=s.max_payload, log=self.log, warn=self._warn,
+                                   exclude=frozenset(s.exclude_sources))
         self._removers = [self.requests.serve("device.write", self._serve_write),
                           self.requests.serve("device.query", self._serve_query)]
         layout, me = self.layout, self.host

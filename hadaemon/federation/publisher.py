@@ -46,7 +46,8 @@ class Publisher:
 
     def __init__(self, reactor: Any, bus: Bus, registry: Registry, mqtt: MqttClient,
                  layout: Layout, me: str, *, mirrored: Callable[[int], bool], qos: int,
-                 limit: int, log: Logger, warn: Callable[[str, str], None]) -> None:
+                 limit: int, log: Logger, warn: Callable[[str, str], None],
+                 exclude: frozenset[str] = frozenset()) -> None:
         self._reactor = reactor
         self._bus = bus
         self._registry = registry
@@ -54,6 +55,7 @@ class Publisher:
         self._layout = layout
         self._me = me
         self._mirrored = mirrored
+        self._exclude = exclude
         self._qos = qos
         self._limit = limit
         self._log = log
@@ -104,14 +106,15 @@ class Publisher:
         if peer == SYSTEM_PEER_ID:
             return True
         try:
-            self._registry.device(peer)
+            device = self._registry.device(peer)
         except UnknownDevice:
             return False
-        return not self._mirrored(peer)
+        return not self._mirrored(peer) and device.source not in self._exclude
 
     def _local_peers(self) -> list[int]:
         return [SYSTEM_PEER_ID] + [d.peer_id for d in self._registry.devices()
-                                   if not self._mirrored(d.peer_id)]
+                                   if not self._mirrored(d.peer_id)
+                                   and d.source not in self._exclude]
 
     # -- publishing ----------------------------------------------------------------------
 
@@ -228,7 +231,7 @@ class Publisher:
 
     def _on_device(self, event: Event) -> None:
         assert isinstance(event, DeviceChanged)
-        if self._mirrored(event.peer_id):
+        if self._mirrored(event.peer_id) or event.source in self._exclude:
             return
         if event.change == DeviceChanged.REMOVED:
             self._dirty.discard(event.peer_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from hadaemon.config import Float, Int, Str
+from hadaemon.config import Float, Int, List, Str
 from hadaemon.config.settings import Settings, setting
 
 
@@ -37,6 +37,11 @@ class FederationSettings(Settings):
         doc="Seconds after the start before this host publishes its device index and "
         "clears the retained descriptions of devices it no longer has (adapters add their "
         "devices in the meantime), so the others remove them."))
+    exclude_sources: list[str] = setting(List(
+        Str(non_empty=True), default=[], unique=True,
+        doc="Registry sources (adapters) whose devices this host does not publish to the "
+        'site, e.g. ["zigbee2mqtt"] on a host whose zigbee2mqtt adapter reads another '
+        "host's zigbee2mqtt (that host publishes them)."))
     value_qos: int = setting(Int(
         default=0, min=0, max=1,
         doc="QoS of value and event messages. 0: the broker's cheapest path; a host "

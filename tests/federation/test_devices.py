@@ -89,3 +89,24 @@ def test_daemon_name_defaults_to_the_host_name(tmp_path: pathlib.Path) -> None:
         _, errors = validate_core(read({"daemon": {"name": bad}}, base_dir=tmp_path,
                                        environ={}))
         assert errors and "a daemon name may not contain" in str(errors[0]), bad
+
+
+def test_excluded_sources_are_not_published(tmp_path: pathlib.Path, broker: Broker) -> None:
+    a = host_config(tmp_path, "alpha", broker, plugins=("mqtt", "federation", "demo"),
+                    sections={"federation": {"exclude_sources": ["demo"]}})
+    b = host_config(tmp_path, "beta", broker)
+
+    async def scenario(reactor: Any) -> None:
+        async with hosts(reactor, a, b) as (alpha, beta):
+            await until(reactor, lambda: beta.mirror("alpha", "alpha system variables"), "sv")
+            local = alpha.registry.find("demo", "lamp")
+            assert local is not None
+            alpha.registry.report(local.peer_id, 0, "brightness", 3)
+            alpha.registry.set_system_variable("after", 1)  # published after the lamp's
+            sysvars = beta.mirror("alpha", "alpha system variables")
+            assert sysvars is not None
+            await until(reactor, lambda: beta.value(sysvars.peer_id, -1, "after") == 1, "1")
+            assert [d.name for d in beta.registry.devices()
+                    if d.info.get("host") == "alpha"] == ["alpha system variables"]
+
+    run_in_reactor(scenario, timeout=60)
