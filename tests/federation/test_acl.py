@@ -4,15 +4,18 @@ that do not match the topic they came on."""
 
 from __future__ import annotations
 
+import pathlib
 import threading
 from typing import Any
 
 import paho.mqtt.client as mqtt
 
+from hadaemon import values
 from hadaemon.testing import Broker
 from hadaemon.testing.client import make_client
-from tests.federation.conftest import Site
-from tests.federation.scenario import SITE
+from hadaemon.testing.waiting import poll_until
+from tests.federation.conftest import Host, Site
+from tests.federation.scenario import SENSOR, SITE, TALLY
 
 
 class Mqtt5:
@@ -77,3 +80,91 @@ def test_the_acl_lets_a_host_publish_its_own_topics_and_requests_only(
         assert owner.publish("zigbee2mqtt/Living room temp", b"{}") == "accepted"
     finally:
         owner.close()
+
+
+PLUGINS = str(pathlib.Path(__file__).parent / "plugins")
+
+
+def tally_site(site: Site, broker: Broker) -> tuple[Host, Host]:
+    """A (zigbee; its probe sends to C's tally on each humidity report) and C (tally)."""
+    a = site.host("pi-a", broker, sections={
+        "daemon": {"plugin_dirs": [PLUGINS],
+                   "plugins": ["zigbee2mqtt_simulator", "zigbee2mqtt", "fedprobe"]},
+        "zigbee2mqtt_simulator": {"report_interval": 0.0, "latency": 0.0},
+        "zigbee2mqtt": {"initial_query": False},
+        "fedprobe": {"trigger": "variable/zigbee2mqtt/+/0/humidity",
+                     "send_to": ["service:tally_py@pi-c/add"]},
+    })
+    c = site.host("pi-c", broker, sections={
+        "daemon": {"plugins": ["services"]},
+        "services": {"directories": ["services"],
+                     "service": {"Tally": {"static": {"path": "tally.out"}}}},
+    }, files={"services/Tally.py": TALLY})
+    c.start()
+    a.start()
+    c.wait_for("tally ready")
+    a.wait_for("zigbee2mqtt: device Garden 2ch")
+    a.wait_for("federation: pi-c has 4 node/service endpoint(s)")  # tally + built-ins
+    return a, c
+
+
+def forged_request(claimed: str, seq: int, *, sender: str | None = None) -> bytes:
+    """A bus.send request to C's tally as host ``claimed`` writes one."""
+    body = {"id": f"forged-{seq}", "to": "service:tally_py/add",
+            "from": sender or f"fedprobe:a@{claimed}", "msg": {"seq": seq}}
+    return values.pack({"v": 1, "host": claimed, "id": f"r-{seq}", "kind": "bus.send",
+                        "body": body})
+
+
+def tallied(c: Host) -> list[str]:
+    path = c.directory / "tally.out"
+    return path.read_text().split() if path.exists() else []
+
+
+def test_under_the_acl_the_site_works_and_an_impersonator_is_refused(
+    site_factory: Site,
+) -> None:
+    site = site_factory
+    broker = site.acl_broker(["pi-a", "pi-b", "pi-c"])
+    a, c = tally_site(site, broker)  # presence, records, requests, answers: all allowed
+    sensor = site.client(broker)      # (the probe user: zigbee2mqtt's side)
+    sensor.publish(SENSOR, '{"humidity": 50}')
+    poll_until(lambda: tallied(c) == ["0"], 60, "the first command")
+    # pi-b's credentials, pi-a's topics: a request in A's name, A's presence, A's values.
+    intruder = Mqtt5(broker, "pi-b", site.passwords["pi-b"])
+    try:
+        assert intruder.publish(f"{SITE}/pi-c/req/pi-a",
+                                forged_request("pi-a", 99)) == "Not authorized"
+        assert intruder.publish(f"{SITE}/pi-a/status", b'{"state": "offline"}',
+                                retain=True) == "Not authorized"
+        assert intruder.publish(f"{SITE}/pi-a/devices", b"", retain=True) == "Not authorized"
+    finally:
+        intruder.close()
+    # A is still online for C and its next command goes through; the forged one never came.
+    sensor.publish(SENSOR, '{"humidity": 51}')
+    poll_until(lambda: tallied(c) == ["0", "1"], 60, "the second command")
+    assert "host pi-a is offline" not in c.output()
+    for host in (a, c):
+        assert host.stop() == 0, host.output()[-4000:]
+
+
+def test_without_an_acl_the_daemons_drop_mismatched_claims(site_factory: Site) -> None:
+    site = site_factory
+    broker = site.broker()
+    a, c = tally_site(site, broker)
+    forger = site.client(broker)
+    forger.subscribe(f"{SITE}/pi-a/resp/pi-c")
+    # A payload that claims pi-b on a topic of pi-a: dropped with a warning, unanswered.
+    forger.publish(f"{SITE}/pi-c/req/pi-a", forged_request("pi-b", 98))
+    c.wait_for("claims to come from host 'pi-b', but arrived on a topic of host 'pi-a'")
+    # A request of pi-a in the name of a sender on pi-b: refused, answered as an error.
+    forger.publish(f"{SITE}/pi-c/req/pi-a",
+                   forged_request("pi-a", 97, sender="fedprobe:a@pi-b"))
+    answer = values.unpack(forger.expect(f"{SITE}/pi-a/resp/pi-c", timeout=30).payload)
+    assert answer["id"] == "r-97" and answer["ok"] is False, answer
+    assert "is not on 'pi-a', the host the request came from" in answer["error"]["message"]
+    # Neither was applied; a real command still is.
+    site.client(broker).publish(SENSOR, '{"humidity": 50}')
+    poll_until(lambda: tallied(c) == ["0"], 60, "A's command")
+    for host in (a, c):
+        assert host.stop() == 0, host.output()[-4000:]
