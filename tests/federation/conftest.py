@@ -206,19 +206,20 @@ class Site:
                          for name, h in self.hosts.items())
 
 
+EXAMPLE_ACL = pathlib.Path(__file__).parents[2] / "etc" / "federation" / "mosquitto.acl"
+
+
 def acl_text(site: str, *, zigbee_hosts: Sequence[str] = ()) -> str:
-    """The Mosquitto ACL of docs/federation.md: each host writes under its own name, and
-    only requests and answers to the others, on the topics that name it as the sender."""
-    lines = [
-        f"# hadaemon federation, site {site!r} (docs/federation.md)",
-        f"pattern read {site}/#",
-        f"pattern write {site}/%u/#",
-        f"pattern write {site}/+/req/%u",
-        f"pattern write {site}/+/resp/%u",
-    ]
-    for host in zigbee_hosts:  # the host with the Zigbee stick: its zigbee2mqtt world
-        lines += ["", f"user {host}", "topic readwrite zigbee2mqtt/#"]
-    return "\n".join(lines) + "\n"
+    """The shipped Mosquitto ACL (etc/federation/mosquitto.acl, docs/federation.md) for
+    ``site``, its zigbee2mqtt rights given to ``zigbee_hosts`` instead of the example's
+    host "hall": each host writes under its own name, and requests and answers to the
+    others only on the topics that name it as the sender."""
+    text = EXAMPLE_ACL.read_text()
+    shipped, zigbee = text.split("\nuser hall\n")
+    lines = [shipped.replace("home/", f"{site}/")]
+    for host in zigbee_hosts:
+        lines.append(f"user {host}\n{zigbee}")
+    return "\n".join(lines)
 
 
 @pytest.fixture
