@@ -47,6 +47,7 @@ class _Host:
     early: dict[int, dict[tuple[int, str], Any]] = field(default_factory=dict)
     index: set[int] | None = None
     online: bool = False
+    described: dict[int, bytes] = field(default_factory=dict)  # remote peer -> payload
 
 
 class Mirror:
@@ -90,6 +91,8 @@ class Mirror:
         if not payload:
             self._remove(host, mirror, peer)
             return
+        if mirror.described.get(peer) == payload and peer in mirror.devices:
+            return  # described again as it was (a republish): nothing to do
         message = codec.decode(topic, host, payload, limit=self._limit)
         if codec.field(topic, message, "peer", int) != peer:
             raise Refused(topic, f"describes peer {message['peer']}, the topic says {peer}")
@@ -118,6 +121,7 @@ class Mirror:
                 del self._remote[local_peer]
             raise
         mirror.devices[peer] = device
+        mirror.described[peer] = payload
         if ours:
             mirror.ours.add(peer)
         else:
@@ -133,6 +137,7 @@ class Mirror:
     def _remove(self, host: str, mirror: _Host, peer: int) -> None:
         device = mirror.devices.pop(peer, None)
         mirror.ours.discard(peer)
+        mirror.described.pop(peer, None)
         if device is None:
             return
         self._remote.pop(device.peer_id, None)

@@ -40,7 +40,9 @@ _UNESCAPE = re.compile(r"%(25|2F|2B|23|00)")
 def level(value: object) -> str:
     """One value as one topic level (see the module's doc)."""
     text = str(value)
-    return _ESCAPE.sub(lambda m: f"%{ord(m.group()):02X}", text)
+    if "%" in text or "/" in text or "+" in text or "#" in text or "\x00" in text:
+        return _ESCAPE.sub(lambda m: f"%{ord(m.group()):02X}", text)
+    return text  # (the usual case, per value published: no regex)
 
 
 def unlevel(text: str) -> str:
