@@ -134,3 +134,43 @@ def test_check_config_names_the_status_topic(tmp_path: pathlib.Path) -> None:
                        "'hadaemon/pi/status'")
     (problem,) = problems({"federation": {"site": "a/+/b"}})
     assert "without '+', '#' or NUL" in problem
+
+
+def test_description_round_trip_and_topic_levels() -> None:
+    """What a host describes is what the others read back (no I/O: the codec alone)."""
+    import pytest
+
+    from hadaemon.federation import codec
+    from hadaemon.federation.errors import PayloadTooLarge, Refused
+    from hadaemon.federation.topics import Layout, level, unlevel
+    from hadaemon.registry import Access, ChannelSpec, Device, ValueType, VariableSpec
+
+    specs = [ChannelSpec(0, [VariableSpec("mode", ValueType.ENUM, Access.ALL,
+                                          values=("a", "b"), label="Mode"),
+                             VariableSpec("t", ValueType.FLOAT, Access.READ, unit="°C",
+                                          minimum=-40, maximum=85.5, step=0.1)]),
+             ChannelSpec(2, [VariableSpec("press", ValueType.STRING, Access.READ,
+                                          is_event=True, extra={"raw": b"\x00\x01"})],
+                         name="l2", type="button")]
+    device = Device(5, "zigbee2mqtt", "0x00ff", "Hall", "sensor", specs, None,
+                    {"model": "X", "odd": {1.5}}, {})
+    payload = codec.encode("pi", codec.describe(device), limit=1 << 20, what="d")
+    message = codec.decode("s/pi/device/5", "pi", payload, limit=1 << 20)
+    assert message["info"] == {}  # not in the value model: left out, the device kept
+    back = codec.read_channels("t", message["channels"])
+    assert [(c.index, c.name, c.type) for c in back] == [(0, "", ""), (2, "l2", "button")]
+    assert [list(c.variables) for c in back] == [list(c.variables) for c in specs]
+    with pytest.raises(PayloadTooLarge, match="max_payload"):
+        codec.encode("pi", {"x": "y" * 2000}, limit=1024, what="x")
+    with pytest.raises(Refused, match="field 'peer' is '5', expected int"):
+        codec.field("t", {"peer": "5"}, "peer", int)
+    with pytest.raises(Refused, match="expected int"):
+        codec.field("t", {"peer": True}, "peer", int)  # a bool is no peer id
+    for text in ("a/b", "50%", "+#", "nul\x00", "plain", "ü"):
+        assert "/" not in level(text) and "+" not in level(text) and unlevel(level(text)) == text
+    layout = Layout("home/site")
+    topic = layout.topic("pi", "value", 5, -1, "a/b+c")
+    assert topic == "home/site/pi/value/5/-1/a%2Fb%2Bc"
+    parsed = layout.parse(topic)
+    assert parsed is not None and parsed.rest == ("5", "-1", "a/b+c")
+    assert layout.parse("other/pi/value") is None
