@@ -74,6 +74,7 @@ class Federation(Plugin):
         self._info_subs: dict[str, tuple[MqttSubscription, list[InfoCallback]]] = {}
         self._settle_call: IDelayedCall | None = None
         self._detach_commands: Callable[[], None] = lambda: None
+        self._started = False
         self._warned: dict[str, tuple[float, int]] = {}
         self.dropped = 0
         """Messages received and dropped (malformed, refused): for tests and metrics."""
@@ -200,13 +201,16 @@ class Federation(Plugin):
             "lifecycle/mqtt/+", self._on_link, name="federation: broker link",
             event_type=Lifecycle))
         self.publisher.start()
-        self._settle_call = self.reactor.callLater(s.settle_delay, self.publisher.settle)
         if mqtt.connected:
-            self.publisher.publish_all()
+            self._connected()
+        self._started = True
         self._detach_commands = attach(self, self.bus, self.log)
         self.log.info("federation: host {host} of site {site}", host=me, site=self.site)
 
     def stop(self) -> None:
+        if not self._started:
+            return
+        self._started = False
         self._detach_commands()
         if self._settle_call is not None and self._settle_call.active():
             self._settle_call.cancel()
@@ -230,11 +234,20 @@ class Federation(Plugin):
     def _on_link(self, event: Event) -> None:
         assert isinstance(event, Lifecycle)
         if event.state in (Lifecycle.CONNECTED, Lifecycle.RECONNECTED):
-            self.publisher.publish_all()
+            self._connected()
         elif event.state == Lifecycle.DISCONNECTED:
             for host in self.presence.link_down():
                 self._presence_changed(host, False, "unreachable: this host's broker link "
                                        "is down")
+
+    def _connected(self) -> None:
+        # The settle delay counts from the first connection: what this host's previous
+        # run left on the broker arrives only then, and adapters fed by the broker
+        # (zigbee2mqtt's bridge/devices) add their devices only after it.
+        if self._settle_call is None:
+            self._settle_call = self.reactor.callLater(self.settings.settle_delay,
+                                                       self.publisher.settle)
+        self.publisher.publish_all()
 
     def _presence_changed(self, host: str, up: bool, state: str = "offline") -> None:
         if not up:

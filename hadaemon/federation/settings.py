@@ -34,7 +34,8 @@ class FederationSettings(Settings):
         "twice (its answer is sent again)."))
     settle_delay: float = setting(Float(
         default=5.0, min=0.0,
-        doc="Seconds after the start before this host publishes its device index and "
+        doc="Seconds after its first broker connection before this host publishes its "
+        "device index and "
         "clears the retained descriptions of devices it no longer has (adapters add their "
         "devices in the meantime), so the others remove them."))
     exclude_sources: list[str] = setting(List(
