@@ -30,8 +30,8 @@ from hadaemon.registry import (
     ChannelSpec,
     Device,
     Registry,
+    RegistryError,
     UnknownDevice,
-    UnknownVariable,
     ValueType,
     VariableSpec,
 )
@@ -108,6 +108,9 @@ class Mirror:
         if ours:
             channels = _with_available(channels)
         local_source = f"{source}@{host}"
+        old = mirror.devices.get(peer)
+        if old is not None and old.source != local_source:
+            self._remove(host, mirror, peer)  # another device now (an owner's state lost)
         # a mirror before the registry announces it: the publisher must not take it for
         # a device of this host's
         local_peer = self._registry.peer_id_for(local_source, str(peer))
@@ -196,7 +199,7 @@ class Mirror:
                value: Any) -> None:
         try:
             var = device.variable(channel, name)
-        except (UnknownVariable, Exception):
+        except RegistryError:
             raise Refused(topic, f"device {device.key} of host {host!r} has no variable "
                           f"{name!r} in channel {channel}") from None
         self.values_applied += 1
