@@ -237,8 +237,8 @@ class Federation(Plugin):
             self._connected()
         elif event.state == Lifecycle.DISCONNECTED:
             for host in self.presence.link_down():
-                self._presence_changed(host, False, "unreachable: this host's broker link "
-                                       "is down")
+                self._presence_changed(host, False, "unreachable (this host's broker link "
+                                       "dropped)")
 
     def _connected(self) -> None:
         # The settle delay counts from the first connection: what this host's previous

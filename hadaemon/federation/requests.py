@@ -86,8 +86,8 @@ class Requests:
     def request(self, host: str, kind: str, body: Any, *,
                 timeout: float | None = None) -> Deferred[Any]:
         if not self._presence.online(host):
-            state = "not online" if host in self._presence.known() else "unknown to this host"
-            return fail(HostOffline(host, f"{state}: the {kind} request was not sent"))
+            seen = "" if host in self._presence.known() else "never seen on the site; "
+            return fail(HostOffline(host, f"{seen}the {kind} request was not sent"))
         self._counter += 1
         rid = f"{self._token}-{self._counter}"
         try:
@@ -126,7 +126,7 @@ class Requests:
                 del self._pending[rid]
                 pending.timer.cancel()
                 pending.deferred.errback(HostOffline(
-                    host, f"{state} before it answered the {pending.kind} request"))
+                    host, f"went {state} before it answered the {pending.kind} request"))
 
     def response(self, topic: str, responder: str, payload: bytes) -> None:
         message = codec.decode(topic, responder, payload, limit=self._limit)
