@@ -9,7 +9,7 @@ from typing import Any
 from hadaemon.bus import VariableChanged
 from hadaemon.registry import UNKNOWN
 from hadaemon.testing import Broker, run_in_reactor
-from tests.federation.inproc import host_config, hosts, until
+from tests.federation.inproc import RawHost, host_config, hosts, until
 
 
 def test_devices_values_and_writes_cross_hosts(tmp_path: pathlib.Path, broker: Broker) -> None:
@@ -108,5 +108,37 @@ def test_excluded_sources_are_not_published(tmp_path: pathlib.Path, broker: Brok
             await until(reactor, lambda: beta.value(sysvars.peer_id, -1, "after") == 1, "1")
             assert [d.name for d in beta.registry.devices()
                     if d.info.get("host") == "alpha"] == ["alpha system variables"]
+
+    run_in_reactor(scenario, timeout=60)
+
+
+def test_values_before_their_description_and_the_index(tmp_path: pathlib.Path,
+                                                       broker: Broker) -> None:
+    """Retained messages of different topics come in no promised order: a value that
+    comes before its device's description is held for it; the index removes mirrors of
+    devices the owner no longer lists (a host that missed their clearing)."""
+    b = host_config(tmp_path, "beta", broker)
+
+    async def scenario(reactor: Any) -> None:
+        async with hosts(reactor, b) as (beta,):
+            gamma = RawHost(broker, "gamma")
+            try:
+                gamma.status("online")
+                await until(reactor, lambda: beta.fed.online("gamma"), "gamma online")
+                gamma.send(gamma.topic("value", 7, 0, "level"), {"value": 9}, retain=True)
+                level = [{"name": "level", "type": "int", "access": 1}]
+                for peer in (7, 8):
+                    gamma.describe(peer, f"D{peer}", level)
+                d7 = await until(reactor, lambda: beta.mirror("gamma", "D7"), "D7")
+                await until(reactor, lambda: beta.mirror("gamma", "D8"), "D8")
+                await until(reactor, lambda: beta.value(d7.peer_id, 0, "level") == 9,
+                            "the value that came first")
+                gamma.send(gamma.topic("devices"), {"peers": [7]}, retain=True)
+                await until(reactor, lambda: beta.mirror("gamma", "D8") is None, "D8 gone")
+                assert beta.mirror("gamma", "D7") is not None
+                for topic in ("device/7", "device/8", "value/7/0/level", "devices"):
+                    gamma.client.publish(gamma.topic(topic), b"", retain=True)
+            finally:
+                gamma.close()
 
     run_in_reactor(scenario, timeout=60)
