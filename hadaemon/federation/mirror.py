@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from twisted.internet.defer import Deferred
-from twisted.logger import Logger
 
 from hadaemon.federation import codec
 from hadaemon.federation.errors import Refused
@@ -54,13 +53,11 @@ class Mirror:
     """The mirrors of every other host's devices; their :class:`DeviceOwner`. Reactor
     thread only."""
 
-    def __init__(self, registry: Registry, requests: Requests, me: str, *, limit: int,
-                 log: Logger, warn: Callable[[str, str], None]) -> None:
+    def __init__(self, registry: Registry, requests: Requests, *, limit: int,
+                 warn: Callable[[str, str], None]) -> None:
         self._registry = registry
         self._requests = requests
-        self._me = me
         self._limit = limit
-        self._log = log
         self._warn = warn
         self._hosts: dict[str, _Host] = {}
         self._remote: dict[int, tuple[str, int]] = {}  # local peer -> (host, remote peer)

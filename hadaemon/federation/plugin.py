@@ -177,11 +177,11 @@ class Federation(Plugin):
         self.requests = Requests(self.reactor, mqtt, self.layout, self.presence,
                                  timeout=s.request_timeout, limit=s.max_payload,
                                  dedup_window=s.dedup_window, log=self.log)
-        self.mirror = Mirror(self.registry, self.requests, self.host, limit=s.max_payload,
-                             log=self.log, warn=self._warn)
+        self.mirror = Mirror(self.registry, self.requests, limit=s.max_payload,
+                             warn=self._warn)
         self.publisher = Publisher(self.reactor, self.bus, self.registry, mqtt, self.layout,
                                    self.host, mirrored=self.mirror.mirrored, qos=s.value_qos,
-                                   limit=s.max_payload, log=self.log, warn=self._warn,
+                                   limit=s.max_payload, warn=self._warn,
                                    exclude=frozenset(s.exclude_sources))
         self._removers = [self.requests.serve("device.write", self._serve_write),
                           self.requests.serve("device.query", self._serve_query)]

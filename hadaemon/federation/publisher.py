@@ -21,7 +21,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from twisted.internet.interfaces import IDelayedCall
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from hadaemon.bus import Bus, DeviceChanged, Event, Subscription, VariableChanged
@@ -46,7 +45,7 @@ class Publisher:
 
     def __init__(self, reactor: Any, bus: Bus, registry: Registry, mqtt: MqttClient,
                  layout: Layout, me: str, *, mirrored: Callable[[int], bool], qos: int,
-                 limit: int, log: Logger, warn: Callable[[str, str], None],
+                 limit: int, warn: Callable[[str, str], None],
                  exclude: frozenset[str] = frozenset()) -> None:
         self._reactor = reactor
         self._bus = bus
@@ -58,7 +57,6 @@ class Publisher:
         self._exclude = exclude
         self._qos = qos
         self._limit = limit
-        self._log = log
         self._warn = warn
         self._subs: list[Subscription] = []
         self._published: dict[int, list[tuple[int, str]]] = {}  # peer -> retained values
