@@ -63,7 +63,7 @@ class Host:
 
     @property
     def fed(self) -> Federation:
-        plugin = self.daemon.plugin("federation")
+        plugin: Any = self.daemon.plugin("federation")  # (typed IService)
         assert isinstance(plugin, Federation)
         return plugin
 
@@ -141,13 +141,13 @@ class RawHost:
 
     def requests(self) -> list[dict[str, Any]]:
         """Requests received so far (taken: each is returned once)."""
-        out = []
+        out: list[dict[str, Any]] = []
         while True:
             try:
                 message = self.client.expect(f"{SITE}/{self.name}/req/+", timeout=0)
             except TimeoutError:
                 return out
-            out.append({"topic": message.topic, **values.unpack(message.payload)})
+            out.append({"topic": message.topic, **values.unpack(bytes(message.payload))})
 
     def close(self) -> None:
         self.status("offline")

@@ -107,7 +107,7 @@ def test_redelivered_request_served_once(tmp_path: pathlib.Path, broker: Broker)
 
                 def answers() -> list[dict[str, Any]]:
                     from hadaemon import values
-                    return [values.unpack(m.payload) for m in gamma.client.pending()
+                    return [values.unpack(bytes(m.payload)) for m in gamma.client.pending()
                             if m.topic == f"{SITE}/gamma/resp/beta"]
 
                 await until(reactor, lambda: len(answers()) == 3, "three answers")
