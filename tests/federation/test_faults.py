@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 import pathlib
 import re
+import signal
+import time
 from typing import Any
 
 from hadaemon.testing.waiting import poll_until
-from tests.federation.conftest import Host, Site
+from tests.federation.conftest import KEEPALIVE, Host, Site
 from tests.federation.scenario import PONG, SENSOR, TALLY
 
 PLUGINS = str(pathlib.Path(__file__).parent / "plugins")
@@ -60,56 +62,71 @@ def availability(host: Host, source: str) -> dict[int, bool]:
     return seen
 
 
-def test_kill_9_of_b_then_its_restart(site_factory: Site) -> None:
-    site = site_factory
-    broker = site.broker()
-    a = site.host("pi-a", broker, sections=zigbee({
-        "daemon": {"plugin_dirs": [PLUGINS], "plugins": ["fedprobe"]},
-        "fedprobe": {"trigger": "variable/zigbee2mqtt/+/0/humidity",
-                     "send_to": ["service:pong_py@pi-b/ping", "service:pong_py@pi-c/ping"],
-                     "watch": WATCH},
-    }))
-    b = site.host("pi-b", broker, sections=pong_service({
-        "daemon": {"plugins": ["demo"]},
-        "demo": {"interval": 0.5, "follow": False},
-    }), files={"services/Pong.py": PONG})
-    c = site.host("pi-c", broker, sections=pong_service({
-        "daemon": {"plugin_dirs": [PLUGINS], "plugins": ["fedprobe"]},
-        "fedprobe": {"watch": WATCH},
-    }), files={"services/Pong.py": PONG})
-    for host in (a, b, c):
-        host.start()
-    b.wait_for("pong ready")
-    c.wait_for("pong ready")
-    a.wait_for("zigbee2mqtt: device Garden 2ch")
-    sensor = site.client(broker)
+class ThreeHosts:
+    """A (zigbee; its probe pings B's and C's Pong on each humidity report and watches
+    availability), B (demo devices, Pong), C (Pong, watching), all started and ready."""
 
-    # B's devices (three demo devices and its system variables) are on A and C.
-    for host in (a, c):
-        poll_until(lambda h=host: len(availability(h, "demo@pi-b")) == 3  # type: ignore[misc]
-                   and all(availability(h, "demo@pi-b").values()), 60,
-                   f"B's demo devices available on {host.name}")
-    before = {h.name: availability(h, "demo@pi-b") for h in (a, c)}
+    def __init__(self, site: Site) -> None:
+        broker = site.broker()
+        self.a = site.host("pi-a", broker, sections=zigbee({
+            "daemon": {"plugin_dirs": [PLUGINS], "plugins": ["fedprobe"]},
+            "fedprobe": {"trigger": "variable/zigbee2mqtt/+/0/humidity",
+                         "send_to": ["service:pong_py@pi-b/ping",
+                                     "service:pong_py@pi-c/ping"],
+                         "watch": WATCH},
+        }))
+        self.b = site.host("pi-b", broker, sections=pong_service({
+            "daemon": {"plugins": ["demo"]},
+            "demo": {"interval": 0.5, "follow": False},
+        }), files={"services/Pong.py": PONG})
+        self.c = site.host("pi-c", broker, sections=pong_service({
+            "daemon": {"plugin_dirs": [PLUGINS], "plugins": ["fedprobe"]},
+            "fedprobe": {"watch": WATCH},
+        }), files={"services/Pong.py": PONG})
+        for host in (self.a, self.b, self.c):
+            host.start()
+        self.b.wait_for("pong ready")
+        self.c.wait_for("pong ready")
+        self.a.wait_for("zigbee2mqtt: device Garden 2ch")
+        self.sensor = site.client(broker)
+        # B's devices (three demo devices) are on A and C, available.
+        for host in (self.a, self.c):
+            poll_until(lambda h=host: len(availability(h, "demo@pi-b")) == 3  # type: ignore[misc]
+                       and all(availability(h, "demo@pi-b").values()), 60,
+                       f"B's demo devices available on {host.name}")
+        self.before = {h.name: availability(h, "demo@pi-b") for h in (self.a, self.c)}
 
-    def ping_round(humidity: float, first: int) -> dict[str, str]:
-        sensor.publish(SENSOR, json.dumps({"humidity": humidity}))
-        poll_until(lambda: len(round_outcomes(a, first, first)) == 2, 60,
+    def ping_round(self, humidity: float, first: int) -> dict[str, str]:
+        """One report: A pings B and C; their outcomes (address seq -> line)."""
+        self.sensor.publish(SENSOR, json.dumps({"humidity": humidity}))
+        poll_until(lambda: len(round_outcomes(self.a, first, first)) == 2, 60,
                    f"both outcomes of seq {first}")
-        return round_outcomes(a, first, first)
+        return round_outcomes(self.a, first, first)
 
+    def b_unavailable_everywhere(self) -> None:
+        for host in (self.a, self.c):
+            poll_until(lambda h=host: not any(availability(h, "demo@pi-b").values()),  # type: ignore[misc]
+                       60, f"B's devices unavailable on {host.name}")
+            assert set(availability(host, "demo@pi-b")) == set(self.before[host.name])
+
+    def b_available_everywhere(self) -> None:
+        for host in (self.a, self.c):  # same peer ids
+            poll_until(lambda h=host: all(availability(h, "demo@pi-b").values()),  # type: ignore[misc]
+                       60, f"B's devices available again on {host.name}")
+            assert set(availability(host, "demo@pi-b")) == set(self.before[host.name])
+
+
+def test_kill_9_of_b_then_its_restart(site_factory: Site) -> None:
+    hosts = ThreeHosts(site_factory)
+    a, b, c, ping_round = hosts.a, hosts.b, hosts.c, hosts.ping_round
     first = ping_round(40.0, 0)
     assert all(line.startswith("ok ") for line in first.values()), first
     b.wait_for("pong 0 from fedprobe:a@pi-a")
     c.wait_for("pong 0 from fedprobe:a@pi-a")
 
     b.kill()
-    # Unavailable on A and C: the broker's last will (the socket closed); with a host
-    # that just stops answering it takes up to 1.5 keepalives.
-    for host in (a, c):
-        poll_until(lambda h=host: not any(availability(h, "demo@pi-b").values()),  # type: ignore[misc]
-                   60,
-                   f"B's devices unavailable on {host.name}")
-        assert set(availability(host, "demo@pi-b")) == set(before[host.name])
+    # Unavailable on A and C: the broker's last will (the socket closed).
+    hosts.b_unavailable_everywhere()
     second = ping_round(41.0, 1)
     to_b, to_c = (second[f"service:pong_py@{h}/ping 1"] for h in ("pi-b", "pi-c"))
     assert to_c.startswith("ok 1"), to_c               # A and C keep working
@@ -119,17 +136,40 @@ def test_kill_9_of_b_then_its_restart(site_factory: Site) -> None:
 
     b.start()
     b.wait_for("pong ready")
-    for host in (a, c):  # available again, same peer ids, with their values
-        poll_until(lambda h=host: all(availability(h, "demo@pi-b").values()),  # type: ignore[misc]
-                   60,
-                   f"B's devices available again on {host.name}")
-        assert set(availability(host, "demo@pi-b")) == set(before[host.name])
+    hosts.b_available_everywhere()
     marker = len(c.output())
     poll_until(lambda: "fedprobe saw demo@pi-b" in c.output()[marker:]
                and "temperature=" in c.output()[marker:], 60, "B's temperature on C again")
     third = ping_round(42.0, 2)
     assert all(line.startswith("ok ") for line in third.values()), third
     b.wait_for("pong 2 from fedprobe:a@pi-a")
+    for host in (a, b, c):
+        assert host.stop() == 0, host.output()[-4000:]
+
+
+def test_a_frozen_b_turns_unavailable_within_its_keepalive_and_comes_back(
+    site_factory: Site,
+) -> None:
+    """SIGSTOP: B's socket stays open, so only the broker's keepalive check (1.5 x
+    [mqtt].keepalive, 5 s here) publishes its last will."""
+    hosts = ThreeHosts(site_factory)
+    a, b, c = hosts.a, hosts.b, hosts.c
+    assert all(line.startswith("ok ") for line in hosts.ping_round(40.0, 0).values())
+    assert b.daemon.proc is not None
+    frozen = time.monotonic()
+    b.daemon.proc.send_signal(signal.SIGSTOP)
+    try:
+        hosts.b_unavailable_everywhere()
+        print(f"B unavailable on A and C {time.monotonic() - frozen:.1f} s after it froze "
+              f"(keepalive {KEEPALIVE} s)")
+        second = hosts.ping_round(41.0, 1)
+        assert second["service:pong_py@pi-c/ping 1"].startswith("ok 1")
+        assert " HostOffline: host 'pi-b' is offline" in second["service:pong_py@pi-b/ping 1"]
+    finally:
+        b.daemon.proc.send_signal(signal.SIGCONT)
+    # Thawed, B finds its link dead, connects again and is back everywhere.
+    hosts.b_available_everywhere()
+    assert all(line.startswith("ok ") for line in hosts.ping_round(42.0, 2).values())
     for host in (a, b, c):
         assert host.stop() == 0, host.output()[-4000:]
 
