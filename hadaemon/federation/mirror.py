@@ -47,6 +47,7 @@ class _Host:
     index: set[int] | None = None
     online: bool = False
     described: dict[int, bytes] = field(default_factory=dict)  # remote peer -> payload
+    shadowed: dict[int, tuple[str, str]] = field(default_factory=dict)  # peer -> own twin
 
 
 class Mirror:
@@ -88,7 +89,8 @@ class Mirror:
         if not payload:
             self._remove(host, mirror, peer)
             return
-        if mirror.described.get(peer) == payload and peer in mirror.devices:
+        if mirror.described.get(peer) == payload and (peer in mirror.devices
+                                                      or peer in mirror.shadowed):
             return  # described again as it was (a republish): nothing to do
         message = codec.decode(topic, host, payload, limit=self._limit)
         if codec.field(topic, message, "peer", int) != peer:
@@ -97,6 +99,16 @@ class Mirror:
         if not source or "@" in source:
             raise Refused(topic, f"source {source!r} must be non-empty, without '@'")
         name = codec.field(topic, message, "name", str)
+        key = codec.field(topic, message, "key", str)
+        own = self._registry.find(source, key)
+        if own is not None and own.peer_id not in self._remote:
+            # This host has the device itself (two zigbee2mqtt adapters on one bridge):
+            # a mirror would show it twice.
+            self._remove(host, mirror, peer)
+            mirror.shadowed[peer] = (source, key)
+            mirror.described[peer] = payload
+            return
+        mirror.shadowed.pop(peer, None)
         type_name = codec.field(topic, message, "type", str, optional=True) or ""
         info = codec.field(topic, message, "info", dict, optional=True) or {}
         channels = codec.read_channels(topic, message.get("channels"))
@@ -115,7 +127,7 @@ class Mirror:
         try:
             device = self._registry.add_device(
                 local_source, str(peer), name, channels, self, type_name=type_name,
-                info={**info, "host": host, "remote_peer_id": peer})
+                info={**info, "host": host, "remote_peer_id": peer, "remote_key": key})
         except Exception:
             if peer not in mirror.devices:
                 del self._remote[local_peer]
@@ -138,6 +150,7 @@ class Mirror:
         device = mirror.devices.pop(peer, None)
         mirror.ours.discard(peer)
         mirror.described.pop(peer, None)
+        mirror.shadowed.pop(peer, None)
         if device is None:
             return
         self._remote.pop(device.peer_id, None)
@@ -202,6 +215,17 @@ class Mirror:
         self.values_applied += 1
         self._registry.report_to(var, value)
 
+    def local_added(self, source: str, key: str) -> None:
+        """A device of this host's own: a mirror of the same device (same source and key
+        on another host) goes (see :meth:`description`)."""
+        for host, mirror in self._hosts.items():
+            for peer, device in list(mirror.devices.items()):
+                if device.source == f"{source}@{host}" and _remote_key(device) == key:
+                    payload = mirror.described.get(peer, b"")
+                    self._remove(host, mirror, peer)
+                    mirror.shadowed[peer] = (source, key)
+                    mirror.described[peer] = payload
+
     # -- presence ------------------------------------------------------------------------------
 
     def host_presence(self, host: str, up: bool) -> None:
@@ -231,6 +255,10 @@ class Mirror:
         host, peer = self._remote[device.peer_id]
         return self._requests.request(host, "device.query",
                                       {"peer": peer, "channel": channel, "names": list(names)})
+
+
+def _remote_key(device: Device) -> str:
+    return str(device.info.get("remote_key", ""))
 
 
 def _with_available(channels: list[ChannelSpec]) -> list[ChannelSpec]:

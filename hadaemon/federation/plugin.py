@@ -11,6 +11,7 @@ naming the topic and the reason. Topics and payloads: docs/federation.md.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 import time
@@ -21,7 +22,7 @@ from twisted.internet.defer import Deferred, fail
 from twisted.internet.interfaces import IDelayedCall
 from twisted.python.failure import Failure
 
-from hadaemon.bus import ErrorEvent, Event, Level, Lifecycle, Subscription
+from hadaemon.bus import DeviceChanged, ErrorEvent, Event, Level, Lifecycle, Subscription
 from hadaemon.config import Config, Section
 from hadaemon.federation import codec
 from hadaemon.federation.commands import attach
@@ -197,9 +198,11 @@ class Federation(Plugin):
             self._mqtt_subs.append(mqtt.subscribe(
                 pattern, functools.partial(self._guard, handler=handler), qos=1,
                 name=f"federation: {pattern}"))
-        self._bus_subs.append(self.bus.subscribe(
-            "lifecycle/mqtt/+", self._on_link, name="federation: broker link",
-            event_type=Lifecycle))
+        self._bus_subs += [
+            self.bus.subscribe("lifecycle/mqtt/+", self._on_link,
+                               name="federation: broker link", event_type=Lifecycle),
+            self.bus.subscribe("device/+/+/added", self._on_local_device,
+                               name="federation: twins", event_type=DeviceChanged)]
         self.publisher.start()
         if mqtt.connected:
             self._connected()
@@ -239,6 +242,14 @@ class Federation(Plugin):
             for host in self.presence.link_down():
                 self._presence_changed(host, False, "unreachable (this host's broker link "
                                        "dropped)")
+
+    def _on_local_device(self, event: Event) -> None:
+        assert isinstance(event, DeviceChanged)
+        if self.mirror.mirrored(event.peer_id):
+            return
+        with contextlib.suppress(UnknownDevice):
+            device = self.registry.device(event.peer_id)
+            self.mirror.local_added(device.source, device.key)
 
     def _connected(self) -> None:
         # The settle delay counts from the first connection: what this host's previous

@@ -142,3 +142,31 @@ def test_values_before_their_description_and_the_index(tmp_path: pathlib.Path,
                 gamma.close()
 
     run_in_reactor(scenario, timeout=60)
+
+
+def test_a_device_this_host_has_itself_is_not_mirrored(tmp_path: pathlib.Path,
+                                                       broker: Broker) -> None:
+    """Two adapters on one device (two hosts' zigbee2mqtt adapters on one bridge, here
+    two demos: same source, same key): each host shows its own, never a mirror too; with
+    ``exclude_sources`` on the second, a third host mirrors the first's only."""
+    a = host_config(tmp_path, "alpha", broker, plugins=("mqtt", "federation", "demo"))
+    b = host_config(tmp_path, "beta", broker, plugins=("mqtt", "federation", "demo"),
+                    sections={"federation": {"exclude_sources": ["demo"]}})
+    c = host_config(tmp_path, "gamma", broker)
+
+    async def scenario(reactor: Any) -> None:
+        async with hosts(reactor, a, b, c) as (alpha, beta, gamma):
+            await until(reactor, lambda: gamma.mirror("alpha", "Demo lamp"), "on gamma")
+            await until(reactor, lambda: beta.mirror("alpha", "alpha system variables"), "sv")
+            await until(reactor, lambda: alpha.mirror("beta", "beta system variables"), "sv")
+            alpha.registry.set_system_variable("last", True)  # after alpha's devices
+            await until(reactor, lambda: any(
+                beta.value(d.peer_id, -1, "last") is True for d in beta.registry.devices()
+                if d.source == "system@alpha"), "alpha's last sysvar on beta")
+            for host, other in ((alpha, "beta"), (beta, "alpha")):
+                assert [d.name for d in host.registry.devices()
+                        if d.info.get("host") == other] == [f"{other} system variables"]
+            assert [d.source for d in gamma.registry.devices()
+                    if d.name == "Demo lamp"] == ["demo@alpha"]
+
+    run_in_reactor(scenario, timeout=60)
