@@ -69,8 +69,12 @@ ANNOUNCE_EVERY = 5.0  # seconds between looks for endpoints that came or went
 class FederationLink(Protocol):
     """What the forwarding needs of the federation plugin (``hadaemon.federation``)."""
 
-    host: str  # this host's name, [daemon].name
-    reactor: IReactorTime
+    @property
+    def host(self) -> str:
+        """This host's name, ``[daemon].name``."""
+
+    @property
+    def reactor(self) -> IReactorTime: ...
 
     def online(self, host: str) -> bool: ...
     def on_presence(self, callback: Callable[[str, bool], object]) -> Callable[[], None]: ...

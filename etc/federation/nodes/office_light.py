@@ -14,16 +14,18 @@ from typing import Any
 
 from homegear import Homegear  # type: ignore[import-not-found]
 
-lamp: int | None = None
+found: dict[str, int] = {}  # the office lamp's peer id, looked up once
 
 
 def eventHandler(source: str, peer: int, channel: int, name: str, value: Any) -> None:
-    global lamp
     if name != "occupancy":
         return
-    if lamp is None:
+    if "lamp" not in found:
         devices = hg.listDevices(False, ["ID", "NAME"])
-        lamp = next((d["ID"] for d in devices if d["NAME"] == "Demo lamp"), None)
+        for device in devices:
+            if device["NAME"] == "Demo lamp":
+                found["lamp"] = device["ID"]
+    lamp = found.get("lamp")
     if lamp is not None:
         hg.setValue(lamp, 0, "state", bool(value))
     hg.nodeOutput(0, {"payload": {"occupied": bool(value), "from": source}})
