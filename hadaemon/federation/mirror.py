@@ -62,6 +62,7 @@ class Mirror:
         self._warn = warn
         self._hosts: dict[str, _Host] = {}
         self._remote: dict[int, tuple[str, int]] = {}  # local peer -> (host, remote peer)
+        self._by_key: dict[tuple[str, str], set[tuple[str, int]]] = {}  # (source, key) ->
         self._early_count = 0
         self.values_applied = 0
 
@@ -134,6 +135,7 @@ class Mirror:
             raise
         mirror.devices[peer] = device
         mirror.described[peer] = payload
+        self._by_key.setdefault((source, key), set()).add((host, peer))
         if ours:
             mirror.ours.add(peer)
         else:
@@ -154,6 +156,12 @@ class Mirror:
         if device is None:
             return
         self._remote.pop(device.peer_id, None)
+        twin_key = (device.source.rpartition("@")[0], _remote_key(device))
+        twins = self._by_key.get(twin_key)
+        if twins is not None:
+            twins.discard((host, peer))
+            if not twins:
+                del self._by_key[twin_key]
         with contextlib.suppress(UnknownDevice):
             self._registry.remove_device(device.peer_id)
 
@@ -218,13 +226,12 @@ class Mirror:
     def local_added(self, source: str, key: str) -> None:
         """A device of this host's own: a mirror of the same device (same source and key
         on another host) goes (see :meth:`description`)."""
-        for host, mirror in self._hosts.items():
-            for peer, device in list(mirror.devices.items()):
-                if device.source == f"{source}@{host}" and _remote_key(device) == key:
-                    payload = mirror.described.get(peer, b"")
-                    self._remove(host, mirror, peer)
-                    mirror.shadowed[peer] = (source, key)
-                    mirror.described[peer] = payload
+        for host, peer in sorted(self._by_key.get((source, key), ())):
+            mirror = self._hosts[host]
+            payload = mirror.described.get(peer, b"")
+            self._remove(host, mirror, peer)
+            mirror.shadowed[peer] = (source, key)
+            mirror.described[peer] = payload
 
     # -- presence ------------------------------------------------------------------------------
 
