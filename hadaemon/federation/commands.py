@@ -60,8 +60,8 @@ ENDPOINT = "federation:commands"
 FORWARDED = (NODE, SERVICE)
 
 ATTEMPT = 2.0  # seconds a try waits for its answer before the same body goes again
-DEADLINE = 10.0  # seconds after which a send gives up (RemoteTimeout)
-WINDOW = 600.0  # seconds an owner remembers a (sender host, id) it delivered
+DEADLINE = 5.0  # seconds after which a send gives up: [federation].request_timeout
+WINDOW = 600.0  # seconds an owner remembers a (sender host, id): [federation].dedup_window
 REMEMBER = 20000  # ... and at most this many of them
 ANNOUNCE_EVERY = 5.0  # seconds between looks for endpoints that came or went
 
@@ -377,7 +377,10 @@ class _Outcome:
 def attach(fed: FederationLink, bus: Bus, log: Logger) -> Callable[[], None]:
     """Start forwarding for ``fed`` (the federation plugin, from its start); returns the
     detach to call first thing in its stop."""
-    commands = Commands(fed, bus, log)
+    settings = getattr(fed, "settings", None)
+    deadline = float(getattr(settings, "request_timeout", DEADLINE))
+    commands = Commands(fed, bus, log, deadline=deadline, attempt=min(ATTEMPT, deadline / 2),
+                        window=float(getattr(settings, "dedup_window", WINDOW)))
     commands.start()
     fed_any: Any = fed
     fed_any.commands = commands  # for the plugin's status and the benchmark's counters
