@@ -5,8 +5,9 @@ A request goes at QoS 1 to ``<site>/<host>/req/<me>`` as ``{"v", "host": me, "id
 ``{"v", "host", "id", "ok": true, "result"}`` or ``{..., "ok": false, "error": {"type",
 "message", "code"}}``. The id correlates them (unique per run of the sender: a random
 run token and a counter). QoS 1 may deliver a request twice (a resend after a reconnect):
-the server remembers the ids it saw for ``dedup_window`` seconds and answers a duplicate
-with the answer it gave, without serving it again.
+the server remembers the ids it saw for ``dedup_window`` seconds (at most the last 10,000,
+and 16 MiB of answers) and answers a duplicate with the answer it gave, without serving
+it again.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ from hadaemon.mqtt import MqttClient
 
 Handler = Callable[[str, Any], Any]
 
-_DEDUP_MAX = 10_000
+_DEDUP_MAX = 10_000  # request ids remembered at most ...
+_DEDUP_BYTES = 16 << 20  # ... and bytes of their answers kept to send again
 
 
 class UnknownKind(FederationError):
@@ -78,6 +80,7 @@ class Requests:
         self._handlers: dict[str, Handler] = {}
         # (sender, id) -> (time seen, the encoded answer or None while being served)
         self._seen: OrderedDict[tuple[str, str], tuple[float, bytes | None]] = OrderedDict()
+        self._seen_bytes = 0
         self.served = 0
         self.duplicates = 0
 
@@ -207,6 +210,7 @@ class Requests:
         key = (sender, rid)
         if key in self._seen:
             self._seen[key] = (self._seen[key][0], payload)
+            self._seen_bytes += len(payload)
         self._send_answer(sender, payload)
 
     def _send_answer(self, sender: str, payload: bytes) -> None:
@@ -216,9 +220,11 @@ class Requests:
 
     def _trim(self, now: float) -> None:
         seen = self._seen
-        while seen and (len(seen) > _DEDUP_MAX or next(iter(seen.values()))[0] < now
-                        - self._window):
-            seen.popitem(last=False)
+        while seen and (len(seen) > _DEDUP_MAX or self._seen_bytes > _DEDUP_BYTES
+                        or next(iter(seen.values()))[0] < now - self._window):
+            _, (_, answer) = seen.popitem(last=False)
+            if answer is not None:
+                self._seen_bytes -= len(answer)
 
     def stop(self) -> None:
         for rid in list(self._pending):
