@@ -47,6 +47,7 @@ from hadaemon.bus import (
     BusMessage,
     Event,
     HostOffline,
+    InvalidAddress,
     Lifecycle,
     UnknownDestination,
 )
@@ -187,6 +188,9 @@ class Commands:
         for what is nobody's; refusals raise at once."""
         if address.kind not in FORWARDED:
             return None
+        if address.host is not None and not (address.host and address.local_id):
+            raise InvalidAddress(f"invalid address {str(address)!r}: an id with a host is "
+                                 "'<id>@<host>', neither empty")
         host = self._host_of(address)
         if host is None:
             return None

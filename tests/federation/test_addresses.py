@@ -20,6 +20,7 @@ from hadaemon.bus import (
     Bus,
     DestinationGone,
     HostOffline,
+    InvalidAddress,
     UnknownDestination,
 )
 from hadaemon.federation.commands import ENDPOINT, RECORD, Commands
@@ -247,6 +248,8 @@ def test_ids_without_a_host_are_found_in_the_others_records(
     missing = result_of(buses["a"].send("service:nope@c/x", None))  # C said what it has
     assert missing.check(UnknownDestination) and "has no service:nope" in str(missing.value)
     assert result_of(buses["a"].send("service:nobody/x", None)).check(UnknownDestination)
+    for bad in ("service:x@/y", "node:@c/0"):
+        assert result_of(buses["a"].send(bad, None)).check(InvalidAddress), bad
     here = buses["a"].send("service:mine@a/x", None)  # this host, by its name
     clock.advance(0)
     clock.advance(0)
