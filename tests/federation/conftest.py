@@ -9,7 +9,6 @@ end, pass or fail, and a failing test gets the end of every daemon's output.
 from __future__ import annotations
 
 import contextlib
-import json
 import pathlib
 import secrets
 import signal
@@ -121,6 +120,7 @@ class Site:
         self.brokers = brokers
         self.hosts: dict[str, Host] = {}
         self.passwords: dict[str, str] = {}
+        self._clients: list[BlockingClient] = []
 
     # -- brokers -----------------------------------------------------------------------
 
@@ -190,10 +190,8 @@ class Site:
         self._clients.append(client)
         return client
 
-    _clients: list[BlockingClient]
-
     def close(self) -> None:
-        for client in getattr(self, "_clients", []):
+        for client in self._clients:
             client.close()
         for host in self.hosts.values():
             if host.running:
@@ -229,7 +227,6 @@ def site_factory(tmp_path: pathlib.Path, processes: ChildProcesses,
     """The test's site (no broker, no host yet); everything ends at teardown, and a failing
     test shows every daemon's output."""
     made = Site(tmp_path, processes, broker_factory)
-    made._clients = []
     try:
         yield made
     finally:
@@ -249,15 +246,12 @@ def pytest_runtest_makereport(
     return report
 
 
-def sample_zigbee(sections: dict[str, Any]) -> dict[str, Any]:
-    """Sections for the host with the Zigbee stick: the simulator's sample network (no
-    reports of its own: the test sends the sensor's) and the adapter."""
-    plugins = sections.setdefault("daemon", {}).setdefault("plugins", [])
-    plugins += ["zigbee2mqtt_simulator", "zigbee2mqtt"]
+def with_zigbee(sections: dict[str, Any]) -> dict[str, Any]:
+    """``sections`` plus the Zigbee stick of host A: the simulator's sample network (no
+    reports of its own: a test sends the sensor's, which trigger the probe's rounds)
+    and the zigbee2mqtt adapter."""
+    sections["daemon"]["plugins"] = [*sections["daemon"].get("plugins", []),
+                                     "zigbee2mqtt_simulator", "zigbee2mqtt"]
     sections["zigbee2mqtt_simulator"] = {"report_interval": 0.0, "latency": 0.0}
     sections["zigbee2mqtt"] = {"initial_query": False}
     return sections
-
-
-def json_payload(value: Any) -> bytes:
-    return json.dumps(value).encode()

@@ -14,7 +14,7 @@ from hadaemon import values
 from hadaemon.testing import Broker
 from hadaemon.testing.client import make_client
 from hadaemon.testing.waiting import poll_until
-from tests.federation.conftest import Host, Site
+from tests.federation.conftest import Host, Site, with_zigbee
 from tests.federation.scenario import SENSOR, SITE, TALLY
 
 
@@ -87,14 +87,11 @@ PLUGINS = str(pathlib.Path(__file__).parent / "plugins")
 
 def tally_site(site: Site, broker: Broker) -> tuple[Host, Host]:
     """A (zigbee; its probe sends to C's tally on each humidity report) and C (tally)."""
-    a = site.host("pi-a", broker, sections={
-        "daemon": {"plugin_dirs": [PLUGINS],
-                   "plugins": ["zigbee2mqtt_simulator", "zigbee2mqtt", "fedprobe"]},
-        "zigbee2mqtt_simulator": {"report_interval": 0.0, "latency": 0.0},
-        "zigbee2mqtt": {"initial_query": False},
+    a = site.host("pi-a", broker, sections=with_zigbee({
+        "daemon": {"plugin_dirs": [PLUGINS], "plugins": ["fedprobe"]},
         "fedprobe": {"trigger": "variable/zigbee2mqtt/+/0/humidity",
                      "send_to": ["service:tally_py@pi-c/add"]},
-    })
+    }))
     c = site.host("pi-c", broker, sections={
         "daemon": {"plugins": ["services"]},
         "services": {"directories": ["services"],
@@ -160,7 +157,7 @@ def test_without_an_acl_the_daemons_drop_mismatched_claims(site_factory: Site) -
     # A request of pi-a in the name of a sender on pi-b: refused, answered as an error.
     forger.publish(f"{SITE}/pi-c/req/pi-a",
                    forged_request("pi-a", 97, sender="fedprobe:a@pi-b"))
-    answer = values.unpack(forger.expect(f"{SITE}/pi-a/resp/pi-c", timeout=30).payload)
+    answer = values.unpack(bytes(forger.expect(f"{SITE}/pi-a/resp/pi-c", timeout=30).payload))
     assert answer["id"] == "r-97" and answer["ok"] is False, answer
     assert "is not on 'pi-a', the host the request came from" in answer["error"]["message"]
     # Neither was applied; a real command still is.

@@ -11,7 +11,7 @@ from typing import Any
 
 from hadaemon import values
 from hadaemon.testing.waiting import poll_until
-from tests.federation.conftest import Host, Site
+from tests.federation.conftest import Host, Site, with_zigbee
 from tests.federation.scenario import PONG, SENSOR, SITE, TALLY
 
 PLUGINS = str(pathlib.Path(__file__).parent / "plugins")
@@ -39,14 +39,11 @@ def services(*names: str, files: dict[str, str]) -> dict[str, Any]:
 
 def start_site(site: Site) -> tuple[Host, Host, Host, Any]:
     broker = site.broker()
-    a = site.host("pi-a", broker, sections={
-        "daemon": {"plugin_dirs": [PLUGINS],
-                   "plugins": ["zigbee2mqtt_simulator", "zigbee2mqtt", "fedprobe"]},
-        "zigbee2mqtt_simulator": {"report_interval": 0.0, "latency": 0.0},
-        "zigbee2mqtt": {"initial_query": False},
+    a = site.host("pi-a", broker, sections=with_zigbee({
+        "daemon": {"plugin_dirs": [PLUGINS], "plugins": ["fedprobe"]},
         "fedprobe": {"trigger": "variable/zigbee2mqtt/+/0/humidity",
                      "send_to": list(SENDS)},
-    })
+    }))
     b = site.host("pi-b", broker, sections={
         "daemon": {"plugins": ["services"]},
         "services": services("Pong", files={}),
@@ -106,7 +103,7 @@ def test_a_request_that_arrives_twice_is_applied_once(site_factory: Site) -> Non
     for rid in ("r-1", "r-2"):
         peer.publish(f"{SITE}/pi-c/req/pi-a", values.pack(
             {"v": 1, "host": "pi-a", "id": rid, "kind": "bus.send", "body": body}))
-    answers = [values.unpack(peer.expect(f"{SITE}/pi-a/resp/pi-c", timeout=30).payload)
+    answers = [values.unpack(bytes(peer.expect(f"{SITE}/pi-a/resp/pi-c", timeout=30).payload))
                for _ in range(2)]
     assert sorted(answer["id"] for answer in answers) == ["r-1", "r-2"]
     assert all(answer["ok"] and answer["result"] == 7 for answer in answers), answers

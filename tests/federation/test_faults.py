@@ -17,19 +17,11 @@ import time
 from typing import Any
 
 from hadaemon.testing.waiting import poll_until
-from tests.federation.conftest import KEEPALIVE, Host, Site
+from tests.federation.conftest import KEEPALIVE, Host, Site, with_zigbee
 from tests.federation.scenario import PONG, SENSOR, TALLY
 
 PLUGINS = str(pathlib.Path(__file__).parent / "plugins")
 WATCH = ["variable/+/+/0/available", "variable/demo@pi-b/+/0/temperature"]
-
-
-def zigbee(sections: dict[str, Any]) -> dict[str, Any]:
-    """A's zigbee world: its sensor's reports trigger the probe's rounds."""
-    sections["daemon"]["plugins"] += ["zigbee2mqtt_simulator", "zigbee2mqtt"]
-    sections["zigbee2mqtt_simulator"] = {"report_interval": 0.0, "latency": 0.0}
-    sections["zigbee2mqtt"] = {"initial_query": False}
-    return sections
 
 
 def pong_service(sections: dict[str, Any]) -> dict[str, Any]:
@@ -68,7 +60,7 @@ class ThreeHosts:
 
     def __init__(self, site: Site) -> None:
         broker = site.broker()
-        self.a = site.host("pi-a", broker, sections=zigbee({
+        self.a = site.host("pi-a", broker, sections=with_zigbee({
             "daemon": {"plugin_dirs": [PLUGINS], "plugins": ["fedprobe"]},
             "fedprobe": {"trigger": "variable/zigbee2mqtt/+/0/humidity",
                          "send_to": ["service:pong_py@pi-b/ping",
@@ -180,7 +172,7 @@ def test_broker_restart_during_commands_loses_none_and_applies_none_twice(
     site = site_factory
     broker = site.broker(persistent=True)
     count = 300
-    a = site.host("pi-a", broker, sections=zigbee({
+    a = site.host("pi-a", broker, sections=with_zigbee({
         "daemon": {"plugin_dirs": [PLUGINS], "plugins": ["fedprobe"]},
         "fedprobe": {"trigger": "variable/zigbee2mqtt/+/0/humidity",
                      "send_to": ["service:tally_py@pi-c/add"], "count": count,
