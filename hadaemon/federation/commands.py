@@ -140,7 +140,10 @@ class Commands:
         self._undo.append(started.cancel)
         self._looking = LoopingCall(self.announce)
         self._looking.clock = self._clock
-        self._looking.start(ANNOUNCE_EVERY, now=True)
+        # Not now: the nodes and services starting after us are not registered yet, and a
+        # record without them would refuse sends to them. The daemon's start announces;
+        # the look every few seconds catches what comes and goes later (a reload).
+        self._looking.start(ANNOUNCE_EVERY, now=False)
 
     def stop(self) -> None:
         if self._looking is not None and self._looking.running:
