@@ -155,8 +155,8 @@ class Federation(Plugin):
 
     @classmethod
     def check_config(cls, section: Mapping[str, Any], config: Config) -> list[str]:
-        """``hadaemon check``: the site's shape, and the [mqtt] status topic as the
-        presence topic of this host."""
+        """``hadaemon check``: the site's shape, and an explicit [mqtt] status topic as
+        the presence topic of this host (unset, it follows the site)."""
         settings = FederationSettings.from_section(section)
         try:
             check_site(settings.site)
@@ -170,8 +170,9 @@ class Federation(Plugin):
         if mqtt is None:
             raise RuntimeError("the federation needs the mqtt plugin's connection")
         self.mqtt = mqtt
-        status_topic = str(getattr(getattr(mqtt, "settings", None), "status_topic", ""))
-        problems = _status_problem(self.site, self.host, status_topic, explicit=True)
+        # (the connection's own: never "", whether set or following the site)
+        status_topic = str(getattr(getattr(mqtt, "settings", None), "status_topic", None))
+        problems = _status_problem(self.site, self.host, status_topic)
         if problems:
             raise ValueError(problems[0])
         s = self.settings
@@ -405,18 +406,14 @@ class Federation(Plugin):
         self.bus.publish(ErrorEvent(self.name, text + more, Level.WARNING))
 
 
-def _status_problem(site: str, name: str, status_topic: str, *,
-                    explicit: bool = False) -> list[str]:
+def _status_problem(site: str, name: str, status_topic: str) -> list[str]:
+    # "" (not set) follows the site: the mqtt plugin makes it <site>/<name>/status.
     expected = f"{site}/{name}/status"
-    if not status_topic and not explicit:
-        default = f"hadaemon/{name}/status"
-        if default == expected:
-            return []
-        status_topic = default
-    if status_topic == expected:
+    if not status_topic or status_topic == expected:
         return []
     return [f"[federation] site {site!r}: this host's presence is the [mqtt] status topic, "
-            f"which must be {expected!r} (set [mqtt].status_topic), not {status_topic!r}"]
+            f"which must be {expected!r}, not {status_topic!r} (leave [mqtt].status_topic "
+            "unset: it follows the site)"]
 
 
 __all__ = ["Federation"]

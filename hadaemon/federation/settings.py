@@ -18,8 +18,9 @@ class FederationSettings(Settings):
     site: str = setting(Str(
         default="hadaemon", non_empty=True,
         doc="The site: the topic prefix every daemon of one home shares (levels of its own "
-        "may be separated by /; no wildcards). The [mqtt] status topic must be "
-        "<site>/<[daemon].name>/status (the default with the default site)."))
+        "may be separated by /; no wildcards). This host's presence is the [mqtt] status "
+        "topic <site>/<[daemon].name>/status: its default when [mqtt].status_topic is not "
+        "set."))
     request_timeout: float = setting(Float(
         default=5.0, min=0.01,
         doc="Seconds a request to another host (a remote write, a command) waits for its "

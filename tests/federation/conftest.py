@@ -63,9 +63,9 @@ class Host:
                 plugins.insert(0 if needed == "mqtt" else 1, needed)
         daemon["plugins"] = plugins
         mqtt = sections.setdefault("mqtt", {})
+        # (no status_topic: with the federation enabled it follows the site)
         mqtt.update(host=self.broker.host, port=self.broker.port,
-                    client_id=f"fed-{self.name}", keepalive=KEEPALIVE,
-                    status_topic=f"{SITE}/{self.name}/status")
+                    client_id=f"fed-{self.name}", keepalive=KEEPALIVE)
         if self.password is not None:
             mqtt.update(username=self.name, password=self.password)
         federation = sections.setdefault("federation", {})

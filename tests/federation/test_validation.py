@@ -112,7 +112,8 @@ def test_warnings_are_rate_limited(tmp_path: pathlib.Path, broker: Broker) -> No
 
 
 def test_check_config_names_the_status_topic(tmp_path: pathlib.Path) -> None:
-    """The [mqtt] status topic is the host's presence: with another site it must follow."""
+    """The [mqtt] status topic is the host's presence: with another site it follows it
+    when unset, and must match it when set."""
     from hadaemon.config import read, validate
     from hadaemon.federation import Federation
     from hadaemon.mqtt import MqttService
@@ -128,10 +129,13 @@ def test_check_config_names_the_status_topic(tmp_path: pathlib.Path) -> None:
     assert problems({}) == []
     assert problems({"federation": {"site": "home"},
                      "mqtt": {"status_topic": "home/pi/status"}}) == []
-    (problem,) = problems({"federation": {"site": "home"}})
+    # unset, it follows the site; set by hand, it must match
+    assert problems({"federation": {"site": "home"}}) == []
+    (problem,) = problems({"federation": {"site": "home"},
+                           "mqtt": {"status_topic": "hadaemon/pi/status"}})
     assert problem == ("[federation] site 'home': this host's presence is the [mqtt] status "
-                       "topic, which must be 'home/pi/status' (set [mqtt].status_topic), not "
-                       "'hadaemon/pi/status'")
+                       "topic, which must be 'home/pi/status', not 'hadaemon/pi/status' "
+                       "(leave [mqtt].status_topic unset: it follows the site)")
     (problem,) = problems({"federation": {"site": "a/+/b"}})
     assert "without '+', '#' or NUL" in problem
 
