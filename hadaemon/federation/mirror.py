@@ -55,7 +55,8 @@ class Mirror:
     thread only."""
 
     def __init__(self, registry: Registry, requests: Requests, *, limit: int,
-                 warn: Callable[[str, str], None]) -> None:
+                 warn: Callable[[str, str], None],
+                 hold_sources: frozenset[str] = frozenset()) -> None:
         self._registry = registry
         self._requests = requests
         self._limit = limit
@@ -65,6 +66,12 @@ class Mirror:
         self._by_key: dict[tuple[str, str], set[tuple[str, int]]] = {}  # (source, key) ->
         self._early_count = 0
         self.values_applied = 0
+        # Sources this host reads itself (its exclude_sources: a zigbee2mqtt adapter on
+        # another host's zigbee2mqtt): their descriptions wait until release(), so this
+        # host's own adapter lists its devices first and no twin is mirrored even briefly.
+        self._hold_sources = hold_sources
+        self._holding = bool(hold_sources)
+        self._held: dict[tuple[str, int], tuple[str, bytes]] = {}  # (host, peer) ->
 
     def mirrored(self, peer: int) -> bool:
         return peer in self._remote
@@ -87,6 +94,7 @@ class Mirror:
 
     def description(self, topic: str, host: str, peer: int, payload: bytes) -> None:
         mirror = self._host(host)
+        self._held.pop((host, peer), None)
         if not payload:
             self._remove(host, mirror, peer)
             return
@@ -101,18 +109,14 @@ class Mirror:
             raise Refused(topic, f"source {source!r} must be non-empty, without '@'")
         name = codec.field(topic, message, "name", str)
         key = codec.field(topic, message, "key", str)
-        own = self._registry.find(source, key)
-        if own is not None and own.peer_id not in self._remote:
-            # This host has the device itself (two zigbee2mqtt adapters on one bridge):
-            # a mirror would show it twice.
-            self._remove(host, mirror, peer)
-            mirror.shadowed[peer] = (source, key)
-            mirror.described[peer] = payload
+        if self._twin(host, mirror, peer, payload, source, key):
             return
-        mirror.shadowed.pop(peer, None)
         type_name = codec.field(topic, message, "type", str, optional=True) or ""
         info = codec.field(topic, message, "info", dict, optional=True) or {}
         channels = codec.read_channels(topic, message.get("channels"))
+        if self._holding and source in self._hold_sources:
+            self._held[(host, peer)] = (topic, payload)
+            return
         ours = not any(c.index == 0 and any(v.name == AVAILABLE for v in c.variables)
                        for c in channels)
         if ours:
@@ -148,6 +152,19 @@ class Mirror:
             for (channel, var_name), value in early.items():
                 self._apply(topic, host, device, channel, var_name, value)
 
+    def _twin(self, host: str, mirror: _Host, peer: int, payload: bytes, source: str,
+              key: str) -> bool:
+        """Whether this host has the device itself (two zigbee2mqtt adapters on one
+        bridge): then it is not mirrored (it would show twice), only remembered."""
+        own = self._registry.find(source, key)
+        if own is None or own.peer_id in self._remote:
+            mirror.shadowed.pop(peer, None)
+            return False
+        self._remove(host, mirror, peer)
+        mirror.shadowed[peer] = (source, key)
+        mirror.described[peer] = payload
+        return True
+
     def _remove(self, host: str, mirror: _Host, peer: int) -> None:
         device = mirror.devices.pop(peer, None)
         mirror.ours.discard(peer)
@@ -174,6 +191,8 @@ class Mirror:
         message = codec.decode(topic, host, payload, limit=self._limit)
         peers = codec.peers_of(topic, message.get("peers"))
         mirror.index = peers
+        for host_peer in [hp for hp in self._held if hp[0] == host and hp[1] not in peers]:
+            del self._held[host_peer]
         for peer in sorted(set(mirror.devices) - peers):
             self._remove(host, mirror, peer)
         for peer in sorted(set(mirror.early) - peers):
@@ -233,6 +252,17 @@ class Mirror:
             mirror.shadowed[peer] = (source, key)
             mirror.described[peer] = payload
 
+    def release(self) -> None:
+        """This host's adapters have listed their devices (the settle delay is over):
+        mirror the held descriptions that are no twin of one of them."""
+        self._holding = False
+        held, self._held = self._held, {}
+        for (host, peer), (topic, payload) in sorted(held.items()):
+            try:
+                self.description(topic, host, peer, payload)
+            except Exception as exc:
+                self._warn(f"held:{host}", f"dropped {topic}: {type(exc).__name__}: {exc}")
+
     # -- presence ------------------------------------------------------------------------------
 
     def host_presence(self, host: str, up: bool) -> None:
@@ -248,6 +278,7 @@ class Mirror:
             for peer in list(mirror.devices):
                 self._remove(host, mirror, peer)
         self._hosts.clear()
+        self._held.clear()
 
     # -- DeviceOwner: writes go to the owner ------------------------------------------------
 

@@ -180,7 +180,7 @@ class Federation(Plugin):
                                  timeout=s.request_timeout, limit=s.max_payload,
                                  dedup_window=s.dedup_window, log=self.log)
         self.mirror = Mirror(self.registry, self.requests, limit=s.max_payload,
-                             warn=self._warn)
+                             warn=self._warn, hold_sources=frozenset(s.exclude_sources))
         self.publisher = Publisher(self.reactor, self.bus, self.registry, mqtt, self.layout,
                                    self.host, mirrored=self.mirror.mirrored, qos=s.value_qos,
                                    limit=s.max_payload, warn=self._warn,
@@ -258,8 +258,12 @@ class Federation(Plugin):
         # (zigbee2mqtt's bridge/devices) add their devices only after it.
         if self._settle_call is None:
             self._settle_call = self.reactor.callLater(self.settings.settle_delay,
-                                                       self.publisher.settle)
+                                                       self._settle)
         self.publisher.publish_all()
+
+    def _settle(self) -> None:
+        self.publisher.settle()
+        self.mirror.release()
 
     def _presence_changed(self, host: str, up: bool, state: str = "offline") -> None:
         if not up:

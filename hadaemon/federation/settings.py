@@ -43,7 +43,9 @@ class FederationSettings(Settings):
         Str(non_empty=True), default=[], unique=True,
         doc="Registry sources (adapters) whose devices this host does not publish to the "
         'site, e.g. ["zigbee2mqtt"] on a host whose zigbee2mqtt adapter reads another '
-        "host's zigbee2mqtt (that host publishes them)."))
+        "host's zigbee2mqtt (that host publishes them). Other hosts' devices of these "
+        "sources are mirrored only after settle_delay, once this host's own adapter has "
+        "listed its devices (one of its own is never mirrored)."))
     value_qos: int = setting(Int(
         default=0, min=0, max=1,
         doc="QoS of value and event messages. 0: the broker's cheapest path; a host "

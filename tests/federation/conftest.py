@@ -135,14 +135,15 @@ class Site:
                       "autosave_interval 1"]
         return self.brokers(impl="mosquitto", extra_config=lines)
 
-    def bridged_brokers(self) -> tuple[Broker, Broker]:
+    def bridged_brokers(self, also: Sequence[str] = ()) -> tuple[Broker, Broker]:
         """Two Mosquittos, the second joined to the first by a bridge that carries the
-        site's topics both ways (one link: no loop)."""
+        site's topics both ways (one link: no loop), and the trees named in ``also``
+        (e.g. zigbee2mqtt's base topic)."""
         first = self.broker()
         second = self.brokers(impl="mosquitto", start=False, extra_config=[
             "connection to-first",
             f"address {first.host}:{first.port}",
-            f"topic {SITE}/# both 1",
+            *(f"topic {tree}/# both 1" for tree in (SITE, *also)),
             "try_private true",
             "cleansession false",
             "restart_timeout 1 5",

@@ -8,12 +8,14 @@ that waited for a timeout are told apart.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any, ClassVar
 
+from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 
-from hadaemon.bus import Event, Lifecycle, Subscription, VariableChanged
+from hadaemon.bus import DeviceChanged, Event, Lifecycle, Subscription, VariableChanged
 from hadaemon.config import Float, Int, List, Section, Str
 from hadaemon.plugin import Plugin
 
@@ -27,6 +29,8 @@ class FedProbe(Plugin):
         "pace": Float(default=0.0, min=0.0, doc="Seconds between two messages."),
         "out": Str(default="probe.out", doc="Where outcomes are written."),
         "watch": List(Str(), default=[], doc="Event patterns logged as they come."),
+        "list_every": Float(default=0.0, min=0.0,
+                            doc="Seconds between two logs of the registry's devices (0: none)."),
     })
 
     def start(self) -> None:
@@ -38,17 +42,32 @@ class FedProbe(Plugin):
                                                  name="fedprobe: trigger"))
         for pattern in self.config["watch"]:
             self._subs.append(self.bus.subscribe(pattern, self._seen, name="fedprobe: watch"))
+        self._lister: LoopingCall | None = None
+        if self.config["list_every"]:
+            self._lister = LoopingCall(self._list)
+            self._lister.clock = self.reactor
+            self._lister.start(self.config["list_every"])
 
     def stop(self) -> None:
+        if self._lister is not None:
+            self._lister.stop()
         for sub in self._subs:
             sub.cancel()
         self._out.close()
+
+    def _list(self) -> None:
+        devices = sorted([d.source, d.name] for d in self.registry.devices())
+        self.log.info("fedprobe devices: {devices}", devices=json.dumps(devices))
 
     def _seen(self, event: Event) -> None:
         if isinstance(event, VariableChanged):
             self.log.info("fedprobe saw {source} {peer} {name}={value!r}",
                           source=event.source, peer=event.peer_id, name=event.name,
                           value=event.value)
+        elif isinstance(event, DeviceChanged):
+            self.log.info("fedprobe saw device {change} {source} {peer} {name!r}",
+                          change=event.change, source=event.source, peer=event.peer_id,
+                          name=event.name)
         elif isinstance(event, Lifecycle):
             self.log.info("fedprobe saw {component} {state} {details!r}",
                           component=event.component, state=event.state,
