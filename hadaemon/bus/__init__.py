@@ -1,13 +1,22 @@
 """The bus every adapter and plugin uses to meet the others."""
 
-from hadaemon.bus.address import DEVICE, NODE, SERVICE, Address, InvalidAddress
-from hadaemon.bus.bus import Bus, Handler, MessageHandler
+from hadaemon.bus.address import (
+    DEVICE,
+    HOST_SEPARATOR,
+    NODE,
+    SERVICE,
+    Address,
+    InvalidAddress,
+)
+from hadaemon.bus.bus import Bus, Gateway, Handler, MessageHandler
 from hadaemon.bus.completion import Completion
 from hadaemon.bus.endpoint import Registration
 from hadaemon.bus.errors import (
+    AmbiguousDestination,
     BusError,
     DestinationGone,
     EndpointExists,
+    HostOffline,
     QueueFull,
     UnknownDestination,
     WrongThread,
@@ -28,9 +37,11 @@ from hadaemon.bus.topics import InvalidTopic, segment
 
 __all__ = [
     "DEVICE",
+    "HOST_SEPARATOR",
     "NODE",
     "SERVICE",
     "Address",
+    "AmbiguousDestination",
     "Bus",
     "BusError",
     "BusMessage",
@@ -40,7 +51,9 @@ __all__ = [
     "EndpointExists",
     "ErrorEvent",
     "Event",
+    "Gateway",
     "Handler",
+    "HostOffline",
     "InvalidAddress",
     "InvalidTopic",
     "KindStats",

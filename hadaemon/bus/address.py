@@ -3,6 +3,11 @@
 ``node:<id>/<input>``, ``service:<id>/<action>``, ``device:<peer id>[/<channel>]``. The
 kind and id name the destination (its queue); the path says what inside it, and may
 itself contain ``/``. Ids never contain ``/``, so any output can be wired to any address.
+
+Across the hosts of a federated site (docs/federation.md) an id may name its host:
+``node:<id>@<host>/<input>``, ``service:<id>@<host>/<action>``. The bus keeps ``id@host``
+as the id (one endpoint per remote destination, as far as queues go); :attr:`Address.host`
+and :meth:`Address.local` split it for the code that forwards it.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from hadaemon.bus.errors import BusError
 NODE = "node"
 SERVICE = "service"
 DEVICE = "device"
+HOST_SEPARATOR = "@"
 
 _KIND = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -46,6 +52,30 @@ class Address:
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.id}/{self.path}" if self.path else f"{self.kind}:{self.id}"
+
+    @property
+    def host(self) -> str | None:
+        """The host an ``id@host`` names (None: no host named, this one or any)."""
+        _, sep, host = self.id.rpartition(HOST_SEPARATOR)
+        return host if sep else None
+
+    @property
+    def local_id(self) -> str:
+        """The id without its ``@host``."""
+        ident, sep, _ = self.id.rpartition(HOST_SEPARATOR)
+        return ident if sep else self.id
+
+    def local(self) -> Address:
+        """The same address without ``@host``: what the host it names delivers to."""
+        return self if HOST_SEPARATOR not in self.id else Address(self.kind, self.local_id,
+                                                                   self.path)
+
+    def on_host(self, host: str) -> Address:
+        """The same address naming ``host`` (kept if it names one already): how an
+        answer finds its way back to the sender's host."""
+        if HOST_SEPARATOR in self.id:
+            return self
+        return Address(self.kind, f"{self.id}{HOST_SEPARATOR}{host}", self.path)
 
     @classmethod
     def parse(cls, text: str | Address) -> Address:

@@ -21,6 +21,10 @@ Contract (see docs/architecture.md):
   per message, no lookups) and summed by kind only when asked (:meth:`Bus.stats`). The
   handlers' time is sampled, one message in 16: reading the clock twice per message
   cost 6 to 11% of the bare bus path, the sample at most 4% (docs/metrics.md).
+- An address whose endpoint is not registered here may be claimed by the *gateway*
+  (:meth:`Bus.set_gateway`: the federation's, for ``node:<id>@<host>/...`` and ids on
+  other hosts): it names the endpoint that takes the message on, or refuses at once
+  (e.g. :class:`HostOffline`). Only the miss path asks it: local delivery costs nothing more.
 - A handler or subscriber that raises (any ``BaseException``: ``SystemExit`` and
   ``KeyboardInterrupt`` become :class:`hadaemon.usercode.UserCodeEscape`) is logged with
   its name and disturbs neither the others, nor the sender, nor the reactor.
@@ -65,6 +69,11 @@ Handler = Callable[[Address, Any], object]
 a :class:`Completion`, a Deferred, an asyncio future (a task it started) or a coroutine
 (run as an asyncio task when an asyncio loop runs)."""
 
+Gateway = Callable[[Address], str | None]
+"""Asked for an address whose endpoint is not registered: the endpoint (registered) that
+takes the message on, or None (:class:`UnknownDestination`); it may raise a
+:class:`BusError` of its own to refuse at once (:class:`HostOffline`)."""
+
 MessageHandler = Callable[[BusMessage], object]
 """A destination registered with ``typed=True``: gets the :class:`BusMessage` itself (its
 sender, to answer; the payload as it was handed on); may return what a Handler may."""
@@ -72,6 +81,7 @@ sender, to answer; the payload as it was handed on); may return what a Handler m
 __all__ = [  # Completion, KindStats, Registration, Subscriber, Subscription: re-exported
     "Bus",
     "Completion",
+    "Gateway",
     "Handler",
     "KindStats",
     "MessageHandler",
@@ -113,6 +123,7 @@ class Bus(EventDispatch):
         )
         self._retired: dict[str, KindStats] = {}  # counters of unregistered endpoints
         self._unknown: dict[str, int] = {}  # messages to no endpoint, by kind
+        self._gateway: Gateway | None = None
 
     # -- point-to-point --------------------------------------------------------------
 
@@ -144,6 +155,21 @@ class Bus(EventDispatch):
         ep = Endpoint(key, handler, size, concurrency, name or key, typed)
         self._endpoints[key] = ep
         return Registration(self, ep)
+
+    def set_gateway(self, gateway: Gateway | None) -> None:
+        """Route addresses with no local endpoint through ``gateway`` (None: no more).
+
+        One gateway per bus (the federation's); a second one is a programming error.
+        """
+        self._check_thread("set_gateway")
+        if gateway is not None and self._gateway is not None:
+            raise RuntimeError("the bus already has a gateway")
+        self._gateway = gateway
+
+    @property
+    def gateway(self) -> Gateway | None:
+        """The gateway addresses with no local endpoint go to, if any."""
+        return self._gateway
 
     def has_endpoint(self, address: str | Address) -> bool:
         return Address.parse(address).endpoint in self._endpoints
@@ -219,14 +245,26 @@ class Bus(EventDispatch):
         address = message.address
         ep = self._endpoints.get(address.endpoint)
         if ep is None:
-            self._unknown[address.kind] = self._unknown.get(address.kind, 0) + 1
-            raise UnknownDestination(str(address))
+            ep = self._elsewhere(address)
         if len(ep.queue) >= ep.maxsize:
             ep.full += 1
             raise QueueFull(str(address), ep.maxsize)
         ep.queue.append(message)
         if ep.in_flight < ep.concurrency and not ep.ready and ep is not self._draining:
             self._mark_ready(ep)
+
+    def _elsewhere(self, address: Address) -> Endpoint:
+        """The endpoint the gateway names for an address not registered here; refusals
+        (the gateway's own, or none at all: :class:`UnknownDestination`) raise."""
+        gateway = self._gateway
+        if gateway is not None:
+            key = gateway(address)
+            if key is not None:
+                ep = self._endpoints.get(key)
+                if ep is not None:
+                    return ep
+        self._unknown[address.kind] = self._unknown.get(address.kind, 0) + 1
+        raise UnknownDestination(str(address))
 
     def _mark_ready(self, ep: Endpoint) -> None:
         ep.ready = True

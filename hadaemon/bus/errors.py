@@ -32,6 +32,27 @@ class DestinationGone(BusError):
         self.address = address
 
 
+class HostOffline(DestinationGone):
+    """The host a message is for (a host of the federated site) is offline or unknown: a
+    send fails at once rather than wait for a host that may never come
+    (docs/federation.md)."""
+
+    def __init__(self, host: str, detail: str = "", *, address: str = "") -> None:
+        BusError.__init__(self, f"host {host!r} is offline" + (f": {detail}" if detail else ""))
+        self.host = host
+        self.address = address
+
+
+class AmbiguousDestination(UnknownDestination):
+    """An id without ``@host`` that several hosts of the site have: name the host."""
+
+    def __init__(self, address: str, hosts: list[str]) -> None:
+        BusError.__init__(self, f"{address} is on several hosts ({', '.join(hosts)}): "
+                          "name one, as <kind>:<id>@<host>/<path>")
+        self.address = address
+        self.hosts = hosts
+
+
 class EndpointExists(BusError):
     """Two registrations for one endpoint: ids must be unique within a kind."""
 

@@ -3,24 +3,54 @@
 from __future__ import annotations
 
 import pathlib
+import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from twisted.logger import LogLevel
 
-from hadaemon.config.schema import Bool, Choice, Float, Int, List, Map, Path, Section, Str
+from hadaemon.config.errors import KeyPath
+from hadaemon.config.schema import (
+    Bool,
+    Choice,
+    Context,
+    Float,
+    Int,
+    Invalid,
+    List,
+    Map,
+    Path,
+    Section,
+    Str,
+)
 from hadaemon.config.settings import Settings, setting
 from hadaemon.logs import LEVEL_NAMES, parse_level
 
 _LEVEL = Choice(*LEVEL_NAMES)
 
+
+class _DaemonName(Str):
+    """A daemon's name is a level of MQTT topics and the host part of addresses
+    (``node:<id>@<name>``): none of the characters those give a meaning to."""
+
+    def convert(self, value: Any, ctx: Context, path: KeyPath) -> Any:
+        value = super().convert(value, ctx, path)
+        bad = sorted({c for c in value if c in "/+#@" or c.isspace() or c == "\x00"})
+        if bad:
+            raise Invalid(f"a daemon name may not contain {', '.join(map(repr, bad))}: "
+                          f"got {value!r}")
+        return value
+
 @dataclass(frozen=True, kw_only=True)
 class DaemonSection(Settings):
     section_doc: ClassVar[str] = "The daemon itself."
 
-    name: str = setting(Str(
-        default="hadaemon", doc="Name of this daemon (logs, MQTT client ids)."))
+    name: str = setting(_DaemonName(
+        default="", doc='Name of this daemon (logs, MQTT client ids, its host name in a '
+        'federation: docs/federation.md); "" means the machine\'s host name. No "/", '
+        '"+", "#" or "@".'))
     state_dir: pathlib.Path = setting(Path(
         default="var", doc="Directory for the state store and credentials (created if missing)."))
     plugins: list[str] = setting(List(
@@ -95,6 +125,14 @@ class StoreSection(Settings):
         default=1 << 20, min=4096, doc="Log size below which no compaction runs."))
 
 
+def host_name() -> str:
+    """The machine's host name as a daemon name: its first label (``pi-zigbee`` of
+    ``pi-zigbee.lan``), characters that MQTT topics or addresses give a meaning to
+    (``/ + # @``, spaces) replaced by ``-``; "hadaemon" if nothing is left."""
+    label = socket.gethostname().split(".", 1)[0]
+    return re.sub(r"[/+#@\s\x00]", "-", label) or "hadaemon"
+
+
 CORE_SECTIONS: dict[str, Section] = {
     "daemon": DaemonSection.schema(),
     "log": LogSection.schema(),
@@ -136,7 +174,7 @@ class CoreSettings:
         watchdog = WatchdogSection.from_section(sections["watchdog"])
         store = StoreSection.from_section(sections["store"])
         return cls(
-            name=daemon.name,
+            name=daemon.name or host_name(),
             state_dir=daemon.state_dir,
             plugins=list(daemon.plugins),
             plugin_dirs=list(daemon.plugin_dirs),

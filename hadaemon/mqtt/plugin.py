@@ -30,7 +30,7 @@ from hadaemon.broker import (
 from hadaemon.config import Config, Section
 from hadaemon.mqtt.client import MqttClient
 from hadaemon.mqtt.connection import MessageCallback, MqttConnection, MqttSubscription
-from hadaemon.mqtt.settings import SCHEMA, MqttSettings
+from hadaemon.mqtt.settings import SCHEMA, MqttSettings, status_prefix
 from hadaemon.plugin import Plugin, PluginContext
 
 
@@ -46,7 +46,9 @@ class MqttService(Plugin):
 
     def __init__(self, context: PluginContext) -> None:
         super().__init__(context)
-        self.settings = MqttSettings.from_config(context.config, context.daemon_config.core.name)
+        daemon_config = context.daemon_config
+        self.settings = MqttSettings.from_config(context.config, daemon_config.core.name,
+                                                 status_prefix=status_prefix(daemon_config))
         self.broker: EmbeddedBroker | None = None
         """The embedded broker (``broker = "embedded"``), else None."""
         if self.settings.embedded:
@@ -89,7 +91,8 @@ class MqttService(Plugin):
     def check_config(cls, section: Mapping[str, Any], config: Config) -> list[str]:
         """``hadaemon check``: an embedded broker needs mosquitto or amqtt installed."""
         try:
-            settings = MqttSettings.from_config(section, config.core.name)
+            settings = MqttSettings.from_config(section, config.core.name,
+                                                status_prefix=status_prefix(config))
             if settings.embedded:
                 choose_impl(settings.broker_impl)
         except (ValueError, BrokerUnavailable) as exc:

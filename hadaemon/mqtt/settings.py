@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from hadaemon.backoff import Backoff
-from hadaemon.config import Bool, Choice, Float, Int, Path, Settings, Str, setting
+from hadaemon.config import Bool, Choice, Config, Float, Int, Path, Settings, Str, setting
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,7 +86,8 @@ class MqttSettings(Settings):
     status_topic: str = setting(Str(
         default="",
         doc='Topic of this daemon\'s retained status ({"state": "online"|"offline"}, also '
-        'the last will); "" means "hadaemon/<[daemon].name>/status".',
+        'the last will); "" means "hadaemon/<[daemon].name>/status", or '
+        '"<[federation].site>/<[daemon].name>/status" with the federation plugin enabled.',
     ))
     connect_timeout: float = setting(Float(
         default=10.0, min=0.5,
@@ -134,14 +135,15 @@ class MqttSettings(Settings):
         return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
 
     @classmethod
-    def from_config(cls, section: Mapping[str, Any], daemon_name: str = "hadaemon") -> MqttSettings:
+    def from_config(cls, section: Mapping[str, Any], daemon_name: str = "hadaemon", *,
+                    status_prefix: str = "hadaemon") -> MqttSettings:
         """Settings from a validated ``[mqtt]``-shaped section, with the client id and
-        status topic that "" stands for."""
+        status topic (``<status_prefix>/<daemon name>/status``) that "" stands for."""
         values = dict(section)
         if not values.get("client_id"):
             values["client_id"] = default_client_id(daemon_name)
         if not values.get("status_topic"):
-            values["status_topic"] = _status_topic(daemon_name)
+            values["status_topic"] = _status_topic(daemon_name, status_prefix)
         settings = cls.from_section(values)
         if (settings.cert_file is None) != (settings.key_file is None):
             raise ValueError("[mqtt]: cert_file and key_file go together; give both or neither")
@@ -207,8 +209,22 @@ def default_client_id(daemon_name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "-", raw)[:64]
 
 
-def _status_topic(daemon_name: str) -> str:
-    return f"hadaemon/{_topic_safe(daemon_name)}/status"
+def status_prefix(config: Config) -> str:
+    """The first levels of the daemon's default status topic: ``[federation].site`` when
+    the federation plugin is enabled (there the status is the host's presence in the site,
+    ``<site>/<name>/status``: docs/federation.md), else "hadaemon". A site that is no
+    valid topic prefix is left to the federation to refuse: the default stays then."""
+    if "federation" not in config.core.plugins:
+        return "hadaemon"
+    site = config.section("federation").get("site")
+    if not isinstance(site, str) or not site or re.search(r"[+#\x00]", site) \
+            or "" in site.split("/"):
+        return "hadaemon"
+    return site
+
+
+def _status_topic(daemon_name: str, prefix: str = "hadaemon") -> str:
+    return f"{prefix}/{_topic_safe(daemon_name)}/status"
 
 
 def _topic_safe(text: str) -> str:

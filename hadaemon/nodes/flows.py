@@ -20,7 +20,7 @@ from typing import Any
 from hadaemon.bus import NODE, Address, InvalidAddress
 from hadaemon.bus.topics import InvalidTopic, matcher
 
-_NODE_ID = re.compile(r"^[^/:\s]+$")
+_NODE_ID = re.compile(r"^[^/:@\s]+$")  # '@' names a host: node:<id>@<host>/<input>
 
 CATCH_NONE = ""
 CATCH_FLOW = "flow"
@@ -51,14 +51,15 @@ class Target:
     port: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
-        # Looked up for every message: computed once.
-        if self.address.kind == NODE:
+        # Looked up for every message: computed once. A node on another host
+        # (node:<id>@<host>) is reached over the bus, as any other address.
+        if self.address.kind == NODE and self.address.host is None:
             object.__setattr__(self, "node_id", self.address.id)
             object.__setattr__(self, "port", int(self.address.path or 0))
 
     def describe(self) -> dict[str, Any]:
         """The wire as nodeInfo shows it: ``{id, port}``, or ``{address}`` off the nodes."""
-        if self.address.kind == NODE:
+        if self.node_id is not None:
             return {"id": self.address.id, "port": self.port}
         return {"address": str(self.address)}
 
@@ -184,7 +185,7 @@ def resolve_interpreter(value: str, base_dir: pathlib.Path) -> str | None:
 def check_node_id(node_id: str) -> str | None:
     """A problem with a node id, or None."""
     if not _NODE_ID.match(node_id):
-        return f"invalid node id {node_id!r}: no '/', ':' or whitespace"
+        return f"invalid node id {node_id!r}: no '/', ':', '@' or whitespace"
     return None
 
 

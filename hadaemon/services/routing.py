@@ -5,6 +5,9 @@ A destination is
 - a service id (``"readgpio_py"``, any case; the built-ins ``logger``, ``orchestrator``,
   ``com``): the message goes to ``service:<id>/<action>`` on the bus as a
   :class:`QueueMessage`;
+- ``"<id>@<host>"``, or an id no service here has while the bus has a gateway (a
+  federated site, docs/federation.md): ``service:<id>@<host>/<action>`` (or
+  ``service:<id>/<action>``) on the bus, which forwards it to the service on that host;
 - ``"*"``: every service whose action ``action`` is accepted (the sender included);
 - a bus address, recognised by its ``":"``: ``"node:n1"`` with action ``"0"`` goes to
   ``node:n1/0``, ``"device:12"`` with action ``""`` (or a channel, ``"1"``) goes to
@@ -38,7 +41,15 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.python.failure import Failure
 
-from hadaemon.bus import SERVICE, Address, Bus, BusError, InvalidAddress, QueueFull
+from hadaemon.bus import (
+    HOST_SEPARATOR,
+    SERVICE,
+    Address,
+    Bus,
+    BusError,
+    InvalidAddress,
+    QueueFull,
+)
 from hadaemon.services.errors import Undeliverable
 from hadaemon.services.message import QueueMessage
 from hadaemon.services.reporting import Reporter
@@ -99,6 +110,8 @@ class Router:
                 return self._to_address(qm, wait)
             target = self._targets.get(destination.lower())
             if target is None:
+                if HOST_SEPARATOR in destination or self._bus.gateway is not None:
+                    return self._to_remote(qm, destination, wait)
                 known = ", ".join(sorted(self._targets))
                 self.warn_sender(
                     qm.source, f"no service {destination!r} to send {qm.action!r} to "
@@ -177,6 +190,24 @@ class Router:
         if len(qm.message) != 1:
             qm.payload = list(qm.message)
         self._address(qm, address, self._foreign_outcome)
+        return self._send_foreign(qm, wait)
+
+    def _to_remote(self, qm: QueueMessage, destination: str, wait: bool
+                   ) -> Awaitable[None] | None:
+        """A service of another host (``id@host``, or an id only another host has): over
+        the bus, whose gateway forwards it; refusals (an offline host) are the sender's
+        warnings, as for any bus address."""
+        action = qm.action or ""
+        ident, sep, host = destination.rpartition(HOST_SEPARATOR)
+        try:
+            if type(action) is not str:
+                raise InvalidAddress(f"invalid action {action!r}")
+            address = Address(SERVICE, f"{ident.lower()}{sep}{host}" if sep
+                              else destination.lower(), action)
+        except InvalidAddress as exc:
+            self.warn_sender(qm.source, f"invalid destination {destination!r}: {exc}")
+            return None
+        self._address(qm, address, self._outcome)
         return self._send_foreign(qm, wait)
 
     def _foreign_address(self, destination: str, action: str) -> Address | str:

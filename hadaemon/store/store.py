@@ -39,6 +39,7 @@ from hadaemon.logs import get_logger
 from hadaemon.store import records
 from hadaemon.store.errors import StoreClosed, StoreError
 from hadaemon.store.files import fsync_and_close, lock, pread_all, write_all, write_snapshot
+from hadaemon.store.keyindex import KeyIndex
 from hadaemon.store.replay import LogLoader, apply_changes
 from hadaemon.store.threads import ThreadRunner, thread_pool_runner
 
@@ -117,6 +118,7 @@ class Store(Service):
         self._log = log or get_logger("hadaemon.store")
         self._compact_path = self.path.with_name(self.path.name + ".compact")
         self._data: dict[str, bytes] = {}
+        self._index = KeyIndex()  # the keys of _data, sorted: prefix queries
         self._live_size = 0
         self._loaded = False
         self._fd: int | None = None
@@ -147,6 +149,7 @@ class Store(Service):
             return
         path = str(self.path)
         self._data, self._live_size, self.load_warnings = {}, 0, []
+        self._index = KeyIndex()
         self._broken, self._stopping, self._dir_durable = None, None, True
         mode = 0o600 if self.secret else 0o666
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, mode)
@@ -167,6 +170,7 @@ class Store(Service):
             self._data, self._live_size = {}, 0
             raise
         self._data, self._live_size = loader.data, loader.live_size
+        self._index = KeyIndex(self._data)
         self._log_size, self._dir_durable = loader.log_size, loader.dir_durable
         self._fd = fd
         self._loaded = True
@@ -202,9 +206,9 @@ class Store(Service):
         return default if packed is None else values.unpack(packed)
 
     def keys(self, prefix: str = "") -> list[str]:
-        """The keys starting with ``prefix``, sorted."""
+        """The keys starting with ``prefix``, sorted: O(log n + matches)."""
         self._check_readable()
-        return sorted(key for key in self._data if key.startswith(prefix))
+        return self._index.prefixed(prefix)
 
     def items(self, prefix: str = "") -> list[tuple[str, Any]]:
         """``(key, value)`` pairs for the keys starting with ``prefix``, sorted by key."""
@@ -277,10 +281,30 @@ class Store(Service):
                 self._log.critical("{error}", error=self._broken)
             raise
         # Only now, with the record in the OS, memory shows it.
-        self._live_size += apply_changes(self._data, changes)
+        self._apply(changes)
         self._written_seq += 1
         self._schedule_fsync()
         self._after_write()
+
+    def _apply(self, changes: Sequence[records.Change]) -> None:
+        # The data, its live size and the sorted keys; the index changes only for keys
+        # that come or go (most writes replace a value).
+        data = self._data
+        if len(changes) == 1:
+            key, packed = changes[0]
+            was = key in data
+            self._live_size += apply_changes(data, changes)
+            if packed is None:
+                if was:
+                    self._index.remove(key)
+            elif not was:
+                self._index.add(key)
+            return
+        before = {key: key in data for key, _ in changes}
+        self._live_size += apply_changes(data, changes)
+        self._index.update(
+            added=[key for key, was in before.items() if not was and key in data],
+            removed=[key for key, was in before.items() if was and key not in data])
 
     def _schedule_fsync(self) -> None:
         if self._periodic_call is None:

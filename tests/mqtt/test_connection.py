@@ -234,6 +234,34 @@ def test_settings_from_config_defaults_and_a_password_kept_out_of_repr() -> None
     assert "s3cret" not in repr(secret)
 
 
+def test_the_default_status_topic_follows_the_federation_site(tmp_path: Any) -> None:
+    """With the federation enabled, "" is <[federation].site>/<name>/status (the host's
+    presence in the site); without it, or set by hand, as before."""
+    from hadaemon.config import read, validate
+    from hadaemon.federation import Federation
+    from hadaemon.mqtt import MqttService, MqttSettings
+    from hadaemon.mqtt.settings import status_prefix
+
+    schemas = {"mqtt": MqttService.schema, "federation": Federation.schema}
+
+    def status_topic(plugins: list[str], sections: dict[str, Any]) -> str:
+        raw = {"daemon": {"name": "pi", "plugins": plugins}, **sections}
+        config, errors = validate(read(raw, base_dir=tmp_path, environ={}), schemas)
+        assert not errors
+        settings = MqttSettings.from_config(config.section("mqtt"), config.core.name,
+                                            status_prefix=status_prefix(config))
+        return settings.status_topic
+
+    fed = ["mqtt", "federation"]
+    assert status_topic(fed, {"federation": {"site": "home/flat"}}) == "home/flat/pi/status"
+    assert status_topic(fed, {}) == "hadaemon/pi/status"
+    assert status_topic(["mqtt"], {"federation": {"site": "home"}}) == "hadaemon/pi/status"
+    assert status_topic(fed, {"federation": {"site": "home"},
+                              "mqtt": {"status_topic": "x/pi/status"}}) == "x/pi/status"
+    # a site that is no topic prefix is the federation's to refuse; the default stays
+    assert status_topic(fed, {"federation": {"site": "a/+"}}) == "hadaemon/pi/status"
+
+
 def test_a_burst_bigger_than_one_wakeup_is_read_to_the_end(broker: Broker) -> None:
     # Regression: packets left in our read buffer after a wake-up's packet limit were
     # only read when the next packet arrived, up to a keepalive (60 s) later.

@@ -213,8 +213,9 @@ def test_upstream_failures_are_reported_once_and_the_bus_still_gets_them(
     com_errors, published = run_in_reactor(scenario, timeout=15)
     assert published == 6
     assert len(com_errors) == 1, com_errors
-    assert com_errors[0].startswith("publishing upstream on hadaemon/hadaemon/services/"
-                                    "telemetry_py/events failed:")
+    # (the topic names the daemon: [daemon].name, by default the host name)
+    assert com_errors[0].startswith(f"publishing upstream on hadaemon/{config.core.name}/"
+                                    "services/telemetry_py/events failed:")
 
 
 WATCHER = '''
