@@ -1,0 +1,148 @@
+// The overview: the daemon (name, uptime, versions), every plugin and its state, the
+// counts of each world, the reactor's lag, and the recent errors. Live: re-read every
+// 5 s and at once on a lifecycle or error event (a plugin started, failed, stopped).
+
+import { h, replace, setText, formatDuration, formatMs, formatTime, debounce } from "../dom.js";
+
+const REFRESH_MS = 5000;
+
+function plugins(status) {
+  const rows = status.plugins.map((p) => h("tr", { dataset: { plugin: p.name } },
+    h("th", { scope: "row" }, p.name),
+    h("td", h("span.badge", { dataset: { state: p.state } }, p.state)),
+    h("td", p.error ? h("span.error", String(p.error)) : h("span.muted", "–"))));
+  return h("div.table-wrap", h("table.table#plugins",
+    h("caption.visually-hidden", "Plugins and their state"),
+    h("thead", h("tr", h("th", { scope: "col" }, "Plugin"), h("th", { scope: "col" }, "State"),
+      h("th", { scope: "col" }, "Error"))),
+    h("tbody", rows)));
+}
+
+const COUNT_LABELS = [
+  ["devices", "Devices", "#/devices"],
+  ["variables", "Variables", "#/devices"],
+  ["system_variables", "System variables", "#/sysvars"],
+  ["nodes", "Nodes", "#/flows"],
+  ["services", "Services", "#/services"],
+  ["event_clients", "Event clients", null],
+];
+
+function counts(status) {
+  return h("dl.facts#counts", COUNT_LABELS.flatMap(([key, label, link]) => [
+    h("dt", link ? h("a", { href: link }, label) : label),
+    h("dd", { dataset: { count: key } }, String(status.counts[key] ?? "–")),
+  ]));
+}
+
+function lag(status) {
+  const reactor = status.reactor || {};
+  const figures = reactor.lag || {};
+  const watchdog = reactor.watchdog;
+  const items = [
+    ["last", figures.last], ["p50", figures.p50], ["p99", figures.p99], ["max", figures.max],
+  ];
+  const blocked = watchdog && watchdog.blocked && watchdog.blocked.length
+    ? h("div", h("h3", "What blocked it lately"),
+      h("ul", watchdog.blocked.slice().reverse().map((b) => h("li",
+        h("code", b.component), ` ${formatMs(b.seconds)}`, b.ongoing ? " (still blocking)" : ""))))
+    : null;
+  return [
+    h("dl.facts#lag", items.flatMap(([k, v]) => [h("dt", k), h("dd", { dataset: { lag: k } }, formatMs(v))])),
+    h("p.muted", watchdog
+      ? `Over the last ${figures.samples ?? 0} ticks (one every ${formatMs(figures.interval)}); `
+        + `the watchdog reports anything blocking longer than ${formatMs(watchdog.threshold)}.`
+      : "The watchdog is off ([watchdog] enabled = false): no figures."),
+    blocked,
+  ];
+}
+
+function errors(status) {
+  const list = (status.recent_errors || []).slice(-20).reverse();
+  if (!list.length) return h("p.muted#errors", "No errors since the daemon started.");
+  return h("ul.errors#errors", list.map((e) => h("li",
+    h("span.badge.bad", e.level_name || "error"), " ",
+    h("time", { datetime: new Date((e.time || e.timestamp || 0) * 1000).toISOString() },
+      formatTime(e.time || e.timestamp)), " ",
+    h("strong", e.source || e.topic || ""), " ",
+    h("span", e.message || e.text || JSON.stringify(e)))));
+}
+
+export async function mount(root, params, ctx) {
+  ctx.setTitle("Overview");
+  const heading = h("h1#page-title", "Overview");
+  const summary = h("p.muted#daemon-summary", "Reading the daemon's status…");
+  const body = h("div");
+  const updated = h("p.muted.small", { "aria-live": "off" });
+  replace(root, heading, summary, body, updated);
+
+  let status = null;
+  let timer = null;
+  let uptimeTimer = null;
+  let readAt = 0;
+  let stopped = false;
+  let reading = null;
+
+  function render() {
+    const running = status.plugins.filter((p) => p.state === "running").length;
+    replace(summary,
+      h("strong", status.name), " · up ", h("span#uptime", formatDuration(status.uptime)),
+      ` · hadaemon ${status.versions.hadaemon}, Python ${status.versions.python}, `
+      + `Twisted ${status.versions.twisted} · `,
+      h("span", { class: running === status.plugins.length ? "ok" : "warn" },
+        `${running} of ${status.plugins.length} plugins running`));
+    replace(body, h("div.cards",
+      h("section.card", { "aria-labelledby": "h-plugins" }, h("h2#h-plugins", "Plugins"), plugins(status)),
+      h("section.card", { "aria-labelledby": "h-counts" }, h("h2#h-counts", "Counts"), counts(status)),
+      h("section.card", { "aria-labelledby": "h-lag" }, h("h2#h-lag", "Reactor lag"), lag(status))),
+    h("section.card", { "aria-labelledby": "h-errors" }, h("h2#h-errors", "Recent errors"), errors(status)));
+    setText(updated, `Updated ${formatTime(Date.now() / 1000)}`);
+  }
+
+  async function read() {
+    if (reading) return reading;
+    reading = (async () => {
+      try {
+        status = await ctx.api.get("/api/status");
+        readAt = performance.now();
+        if (stopped) return;
+        render();
+        root.dataset.ready = "true";
+      } catch (exc) {
+        if (stopped || exc.status === 401) return;
+        replace(updated, h("span.error", { role: "alert" }, `Cannot read the status: ${exc.message}`));
+      } finally {
+        reading = null;
+      }
+    })();
+    return reading;
+  }
+
+  function schedule() {
+    clearTimeout(timer);
+    timer = setTimeout(async () => {
+      await read();
+      if (!stopped) schedule();
+    }, REFRESH_MS);
+  }
+
+  const soon = debounce(read, 250);
+  await read();
+  schedule();
+  // the uptime ticks between reads
+  uptimeTimer = setInterval(() => {
+    const el = root.querySelector("#uptime");
+    if (el && status) setText(el, formatDuration(status.uptime + (performance.now() - readAt) / 1000));
+  }, 1000);
+  const offs = [
+    ctx.events.on("lifecycle/#", soon),
+    ctx.events.on("error/#", soon),
+    ctx.events.onResync(soon),
+  ];
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+    clearInterval(uptimeTimer);
+    soon.cancel();
+    offs.forEach((off) => off());
+  };
+}
