@@ -8,7 +8,7 @@
 // Shared by the Devices page (many at once: update() is cheap, touching only what
 // changed) and the device page.
 
-import { h, formatValue, setText } from "./dom.js";
+import { h, formatValue, setText, uid } from "./dom.js";
 
 /** Which control a variable gets (null: none, it is not writable). */
 export function controlKind(variable) {
@@ -73,8 +73,10 @@ export class VariableView {
     this.shownJson = undefined;
     this.value = h("span.var-value", { dataset: {
       variable: variableKey(device.peer_id, channel.index, variable.name), value: "null" } });
-    this.status = h("span.var-status", { "aria-live": "polite" });
+    this.status = h("span.var-status", { id: uid("var-status"), "aria-live": "polite" });
+    this.inputs = [];          // the control's focusable parts (described by the status)
     this.control = this.kind ? this.buildControl() : null;
+    for (const input of this.inputs) input.setAttribute("aria-describedby", this.status.id);
     if (variable.pending !== undefined) this.pending = variable.pending;
     this.render();
   }
@@ -129,11 +131,11 @@ export class VariableView {
   showError(text) {
     this.status.className = "var-status error";
     setText(this.status, text);
-    if (this.control) this.control.setAttribute("aria-invalid", "true");
+    for (const input of this.inputs) input.setAttribute("aria-invalid", "true");
   }
 
   clearError() {
-    if (this.control) this.control.removeAttribute("aria-invalid");
+    for (const input of this.inputs) input.removeAttribute("aria-invalid");
     if (this.status.classList.contains("error")) {
       this.status.className = "var-status";
       setText(this.status, "");
@@ -176,6 +178,7 @@ export class VariableView {
           on: { click: () => this.write(button.getAttribute("aria-checked") !== "true") },
         }, h("span.switch-knob", { "aria-hidden": "true" }));
         this.input = button;
+        this.inputs = [button];
         return button;
       }
       case "select": {
@@ -183,6 +186,7 @@ export class VariableView {
           v.values.map((value, i) => h("option", { value: String(i) }, formatValue(value))));
         select.addEventListener("change", () => this.write(v.values[Number(select.value)]));
         this.input = select;
+        this.inputs = [select];
         return select;
       }
       case "slider": {
@@ -201,6 +205,7 @@ export class VariableView {
         this.listenTyped(exact);
         this.input = slider;
         this.exact = exact;
+        this.inputs = [slider, exact];
         return h("span.var-range", slider, exact);
       }
       case "number": {
@@ -210,6 +215,7 @@ export class VariableView {
         });
         this.listenTyped(input);
         this.input = input;
+        this.inputs = [input];
         return input;
       }
       default: {  // text, json
@@ -217,6 +223,7 @@ export class VariableView {
           spellcheck: "false", autocomplete: "off" });
         this.listenTyped(input);
         this.input = input;
+        this.inputs = [input];
         return input;
       }
     }

@@ -15,7 +15,7 @@ export async function mount(root, params, ctx) {
   const peerId = Number(params.peer_id);
   root.classList.add("device-page");
   if (!/^\d+$/.test(String(params.peer_id)) || !Number.isSafeInteger(peerId)) {
-    root.append(h("h1", "Device"), message(`"${params.peer_id}" is not a device id (a number)`),
+    root.append(h("h1#page-title", "Device"), message(`"${params.peer_id}" is not a device id (a number)`),
       h("p", h("a", { href: "#/devices" }, "All devices")));
     root.dataset.ready = "true";
     return undefined;
@@ -66,7 +66,7 @@ class DevicePage {
       device = await this.ctx.api.get(`/api/devices/${this.peerId}`);
     } catch (exc) {
       if (this.closed) return;
-      this.root.replaceChildren(h("h1", `Device ${this.peerId}`),
+      this.root.replaceChildren(h("h1#page-title", `Device ${this.peerId}`),
         message(exc.status === 404 ? `No device ${this.peerId}: ${exc.message}` : exc.message),
         h("p", h("a", { href: "#/devices" }, "All devices")));
       this.root.dataset.ready = "true";
@@ -131,7 +131,7 @@ class DevicePage {
 
     this.root.replaceChildren(
       h("p.breadcrumb", h("a", { href: "#/devices" }, "Devices"), " / ", device.name),
-      h("h1", device.name),
+      h("h1#page-title", device.name),
       h("dl.device-info", info.map(([k, v]) => [h("dt", k), h("dd", String(v))])),
       h("section.device-variables", { "aria-labelledby": "device-variables-title" },
         h("h2#device-variables-title", "Variables"),

@@ -45,7 +45,7 @@ class DevicesPage {
     this.error = h("div.devices-error");
     root.classList.add("devices-page");
     root.append(
-      h("h1", "Devices"),
+      h("h1#page-title", "Devices"),
       h("div.devices-toolbar", { role: "search", "aria-label": "Filter devices" },
         h("label", { for: "devices-filter" }, "Filter"), this.search,
         h("label", { for: "devices-source" }, "Source"), this.sourceSelect, this.count),
@@ -139,7 +139,7 @@ class DevicesPage {
     for (const d of devices) counts.set(d.source, (counts.get(d.source) || 0) + 1);
     const chosen = this.sourceSelect.value;
     this.sourceSelect.replaceChildren(h("option", { value: "" }, `All sources (${devices.length})`),
-      [...counts.keys()].sort().map((s) => h("option", { value: s }, `${s} (${counts.get(s)})`)));
+      ...[...counts.keys()].sort().map((s) => h("option", { value: s }, `${s} (${counts.get(s)})`)));
     this.sourceSelect.value = counts.has(chosen) ? chosen : "";
   }
 
