@@ -45,7 +45,7 @@ class DevicePage {
     this.ctx = ctx;
     this.views = new Map();   // key -> VariableView
     this.charts = new Map();  // key -> {chart, variable, channel}
-    this.range = 86400;
+    this.range = 3600;
     this.zoom = null;         // {start, end} while zoomed, else the range up to now
     this.fetches = 0;         // the latest history request; older answers are ignored
     this.closed = false;
@@ -106,7 +106,8 @@ class DevicePage {
             h("span.var-meta.muted", [variable.type, variable.unit, access.join("/"),
               variable.is_event ? "event" : null].filter(Boolean).join(" · "))),
           h("td.var-value-cell", view.value),
-          h("td.var-control-cell", view.control || h("span.muted", "read only"), view.status)));
+          h("td", h("div.var-control-cell", view.control || h("span.muted", "read only"),
+            view.status))));
         const kind = chartKind(variable);
         if (kind) {
           const chart = new Chart({
