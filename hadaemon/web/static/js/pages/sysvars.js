@@ -194,7 +194,8 @@ export async function mount(root, params, ctx) {
   const createValue = h("input.sysvar-new-value", { id: valueId, type: "text", required: true,
     autocomplete: "off", spellcheck: "false", "aria-describedby": `${valueId}-hint` });
   const createError = h("p.error.sysvar-create-error", { role: "alert", hidden: true });
-  const createForm = h("form.sysvar-create", { "aria-labelledby": "sysvar-create-title" },
+  const createForm = h("form.sysvar-create", { "aria-labelledby": "sysvar-create-title",
+    novalidate: true },
     h("h2#sysvar-create-title", "New system variable"),
     h("div.row",
       h("label", { for: nameId }, "Name", createName),
