@@ -99,11 +99,13 @@ def console_daemon(tmp_path_factory: pytest.TempPathFactory,
 def console_daemon_factory(
     request: pytest.FixtureRequest, tmp_path: pathlib.Path,
 ) -> Iterator[Callable[..., ConsoleDaemon]]:
-    made: list[ConsoleDaemon] = request.node.stash.setdefault(_DAEMONS, [])
+    reported: list[ConsoleDaemon] = request.node.stash.setdefault(_DAEMONS, [])
+    made: list[ConsoleDaemon] = []  # (this test's own: the shared one is never stopped)
     with ChildProcesses() as children:
         def factory(*, start: bool = True, **options: Any) -> ConsoleDaemon:
             daemon = ConsoleDaemon(tmp_path / f"daemon-{len(made) + 1}", children, **options)
             made.append(daemon)
+            reported.append(daemon)
             return daemon.start() if start else daemon
 
         yield factory

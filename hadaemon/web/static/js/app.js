@@ -59,6 +59,7 @@ function setTitle(text) {
 }
 
 function setLoggedIn(value) {
+  if (!value) everOpen = false;
   document.body.dataset.auth = value ? "in" : "out";
   logoutButton.hidden = !value;
 }
@@ -158,10 +159,13 @@ function closeNav() {
 }
 
 const STATE_TEXT = { open: "Live", connecting: "Reconnecting…", closed: "Not connected" };
+let everOpen = false;
 
 function showConnection(state) {
+  everOpen = everOpen || state === "open";
   connection.dataset.state = state;
-  connection.textContent = session === null && state === "closed" ? "Logged out" : STATE_TEXT[state];
+  connection.textContent = session === null && state === "closed" ? "Logged out"
+    : state === "connecting" && !everOpen ? "Connecting…" : STATE_TEXT[state];
   connection.title = state === "open" ? "following the daemon's live events"
     : state === "connecting" ? "the daemon does not answer: trying again" : "";
 }
