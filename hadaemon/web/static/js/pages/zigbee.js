@@ -39,7 +39,7 @@ export async function mount(root, params, ctx) {
   const open = h("button.btn.btn-primary.permit-open", { type: "submit" }, "Permit join");
   const close = h("button.btn.permit-close", { type: "button", disabled: true }, "Close now");
   const form = h("form.permit-form", { "aria-label": "Permit join", novalidate: true },
-    h("label", { for: secondsId }, "Seconds (1–254)", seconds), open, close);
+    h("label", { for: secondsId }, "Seconds (1 to 254)", seconds), open, close);
 
   function yesNo(v) { return v ? "yes" : "no"; }
 
