@@ -63,7 +63,9 @@ def test_a_device_page_draws_its_history_chart_with_points(
     # Every point lies inside the plot.
     box = svg.bounding_box()
     assert box is not None
-    for cx, cy in points.evaluate_all("cs => cs.map(c => [+c.getAttribute('cx'), +c.getAttribute('cy')])"):
+    centres = points.evaluate_all(
+        "cs => cs.map(c => [+c.getAttribute('cx'), +c.getAttribute('cy')])")
+    for cx, cy in centres:
         assert 0 <= cx <= box["width"] and 0 <= cy <= box["height"], (cx, cy, box)
 
     # The readout, by keyboard: End reads the newest point, Left the one before.
@@ -124,7 +126,7 @@ def test_the_range_picker_and_zoom_change_the_window(
     assert 86400 * 0.1 < span < 86400 * 0.3, query
     expect(reset).to_be_enabled()
     expect(day).to_have_attribute("aria-pressed", "false")
-    expect(page.locator(".chart-window")).to_contain_text("–")
+    expect(page.locator(".chart-window")).to_contain_text("\u2013")  # from - to
 
     # The wheel zooms in further around the pointer.
     with page.expect_request(history_of_temperature) as asked:

@@ -45,6 +45,19 @@ def dom_value(page: Any, key: str) -> Any:
     return json.loads(text) if text is not None else ("missing",)
 
 
+def next_change(daemon: ConsoleDaemon, path: str, headers: dict[str, str]) -> Any:
+    """Poll a variable through the API until its value changes; return the new one."""
+    before = daemon.request("GET", path, headers=headers)[1]["value"]
+    found: list[Any] = []
+
+    def changed() -> bool:
+        found[:] = [daemon.request("GET", path, headers=headers)[1]["value"]]
+        return bool(found[0] != before)
+
+    poll_until(changed, timeout=30, what=f"{path} to change")
+    return found[0]
+
+
 def test_a_thermometer_change_appears_on_the_page_within_a_second(
     open_page: Callable[..., Any], console_daemon: ConsoleDaemon,
 ) -> None:
@@ -59,11 +72,8 @@ def test_a_thermometer_change_appears_on_the_page_within_a_second(
     headers = console_daemon.session()
     checked = 0
     for _ in range(3):  # three changes in a row (the demo reports every 2 s)
-        before = console_daemon.request("GET", path, headers=headers)[1]["value"]
         # The change, as the API sees it (polled) ...
-        changed = poll_until(
-            lambda: (v := console_daemon.request("GET", path, headers=headers)[1]["value"])
-            != before and (v,), timeout=30, what="the demo thermometer to change")[0]
+        changed = next_change(console_daemon, path, headers)
         seen = time.monotonic()
         # ... is on the page within a second: the value there is the API's.
         while True:
@@ -106,7 +116,8 @@ def test_switching_the_demo_lamp_from_the_page_changes_the_registry(
             assert answer.request.post_data_json == {"value": not shown, "confirm": True,
                                                      "timeout": 10}
             assert answer.json()["confirmed"] is (not shown)
-            event = reader.until("variable", lambda d: d["value"] is (not shown))
+            wanted = not shown
+            event = reader.until("variable", lambda d, wanted=wanted: d["value"] is wanted)
             assert event["name"] == "state" and event["peer_id"] == peer
         finally:
             reader.close()
@@ -204,3 +215,52 @@ def test_the_devices_page_fits_a_phone_screen(
     with page.expect_response(lambda r: r.request.method == "PUT") as put:
         page.keyboard.press("Space")
     assert put.value.request.post_data_json["value"] is (shown != "true")
+
+
+def slow_lamp(text: str) -> str:
+    """The example config with a demo lamp that confirms writes after 8 s (inside the
+    10 s the page waits for it) and does not follow the thermometer (only the test
+    switches it)."""
+    assert "\n[demo]\n" in text
+    return text.replace("\n[demo]\n", "\n[demo]\nlatency = 8.0\nfollow = false\n", 1)
+
+
+def test_a_write_is_pending_in_place_until_the_device_confirms_it(
+    open_page: Callable[..., Any], console_daemon_factory: Callable[..., ConsoleDaemon],
+) -> None:
+    daemon = console_daemon_factory(edit=slow_lamp)
+    lamp = demo_device(daemon, "lamp")
+    peer = lamp["peer_id"]
+    page = open_page(daemon, hash_="#/devices")
+    switch = page.get_by_role("switch", name="Demo lamp state")
+    value = page.locator(f'[data-variable="{peer}/0/state"]')
+    status = page.locator(f'.var[data-key="{peer}/0/state"] .var-status')
+    shown = switch.get_attribute("aria-checked") == "true"
+
+    with page.expect_response(lambda r: r.request.method == "PUT", timeout=30_000) as put:
+        switch.click()
+        # Written, not confirmed yet: the new value, marked pending, in place.
+        expect(value).to_have_class("var-value pending")
+        expect(status).to_have_text("pending…")
+        expect(switch).to_have_attribute("aria-busy", "true")
+        expect(switch).to_have_attribute("aria-checked", str(not shown).lower())
+        pending = api_get(daemon, f"/api/devices/{peer}/0/state")
+        assert pending["pending"] is (not shown) and pending["confirmed"] is shown, pending
+    assert put.value.status == 200
+    # Confirmed by the device: no longer pending.
+    expect(value).to_have_class("var-value")
+    expect(status).to_have_text("")
+    expect(switch).to_have_attribute("aria-busy", "false")
+    assert api_get(daemon, f"/api/devices/{peer}/0/state")["confirmed"] is (not shown)
+
+    # A write made elsewhere (the API, without waiting) shows as pending on a page opened
+    # meanwhile (the API's `pending` field), and is settled by the device's report.
+    status_code, body = daemon.request("PUT", f"/api/devices/{peer}/0/brightness",
+                                       {"value": 77}, headers=daemon.session())
+    assert status_code == 200, body
+    other = open_page(daemon, hash_="#/devices")
+    brightness = other.locator(f'[data-variable="{peer}/0/brightness"]')
+    expect(brightness).to_have_attribute("data-value", "77")
+    expect(brightness).to_have_class("var-value pending")
+    expect(brightness).to_have_class("var-value", timeout=30_000)
+    expect(other.get_by_role("slider", name="Demo lamp brightness")).to_have_value("77")

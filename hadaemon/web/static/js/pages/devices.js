@@ -51,14 +51,15 @@ class DevicesPage {
         h("label", { for: "devices-source" }, "Source"), this.sourceSelect, this.count),
       this.error, this.list, this.note,
     );
-    const refilter = debounce(() => this.applyFilter(), 80);
-    this.search.addEventListener("input", refilter);
+    this.refilter = debounce(() => this.applyFilter(), 80);
+    this.reload = debounce(() => this.load(), 300);
+    this.search.addEventListener("input", this.refilter);
     this.sourceSelect.addEventListener("change", () => this.applyFilter());
 
     const { events } = ctx;
     this.unsubscribe = [
       events.on("variable/#", (event) => this.onVariable(event)),
-      events.on("device/#", debounce(() => this.load(), 300)),
+      events.on("device/#", this.reload),  // added, removed, renamed: the list again
       events.onResync(() => this.load()),
     ];
   }
@@ -236,6 +237,8 @@ class DevicesPage {
   destroy() {
     this.closed = true;
     for (const off of this.unsubscribe) off();
+    this.refilter.cancel();
+    this.reload.cancel();
     clearTimeout(this.buildTimer);
     if (this.frame) cancelAnimationFrame(this.frame);
   }
