@@ -16,7 +16,7 @@ const RETRY_MAX = 10000;
 
 /** Whether an MQTT-style filter ("variable/#", "status/+/x") matches a topic. */
 export function topicMatches(filter, topic) {
-  if (filter === "#" ) return true;
+  if (filter === "#") return true;
   const f = filter.split("/");
   const t = topic.split("/");
   for (let i = 0; i < f.length; i += 1) {
@@ -84,9 +84,10 @@ function open() {
     retryDelay = RETRY_MIN;
     setState("open");
     if (reconnected) resync("reconnect");
+    // (a first connection resumes from here; a resumed one keeps its own last id)
     try {
       const data = JSON.parse(message.data);
-      if (data.id) lastId = data.id;
+      if (data.id && !lastId) lastId = data.id;
     } catch { /* a hello without data */ }
   });
   for (const type of EVENT_TYPES) es.addEventListener(type, (m) => source === es && dispatch(type, m));

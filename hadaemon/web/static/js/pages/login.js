@@ -37,6 +37,9 @@ export async function mount(root, params, ctx) {
   });
   const submit = h("button.btn.btn-primary", { type: "submit" }, "Log in");
   const form = h("form", { "aria-labelledby": "page-title", novalidate: true },
+    // (for password managers: the account is always "admin")
+    h("input", { type: "text", name: "username", autocomplete: "username", value: "admin",
+      hidden: true, "aria-hidden": "true", tabindex: "-1" }),
     h("div.field", h("label", { for: "password" }, "Admin password"), input),
     submit,
     status);

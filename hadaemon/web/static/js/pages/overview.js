@@ -82,7 +82,16 @@ export async function mount(root, params, ctx) {
   let stopped = false;
   let reading = null;
 
+  // The focused element (a link of the counts), found again after a re-render by its
+  // id or href, so that reading the page with the keyboard is not reset every 5 s.
+  function focusKey() {
+    const el = document.activeElement;
+    if (!el || !body.contains(el)) return null;
+    return el.id ? `#${el.id}` : el.getAttribute("href") ? `a[href="${el.getAttribute("href")}"]` : null;
+  }
+
   function render() {
+    const focused = focusKey();
     const running = status.plugins.filter((p) => p.state === "running").length;
     replace(summary,
       h("strong", status.name), " · up ", h("span#uptime", formatDuration(status.uptime)),
@@ -96,6 +105,7 @@ export async function mount(root, params, ctx) {
       h("section.card", { "aria-labelledby": "h-lag" }, h("h2#h-lag", "Reactor lag"), lag(status))),
     h("section.card", { "aria-labelledby": "h-errors" }, h("h2#h-errors", "Recent errors"), errors(status)));
     setText(updated, `Updated ${formatTime(Date.now() / 1000)}`);
+    if (focused) body.querySelector(focused)?.focus();
   }
 
   async function read() {
