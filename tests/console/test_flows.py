@@ -151,3 +151,83 @@ def test_flows_on_a_phone_scroll_inside_the_graph(open_page: Callable[..., Any])
     panel = page.get_by_role("complementary")
     expect(panel.locator(".tap-message").first).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+
+LAYOUT = """
+async (graph) => {
+  const { layout, draw } = await import("/js/graph.js");
+  const lay = layout(graph);
+  const drawn = draw(lay);
+  document.body.append(drawn.svg);  // (to count what is drawn; the page is thrown away)
+  return {
+    width: lay.width, height: lay.height,
+    groups: lay.groups,
+    boxes: [...lay.boxes.values()].map(({ key, kind, flow, x, y, w, h }) =>
+      ({ key, kind, flow, x, y, w, h })),
+    wires: lay.wires.map((p) => [p.from.key, p.wire.output, p.to.key]),
+    order: [...drawn.svg.querySelectorAll("[tabindex]")].map(
+      (e) => e.dataset.node ? `node:${e.dataset.node}` : `wire:${e.dataset.wire}>${e.dataset.to}`),
+  };
+}
+"""
+
+
+def test_layout_of_loops_several_flows_and_outputs(page: Any) -> None:
+    """graph.js on a graph the example lacks: a loop, a node of two outputs, two flows, a
+    wire between flows, two wires to one address; run in the browser itself."""
+    def node(id_: str, flow: str, outputs: int = 1) -> dict[str, Any]:
+        return {"id": id_, "flow": flow, "type": "t", "name": "", "inputs": 1,
+                "outputs": outputs}
+
+    def to(id_: str) -> dict[str, Any]:
+        return {"id": id_, "port": 0}
+
+    graph = {
+        "flows": ["one", "two"],
+        "nodes": [node("a", "one", 2), node("b", "one"), node("c", "one"), node("d", "one"),
+                  node("x", "two"), node("y", "two")],
+        "wires": [
+            {"from": "a", "output": 0, "to": to("b")},
+            {"from": "a", "output": 1, "to": to("c")},
+            {"from": "b", "output": 0, "to": to("d")},
+            {"from": "d", "output": 0, "to": to("b")},          # a loop: b -> d -> b
+            {"from": "c", "output": 0, "to": {"address": "service:s/in"}},
+            {"from": "d", "output": 0, "to": {"address": "service:s/in"}},
+            {"from": "x", "output": 0, "to": to("y")},
+            {"from": "y", "output": 0, "to": to("a")},          # across flows
+        ],
+    }
+    got = page.evaluate(LAYOUT, graph)
+    boxes = {b["key"]: b for b in got["boxes"]}
+    column = {k: b["x"] for k, b in boxes.items()}
+    # Depth: a, then b and c, then d; the loop back to b ends (bounded by the node count).
+    assert column["node:a"] < column["node:b"] == column["node:c"] < column["node:d"]
+    assert column["node:x"] < column["node:y"]
+    # One address box per flow and address, right of everything wired to it.
+    addresses = [k for k, b in boxes.items() if b["kind"] == "address"]
+    assert addresses == ["address:one:service:s/in"]
+    assert boxes[addresses[0]]["x"] > column["node:d"]
+    # Every wire placed, the one across flows too.
+    assert len(got["wires"]) == len(graph["wires"])
+    assert ["node:y", 0, "node:a"] in got["wires"]
+    # No two boxes overlap; each box inside its flow's group; the groups apart.
+    items = list(boxes.values())
+    for i, one in enumerate(items):
+        for other in items[i + 1:]:
+            apart = (one["x"] + one["w"] <= other["x"] or other["x"] + other["w"] <= one["x"]
+                     or one["y"] + one["h"] <= other["y"] or other["y"] + other["h"] <= one["y"])
+            assert apart, (one, other)
+    groups = {g["flow"]: g for g in got["groups"]}
+    for b in items:
+        g = groups[b["flow"]]
+        assert g["x"] <= b["x"] and b["x"] + b["w"] <= g["x"] + g["w"], b
+        assert g["y"] <= b["y"] and b["y"] + b["h"] <= g["y"] + g["h"], b
+        assert b["x"] + b["w"] <= got["width"] and b["y"] + b["h"] <= got["height"]
+    assert groups["one"]["y"] + groups["one"]["h"] < groups["two"]["y"]
+    # Tab order: each node, then its wires.
+    order = got["order"]
+    assert order[order.index("node:a") + 1: order.index("node:a") + 3] == [
+        "wire:a/0>b", "wire:a/1>c"]
+    assert order.index("wire:y/0>a") == order.index("node:y") + 1
+    assert sorted(o for o in order if o.startswith("node:")) == [
+        f"node:{n}" for n in "abcdxy"]

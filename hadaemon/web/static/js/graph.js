@@ -46,6 +46,45 @@ function clip(text, max = LABEL_CHARS) {
 }
 
 /**
+ * Each node's column: the longest chain of wires leading to it from the flow's roots.
+ * A loop's wire back (found by a depth-first walk from the roots) does not count.
+ */
+function depths(members, wires) {
+  const ids = members.map((n) => n.id);
+  const next = new Map(ids.map((id) => [id, []]));
+  for (const w of wires) next.get(w.from).push(w.to.id);
+  const fed = new Set(wires.map((w) => w.to.id));
+  const seen = new Map();   // id -> "open" while on the walk's path, "done" after
+  const back = new Set();
+  const walk = (id) => {
+    seen.set(id, "open");
+    for (const to of next.get(id)) {
+      if (seen.get(to) === "open") back.add(`${id}\n${to}`);
+      else if (!seen.has(to)) walk(to);
+    }
+    seen.set(id, "done");
+  };
+  for (const id of ids) if (!fed.has(id) && !seen.has(id)) walk(id);
+  for (const id of ids) if (!seen.has(id)) walk(id);   // loops with no way in
+  // Longest path over what is left, a DAG, in topological order.
+  const waiting = new Map(ids.map((id) => [id, 0]));
+  const kept = wires.filter((w) => !back.has(`${w.from}\n${w.to.id}`));
+  for (const w of kept) waiting.set(w.to.id, waiting.get(w.to.id) + 1);
+  const depth = new Map(ids.map((id) => [id, 0]));
+  const ready = ids.filter((id) => waiting.get(id) === 0);
+  while (ready.length) {
+    const id = ready.shift();
+    for (const w of kept) {
+      if (w.from !== id) continue;
+      depth.set(w.to.id, Math.max(depth.get(w.to.id), depth.get(id) + 1));
+      waiting.set(w.to.id, waiting.get(w.to.id) - 1);
+      if (waiting.get(w.to.id) === 0) ready.push(w.to.id);
+    }
+  }
+  return depth;
+}
+
+/**
  * Place every node and address box. `graph` is GET /api/flows: {flows, nodes, wires}.
  * Returns {width, height, groups: [{flow, x, y, w, h}], boxes: Map(key -> box),
  * wires: [{wire, from: box, to: box}]}; a box is {key, kind: "node"|"address", x, y, w, h,
@@ -65,21 +104,8 @@ export function layout(graph) {
     const members = nodes.filter((n) => n.flow === flow);
     if (!members.length) continue;
     const inFlow = new Set(members.map((n) => n.id));
-    const depth = new Map(members.map((n) => [n.id, 0]));
     const local = wires.filter((w) => inFlow.has(w.from));
-    // Longest path from the flow's roots; bounded, so a loop cannot run forever.
-    for (let round = 0; round < members.length; round += 1) {
-      let moved = false;
-      for (const w of local) {
-        if (w.to.id === undefined || !inFlow.has(w.to.id)) continue;
-        const d = depth.get(w.from) + 1;
-        if (d > depth.get(w.to.id) && d < members.length) {
-          depth.set(w.to.id, d);
-          moved = true;
-        }
-      }
-      if (!moved) break;
-    }
+    const depth = depths(members, local.filter((w) => inFlow.has(w.to.id)));
     // Columns of items: nodes, then one address box per address wired from this flow.
     const columns = [];
     const put = (d, item) => { (columns[d] ||= []).push(item); };
@@ -158,6 +184,10 @@ function el(name, attrs = {}, ...children) {
   return node;
 }
 
+function port(p) {
+  return el("rect", { class: "port", x: p.x - 5, y: p.y - 5, width: 10, height: 10, rx: 2 });
+}
+
 function outputPoint(box, output) {
   const outputs = Math.max(box.node.outputs, output + 1);
   return { x: box.x + box.w, y: box.y + (box.h * (output + 1)) / (outputs + 1) };
@@ -167,18 +197,23 @@ function inputPoint(box) {
   return { x: box.x, y: box.y + box.h / 2 };
 }
 
+function bend(a, b) {
+  return b.x > a.x ? Math.max(36, (b.x - a.x) / 2) : 90;
+}
+
 /** The SVG path of a wire: a horizontal S-curve, wider when it runs backwards. */
 export function wirePath(a, b) {
-  const dx = b.x > a.x ? Math.max(36, (b.x - a.x) / 2) : 90;
+  const dx = bend(a, b);
   return `M${a.x},${a.y} C${a.x + dx},${a.y} ${b.x - dx},${b.y} ${b.x},${b.y}`;
 }
 
 /** The area around a wire that takes clicks: the curve widened to a band (a straight
  * wire's own box would be flat, and nothing could point at it). */
 export function wireHitPath(a, b, half = 7) {
-  const dx = b.x > a.x ? Math.max(36, (b.x - a.x) / 2) : 90;
-  return `M${a.x},${a.y - half} C${a.x + dx},${a.y - half} ${b.x - dx},${b.y - half} ${b.x},${b.y - half}`
-    + ` L${b.x},${b.y + half} C${b.x - dx},${b.y + half} ${a.x + dx},${a.y + half} ${a.x},${a.y + half} Z`;
+  const dx = bend(a, b);
+  const [at, bt, ab, bb] = [a.y - half, b.y - half, a.y + half, b.y + half];
+  return `M${a.x},${at} C${a.x + dx},${at} ${b.x - dx},${bt} ${b.x},${bt}`
+    + ` L${b.x},${bb} C${b.x - dx},${bb} ${a.x + dx},${ab} ${a.x},${ab} Z`;
 }
 
 /**
@@ -224,12 +259,10 @@ export function draw(lay) {
     const n = box.node;
     const ports = [];
     if (n.inputs > 0) {
-      const p = inputPoint(box);
-      ports.push(el("rect", { class: "port", x: p.x - 5, y: p.y - 5, width: 10, height: 10, rx: 2 }));
+      ports.push(port(inputPoint(box)));
     }
     for (let i = 0; i < n.outputs; i += 1) {
-      const p = outputPoint(box, i);
-      ports.push(el("rect", { class: "port", x: p.x - 5, y: p.y - 5, width: 10, height: 10, rx: 2 }));
+      ports.push(port(outputPoint(box, i)));
     }
     const title = el("title", {}, n.id);
     const nodeType = el("text", { class: "node-type", x: box.x + 12, y: box.y + 35 });
@@ -283,7 +316,8 @@ export function draw(lay) {
       g.dataset.statusText = s.text || "";
       statusText.textContent = clip(s.text || "", 30);
       const fill = ["red", "green", "yellow", "blue", "grey"].includes(s.fill) ? s.fill : "grey";
-      statusShape.setAttribute("class", `status-shape fill-${fill} shape-${s.shape === "ring" ? "ring" : "dot"}`);
+      const shape = s.shape === "ring" ? "ring" : "dot";
+      statusShape.setAttribute("class", `status-shape fill-${fill} shape-${shape}`);
       g.status = s;
     }
     if (process !== undefined) {

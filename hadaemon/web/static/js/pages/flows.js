@@ -53,10 +53,14 @@ export async function mount(root, params, ctx) {
   const canvas = h("div.flows-canvas", {
     role: "region", "aria-label": "Flow graph", tabindex: -1,
   }, drawn.svg);
-  const side = h("aside.flows-panel", { "aria-label": "Details", hidden: true });
+  const side = h("aside.flows-panel#flows-panel", { "aria-label": "Details", hidden: true });
+  for (const el of [...drawn.nodes.values(), ...drawn.wires]) {
+    el.setAttribute("aria-controls", "flows-panel");
+  }
   const summary = h("p.muted.flows-summary",
-    `${graph.nodes.length} node(s) in ${graph.flows.length} flow(s), ${graph.wires.length} wire(s). `
-    + "Select a wire (click, or Enter) to watch the messages passing along it; a node for its details.");
+    `${graph.nodes.length} node(s) in ${graph.flows.length} flow(s), `
+    + `${graph.wires.length} wire(s). Select a wire (click, or Enter) to watch the messages `
+    + "passing along it; a node for its details.");
   const layoutBox = h("div.flows-layout", canvas, side);
   replace(root, heading, summary, graph.nodes.length ? layoutBox
     : h("p.muted", "No nodes are configured ([[nodes.node]] in the config)."));
@@ -84,6 +88,8 @@ export async function mount(root, params, ctx) {
     replace(side, content);
     side.hidden = false;
     layoutBox.classList.add("with-panel");
+    // (on a phone the panel is under the graph: bring it into sight)
+    side.scrollIntoView({ block: "nearest" });
   }
 
   function closeButton(text) {
@@ -111,7 +117,8 @@ export async function mount(root, params, ctx) {
         : JSON.stringify("payload" in msg ? msg.payload : msg, null, 2);
       const item = h("li.tap-message", { dataset: { topic: msg.topic ?? "" } },
         h("div.tap-head",
-          h("time", { datetime: new Date(event.time * 1000).toISOString() }, formatTime(event.time)),
+          h("time", { datetime: new Date(event.time * 1000).toISOString() },
+            formatTime(event.time)),
           msg.topic !== undefined ? h("span.tap-topic", `topic ${msg.topic}`) : null),
         h("pre.tap-payload", body));
       list.prepend(item);
@@ -154,17 +161,19 @@ export async function mount(root, params, ctx) {
       const n = state.get(id) || {};
       const status = statuses.get(id) || n.status || {};
       const exit = n.last_exit;
+      const exitText = exit && typeof exit === "object" ? JSON.stringify(exit) : exit;
       const rows = [
         ["Type", spec.type], ["Flow", spec.flow],
         ["Inputs / outputs", `${spec.inputs} / ${spec.outputs}`],
         ["Process", n.crash_loop ? `${n.process} (crash loop)` : (n.process || "unknown")],
         ["PID", n.pid ?? "–"], ["Connected", n.connected ? "yes" : "no"],
         ["Restarts", n.restarts ?? 0],
-        ["Last exit", exit ? (typeof exit === "object" ? JSON.stringify(exit) : String(exit)) : "–"],
+        ["Last exit", exit ? String(exitText) : "–"],
         ["Started in", n.ready_after !== undefined && n.ready_after !== null
           ? formatDuration(n.ready_after) : "–"],
         ["Status", status.text || "–"],
-        ["Delivered", n.delivered ?? 0], ["Queued / in flight", `${n.queued ?? 0} / ${n.in_flight ?? 0}`],
+        ["Delivered", n.delivered ?? 0],
+        ["Queued / in flight", `${n.queued ?? 0} / ${n.in_flight ?? 0}`],
         ["Failed / dropped / lost", `${n.failed ?? 0} / ${n.dropped ?? 0} / ${n.lost ?? 0}`],
       ];
       replace(facts, rows.map(([k, v]) => [h("dt", k), h("dd", String(v))]));
@@ -173,7 +182,8 @@ export async function mount(root, params, ctx) {
     g.classList.add("selected");
     panel = { kind: "node", id, opener: g, close: () => {}, refresh };
     openPanel([
-      h("div.panel-head", h("h2", `Node ${nodeLabel(spec)}`), closeButton("Close the node details")),
+      h("div.panel-head", h("h2", `Node ${nodeLabel(spec)}`),
+        closeButton("Close the node details")),
       facts,
     ], `Node ${id}`);
   }

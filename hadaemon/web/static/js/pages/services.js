@@ -70,7 +70,8 @@ export async function mount(root, params, ctx) {
   replace(root, heading,
     h("p.muted", "Services run in the daemon (docs/services.md). Their lines are the newest "
       + "first; restarting one runs its Stop, then its Start."),
-    services.length ? list : h("p.muted", "No services are configured ([services.service.<Name>])."));
+    services.length ? list
+      : h("p.muted", "No services are configured ([services.service.<Name>])."));
   root.dataset.ready = "true";
 
   const pending = new Map();
@@ -112,10 +113,12 @@ function serviceCard(info, api) {
   const titleId = `service-${id}`;
   const state = h("span.badge.service-state", { role: "status" });
   const counts = h("dl.facts");
-  const lines = h("ol.service-lines", { role: "log", "aria-label": `Recent lines of ${info.name}, newest first` });
+  const lines = h("ol.service-lines", { role: "log",
+    "aria-label": `Recent lines of ${info.name}, newest first` });
   const result = h("p.service-result", { role: "status" });
   const restart = h("button.btn.service-restart", { type: "button" }, "Restart");
-  const confirmBox = h("div.confirm", { role: "group", "aria-label": `Restart ${info.name}?`, hidden: true });
+  const confirmBox = h("div.confirm", { role: "group", "aria-label": `Restart ${info.name}?`,
+    hidden: true });
   const yes = h("button.btn.btn-primary.service-confirm", { type: "button" }, "Restart now");
   const no = h("button.btn", { type: "button" }, "Cancel");
   replace(confirmBox, h("span", `Restart ${info.name}? Its Stop runs, then its Start.`), yes, no);

@@ -63,7 +63,8 @@ export async function mount(root, params, ctx) {
       "aria-label": `Delete ${name}` }, "Delete");
     const yes = h("button.btn.btn-small.btn-danger.sysvar-confirm", { type: "button" }, "Delete");
     const no = h("button.btn.btn-small", { type: "button" }, "Cancel");
-    const confirmBox = h("span.confirm", { role: "group", "aria-label": `Delete ${name}?`, hidden: true },
+    const confirmBox = h("span.confirm",
+      { role: "group", "aria-label": `Delete ${name}?`, hidden: true },
       h("span", `Delete ${name}?`), yes, no);
     const tr = h("tr", { dataset: { sysvar: name } },
       h("th", { scope: "row" }, h("code", name)),
@@ -256,7 +257,8 @@ export async function mount(root, params, ctx) {
   const table = h("div.table-wrap", h("table.table.sysvars-table",
     h("caption.visually-hidden", "System variables: name, value (edit and save), type"),
     h("thead", h("tr", h("th", { scope: "col" }, "Name"), h("th", { scope: "col" }, "Value"),
-      h("th", { scope: "col" }, "Type"), h("th", { scope: "col" }, h("span.visually-hidden", "Actions")))),
+      h("th", { scope: "col" }, "Type"),
+      h("th", { scope: "col" }, h("span.visually-hidden", "Actions")))),
     tbody));
   empty.hidden = rows.size > 0;
   replace(root, heading,
