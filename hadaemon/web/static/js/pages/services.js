@@ -113,7 +113,8 @@ function serviceCard(info, api) {
   const titleId = `service-${id}`;
   const state = h("span.badge.service-state", { role: "status" });
   const counts = h("dl.facts");
-  const lines = h("ol.service-lines", { role: "log",
+  // (not read out as they come: the list is redrawn every few seconds)
+  const lines = h("ol.service-lines", { role: "log", "aria-live": "off",
     "aria-label": `Recent lines of ${info.name}, newest first` });
   const result = h("p.service-result", { role: "status" });
   const restart = h("button.btn.service-restart", { type: "button" }, "Restart");
