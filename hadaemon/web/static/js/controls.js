@@ -73,15 +73,19 @@ export class VariableView {
     this.shownJson = undefined;
     this.value = h("span.var-value", { dataset: {
       variable: variableKey(device.peer_id, channel.index, variable.name), value: "null" } });
-    this.status = h("span.var-status", { id: uid("var-status"), "aria-live": "polite" });
     this.inputs = [];          // the control's focusable parts (described by the status)
-    this.control = this.kind ? this.buildControl() : null;
-    for (const input of this.inputs) input.setAttribute("aria-describedby", this.status.id);
+    this.control = null;
+    this.status = null;        // pending / error text, beside a control (none read-only)
+    if (this.kind) {
+      this.status = h("span.var-status", { id: uid("var-status"), "aria-live": "polite" });
+      this.control = this.buildControl();
+      for (const input of this.inputs) input.setAttribute("aria-describedby", this.status.id);
+    }
     if (variable.pending !== undefined) this.pending = variable.pending;
     this.render();
   }
 
-  /** The elements to place: value, control (if any), status. */
+  /** The elements to place: value, control and status (none when read-only). */
   get elements() {
     return [this.value, this.control, this.status];
   }
@@ -101,8 +105,10 @@ export class VariableView {
 
   settle() {
     this.pending = undefined;
-    setText(this.status, "");
-    this.status.className = "var-status";
+    if (this.status) {
+      setText(this.status, "");
+      this.status.className = "var-status";
+    }
   }
 
   render() {
@@ -117,7 +123,8 @@ export class VariableView {
     const pending = this.pending !== undefined;
     if (pending !== this.value.classList.contains("pending")) {
       this.value.classList.toggle("pending", pending);
-      if (this.control) this.control.setAttribute("aria-busy", String(pending));
+      if (!this.control) return;
+      this.control.setAttribute("aria-busy", String(pending));
       if (pending) {
         this.status.className = "var-status pending";
         setText(this.status, "pending…");

@@ -2,9 +2,9 @@
 // controls of its writable variables.
 //
 // Kept fast with a thousand devices and thousands of changes a second:
-// - rows are built in slices of a few milliseconds (the first at once, the rest between
-//   frames), so the main thread is never held long; CSS `content-visibility: auto` lets
-//   the browser skip the layout and painting of rows off screen;
+// - rows are built in slices of a few milliseconds, one a frame (the first at once), so
+//   the main thread is never held long, rendering included; CSS `content-visibility:
+//   auto` lets the browser skip the layout and painting of rows off screen;
 // - events only note the latest value per variable; one requestAnimationFrame a frame
 //   applies them, touching only the cells whose value changed;
 // - filtering flips `hidden` on the rows whose match changed.
@@ -31,7 +31,7 @@ class DevicesPage {
     this.variables = new Map(); // key -> variable of the API's list (rows not built yet)
     this.queued = new Map();    // key -> the latest value not on screen yet
     this.frame = 0;
-    this.buildTimer = 0;
+    this.buildFrame = 0;
     this.next = 0;              // the next entry to build a row for
     this.signature = "";
     this.closed = false;
@@ -89,7 +89,7 @@ class DevicesPage {
 
   /** A new set of devices: rows built again (the first slice now, the rest in slices). */
   rebuild(devices) {
-    clearTimeout(this.buildTimer);
+    cancelAnimationFrame(this.buildFrame);
     const collator = new Intl.Collator(undefined, { numeric: true, sensitivity: "base" });
     devices.sort((a, b) => collator.compare(a.source, b.source) || collator.compare(a.name, b.name)
       || a.peer_id - b.peer_id);
@@ -145,7 +145,7 @@ class DevicesPage {
   }
 
   buildSlice(atLeast = 0) {
-    this.buildTimer = 0;
+    this.buildFrame = 0;
     if (this.closed) return;
     const started = performance.now();
     const fragment = document.createDocumentFragment();
@@ -160,7 +160,9 @@ class DevicesPage {
       built += 1;
     }
     this.list.append(fragment);
-    if (this.next < this.entries.length) this.buildTimer = setTimeout(() => this.buildSlice(), 0);
+    if (this.next < this.entries.length) {
+      this.buildFrame = requestAnimationFrame(() => this.buildSlice());
+    }
   }
 
   buildRow(device) {
@@ -239,7 +241,7 @@ class DevicesPage {
     for (const off of this.unsubscribe) off();
     this.refilter.cancel();
     this.reload.cancel();
-    clearTimeout(this.buildTimer);
+    cancelAnimationFrame(this.buildFrame);
     if (this.frame) cancelAnimationFrame(this.frame);
   }
 }
