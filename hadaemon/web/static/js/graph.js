@@ -317,7 +317,9 @@ export function draw(lay) {
       statusText.textContent = clip(s.text || "", 30);
       const fill = ["red", "green", "yellow", "blue", "grey"].includes(s.fill) ? s.fill : "grey";
       const shape = s.shape === "ring" ? "ring" : "dot";
-      statusShape.setAttribute("class", `status-shape fill-${fill} shape-${shape}`);
+      // (text alone, as Node-RED shows a status without fill and shape)
+      statusShape.setAttribute("class", s.fill || s.shape
+        ? `status-shape fill-${fill} shape-${shape}` : "status-shape none");
       g.status = s;
     }
     if (process !== undefined) {

@@ -110,22 +110,35 @@ export async function mount(root, params, ctx) {
     const count = h("p.tap-count", { role: "status" }, "Watching: no message yet.");
     const problem = h("p.error", { role: "alert", hidden: true });
     let received = 0;
-    const onMessage = (event) => {
-      received += 1;
+    let waiting = [];           // messages not drawn yet: drawn once a frame, the newest only
+    let frame = null;
+    const item = (event) => {
       const msg = event.msg || {};
-      const body = event.truncated ? `${event.preview ?? ""} … (cut: over 32 KiB)`
+      const body = event.truncated
+        ? `${event.preview ?? ""} … (cut: the message has ${event.size} bytes)`
         : JSON.stringify("payload" in msg ? msg.payload : msg, null, 2);
-      const item = h("li.tap-message", { dataset: { topic: msg.topic ?? "" } },
+      return h("li.tap-message", { dataset: { topic: msg.topic ?? "" } },
         h("div.tap-head",
           h("time", { datetime: new Date(event.time * 1000).toISOString() },
             formatTime(event.time)),
           msg.topic !== undefined ? h("span.tap-topic", `topic ${msg.topic}`) : null),
         h("pre.tap-payload", body));
-      list.prepend(item);
+    };
+    const flush = () => {
+      frame = null;
+      const fresh = waiting.slice(-MAX_MESSAGES).reverse();
+      waiting = [];
+      list.prepend(...fresh.map(item));
       while (list.children.length > MAX_MESSAGES) list.lastElementChild.remove();
       setText(count, received > MAX_MESSAGES
         ? `${received} message(s); the newest ${MAX_MESSAGES} shown.`
         : `${received} message(s).`);
+    };
+    const onMessage = (event) => {
+      received += 1;
+      waiting.push(event);
+      if (waiting.length > MAX_MESSAGES) waiting.shift();
+      if (frame === null) frame = requestAnimationFrame(flush);
     };
     const onError = (text) => {
       problem.hidden = false;
@@ -137,7 +150,11 @@ export async function mount(root, params, ctx) {
       other.classList.add("selected");
       other.setAttribute("aria-pressed", "true");
     }
-    panel = { kind: "wire", key: wg.dataset.wire, opener: wg, close: stop };
+    const close = () => {
+      stop();
+      if (frame !== null) cancelAnimationFrame(frame);
+    };
+    panel = { kind: "wire", key: wg.dataset.wire, opener: wg, close };
     openPanel([
       h("div.panel-head", h("h2", "Messages on a wire"), closeButton("Stop watching this wire")),
       h("p.tap-wire", label.replace(" to ", " → ")),
