@@ -7,7 +7,10 @@ sensor (someone walks through every 10 s and stays 3 s): the tests wait for thos
 
 from __future__ import annotations
 
+import os
+import pathlib
 import re
+import signal
 from collections.abc import Callable
 from typing import Any
 
@@ -231,3 +234,49 @@ def test_layout_of_loops_several_flows_and_outputs(page: Any) -> None:
     assert order.index("wire:y/0>a") == order.index("node:y") + 1
     assert sorted(o for o in order if o.startswith("node:")) == [
         f"node:{n}" for n in "abcdxy"]
+
+
+BROKEN_NODE = """
+import sys
+sys.exit(3)  # at once, every time: a crash loop
+"""
+
+
+def test_a_crashing_node_and_a_killed_one_show_as_they_happen(
+    console_daemon_factory: Callable[..., ConsoleDaemon], open_page: Callable[..., Any],
+    tmp_path: pathlib.Path,
+) -> None:
+    broken = tmp_path / "broken.py"
+    broken.write_text(BROKEN_NODE)
+
+    def with_broken_node(text: str) -> str:
+        assert "grace = 10.0" in text
+        text = text.replace("grace = 10.0", "grace = 10.0\ncrash_loop_restarts = 2\n"
+                            "restart_delay = 0.1\nrestart_delay_max = 0.5", 1)
+        return text + (f'\n[[nodes.node]]\nid = "broken"\nfile = "{broken}"\n'
+                       'flow = "faults"\nwires = [["announcer"]]\n')
+
+    daemon = console_daemon_factory(edit=with_broken_node)
+    page = open_page(daemon, hash_="#/flows")
+    expect(page.locator(".flow-title")).to_have_text(["Flow example", "Flow faults"])
+    # Its wire crosses to the example flow's announcer.
+    expect(page.locator('[data-wire="broken/0"]')).to_have_attribute("data-to", "announcer")
+    node = page.locator('[data-node="broken"]')
+    expect(node.locator(".status-text")).to_have_text(re.compile(r"^crash loop: \d+ exits"))
+    expect(node.locator(".status-shape")).to_have_class("status-shape fill-red shape-ring")
+    expect(node).to_have_attribute("aria-label", re.compile(
+        r"^Node broken, process \w+.*, status: crash loop: \d+ exits"))
+
+    # A node killed under the page: its details follow (a new process, one restart more).
+    headers = daemon.session()
+    status, answer = daemon.request("GET", "/api/nodes/cold_alert", headers=headers)
+    assert status == 200 and answer["process"] == "running", answer
+    page.locator('[data-node="cold_alert"]').click()
+    details = page.get_by_role("complementary", name="Node cold_alert")
+    expect(details.locator("dl")).to_contain_text(f"PID{answer['pid']}")
+    os.kill(answer["pid"], signal.SIGKILL)
+    expect(details.locator("dl")).to_contain_text(f"Restarts{answer['restarts'] + 1}")
+    expect(details.locator("dl")).not_to_contain_text(f"PID{answer['pid']}")
+    expect(details.locator("dl")).to_contain_text("Processrunning")
+    expect(page.locator('[data-node="cold_alert"]')).to_have_attribute("data-process",
+                                                                       "running")
