@@ -132,8 +132,9 @@ export class Chart {
     defs.append(clipPath);
     this.svg.append(defs, this.axes, this.data, this.cursorLayer, this.selection);
     this.readout = h("output.chart-readout", { id: readoutId, "aria-live": "polite" }, " ");
+    this.emptyNote = h("p.chart-empty-note.muted", "no values recorded in this time");
     this.el = h("figure.chart", { dataset: { kind, state: "loading" } },
-      h("figcaption.chart-title", title), this.svg, this.readout);
+      h("figcaption.chart-title", title), this.emptyNote, this.svg, this.readout);
 
     this.svg.addEventListener("pointerdown", (e) => this.pointerDown(e));
     this.svg.addEventListener("pointermove", (e) => this.pointerMove(e));
@@ -254,6 +255,9 @@ export class Chart {
     this.visible = [first, last];
     const inWindow = this.series.slice(first, last + 1).filter((p) => p.t >= this.start).length;
     this.svg.dataset.points = String(inWindow);
+    // Nothing at all to show (a variable never reported): a line of text, not a chart.
+    this.el.toggleAttribute("data-empty", !this.series.length && this.message === null
+      && this.el.dataset.state === "ready");
     if (this.message !== null || last < first || !this.series.length) {
       this.axes.append(s("text", { class: "chart-note", x: (x0 + x1) / 2, y: (y0 + y1) / 2,
         "text-anchor": "middle" }, this.message ?? "no values recorded in this time"));

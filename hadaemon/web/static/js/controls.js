@@ -38,9 +38,18 @@ export function sameValue(a, b) {
   return JSON.stringify(a) === JSON.stringify(b);
 }
 
+/** A variable's name to show: its label, with its name when the label is another word
+ * (zigbee2mqtt labels several variables "State"). */
+export function variableName(variable) {
+  const { label, name } = variable;
+  if (!label) return name;
+  return label.toLowerCase().replace(/[\s-]+/g, "_") === name.toLowerCase() ? label
+    : `${label} (${name})`;
+}
+
 /** The accessible name of a variable: device, channel when it has several, variable. */
 export function variableLabel(device, channel, variable) {
-  const name = variable.label || variable.name;
+  const name = variableName(variable);
   return device.channels.length > 1 ? `${device.name} channel ${channel.index} ${name}`
     : `${device.name} ${name}`;
 }

@@ -4,7 +4,7 @@
 // values are appended from the event stream.
 
 import { h, debounce, formatValue, formatTime, message, setText } from "../dom.js";
-import { VariableView, variableKey } from "../controls.js";
+import { VariableView, variableKey, variableName } from "../controls.js";
 import { Chart } from "../chart.js";
 
 const RANGES = [["hour", "Hour", 3600], ["day", "Day", 86400], ["week", "Week", 7 * 86400]];
@@ -98,8 +98,8 @@ class DevicePage {
         const view = new VariableView(api, device, channel, variable);
         this.views.set(key, view);
         const name = device.channels.length > 1
-          ? `${channel.name || `channel ${channel.index}`} · ${variable.label || variable.name}`
-          : variable.label || variable.name;
+          ? `${channel.name || `channel ${channel.index}`} · ${variableName(variable)}`
+          : variableName(variable);
         const access = ["read", "write", "query"].filter((a) => variable.access && variable.access[a]);
         rows.push(h("tr", { dataset: { key } },
           h("th", { scope: "row" }, name,
