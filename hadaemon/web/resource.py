@@ -215,7 +215,7 @@ class StaticFiles(static.File):
         # here, as twisted.web's own makeProducer does: without them every file went out
         # as twisted.web's default, text/html, which browsers refuse for scripts and
         # style sheets under nosniff.)
-        self._setContentHeaders(request)
+        self._setContentHeaders(request)  # type: ignore[no-untyped-call]
         return _WholeFile(request, fileForReading)
 
     def directoryListing(self) -> resource.Resource:
