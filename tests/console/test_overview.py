@@ -30,6 +30,11 @@ def test_overview_shows_every_plugin_count_and_the_reactor_lag(
     for plugin in answer["plugins"]:
         row = page.locator(f'#plugins tr[data-plugin="{plugin["name"]}"]')
         expect(row.locator(".badge")).to_have_text(plugin["state"])
+    # The three worlds, each with its own state.
+    expect(page.locator('#worlds [data-world="nodes"]')).to_contain_text("3 of 3 running")
+    expect(page.locator('#worlds [data-world="services"]')).to_contain_text("1 of 1 running")
+    expect(page.locator('#worlds [data-world="zigbee"]')).to_contain_text(
+        re.compile(r"bridge online, \d+ devices"))
     # The counts are the API's (devices of all worlds: the demo's 3 and zigbee's).
     for key in ("devices", "variables", "nodes", "services"):
         expect(page.locator(f'#counts [data-count="{key}"]')).to_have_text(

@@ -9,12 +9,11 @@ const REFRESH_MS = 5000;
 function plugins(status) {
   const rows = status.plugins.map((p) => h("tr", { dataset: { plugin: p.name } },
     h("th", { scope: "row" }, p.name),
-    h("td", h("span.badge", { dataset: { state: p.state } }, p.state)),
-    h("td", p.error ? h("span.error", String(p.error)) : h("span.muted", "–"))));
+    h("td", h("span.badge", { dataset: { state: p.state } }, p.state),
+      p.error ? h("div.error.plugin-error", String(p.error)) : null)));
   return h("div.table-wrap", h("table.table#plugins",
     h("caption.visually-hidden", "Plugins and their state"),
-    h("thead", h("tr", h("th", { scope: "col" }, "Plugin"), h("th", { scope: "col" }, "State"),
-      h("th", { scope: "col" }, "Error"))),
+    h("thead", h("tr", h("th", { scope: "col" }, "Plugin"), h("th", { scope: "col" }, "State"))),
     h("tbody", rows)));
 }
 
@@ -67,6 +66,63 @@ function errors(status) {
     h("span", e.message || e.text || JSON.stringify(e)))));
 }
 
+// The three worlds, each from its own endpoint (404 not_enabled / 503 not_running when
+// its plugin is off or failed).
+const WORLDS = [
+  {
+    key: "nodes", title: "Node-BLUE nodes", path: "/api/nodes", link: "#/flows",
+    summary(data) {
+      const nodes = data.nodes || [];
+      const running = nodes.filter((n) => n.process === "running").length;
+      const looping = nodes.filter((n) => n.crash_loop).length;
+      return {
+        ok: running === nodes.length && !looping,
+        text: `${running} of ${nodes.length} running`
+          + (looping ? `, ${looping} in a crash loop` : ""),
+      };
+    },
+  },
+  {
+    key: "zigbee", title: "zigbee2mqtt", path: "/api/zigbee", link: "#/zigbee",
+    summary(data) {
+      const bridge = !data.started ? "not started" : data.online ? "bridge online" : "bridge offline";
+      return {
+        ok: Boolean(data.started && data.online),
+        text: `${bridge}, ${data.devices ?? 0} devices`
+          + (data.permit_join ? ", permit join open" : ""),
+      };
+    },
+  },
+  {
+    key: "services", title: "microServiceBus services", path: "/api/services", link: "#/services",
+    summary(data) {
+      const services = data.services || [];
+      const running = services.filter((x) => x.state === "running").length;
+      return { ok: running === services.length, text: `${running} of ${services.length} running` };
+    },
+  },
+];
+
+async function readWorld(ctx, world) {
+  try {
+    return { world, ...world.summary(await ctx.api.get(world.path)) };
+  } catch (exc) {
+    if (exc.status === 401) throw exc;
+    const text = exc.code === "not_enabled" ? "not enabled"
+      : exc.code === "not_running" ? "not running" : `unknown: ${exc.message}`;
+    return { world, ok: exc.code === "not_enabled" ? null : false, text };
+  }
+}
+
+function worlds(results) {
+  return h("ul.worlds#worlds", results.map(({ world, ok, text }) => h("li",
+    { dataset: { world: world.key } },
+    h("a", { href: world.link }, world.title), " ",
+    h("span.badge", { class: ok === null ? "muted" : ok ? "ok" : "bad" },
+      ok === null ? "off" : ok ? "ok" : "attention"), " ",
+    h("span.world-text", text))));
+}
+
 export async function mount(root, params, ctx) {
   ctx.setTitle("Overview");
   const heading = h("h1#page-title", "Overview");
@@ -76,6 +132,7 @@ export async function mount(root, params, ctx) {
   replace(root, heading, summary, body, updated);
 
   let status = null;
+  let worldResults = [];
   let timer = null;
   let uptimeTimer = null;
   let readAt = 0;
@@ -100,6 +157,7 @@ export async function mount(root, params, ctx) {
       h("span", { class: running === status.plugins.length ? "ok" : "warn" },
         `${running} of ${status.plugins.length} plugins running`));
     replace(body, h("div.cards",
+      h("section.card", { "aria-labelledby": "h-worlds" }, h("h2#h-worlds", "Worlds"), worlds(worldResults)),
       h("section.card", { "aria-labelledby": "h-plugins" }, h("h2#h-plugins", "Plugins"), plugins(status)),
       h("section.card", { "aria-labelledby": "h-counts" }, h("h2#h-counts", "Counts"), counts(status)),
       h("section.card", { "aria-labelledby": "h-lag" }, h("h2#h-lag", "Reactor lag"), lag(status))),
@@ -112,7 +170,10 @@ export async function mount(root, params, ctx) {
     if (reading) return reading;
     reading = (async () => {
       try {
-        status = await ctx.api.get("/api/status");
+        const [next, ...results] = await Promise.all([
+          ctx.api.get("/api/status"), ...WORLDS.map((world) => readWorld(ctx, world))]);
+        status = next;
+        worldResults = results;
         readAt = performance.now();
         if (stopped) return;
         render();
