@@ -84,3 +84,17 @@ def test_with_no_password_set_the_page_says_how_to_set_one(
     text = page.locator("#view").inner_text()
     assert "hadaemon passwd --config etc/hadaemon.toml" in text
     assert "HADAEMON_ADMIN_PASSWORD" in text
+
+
+def test_logging_in_by_keyboard_alone(open_page: Callable[..., Any],
+                                      console_daemon: ConsoleDaemon) -> None:
+    page = open_page(login=False, hash_="#/login", wait=False)
+    expect(page.get_by_role("heading", name="Log in to hadaemon")).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Admin password")).to_be_focused()
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    wait_ready(page)
+    expect(page.get_by_role("heading", name="Overview", exact=True)).to_be_focused()
+    # the current page is marked for screen readers in the navigation
+    expect(page.get_by_role("link", name="Overview")).to_have_attribute("aria-current", "page")
