@@ -187,7 +187,19 @@ async function boot() {
     returnTo = "#/";
     navigate("#/login");
   });
-  window.addEventListener("hashchange", route);
+  // The skip link jumps to the page's heading without changing the route.
+  document.querySelector(".skip")?.addEventListener("click", (event) => {
+    event.preventDefault();
+    focusHeading(view);
+  });
+  window.addEventListener("hashchange", (event) => {
+    // an in-page anchor ("#view"), not a route: go back to the page's route, unmounted
+    if (location.hash && !location.hash.startsWith("#/")) {
+      history.replaceState(null, "", event.oldURL);
+      return;
+    }
+    route();
+  });
   // The first look: a session already (a reload), or the login page.
   for (let attempt = 0; ; attempt += 1) {
     try {
