@@ -92,9 +92,11 @@ let charts = 0;
 export class Chart {
   /**
    * kind: "line" | "timeline"; title; unit; values (an enum's, for colours); isEvent
-   * (markers, not states); onZoom(start, end) and onReset() (the page's window).
+   * (markers, not states); known: whether the variable ever had a value (one that never
+   * had is shown as a line of text, not an empty chart); onZoom(start, end) and
+   * onReset() (the page's window).
    */
-  constructor({ kind, title, label, unit, values, isEvent, onZoom, onReset }) {
+  constructor({ kind, title, label, unit, values, isEvent, known = true, onZoom, onReset }) {
     charts += 1;
     this.id = `chart-${charts}`;
     this.kind = kind;
@@ -102,6 +104,7 @@ export class Chart {
     this.unit = unit || "";
     this.values = values || [];
     this.isEvent = Boolean(isEvent);
+    this.known = known;
     this.onZoom = onZoom || (() => {});
     this.onReset = onReset || (() => {});
     this.series = [];       // {t, v, lo?, hi?, n?} in time order
@@ -174,6 +177,7 @@ export class Chart {
       }
     }
     this.series = series;
+    if (series.length) this.known = true;
     this.cursor = -1;
     this.message = null;
     this.el.dataset.state = "ready";
@@ -186,6 +190,7 @@ export class Chart {
     const last = this.series[this.series.length - 1];
     if (last && t < last.t) return;
     this.series.push({ t, v });
+    this.known = true;
     this.schedule();
   }
 
@@ -256,8 +261,8 @@ export class Chart {
     const inWindow = this.series.slice(first, last + 1).filter((p) => p.t >= this.start).length;
     this.svg.dataset.points = String(inWindow);
     // Nothing at all to show (a variable never reported): a line of text, not a chart.
-    this.el.toggleAttribute("data-empty", !this.series.length && this.message === null
-      && this.el.dataset.state === "ready");
+    this.el.toggleAttribute("data-empty", !this.known && !this.series.length
+      && this.message === null && this.el.dataset.state === "ready");
     if (this.message !== null || last < first || !this.series.length) {
       this.axes.append(s("text", { class: "chart-note", x: (x0 + x1) / 2, y: (y0 + y1) / 2,
         "text-anchor": "middle" }, this.message ?? "no values recorded in this time"));

@@ -112,7 +112,7 @@ class DevicePage {
         if (kind) {
           const chart = new Chart({
             kind, title: name, label: `${device.name} ${name}`, unit: variable.unit,
-            values: variable.values, isEvent: variable.is_event,
+            values: variable.values, isEvent: variable.is_event, known: variable.known !== false,
             onZoom: (start, end) => this.zoomTo(start, end), onReset: () => this.resetZoom(),
           });
           chart.el.dataset.key = key;
