@@ -14,17 +14,32 @@ const EVENT_TYPES = ["variable", "lifecycle", "error", "status", "device"];
 const RETRY_MIN = 1000;
 const RETRY_MAX = 10000;
 
-/** Whether an MQTT-style filter ("variable/#", "status/+/x") matches a topic. */
-export function topicMatches(filter, topic) {
-  if (filter === "#") return true;
+/** A matcher for an MQTT-style filter ("variable/#", "status/+/x"): topic -> boolean.
+ * Made once per subscription: thousands of events a second go through it. */
+function matcher(filter) {
+  if (filter === "#") return () => true;
   const f = filter.split("/");
-  const t = topic.split("/");
-  for (let i = 0; i < f.length; i += 1) {
-    if (f[i] === "#") return true;
-    if (i >= t.length) return false;
-    if (f[i] !== "+" && f[i] !== t[i]) return false;
+  const hash = f.indexOf("#");
+  if (!filter.includes("+")) {
+    if (hash === -1) return (topic) => topic === filter;
+    const prefix = filter.slice(0, -1);  // "variable/#" -> "variable/"
+    const parent = filter.slice(0, -2);  // ... which also matches "variable"
+    return (topic) => topic.startsWith(prefix) || topic === parent;
   }
-  return f.length === t.length;
+  return (topic) => {
+    const t = topic.split("/");
+    for (let i = 0; i < f.length; i += 1) {
+      if (f[i] === "#") return true;
+      if (i >= t.length) return false;
+      if (f[i] !== "+" && f[i] !== t[i]) return false;
+    }
+    return f.length === t.length;
+  };
+}
+
+/** Whether an MQTT-style filter matches a topic. */
+export function topicMatches(filter, topic) {
+  return matcher(filter)(topic);
 }
 
 const subscriptions = new Set();  // {filter, handler}
@@ -62,8 +77,9 @@ function dispatch(type, message) {
     return;
   }
   const topic = data.topic || type;
-  for (const sub of [...subscriptions]) {
-    if (subscriptions.has(sub) && topicMatches(sub.filter, topic)) {
+  // (a Set iterates safely while handlers unsubscribe: removed ones are not visited)
+  for (const sub of subscriptions) {
+    if (sub.matches(topic)) {
       try { sub.handler(data, type); } catch (exc) { console.error(exc); }
     }
   }
@@ -165,7 +181,7 @@ export function stop() {
 export const events = {
   /** handler(event, type) for each event whose topic matches; returns unsubscribe. */
   on(filter, handler) {
-    const sub = { filter, handler };
+    const sub = { filter, handler, matches: matcher(filter) };
     subscriptions.add(sub);
     return () => subscriptions.delete(sub);
   },
