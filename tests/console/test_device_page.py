@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 from playwright.sync_api import expect
 
 from hadaemon.testing.waiting import poll_until
-from tests.console.helpers import ConsoleDaemon
+from tests.console.helpers import PHONE, ConsoleDaemon
 
 
 def api_get(daemon: ConsoleDaemon, path: str) -> Any:
@@ -176,3 +176,18 @@ def test_an_unknown_device_says_so(
     expect(page.get_by_role("link", name="All devices")).to_be_visible()
     page = open_page(hash_="#/devices/abc")
     expect(page.get_by_role("alert")).to_contain_text('"abc" is not a device id')
+
+
+def test_a_device_page_fits_a_phone_screen(
+    open_page: Callable[..., Any], console_daemon: ConsoleDaemon,
+) -> None:
+    peer = demo_peer(console_daemon, "lamp")
+    recorded(console_daemon, peer, "brightness", 1)
+    page = open_page(hash_=f"#/devices/{peer}", viewport=PHONE)
+    chart = page.locator(f'figure.chart[data-key="{peer}/0/brightness"]')
+    expect(chart).to_have_attribute("data-state", "ready")
+    expect(page.get_by_role("slider", name="Demo lamp brightness")).to_be_visible()
+    overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"the page is {overflow}px wider than the phone's screen"
+    box = chart.locator("svg").bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]

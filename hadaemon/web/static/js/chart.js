@@ -120,7 +120,7 @@ export class Chart {
 
     const readoutId = `${this.id}-readout`;
     this.svg = s("svg", {
-      class: "chart-svg", role: "img", tabindex: "0", "aria-roledescription": "chart",
+      class: "chart-svg", role: "application", tabindex: "0", "aria-roledescription": "chart",
       "aria-label": `${label || title}: history chart. Arrow keys read the values, + and - zoom, 0 resets.`,
       "aria-describedby": readoutId, "data-points": "0",
     });

@@ -49,6 +49,7 @@ class DevicePage {
     this.zoom = null;         // {start, end} while zoomed, else the range up to now
     this.fetches = 0;         // the latest history request; older answers are ignored
     this.closed = false;
+    this.frame = 0;           // a requestAnimationFrame moving the live window on
     this.refetch = debounce(() => this.fetchHistory(), 250);
     this.reload = debounce(() => this.load(), 300);
     this.slider = setInterval(() => this.slide(), SLIDE_EVERY);
@@ -239,8 +240,13 @@ class DevicePage {
     const entry = this.charts.get(key);
     if (entry && !this.zoom) {
       entry.chart.append(event.timestamp, event.value);
-      const now = Date.now() / 1000;
-      entry.chart.setWindow(now - this.range, now);
+      // Every chart's window moves on to now (once a frame), so their time axes agree.
+      if (!this.frame) {
+        this.frame = requestAnimationFrame(() => {
+          this.frame = 0;
+          if (!this.zoom) this.applyWindow();
+        });
+      }
     }
   }
 
@@ -250,6 +256,7 @@ class DevicePage {
     this.refetch.cancel();
     this.reload.cancel();
     clearInterval(this.slider);
+    if (this.frame) cancelAnimationFrame(this.frame);
     for (const { chart } of this.charts.values()) chart.destroy();
   }
 }
