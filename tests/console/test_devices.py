@@ -4,6 +4,7 @@ values, the lamp switched from the page, the filter, a refused value shown in pl
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -162,6 +163,17 @@ def test_the_filter_keeps_the_matching_devices(
     page.get_by_label("Filter", exact=True).fill("no such device anywhere")
     expect(visible).to_have_count(0)
     expect(page.get_by_text("No device matches the filter.")).to_be_visible()
+
+    # The filter is in the route: to a device's page and back, the list is as it was.
+    page.get_by_label("Filter", exact=True).fill("thermo")
+    expect(visible).to_have_count(1)
+    expect(page).to_have_url(re.compile(r"#/devices\?q=thermo&source=demo$"))
+    visible.first.get_by_role("link", name="Demo thermometer").click()
+    expect(page.get_by_role("heading", name="Demo thermometer", level=1)).to_be_visible()
+    page.go_back()
+    expect(page.get_by_label("Filter", exact=True)).to_have_value("thermo")
+    expect(page.get_by_label("Source")).to_have_value("demo")
+    expect(visible).to_have_count(1)
 
 
 def test_a_refused_value_shows_the_apis_error_next_to_the_control(

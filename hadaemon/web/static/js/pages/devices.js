@@ -16,14 +16,14 @@ const SLICE_MS = 8;        // rows are built in slices this long
 const FIRST_ROWS = 30;     // at least this many at once (a screenful)
 
 export async function mount(root, params, ctx) {
-  const page = new DevicesPage(root, ctx);
+  const page = new DevicesPage(root, params, ctx);
   ctx.setTitle("Devices");
   await page.load();
   return () => page.destroy();
 }
 
 class DevicesPage {
-  constructor(root, ctx) {
+  constructor(root, params, ctx) {
     this.root = root;
     this.ctx = ctx;
     this.entries = [];          // {device, text, visible, row}
@@ -36,8 +36,11 @@ class DevicesPage {
     this.signature = "";
     this.closed = false;
 
+    // The filter lives in the route too (#/devices?q=lamp&source=demo): back from a
+    // device's page, the list is filtered as it was.
     this.search = h("input#devices-filter", { type: "search", placeholder: "name, source, type",
-      autocomplete: "off", spellcheck: "false" });
+      autocomplete: "off", spellcheck: "false", value: params.q || "" });
+    this.wantedSource = params.source || "";
     this.sourceSelect = h("select#devices-source", h("option", { value: "" }, "All sources"));
     this.count = h("p.devices-count.muted", { role: "status", "aria-live": "polite" });
     this.list = h("ul.device-list", { "aria-label": "Devices" });
@@ -138,7 +141,8 @@ class DevicesPage {
   fillSources(devices) {
     const counts = new Map();
     for (const d of devices) counts.set(d.source, (counts.get(d.source) || 0) + 1);
-    const chosen = this.sourceSelect.value;
+    const chosen = this.sourceSelect.value || this.wantedSource;
+    this.wantedSource = "";
     this.sourceSelect.replaceChildren(h("option", { value: "" }, `All sources (${devices.length})`),
       ...[...counts.keys()].sort().map((s) => h("option", { value: s }, `${s} (${counts.get(s)})`)));
     this.sourceSelect.value = counts.has(chosen) ? chosen : "";
@@ -209,7 +213,14 @@ class DevicesPage {
   }
 
   applyFilter() {
-    if (!this.closed) this.matchAll();
+    if (this.closed) return;
+    this.matchAll();
+    const query = new URLSearchParams();
+    if (this.search.value) query.set("q", this.search.value);
+    if (this.sourceSelect.value) query.set("source", this.sourceSelect.value);
+    const text = query.toString();
+    // (replaceState: no hashchange, so the router leaves the page as it is)
+    history.replaceState(history.state, "", text ? `#/devices?${text}` : "#/devices");
   }
 
   // -- live values ----------------------------------------------------------------------
