@@ -81,6 +81,25 @@ PROBE = """
     if (now - last > 20) B.gaps.push([now, now - last - 10]);
     last = now;
   }, 10);
+  // The clock's events as the page's EventSource hands them over: how far behind they
+  // arrive (the stream's share of "behind", apart from the page's drawing).
+  B.arrivals = [];
+  const Original = window.EventSource;
+  if (Original) {
+    const Wrapped = function (url, options) {
+      const source = new Original(url, options);
+      source.addEventListener("variable", (event) => {
+        if (!event.data.includes('"source":"consoleload"')
+            || !event.data.includes('"name":"clock"')) return;
+        const value = JSON.parse(event.data).value;
+        B.arrivals.push([performance.now(), ((Date.now() % 1e7) - value + 1e7) % 1e7]);
+      });
+      return source;
+    };
+    Wrapped.prototype = Original.prototype;
+    Object.assign(Wrapped, {CONNECTING: 0, OPEN: 1, CLOSED: 2});
+    window.EventSource = Wrapped;
+  }
   B.waitReady = (old, timeout = 30000) => new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(
       `no ready page root within ${timeout} ms at ${location.hash}: `
@@ -161,9 +180,17 @@ async ({variable, seconds, modulo}) => {
     return digits ? parseInt(digits, 10) : null;
   };
   const behind = [];
+  const frames = [];  // the gaps between two animation frames (the page draws in them)
   let missing = 0;
   const t0 = performance.now();
   const end = t0 + seconds * 1000;
+  let lastFrame = t0;
+  const frame = (now) => {
+    frames.push(now - lastFrame);
+    lastFrame = now;
+    if (now < end) requestAnimationFrame(frame);
+  };
+  requestAnimationFrame(frame);
   await new Promise((resolve) => {
     const tick = () => {
       const shown = read();
@@ -173,7 +200,8 @@ async ({variable, seconds, modulo}) => {
     };
     tick();
   });
-  return {behind, missing, blocks: window.__bench.blocks(t0, performance.now())};
+  const arrivals = window.__bench.arrivals.filter(([t]) => t >= t0).map(([, b]) => b);
+  return {behind, missing, arrivals, frames, blocks: window.__bench.blocks(t0, performance.now())};
 }
 """
 
@@ -348,6 +376,8 @@ class LoadFigures:
     interactive: float
     behind: list[float]
     missing: int
+    arrivals: list[float]
+    frames: list[float]
     longtask: float
     gap: float
     found_by: str
@@ -382,8 +412,8 @@ def measure_under_load(browser: Browser, daemon: Daemon, rate: int, seconds: flo
         context.request.put(f"{daemon.base}/api/devices/{clock}/0/rate",
                             data={"value": 0}, headers={"X-CSRF-Token": csrf})
         return LoadFigures(interactive, sample["behind"], sample["missing"],
-                           sample["blocks"]["longtask"], sample["blocks"]["gap"], found_by,
-                           reactor)
+                           sample["arrivals"], sample["frames"], sample["blocks"]["longtask"],
+                           sample["blocks"]["gap"], found_by, reactor)
     finally:
         context.close()
 
@@ -417,19 +447,33 @@ def quantile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def print_load(figures: LoadFigures, rate: int, seconds: float, devices: int) -> None:
+def print_load(figures: LoadFigures, rate: int, seconds: float, devices: int,
+               series: bool = False) -> None:
     behind = figures.behind
+    if series:
+        print("behind, every 50 ms:", " ".join(f"{b:.0f}" for b in behind))
     print(f"\nDevices page, {devices} bench devices, {rate} changes/s, {seconds:g} s "
           f"(targets: <= 500 ms behind, longest block <= 50 ms)")
     print(f"  interactive (nav, under load): {figures.interactive:.0f} ms")
     if behind:
+        late = sum(b > 500 for b in behind) / len(behind)
         print(f"  behind: p50 {quantile(behind, 0.5):.0f} ms  p95 {quantile(behind, 0.95):.0f} "
-              f"ms  max {max(behind):.0f} ms over {len(behind)} samples "
+              f"ms  max {max(behind):.0f} ms over {len(behind)} samples, {late:.0%} over "
+              f"500 ms "
               f"(clock found by {figures.found_by}"
               f"{f'; {figures.missing} samples without it' if figures.missing else ''})"
               f"  {'ok' if max(behind) <= 500 else 'MISSED'}")
     else:
         print(f"  behind: no sample read the clock ({figures.missing} tries)  MISSED")
+    arrivals = figures.arrivals
+    if arrivals:
+        print(f"  of which the event stream: events arrive p50 {quantile(arrivals, 0.5):.0f} ms  "
+              f"p95 {quantile(arrivals, 0.95):.0f} ms  max {max(arrivals):.0f} ms behind "
+              f"({len(arrivals)} clock events, {len(arrivals) / seconds:.0f}/s)")
+    if figures.frames:
+        print(f"  frames: {len(figures.frames) / seconds:.0f}/s, the gap between two p50 "
+              f"{quantile(figures.frames, 0.5):.0f} ms  p99 {quantile(figures.frames, 0.99):.0f} ms"
+              f"  max {max(figures.frames):.0f} ms (the page's updates wait for a frame)")
     print(f"  longest block: longtask {block(figures.longtask).strip()} ms, timer gap "
           f"{figures.gap:.0f} ms  {'ok' if figures.longtask <= 50 else 'MISSED'}")
     lag = figures.reactor.get("lag") or {}
@@ -490,7 +534,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="load phase length")
     parser.add_argument("--devices", type=int, default=1000)
     parser.add_argument("--rate", type=int, default=2000)
-    parser.add_argument("--only", choices=("example", "large"), help="one config only")
+    parser.add_argument("--only", choices=("example", "large", "load"),
+                        help="the example config only, the large one only, or only the "
+                             "Devices page under load")
+    parser.add_argument("--series", action="store_true",
+                        help="print every 'behind' sample of the load phase (50 ms apart)")
     parser.add_argument("--screenshots", type=pathlib.Path, metavar="DIR",
                         help="take screenshots of every page into DIR instead")
     parser.add_argument("--settle", type=float, default=60.0,
@@ -518,7 +566,12 @@ def main() -> None:
                     print_pages(f"Example config + {args.devices} bench devices (idle)",
                                 results, 1000)
                     figures = measure_under_load(browser, daemon, args.rate, args.seconds)
-                print_load(figures, args.rate, args.seconds, args.devices)
+                print_load(figures, args.rate, args.seconds, args.devices, args.series)
+            if args.only == "load":
+                with running_daemon({"devices": args.devices, "rate": 0}) as daemon:
+                    time.sleep(3.0)
+                    figures = measure_under_load(browser, daemon, args.rate, args.seconds)
+                print_load(figures, args.rate, args.seconds, args.devices, args.series)
             print(f"\nconditions after: {conditions(browser)}")
         finally:
             browser.close()
