@@ -61,7 +61,8 @@ def test_overview_follows_the_daemon_live(page: Any, console_daemon: ConsoleDaem
         # (other system variables may appear meanwhile: the example's service makes one)
         return count.inner_text() == str(api_count())
 
-    poll_until(page_shows_the_api_count, timeout=30, interval=0.2, what="the page showing the count")
+    poll_until(page_shows_the_api_count, timeout=30, interval=0.2,
+               what="the page showing the count")
     name = f"console_overview_{uuid.uuid4().hex[:8]}"
     before = api_count()
     status, body = console_daemon.request("POST", "/api/sysvars",
@@ -73,7 +74,8 @@ def test_overview_follows_the_daemon_live(page: Any, console_daemon: ConsoleDaem
                    timeout=30, interval=0.2, what="the new system variable counted on the page")
     finally:
         console_daemon.request("DELETE", f"/api/sysvars/{name}", headers=headers)
-    poll_until(page_shows_the_api_count, timeout=30, interval=0.2, what="the deletion counted on the page")
+    poll_until(page_shows_the_api_count, timeout=30, interval=0.2,
+               what="the deletion counted on the page")
 
 
 def test_recent_errors_appear_as_they_happen(
