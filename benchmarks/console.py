@@ -238,7 +238,6 @@ def example_config(work: pathlib.Path, port: int, *, load: dict[str, Any] | None
         (work / name).symlink_to(REPO / name)
     config = tomllib.loads((REPO / "etc" / "hadaemon.toml").read_text())
     config["web"]["port"] = port
-    config["watchdog"]["threshold"] = 0.04  # its 10 ms ticks show the reactor's lag
     if load is not None:
         daemon = config["daemon"]
         daemon["plugin_dirs"] = [*daemon["plugin_dirs"], str(LOAD_PLUGINS)]
@@ -427,19 +426,24 @@ def block(value: float) -> str:
 
 
 def print_pages(title: str, results: dict[str, dict[str, Figures]], target: float) -> None:
-    print(f"\n{title} (target: interactive <= {target:.0f} ms, longest block <= 50 ms)")
+    print(f"\n{title}\n(targets: interactive <= {target:.0f} ms, judged on the median; "
+          f"longest block <= 50 ms, the worst of all runs)")
     print(f"{'page':<10} {'load p50':>8} {'max':>6} {'nav p50':>8} {'max':>6} "
           f"{'longtask':>8} {'gap':>6}  verdict")
     for name, figures in results.items():
         load, nav = figures["load"], figures["nav"]
-        worst = max(load.interactive + nav.interactive)
         longest = max(load.longtask, nav.longtask)
         gap = max(load.gap, nav.gap)
+        missed = [f"{kind} {statistics.median(f.interactive):.0f} ms"
+                  for kind, f in (("load", load), ("nav", nav))
+                  if f.interactive and statistics.median(f.interactive) > target]
+        if longest > 50:
+            missed.append(f"block {longest:.0f} ms")
         nav_text = (f"{ms(statistics.median(nav.interactive)):>8} {ms(max(nav.interactive))}"
                     if nav.interactive else f"{'-':>8} {'-':>6}")
-        verdict = "ok" if worst <= target and longest <= 50 else "MISSED"
         print(f"{name:<10} {ms(statistics.median(load.interactive)):>8} "
-              f"{ms(max(load.interactive))} {nav_text} {block(longest):>8} {ms(gap)}  {verdict}")
+              f"{ms(max(load.interactive))} {nav_text} {block(longest):>8} {ms(gap)}  "
+              f"{'MISSED: ' + ', '.join(missed) if missed else 'ok'}")
 
 
 def quantile(values: list[float], q: float) -> float:
@@ -490,12 +494,28 @@ def conditions(browser: Browser) -> str:
             f"{importlib.metadata.version('playwright')}, Python {platform.python_version()}")
 
 
+def zoom_to_recent(page: Page) -> None:
+    """Drag across the newest few percent of the first chart: a daemon that ran for a
+    minute has its history there, at the end of the hour."""
+    chart = page.query_selector("#view svg.chart-svg")
+    box = chart.bounding_box() if chart is not None else None
+    if box is None:
+        return
+    y = box["y"] + box["height"] / 2
+    right = box["x"] + box["width"] - 4
+    page.mouse.move(right - max(40.0, box["width"] * 0.035), y)
+    page.mouse.down()
+    page.mouse.move(right, y, steps=5)
+    page.mouse.up()
+
+
 def screenshots(browser: Browser, directory: pathlib.Path, settle: float) -> None:
     """A PNG of every page on the example config, with its live data."""
     directory.mkdir(parents=True, exist_ok=True)
+    viewport = {"width": 1280, "height": 860}
     with running_daemon(None) as daemon:
         time.sleep(settle)  # some history, log lines, node status
-        context = new_context(browser, viewport={"width": 1280, "height": 800})
+        context = new_context(browser, viewport=viewport)
         page = context.new_page()
         page.goto(f"{daemon.base}/#/login", wait_until="commit")
         page.wait_for_selector(READY)
@@ -507,24 +527,27 @@ def screenshots(browser: Browser, directory: pathlib.Path, settle: float) -> Non
             page.goto(f"{daemon.base}/{hash_}", wait_until="commit")
             page.wait_for_selector(READY)
             page.wait_for_timeout(2500)  # live values arrive, charts draw
+            if name == "device":
+                zoom_to_recent(page)
+                page.wait_for_timeout(2000)
             if name == "flows":
-                wire = page.query_selector("#view [data-wire], #view .wire")
+                wire = page.query_selector("#view [data-wire]")
                 if wire is not None:
                     wire.click()
-                    page.wait_for_timeout(4000)
-            page.screenshot(path=str(directory / f"{name}.png"), full_page=True)
+                    page.wait_for_timeout(6000)  # a message or two on the wire
+            page.mouse.move(0, 0)
+            page.screenshot(path=str(directory / f"{name}.png"), full_page=name == "device")
             print(f"{directory / name}.png", flush=True)
         context.close()
         phone = new_context(browser, viewport={"width": 375, "height": 667},
                             device_scale_factor=2, is_mobile=True, has_touch=True)
         login(phone, daemon)
         page = phone.new_page()
-        for name, hash_ in (("devices", "#/devices"), ("overview", "#/")):
-            page.goto(f"{daemon.base}/{hash_}", wait_until="commit")
-            page.wait_for_selector(READY)
-            page.wait_for_timeout(2000)
-            page.screenshot(path=str(directory / f"phone-{name}.png"))
-            print(f"{directory / ('phone-' + name)}.png", flush=True)
+        page.goto(f"{daemon.base}/#/devices", wait_until="commit")
+        page.wait_for_selector(READY)
+        page.wait_for_timeout(2000)
+        page.screenshot(path=str(directory / "phone-devices.png"))
+        print(f"{directory / 'phone-devices'}.png", flush=True)
         phone.close()
 
 

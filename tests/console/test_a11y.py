@@ -159,6 +159,32 @@ def test_device_page_by_keyboard_from_devices(open_page: Callable[..., Any],
     expect(page.locator("#view h1")).to_contain_text("Demo lamp")
 
 
+def test_a_flow_wire_by_keyboard(open_page: Callable[..., Any]) -> None:
+    """Wires are buttons in the Tab order: Enter watches one, Escape closes the panel."""
+    page = open_page(hash_="#/flows")
+    wait_heading_focused(page, "#/flows")
+    tab_to(page, "Tab", lambda f: bool(f and f["inView"]) and page.evaluate(
+        "() => document.activeElement.hasAttribute('data-wire')"), "a wire of the flow graph")
+    page.keyboard.press("Enter")
+    messages = page.get_by_role("log", name="Messages, newest first")
+    expect(messages).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(messages).to_have_count(0)
+
+
+def test_controls_say_what_they_are(open_page: Callable[..., Any],
+                                    console_daemon: ConsoleDaemon) -> None:
+    """The lamp's boolean is a switch with its state, its brightness a slider with its
+    range: what a screen reader announces."""
+    page = open_page(hash_=lamp_hash(console_daemon))
+    switch = page.get_by_role("switch", name="state").first
+    expect(switch).to_be_visible()
+    assert switch.get_attribute("aria-checked") in ("true", "false")
+    slider = page.get_by_role("slider", name="brightness").first
+    expect(slider).to_be_visible()
+    assert (slider.get_attribute("min"), slider.get_attribute("max")) == ("0", "254")
+
+
 def unnamed_controls(page: Any) -> list[str]:
     """Controls and links in Chromium's accessibility tree without a name."""
     cdp = page.context.new_cdp_session(page)
