@@ -191,3 +191,44 @@ def test_a_device_page_fits_a_phone_screen(
     assert overflow <= 0, f"the page is {overflow}px wider than the phone's screen"
     box = chart.locator("svg").bounding_box()
     assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
+
+
+def test_the_chart_draws_downsampled_buckets_and_round_ticks(
+    open_page: Callable[..., Any], console_daemon: ConsoleDaemon,
+) -> None:
+    """js/chart.js in the page, on an answer of the history's downsampled form (numbers
+    with more changes than max_points come as buckets [t, min, max, mean, count])."""
+    page = open_page(hash_="#/devices")
+    drawn = page.evaluate("""async () => {
+        const { Chart, numberTicks, timeTicks } = await import("/js/chart.js");
+        const chart = new Chart({ kind: "line", title: "power", unit: "W" });
+        document.querySelector("#view").append(chart.el);
+        const start = 1_800_000_000, end = start + 3600;
+        chart.setWindow(start, end);
+        const buckets = [];
+        for (let i = 0; i < 60; i += 1) {
+            buckets.push([start + i * 60, 100 + i, 140 + i, 120 + i, 30]);
+        }
+        chart.setData({ buckets, bucket_seconds: 60, initial: [start - 5, 99] });
+        await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+        const svg = chart.el.querySelector("svg");
+        const labels = [...svg.querySelectorAll("text.tick-label[text-anchor='end']")]
+            .map((t) => Number(t.textContent));
+        return {
+            points: Number(svg.dataset.points),
+            circles: svg.querySelectorAll("circle.chart-point").length,
+            band: svg.querySelectorAll("polygon.chart-band").length,
+            labels,
+            ticks: numberTicks(0, 1, 5),
+            odd: numberTicks(-3.7, 12.2, 4),
+            times: timeTicks(start, end, 6).step,
+        };
+    }""")
+    assert drawn["points"] == 60 and drawn["circles"] == 60
+    assert drawn["band"] == 1
+    # Value labels on round numbers covering min..max (99 .. 199).
+    assert drawn["labels"] and all(v % 10 == 0 for v in drawn["labels"]), drawn["labels"]
+    assert min(drawn["labels"]) <= 100 and max(drawn["labels"]) >= 180, drawn["labels"]
+    assert drawn["ticks"] == [0, 0.2, 0.4, 0.6, 0.8, 1]
+    assert drawn["odd"] == [0, 5, 10], drawn["odd"]
+    assert drawn["times"] == 600  # an hour in about six steps: every 10 minutes
