@@ -304,7 +304,12 @@ export class VariableView {
         break;
       }
       case "slider":
-        if (document.activeElement !== input && typeof value === "number") input.value = String(value);
+        if (document.activeElement !== input) {
+          // No value yet: the thumb rests at the minimum, and says so to screen readers.
+          input.value = String(typeof value === "number" ? value : this.variable.range.min);
+          if (typeof value === "number") input.removeAttribute("aria-valuetext");
+          else input.setAttribute("aria-valuetext", "no value yet");
+        }
         if (document.activeElement !== this.exact) this.exact.value = typeof value === "number" ? String(value) : "";
         break;
       case "number":
