@@ -494,16 +494,17 @@ def conditions(browser: Browser) -> str:
             f"{importlib.metadata.version('playwright')}, Python {platform.python_version()}")
 
 
-def zoom_to_recent(page: Page) -> None:
-    """Drag across the newest few percent of the first chart: a daemon that ran for a
-    minute has its history there, at the end of the hour."""
+def zoom_to_recent(page: Page, seconds: float) -> None:
+    """Drag across the last ``seconds`` of the first chart's hour: a daemon that just
+    started has its whole history there."""
     chart = page.query_selector("#view svg.chart-svg")
     box = chart.bounding_box() if chart is not None else None
     if box is None:
         return
     y = box["y"] + box["height"] / 2
     right = box["x"] + box["width"] - 4
-    page.mouse.move(right - max(40.0, box["width"] * 0.035), y)
+    plot = box["width"] - 70  # (less the axis on the left)
+    page.mouse.move(right - max(40.0, plot * min(1.0, seconds / 3600)), y)
     page.mouse.down()
     page.mouse.move(right, y, steps=5)
     page.mouse.up()
@@ -528,7 +529,7 @@ def screenshots(browser: Browser, directory: pathlib.Path, settle: float) -> Non
             page.wait_for_selector(READY)
             page.wait_for_timeout(2500)  # live values arrive, charts draw
             if name == "device":
-                zoom_to_recent(page)
+                zoom_to_recent(page, settle + 20)
                 page.wait_for_timeout(2000)
             if name == "flows":
                 wire = page.query_selector("#view [data-wire]")

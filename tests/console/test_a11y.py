@@ -166,10 +166,11 @@ def test_a_flow_wire_by_keyboard(open_page: Callable[..., Any]) -> None:
     tab_to(page, "Tab", lambda f: bool(f and f["inView"]) and page.evaluate(
         "() => document.activeElement.hasAttribute('data-wire')"), "a wire of the flow graph")
     page.keyboard.press("Enter")
-    messages = page.get_by_role("log", name="Messages, newest first")
-    expect(messages).to_be_visible()
+    panel = page.get_by_role("heading", name="Messages on a wire")
+    expect(panel).to_be_visible()
+    expect(page.get_by_role("log", name="Messages, newest first")).to_have_count(1)
     page.keyboard.press("Escape")
-    expect(messages).to_have_count(0)
+    expect(panel).to_have_count(0)
 
 
 def test_controls_say_what_they_are(open_page: Callable[..., Any],
