@@ -68,7 +68,9 @@ def api_error_of(exc: BaseException) -> ApiError | None:
         headers = {b"Retry-After": str(max(1, round(retry))).encode()} if retry else {}
         if status == 401:
             headers[b"WWW-Authenticate"] = b'Bearer realm="hadaemon"'
-        details = {"retry_after": retry} if retry else {}
+        details = dict(getattr(exc, "details", None) or {})
+        if retry:
+            details["retry_after"] = retry
         return ApiError(status, code, str(getattr(exc, "message", exc)), headers=headers,
                         details=details)
     for kind, status, code in _ERRORS:

@@ -70,20 +70,45 @@ def test_a_wrong_password_is_refused_with_the_message(open_page: Callable[..., A
     expect(page.get_by_role("heading", name="Overview")).to_be_visible()
 
 
-def test_with_no_password_set_the_page_says_how_to_set_one(
+def test_with_no_password_set_the_page_says_how_to_set_one_at_once(
     console_daemon_factory: Callable[..., ConsoleDaemon], open_page: Callable[..., Any],
 ) -> None:
     daemon = console_daemon_factory(password=None)
-    page = open_page(daemon, login=False, hash_="#/", wait=False)
-    expect(page.get_by_role("heading", name="Log in to hadaemon")).to_be_visible()
-    # Said at once, before any try ...
-    expect(page.locator("#login-hint")).to_contain_text("hadaemon passwd")
-    login_in_browser(page, "anything at all")
-    # ... and clearly once the daemon said it has none.
-    expect(page.get_by_role("heading", name="No admin password is set yet")).to_be_focused()
+    page = open_page(daemon, login=False, hash_="#/devices", wait=False)
+    # Said at once, before any try: no form that cannot work.
+    heading = page.get_by_role("heading", name="No admin password is set yet")
+    expect(heading).to_be_focused()
+    expect(page.locator(f"{READY}[data-no-password='true']")).to_be_visible()
+    expect(page.get_by_label("Admin password", exact=True)).to_have_count(0)
     text = page.locator("#view").inner_text()
-    assert "hadaemon passwd --config etc/hadaemon.toml" in text
+    assert "hadaemon passwd --config" in text
     assert "HADAEMON_ADMIN_PASSWORD" in text
+    expect(page).to_have_title("No password set · hadaemon")
+
+    # The daemon gets one (a container's environment) and restarts: the page turns into
+    # the login form by itself, and the login goes where the user was going.
+    daemon.process.env["HADAEMON_ADMIN_PASSWORD"] = PASSWORD
+    daemon.password = PASSWORD
+    daemon.restart()
+    expect(page.get_by_role("heading", name="Log in to hadaemon")).to_be_focused()
+    login_in_browser(page, PASSWORD)
+    expect(page).to_have_url(f"{daemon.url}/#/devices")
+    wait_ready(page)
+
+
+def test_a_password_removed_under_the_form_is_said_on_the_first_try(
+    console_daemon_factory: Callable[..., ConsoleDaemon], open_page: Callable[..., Any],
+) -> None:
+    # The form was drawn while the daemon had a password; it restarted without one.
+    daemon = console_daemon_factory()
+    page = open_page(daemon, login=False, hash_="#/login", wait=False)
+    expect(page.get_by_role("heading", name="Log in to hadaemon")).to_be_visible()
+    daemon.process.env["HADAEMON_ADMIN_PASSWORD"] = ""
+    daemon.password = None
+    daemon.restart()
+    login_in_browser(page, "anything at all")
+    expect(page.get_by_role("heading", name="No admin password is set yet")).to_be_focused()
+    expect(page.locator("#view")).to_contain_text("The daemon says: no admin password is set")
 
 
 def test_logging_in_by_keyboard_alone(open_page: Callable[..., Any],

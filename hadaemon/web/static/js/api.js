@@ -12,6 +12,7 @@ export class ApiError extends Error {
 }
 
 let csrfToken = null;
+let passwordSet = null;  // from the last 401 login_required: true, false, null (not known)
 let onLoginRequired = () => {};
 
 function url(path, query) {
@@ -51,9 +52,12 @@ async function request(method, path, { query, body, quiet } = {}) {
     const code = (data && data.error) || `http_${answer.status}`;
     const message = (data && data.message) || `${answer.status} ${answer.statusText}`;
     const error = new ApiError(answer.status, code, message, data || {});
-    if (answer.status === 401 && code === "login_required" && !quiet) {
-      csrfToken = null;
-      queueMicrotask(() => onLoginRequired(error));
+    if (answer.status === 401 && code === "login_required") {
+      if (data && typeof data.password_set === "boolean") passwordSet = data.password_set;
+      if (!quiet) {
+        csrfToken = null;
+        queueMicrotask(() => onLoginRequired(error));
+      }
     }
     throw error;
   }
@@ -85,6 +89,7 @@ export const api = {
   async login(password) {
     const answer = await request("POST", "/api/login", { body: { password }, quiet: true });
     csrfToken = answer.csrf_token;
+    passwordSet = true;
     return answer;
   },
 
@@ -103,5 +108,11 @@ export const api = {
 
   get csrfToken() {
     return csrfToken;
+  },
+
+  /** Whether the daemon has an admin password, as its last 401 login_required said
+   * (null before any): false means nobody can log in until one is set. */
+  get passwordSet() {
+    return passwordSet;
   },
 };

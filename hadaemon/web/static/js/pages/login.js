@@ -1,17 +1,20 @@
 // The login page: the admin password for a session (POST /api/login); the session's CSRF
-// token is kept by api.js. With no password set, the daemon answers 403
-// no_password_set: the page then says how to set one.
+// token is kept by api.js. A daemon with no password set says so in its 401
+// login_required ("password_set": false, api.passwordSet): the page then says at once how
+// to set one, and turns into the form by itself once the daemon has one (it must restart
+// for that). A login's 403 no_password_set says the same.
 
 import { h, replace } from "../dom.js";
 
 const HOW_TO_SET = [
   "Stop the daemon and run ",
   h("code", "hadaemon passwd --config etc/hadaemon.toml"),
-  " (it asks for the password twice), then start it again; or start the daemon with the ",
-  "environment variable ",
+  " (with your config file; it asks for the password twice), then start it again; or ",
+  "start the daemon with the environment variable ",
   h("code", "HADAEMON_ADMIN_PASSWORD"),
   " set to the password (containers).",
 ];
+const RECHECK_MS = 5000;  // while no password is set: has the daemon got one now?
 
 function howToSet() {
   return h("p", HOW_TO_SET.map((part) => (part instanceof Node ? part.cloneNode(true) : part)));
@@ -20,20 +23,32 @@ function howToSet() {
 export async function mount(root, params, ctx) {
   ctx.setTitle("Log in");
   let timer = null;
+  let recheck = null;
   let alive = true;
+  let shown = null;  // "form" | "none"
 
-  // Already logged in (a reload of #/login, or back from another tab): go on.
-  const existing = await ctx.api.session().catch(() => null);
-  if (!alive) return undefined;
-  if (existing) {
-    ctx.loggedIn(existing);
-    return undefined;
+  // Already logged in (a reload of #/login, or back from another tab): go on. The same
+  // answer says whether a password is set; the shell's own check has usually said so
+  // already: then the page is drawn at once and this check runs beside it.
+  const check = ctx.api.session().catch(() => null);
+  if (ctx.api.passwordSet === null) {
+    const existing = await check;
+    if (!alive) return undefined;
+    if (existing) {
+      ctx.loggedIn(existing);
+      return undefined;
+    }
+  } else {
+    check.then((existing) => {
+      if (!alive) return;
+      if (existing) ctx.loggedIn(existing);
+      else draw();
+    });
   }
 
   const status = h("div#login-status", { role: "alert", "aria-live": "assertive" });
   const input = h("input#password", {
     type: "password", name: "password", autocomplete: "current-password", required: true,
-    "aria-describedby": "login-hint",
   });
   const submit = h("button.btn.btn-primary", { type: "submit" }, "Log in");
   const form = h("form", { "aria-labelledby": "page-title", novalidate: true },
@@ -43,27 +58,56 @@ export async function mount(root, params, ctx) {
     h("div.field", h("label", { for: "password" }, "Admin password"), input),
     submit,
     status);
-  const hint = h("p#login-hint.muted",
-    "No password set yet? ", HOW_TO_SET.map((p) => (p instanceof Node ? p.cloneNode(true) : p)));
-
-  const card = h("div.card.login",
-    h("h1#page-title", "Log in to hadaemon"),
-    form,
-    hint);
+  const card = h("div.card.login");
   replace(root, card);
 
-  function showNoPassword(messageText) {
+  /** The form, or the no-password page: whichever the daemon's last answer calls for. */
+  function draw() {
+    const want = ctx.api.passwordSet === false ? "none" : "form";
+    if (want === shown) return;
+    const focus = shown !== null;  // (the first time, the shell focuses the heading)
+    shown = want;
+    if (want === "none") showNoPassword(null, focus);
+    else showForm(focus);
+  }
+
+  function showForm(focus) {
+    clearInterval(recheck);
+    recheck = null;
+    ctx.setTitle("Log in");
+    delete root.dataset.noPassword;
+    replace(card, h("h1#page-title", "Log in to hadaemon"), form);
+    if (focus) {
+      const heading = card.querySelector("h1");
+      heading.setAttribute("tabindex", "-1");
+      heading.focus();
+    }
+  }
+
+  function showNoPassword(messageText, focus = true) {
+    shown = "none";
     ctx.setTitle("No password set");
     replace(card,
       h("h1#page-title", { tabindex: "-1" }, "No admin password is set yet"),
       h("p", "The console needs the admin password, and this daemon has none yet."),
       howToSet(),
       messageText ? h("p.muted", "The daemon says: ", messageText) : null,
+      h("p.muted", "This page turns into the login form by itself once the daemon has one."),
       h("p", h("button.btn", { type: "button", on: { click: () => location.reload() } },
         "I have set one: try again")));
     root.dataset.noPassword = "true";
-    card.querySelector("h1").focus();
+    if (focus) card.querySelector("h1").focus();
+    if (recheck === null) {
+      recheck = setInterval(async () => {
+        const existing = await ctx.api.session().catch(() => null);
+        if (!alive) return;
+        if (existing) ctx.loggedIn(existing);
+        else draw();
+      }, RECHECK_MS);
+    }
   }
+
+  draw();
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -110,5 +154,6 @@ export async function mount(root, params, ctx) {
   return () => {
     alive = false;
     clearTimeout(timer);
+    clearInterval(recheck);
   };
 }
