@@ -8,6 +8,7 @@ against the real daemon (the example config).
   the focused link is visibly marked;
 - names: every control and link Chromium's accessibility tree has (buttons, fields,
   switches, sliders, selects, ...) has an accessible name, on every page;
+- contrast: text at least 4.5:1 against its background (3:1 when large), WCAG AA;
 - a phone (375x667): no page scrolls sideways; the nav opens from its menu button.
 """
 
@@ -233,8 +234,8 @@ def test_every_control_has_a_name(open_page: Callable[..., Any],
 
 
 def test_the_checks_find_what_they_look_for(open_page: Callable[..., Any]) -> None:
-    """The name and width checks below are not vacuous: they see a nameless button, a
-    nameless field and an element wider than the phone."""
+    """The name, width and contrast checks are not vacuous: they see a nameless button,
+    a nameless field, an element wider than the phone and pale text."""
     page = open_page(viewport=PHONE_SE)
     page.evaluate("""() => {
         const b = document.createElement("button");
@@ -244,7 +245,11 @@ def test_the_checks_find_what_they_look_for(open_page: Callable[..., Any]) -> No
         wide.id = "too-wide";
         wide.style.width = "2000px";
         wide.style.height = "2px";
-        document.querySelector("#view").append(b, i, wide);
+        const pale = document.createElement("p");
+        pale.textContent = "pale text";
+        pale.style.color = "#cccccc";
+        pale.style.backgroundColor = "#ffffff";
+        document.querySelector("#view").append(b, i, wide, pale);
     }""")
     found = unnamed_controls(page)
     assert any("bench-unnamed" in p for p in found), found
@@ -252,6 +257,67 @@ def test_the_checks_find_what_they_look_for(open_page: Callable[..., Any]) -> No
     overflow = page.evaluate(OVERFLOW)
     assert overflow["scrollWidth"] > overflow["width"], overflow
     assert any(w.startswith("div#too-wide") for w in overflow["wide"]), overflow
+    low = page.evaluate(CONTRAST)
+    assert any('"pale text"' in line for line in low), low
+
+
+CONTRAST = """() => {
+  const rgba = (text) => {
+    const m = text.match(/rgba?\\(([^)]+)\\)/);
+    if (!m) return null;
+    const [r, g, b, a = 1] = m[1].split(/[ ,\\/]+/).filter(Boolean).map(Number);
+    return [r, g, b, a];
+  };
+  const luminance = ([r, g, b]) => {
+    const c = [r, g, b].map((v) => {
+      v /= 255;
+      return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+    });
+    return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
+  };
+  const background = (e) => {
+    for (let p = e; p; p = p.parentElement) {
+      const c = rgba(getComputedStyle(p).backgroundColor);
+      if (c && c[3] > 0.5) return c;
+      if (getComputedStyle(p).backgroundImage !== "none") return null;  // unknown
+    }
+    return [255, 255, 255, 1];
+  };
+  const low = [];
+  for (const e of document.querySelectorAll("body *")) {
+    const own = [...e.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+    if (!own || !e.checkVisibility || !e.checkVisibility()) continue;
+    if (e.closest(":disabled, [aria-disabled='true'], .skip")) continue;  // (WCAG: exempt)
+    const style = getComputedStyle(e);
+    const fg = rgba(style.color), bg = background(e);
+    if (!fg || !bg) continue;
+    const blend = fg.slice(0, 3).map((v, i) => v * fg[3] + bg[i] * (1 - fg[3]));
+    const [l1, l2] = [luminance(blend), luminance(bg)].sort((x, y) => y - x);
+    const ratio = (l1 + 0.05) / (l2 + 0.05);
+    const size = parseFloat(style.fontSize), bold = parseInt(style.fontWeight, 10) >= 700;
+    const needed = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+    if (ratio < needed) {
+      low.push(`${ratio.toFixed(2)} < ${needed}: <${e.tagName.toLowerCase()}`
+        + `${e.className && typeof e.className === "string" ? " class=" + e.className : ""}> `
+        + `${JSON.stringify(e.textContent.trim().slice(0, 40))} ${style.color} on ${bg}`);
+    }
+  }
+  return low;
+}"""
+
+
+@pytest.mark.parametrize("route", [name for name, _ in NAV] + ["Demo lamp", "login"])
+def test_text_contrast(open_page: Callable[..., Any], console_daemon: ConsoleDaemon,
+                       route: str) -> None:
+    """WCAG AA: text at least 4.5:1 against its background (3:1 when large); disabled
+    controls are exempt."""
+    if route == "login":
+        page = open_page(login=False, hash_="#/login")
+    else:
+        page = open_page(hash_=dict(all_pages(console_daemon))[route])
+    page.wait_for_timeout(1500)  # live data drawn
+    low = page.evaluate(CONTRAST)
+    assert not low, f"{route}: text with too little contrast:\n" + "\n".join(low[:15])
 
 
 OVERFLOW = """() => {
