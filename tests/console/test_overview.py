@@ -96,6 +96,72 @@ def test_recent_errors_appear_as_they_happen(
     expect(errors.first.locator(".badge")).to_have_text("warning")
 
 
+BROKEN_PLUGINS = '''
+"""Plugins of the test's plugin directory that cannot start."""
+from hadaemon.plugin import Plugin
+
+
+class BrokenAtStart(Plugin):
+    name = "broken_at_start"  # (started before the web plugin: the order puts it early)
+
+    def start(self) -> None:
+        raise RuntimeError("cannot reach the test's device (refused on purpose)")
+
+
+class BrokenAfterWeb(Plugin):
+    name = "broken_after_web"
+    wants = ("web",)  # started after the web plugin, which hears its error event
+
+    async def start(self) -> None:
+        raise ValueError("its config is wrong (refused on purpose)")
+'''
+
+
+def test_plugins_that_failed_to_start_are_shown_failed_with_their_errors(
+    console_daemon_factory: Callable[..., ConsoleDaemon], open_page: Callable[..., Any],
+) -> None:
+    # Real plugins in the config's plugin directory ([daemon].plugin_dirs), enabled.
+    def enable(text: str) -> str:
+        assert text.count('"web"]') == 1
+        return text.replace('"web"]', '"web", "broken_at_start", "broken_after_web"]')
+
+    daemon = console_daemon_factory(start=False, edit=enable)
+    (daemon.config.parent.parent / "plugins" / "broken.py").write_text(BROKEN_PLUGINS)
+    daemon.start()
+    status, answer = daemon.request("GET", "/api/status", headers=daemon.session())
+    assert status == 200, answer
+    states = {p["name"]: p["state"] for p in answer["plugins"]}
+    assert states["broken_at_start"] == states["broken_after_web"] == "failed"
+    assert states["web"] == "running"
+    heard = {e["source"] for e in answer["recent_errors"]}
+    assert "plugin:broken_after_web" in heard and "plugin:broken_at_start" not in heard
+
+    page = open_page(daemon)
+    failures = {
+        "broken_at_start": "failed to start: cannot reach the test's device (refused on purpose)",
+        "broken_after_web": "failed to start: its config is wrong (refused on purpose)",
+    }
+    for name, error in failures.items():
+        row = page.locator(f'#plugins tr[data-plugin="{name}"]')
+        expect(row.locator(".badge")).to_have_text("failed")
+        expect(row.locator(".plugin-error")).to_have_text(error)
+        # once among the recent errors, with its source (the one the web plugin could not
+        # hear: "at start")
+        item = page.locator("#errors li", has_text=error)
+        expect(item).to_have_count(1)
+        expect(item).to_contain_text(f"plugin:{name}")
+        expect(item.locator(".badge")).to_have_text("error")
+    expect(page.locator("#errors li", has_text="at start")).to_have_count(1)
+    expect(page.locator("#errors li", has_text="at start")).to_contain_text("broken_at_start")
+    # the other plugins run on, and the summary says two are not running
+    expect(page.locator('#plugins tr[data-plugin="web"] .badge')).to_have_text("running")
+    expect(page.locator("#plugins .plugin-error")).to_have_count(2)
+    total = len(answer["plugins"])
+    expect(page.locator("#daemon-summary .warn")).to_have_text(
+        f"{total - 2} of {total} plugins running")
+    expect(page.locator('#worlds [data-world="nodes"]')).to_contain_text("3 of 3 running")
+
+
 def test_on_a_phone_the_navigation_folds_behind_a_button(
     open_page: Callable[..., Any],
 ) -> None:

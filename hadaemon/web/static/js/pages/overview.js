@@ -55,13 +55,26 @@ function lag(status) {
   ];
 }
 
+// A plugin that failed before the web plugin started (the start order puts most plugins
+// first) is not among the errors the web plugin heard: its failure, from the plugin
+// list, is shown first, "at start".
+function failedAtStart(status) {
+  const heard = new Set((status.recent_errors || []).map((e) => e.source));
+  return status.plugins
+    .filter((p) => p.state === "failed" && p.error && !heard.has(`plugin:${p.name}`))
+    .map((p) => ({ source: `plugin:${p.name}`, message: String(p.error), level_name: "error",
+      atStart: true }));
+}
+
 function errors(status) {
   const list = (status.recent_errors || []).slice(-20).reverse();
+  list.push(...failedAtStart(status));
   if (!list.length) return h("p.muted#errors", "No errors since the daemon started.");
   return h("ul.errors#errors", list.map((e) => h("li",
     h("span.badge.bad", e.level_name || "error"), " ",
-    h("time", { datetime: new Date((e.time || e.timestamp || 0) * 1000).toISOString() },
-      formatTime(e.time || e.timestamp)), " ",
+    e.atStart ? h("span.muted", "at start")
+      : h("time", { datetime: new Date((e.time || e.timestamp || 0) * 1000).toISOString() },
+        formatTime(e.time || e.timestamp)), " ",
     h("strong", e.source || e.topic || ""), " ",
     h("span", e.message || e.text || JSON.stringify(e)))));
 }
