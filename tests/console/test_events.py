@@ -4,6 +4,7 @@ subscribers, unsubscribing, and the tap of a node's output."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from playwright.sync_api import expect
@@ -78,3 +79,34 @@ def test_a_tap_on_an_unknown_node_reports_an_error(page: Any) -> None:
         });
     }""")
     assert "no_such_node/0" in message
+
+
+def test_the_daemons_error_events_are_events_not_a_broken_stream(
+    console_daemon_factory: Callable[..., ConsoleDaemon], open_page: Callable[..., Any],
+) -> None:
+    # An SSE event named "error" reaches EventSource.onerror too (as a MessageEvent): it
+    # must not be taken for a failed stream (closed, reconnected, events between lost).
+    def cold(text: str) -> str:  # ComfortMonitor then warns at every demo reading
+        assert "static = { minimum = 19.0 }" in text
+        return text.replace("static = { minimum = 19.0 }", "static = { minimum = 100.0 }")
+
+    daemon = console_daemon_factory(edit=cold)
+    page = open_page(daemon, wait=False)
+    streams: list[str] = []
+    page.on("request", lambda r: streams.append(r.url) if "/api/events" in r.url else None)
+    page.wait_for_selector('#view [data-ready="true"]')
+    expect(page.locator("#connection")).to_have_text("Live")
+    page.evaluate("""async () => {
+        const { events } = await import("/js/events.js");
+        window.__errors = [];
+        window.__states = [];
+        events.on("error/#", (e, type) => window.__errors.push([type, e.message]));
+        events.onState((s) => window.__states.push(s));
+    }""")
+    page.wait_for_function("() => window.__errors.length >= 3", timeout=60_000)
+    got = page.evaluate("window.__errors")
+    assert all(type_ == "error" and "is below 100.0" in message for type_, message in got), got
+    # the stream stayed open all along: no reconnect, no second request
+    assert page.evaluate("window.__states") == ["open"]
+    expect(page.locator("#connection")).to_have_text("Live")
+    assert len(streams) <= 1, streams  # (the first may have been sent before the listener)

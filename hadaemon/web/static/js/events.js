@@ -106,7 +106,10 @@ function open() {
       if (data.id && !lastId) lastId = data.id;
     } catch { /* a hello without data */ }
   });
-  for (const type of EVENT_TYPES) es.addEventListener(type, (m) => source === es && dispatch(type, m));
+  // (an `error` listener also hears the stream's own failures, plain Events: skipped)
+  for (const type of EVENT_TYPES) {
+    es.addEventListener(type, (m) => source === es && m instanceof MessageEvent && dispatch(type, m));
+  }
   es.addEventListener("gap", () => source === es && resync("gap"));
   es.addEventListener("dropped", () => {
     if (source !== es) return;
@@ -120,8 +123,11 @@ function open() {
     setState("connecting");
     retryLater(RETRY_MIN);
   });
-  es.onerror = () => {
+  es.onerror = (ev) => {
     if (source !== es) return;
+    // The daemon's own `event: error` (a bus error event) is dispatched as a MessageEvent
+    // of type "error", which onerror hears too: it is data, not a failure of the stream.
+    if (ev instanceof MessageEvent || es.readyState === EventSource.OPEN) return;
     if (es.readyState === EventSource.CONNECTING) {
       setState("connecting");  // the browser retries (and resumes) by itself
       return;
@@ -212,7 +218,8 @@ export const events = {
       try { handler(JSON.parse(m.data)); } catch (exc) { console.error(exc); }
     });
     es.addEventListener("tap-dropped", () => onError && onError("some messages were dropped (too many)"));
-    es.onerror = () => {
+    es.onerror = (ev) => {
+      if (ev instanceof MessageEvent) return;  // (an `event: error`: not the stream's failure)
       if (es.readyState === EventSource.CLOSED && onError) onError(`cannot watch ${nodeId}/${output}`);
     };
     return () => es.close();
