@@ -251,8 +251,9 @@ export class Chart {
       const x = this.x(t).toFixed(1);
       if (this.kind === "line") this.axes.append(s("line", { class: "grid", x1: x, x2: x, y1: y0, y2: y1 }));
       this.axes.append(s("line", { class: "tick", x1: x, x2: x, y1, y2: y1 + 4 }));
-      this.axes.append(s("text", { class: "tick-label", x, y: y1 + 16, "text-anchor": "middle" },
-        timeLabel(t, step)));
+      // (a label at the right edge ends there rather than being cut in half)
+      this.axes.append(s("text", { class: "tick-label", x, y: y1 + 16,
+        "text-anchor": Number(x) > W - 30 ? "end" : "middle" }, timeLabel(t, step)));
     }
 
     const first = Math.max(0, indexAt(this.series, this.start));
@@ -382,8 +383,25 @@ export class Chart {
     const x = this.x(p.t).toFixed(1);
     this.cursorLayer.append(s("line", { class: "cursor-line", x1: x, x2: x, y1: PAD.top,
       y2: this.height - PAD.bottom }));
+    let y = PAD.top + 14;
     if (this.kind === "line" && this.y) {
-      this.cursorLayer.append(s("circle", { class: "cursor-point", cx: x, cy: this.y(p.v).toFixed(1), r: 4.5 }));
+      y = this.y(p.v);
+      this.cursorLayer.append(s("circle", { class: "cursor-point", cx: x, cy: y.toFixed(1), r: 4.5 }));
+    }
+    // The tooltip: the value beside the point, on the side with room for it.
+    const tip = s("g", { class: "chart-tip", "aria-hidden": "true" });
+    const label = s("text", { y: 0 }, formatValue(p.v, this.unit));
+    const box = s("rect", { rx: 3 });
+    tip.append(box, label);
+    this.cursorLayer.append(tip);
+    const width = label.getComputedTextLength() + 10;
+    const left = Number(x) + 8 + width > this.width - PAD.right;
+    const tx = left ? Number(x) - 8 - width : Number(x) + 8;
+    const ty = Math.min(this.height - PAD.bottom - 10, Math.max(PAD.top + 10, y));
+    label.setAttribute("x", (tx + 5).toFixed(1));
+    label.setAttribute("y", (ty + 4).toFixed(1));
+    for (const [k, v] of Object.entries({ x: tx, y: ty - 10, width, height: 20 })) {
+      box.setAttribute(k, typeof v === "number" ? v.toFixed(1) : v);
     }
   }
 
@@ -394,7 +412,8 @@ export class Chart {
     const withDate = this.end - this.start > 86400 || Date.now() / 1000 - p.t > 86400;
     let text = `${formatTime(p.t, { withDate })}: ${formatValue(p.v, this.unit)}`;
     if (p.lo !== undefined) {
-      text = `${formatTime(p.t, { withDate })}: mean ${formatValue(p.v, this.unit)} (min ${formatValue(p.lo)}, max ${formatValue(p.hi)}, ${p.n} values)`;
+      text = `${formatTime(p.t, { withDate })}: mean ${formatValue(p.v, this.unit)} `
+        + `(min ${formatValue(p.lo)}, max ${formatValue(p.hi)}, ${p.n} values)`;
     }
     setText(this.readout, text);
     this.drawCursor();
