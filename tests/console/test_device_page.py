@@ -57,8 +57,8 @@ def test_a_device_page_draws_its_history_chart_with_points(
     assert int(svg.get_attribute("data-points") or 0) >= count
     assert (svg.locator("path.chart-line").get_attribute("d") or "").startswith("M")
     # Axes: time labels below, value labels beside, and the unit.
-    assert svg.locator("text.tick-label[text-anchor='middle']").count() >= 2
-    assert svg.locator("text.tick-label[text-anchor='end']").count() >= 2
+    assert svg.locator("text.time-label").count() >= 2
+    assert svg.locator("text.value-label").count() >= 2
     expect(svg.locator("text.unit-label")).to_have_text("°C")
     # Every point lies inside the plot.
     box = svg.bounding_box()
@@ -212,7 +212,7 @@ def test_the_chart_draws_downsampled_buckets_and_round_ticks(
         chart.setData({ buckets, bucket_seconds: 60, initial: [start - 5, 99] });
         await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
         const svg = chart.el.querySelector("svg");
-        const labels = [...svg.querySelectorAll("text.tick-label[text-anchor='end']")]
+        const labels = [...svg.querySelectorAll("text.value-label")]
             .map((t) => Number(t.textContent));
         return {
             points: Number(svg.dataset.points),

@@ -252,7 +252,7 @@ export class Chart {
       if (this.kind === "line") this.axes.append(s("line", { class: "grid", x1: x, x2: x, y1: y0, y2: y1 }));
       this.axes.append(s("line", { class: "tick", x1: x, x2: x, y1, y2: y1 + 4 }));
       // (a label at the right edge ends there rather than being cut in half)
-      this.axes.append(s("text", { class: "tick-label", x, y: y1 + 16,
+      this.axes.append(s("text", { class: "tick-label time-label", x, y: y1 + 16,
         "text-anchor": Number(x) > W - 30 ? "end" : "middle" }, timeLabel(t, step)));
     }
 
@@ -299,7 +299,7 @@ export class Chart {
     for (const v of ticks) {
       const yy = y(v).toFixed(1);
       this.axes.append(s("line", { class: "grid", x1: x0, x2: x1, y1: yy, y2: yy }));
-      this.axes.append(s("text", { class: "tick-label", x: x0 - 6, y: Number(yy) + 4,
+      this.axes.append(s("text", { class: "tick-label value-label", x: x0 - 6, y: Number(yy) + 4,
         "text-anchor": "end" }, formatValue(v)));
     }
     if (this.unit) {
