@@ -232,3 +232,20 @@ def test_the_chart_draws_downsampled_buckets_and_round_ticks(
     assert drawn["ticks"] == [0, 0.2, 0.4, 0.6, 0.8, 1]
     assert drawn["odd"] == [0, 5, 10], drawn["odd"]
     assert drawn["times"] == 600  # an hour in about six steps: every 10 minutes
+
+
+def test_without_the_history_plugin_each_chart_says_why(
+    open_page: Callable[..., Any], console_daemon_factory: Callable[..., ConsoleDaemon],
+) -> None:
+    def no_history(text: str) -> str:
+        assert 'plugins = ["history", ' in text
+        return text.replace('plugins = ["history", ', "plugins = [", 1)
+
+    daemon = console_daemon_factory(edit=no_history)
+    peer = demo_peer(daemon, "thermometer")
+    page = open_page(daemon, hash_=f"#/devices/{peer}")
+    chart = page.locator(f'figure.chart[data-key="{peer}/0/temperature"]')
+    expect(chart).to_have_attribute("data-state", "error")
+    expect(chart.locator("text.chart-note")).to_contain_text("history is not recorded")
+    # The rest of the page works: the variables and their values.
+    expect(page.locator(f'[data-variable="{peer}/0/temperature"]')).to_contain_text("°C")
