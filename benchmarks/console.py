@@ -531,11 +531,10 @@ def screenshots(browser: Browser, directory: pathlib.Path, settle: float) -> Non
             if name == "device":
                 zoom_to_recent(page, settle + 20)
                 page.wait_for_timeout(2000)
-            if name == "flows":
-                wire = page.query_selector("#view [data-wire]")
-                if wire is not None:
-                    wire.click()
-                    page.wait_for_timeout(6000)  # a message or two on the wire
+            if name == "flows":  # the hall's motion: a message every 3-7 s on this wire
+                page.click('#view [data-wire="hall_presence/0"]')
+                page.wait_for_selector("#view .tap-message")
+                page.wait_for_timeout(8000)
             page.mouse.move(0, 0)
             page.screenshot(path=str(directory / f"{name}.png"), full_page=name == "device")
             print(f"{directory / name}.png", flush=True)
