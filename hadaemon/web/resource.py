@@ -200,6 +200,11 @@ class StaticFiles(static.File):
                                       f"{request.method.decode('latin-1')}"},
                        {b"Allow": b"GET, HEAD"})
             return server.NOT_DONE_YET
+        # Kept by the browser but checked at every use (Last-Modified: a 304 when
+        # unchanged): a fresh tab then reads the files from its cache, compiled scripts
+        # included, and still never runs an old console after an upgrade. (API answers
+        # stay no-store: they hold the home's data.)
+        request.setHeader(b"Cache-Control", b"no-cache")
         return super().render(request)  # type: ignore[no-untyped-call]
 
     def render_GET(self, request: Request) -> Any:

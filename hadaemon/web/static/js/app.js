@@ -22,6 +22,14 @@ const ROUTES = [
 ];
 const NAV_OF = { device: "devices" };
 const PUBLIC = new Set(["login"]);
+/** The modules each page imports besides dom.js (tests/console/test_static.py checks this
+ * against the pages' import lines): fetched with the page's, not after it. */
+export const PAGE_IMPORTS = {
+  devices: ["controls.js"],
+  device: ["controls.js", "chart.js"],
+  flows: ["graph.js"],
+};
+const pageModules = new Map();  // name -> Promise of the module
 
 const view = document.getElementById("view");
 const nav = document.getElementById("nav");
@@ -33,6 +41,24 @@ let session = null;       // {kind, name, csrf_token} once logged in
 let current = null;       // {name, cleanup, root}
 let generation = 0;       // the navigation being mounted (a later one wins)
 let returnTo = "#/";      // where the login page goes afterwards
+let sessionCheckedAt = -Infinity;  // when the daemon last said who we are (performance.now())
+
+/** A page's module, imported once (a failed import is tried again next time). */
+function loadPage(name) {
+  let loading = pageModules.get(name);
+  if (!loading) {
+    for (const file of PAGE_IMPORTS[name] || []) {
+      const link = document.createElement("link");
+      link.rel = "modulepreload";
+      link.href = new URL(`./${file}`, import.meta.url).href;
+      document.head.append(link);
+    }
+    loading = import(`./pages/${name}.js`);
+    loading.catch(() => pageModules.delete(name));
+    pageModules.set(name, loading);
+  }
+  return loading;
+}
 
 /** The route of a hash: {name, params, path}; unknown paths: {name: null}. */
 export function resolve(hash) {
@@ -108,11 +134,12 @@ async function route() {
     focusHeading(root);
     return;
   }
-  const ctx = { api, events, navigate, setTitle, session, returnTo, loggedIn: onLoggedIn };
+  const ctx = { api, events, navigate, setTitle, session, returnTo, loggedIn: onLoggedIn,
+    sessionCheckedAt };
   current = { name: target.name, cleanup: null, root };
   let cleanup;
   try {
-    const page = await import(`./pages/${target.name}.js`);
+    const page = await loadPage(target.name);
     if (mine !== generation) return;
     cleanup = await page.mount(root, target.params, ctx);
   } catch (exc) {
@@ -145,6 +172,7 @@ function onLoggedIn(newSession) {
 
 function loginRequired() {
   if (session === null && resolve(location.hash).name === "login") return;
+  sessionCheckedAt = performance.now();  // (a 401 login_required just said: nobody)
   session = null;
   setLoggedIn(false);
   stopEvents();
@@ -171,6 +199,10 @@ function showConnection(state) {
 }
 
 async function boot() {
+  // The page asked for is fetched beside the session check, not after it (a fresh tab:
+  // index.html -> app.js -> [session | page module and its imports] -> the page's data).
+  const first = resolve(location.hash).name;
+  if (first !== null) loadPage(first).catch(() => {});
   api.setLoginRequiredHandler(loginRequired);
   events.setLoginRequiredHandler(loginRequired);
   events.onState(showConnection);
@@ -204,6 +236,7 @@ async function boot() {
   for (let attempt = 0; ; attempt += 1) {
     try {
       session = await api.session();
+      sessionCheckedAt = performance.now();
       break;
     } catch (exc) {
       // The daemon does not answer (yet): say so and keep trying.

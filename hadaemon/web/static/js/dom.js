@@ -67,14 +67,29 @@ export function formatValue(value, unit) {
     ? `${text} ${unit}` : text;
 }
 
+// (made once, when first needed: toLocaleTimeString() builds a formatter at every call,
+// which made formatTime the costliest function of a page's first render)
+let timeFormat = null;
+let dateFormat = null;
+let today = [0, -1];  // [start, end) of the local day, in ms
+
 /** A Unix time (seconds) as local time; today: time only. */
 export function formatTime(seconds, { withDate } = {}) {
-  if (seconds === null || seconds === undefined) return "–";
-  const date = new Date(seconds * 1000);
-  const today = new Date();
-  const sameDay = date.toDateString() === today.toDateString();
-  const time = date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
-  return sameDay && !withDate ? time : `${date.toLocaleDateString()} ${time}`;
+  const ms = seconds * 1000;
+  if (seconds === null || seconds === undefined || !Number.isFinite(ms)) return "–";
+  const now = Date.now();
+  if (now < today[0] || now >= today[1]) {
+    const day = new Date(now);
+    day.setHours(0, 0, 0, 0);
+    const start = day.getTime();
+    day.setDate(day.getDate() + 1);
+    today = [start, day.getTime()];
+  }
+  timeFormat ??= new Intl.DateTimeFormat([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  const time = timeFormat.format(ms);
+  if (ms >= today[0] && ms < today[1] && !withDate) return time;
+  dateFormat ??= new Intl.DateTimeFormat([]);
+  return `${dateFormat.format(ms)} ${time}`;
 }
 
 /** A duration in seconds as "3 d 4 h", "5 min 2 s", "12 s". */

@@ -28,9 +28,12 @@ export async function mount(root, params, ctx) {
   let shown = null;  // "form" | "none"
 
   // Already logged in (a reload of #/login, or back from another tab): go on. The same
-  // answer says whether a password is set; the shell's own check has usually said so
-  // already: then the page is drawn at once and this check runs beside it.
-  const check = ctx.api.session().catch(() => null);
+  // answer says whether a password is set. When the shell has just asked (a fresh tab)
+  // nobody asks again; when it asked a while ago, the page is drawn at once from what it
+  // heard and the check runs beside it.
+  const fresh = performance.now() - (ctx.sessionCheckedAt ?? -Infinity) < 2000;
+  const check = fresh && ctx.api.passwordSet !== null ? Promise.resolve(null)
+    : ctx.api.session().catch(() => null);
   if (ctx.api.passwordSet === null) {
     const existing = await check;
     if (!alive) return undefined;
