@@ -82,23 +82,28 @@ def tab_to(page: Any, key: str, wanted: Callable[[dict[str, Any] | None], bool],
                          f"through {[(s or {}).get('text') or s for s in seen]}")
 
 
+def nav_link(hash_: str) -> Callable[[dict[str, Any] | None], bool]:
+    """Whether the focused element is the nav's link to ``hash_``."""
+    return lambda f: bool(f and f["inNav"] and f["href"] == hash_)
+
+
 def test_landmarks(page: Any) -> None:
     expect(page.get_by_role("banner")).to_have_count(1)
     expect(page.get_by_role("main")).to_have_count(1)
     navs = page.get_by_role("navigation")
     expect(navs).to_have_count(1)
     assert navs.first.get_attribute("aria-label"), "the nav has no name (aria-label)"
-    assert page.evaluate("document.documentElement.lang"), "<html> has no lang"
+    assert page.evaluate("() => document.documentElement.lang"), "<html> has no lang"
     # Each page has one level-one heading, which names the page for its region.
     expect(page.locator("#view h1")).to_have_count(1)
 
 
 def test_tab_order_starts_with_skip_link_then_nav(open_page: Callable[..., Any]) -> None:
     page = open_page()
-    wait_heading_focused(page, page.evaluate("location.hash") or "#/")
+    wait_heading_focused(page, page.evaluate("() => location.hash") or "#/")
     # From the page's heading backwards to the top of the document: the whole Tab order
     # before the page's content.
-    backwards = []
+    backwards: list[dict[str, Any]] = []
     for _ in range(MAX_TABS):
         page.keyboard.press("Shift+Tab")
         now = focused(page)
@@ -118,8 +123,8 @@ def test_tab_order_starts_with_skip_link_then_nav(open_page: Callable[..., Any])
         "() => document.activeElement && document.activeElement.closest('#view')",
         timeout=TIMEOUT_MS)
     page.wait_for_timeout(300)  # (a route change would have started by now)
-    assert page.evaluate("location.hash") in ("", "#/"), (
-        "the skip link changed the route to " + page.evaluate("location.hash"))
+    assert page.evaluate("() => location.hash") in ("", "#/"), (
+        "the skip link changed the route to " + page.evaluate("() => location.hash"))
     expect(page.locator(READY)).to_have_count(1)
     expect(page.locator("#view h1")).not_to_have_text("No such page")
 
@@ -127,11 +132,10 @@ def test_tab_order_starts_with_skip_link_then_nav(open_page: Callable[..., Any])
 def test_every_page_by_keyboard_from_the_nav(open_page: Callable[..., Any],
                                               console_daemon: ConsoleDaemon) -> None:
     page = open_page()
-    wait_heading_focused(page, page.evaluate("location.hash") or "#/")
+    wait_heading_focused(page, page.evaluate("() => location.hash") or "#/")
     for name, hash_ in [*NAV[1:], NAV[0]]:
         # From the current page's heading, back up into the nav (Shift+Tab) to the link.
-        tab_to(page, "Shift+Tab", lambda f, h=hash_: bool(f and f["inNav"] and f["href"] == h),
-               f"the nav link to {name}")
+        tab_to(page, "Shift+Tab", nav_link(hash_), f"the nav link to {name}")
         style = page.evaluate("""() => {
             const s = getComputedStyle(document.activeElement);
             return {outline: s.outlineStyle, width: s.outlineWidth, shadow: s.boxShadow};
