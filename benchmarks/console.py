@@ -8,8 +8,9 @@ variables and a "Bench clock" whose value is the daemon's wall clock in ms. Chro
 system's, headless, through Playwright) logs in with the API's session and measures in
 the page itself:
 
-- **interactive**: from the start of a navigation (a fresh tab opening the page's URL:
-  "load"; or ``location.hash`` set from another page of the console: "nav") until the
+- **interactive**: from the start of a navigation (the page's URL opened in the tab, a
+  new document: "load"; or ``location.hash`` set from another page of the console:
+  "nav") until the
   page root carries ``data-ready="true"`` (the contract of the pages: their first data
   is on screen), one frame is drawn and a task posted after it ran (the main thread is
   free to take input). Median and worst of ``--repeat`` navigations.
