@@ -10,10 +10,10 @@ the page itself:
 
 - **interactive**: from the start of a navigation (the page's URL opened in the tab, a
   new document: "load"; or ``location.hash`` set from another page of the console:
-  "nav") until the
-  page root carries ``data-ready="true"`` (the contract of the pages: their first data
-  is on screen), one frame is drawn and a task posted after it ran (the main thread is
-  free to take input). Median and worst of ``--repeat`` navigations.
+  "nav") until the page root carries ``data-ready="true"`` (the contract of the pages:
+  their first data is on screen), one frame is drawn and a task posted after it ran
+  (the main thread is free to take input). Median and worst of ``--repeat``
+  navigations.
 - **longest block**: the longest main-thread task the browser reports
   (PerformanceObserver ``longtask``: only tasks over 50 ms are reported, so "<50" means
   none) from the navigation until 1 s after the page was interactive; "gap" is the
