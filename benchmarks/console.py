@@ -552,7 +552,9 @@ def screenshots(browser: Browser, directory: pathlib.Path, settle: float) -> Non
         page.wait_for_selector(READY)
         page.wait_for_timeout(500)
         page.screenshot(path=str(directory / "login.png"))
+        page.close()
         login(context, daemon)
+        page = context.new_page()  # (the app read its session when it started)
         thermometer = peer_id(context, daemon, "demo", "thermometer")
         for name, hash_ in pages(thermometer):
             page.goto(f"{daemon.base}/{hash_}", wait_until="commit")
