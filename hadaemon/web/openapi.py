@@ -107,7 +107,14 @@ def document(routes: Sequence[Route]) -> dict[str, Any]:
         "components": {
             "schemas": {"Error": {
                 "type": "object", "required": ["error", "message"],
-                "properties": {"error": {"type": "string"}, "message": {"type": "string"}},
+                "properties": {
+                    "error": {"type": "string"}, "message": {"type": "string"},
+                    "password_set": {"type": "boolean", "description": (
+                        "In a 401 login_required only: whether an admin password is set "
+                        "(false: log in is impossible until one is)")},
+                    "retry_after": {"type": "number", "description": (
+                        "In a 429: seconds to wait (as the Retry-After header)")},
+                },
             }},
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer",

@@ -68,7 +68,9 @@ def api_error_of(exc: BaseException) -> ApiError | None:
         headers = {b"Retry-After": str(max(1, round(retry))).encode()} if retry else {}
         if status == 401:
             headers[b"WWW-Authenticate"] = b'Bearer realm="hadaemon"'
-        details = {"retry_after": retry} if retry else {}
+        details = dict(getattr(exc, "details", None) or {})
+        if retry:
+            details["retry_after"] = retry
         return ApiError(status, code, str(getattr(exc, "message", exc)), headers=headers,
                         details=details)
     for kind, status, code in _ERRORS:
@@ -159,14 +161,34 @@ class JsonNotFound(resource.Resource):
         return server.NOT_DONE_YET  # type: ignore[return-value]
 
 
+CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".json": "application/json",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".ico": "image/x-icon",
+    ".txt": "text/plain; charset=utf-8",
+    ".woff2": "font/woff2",
+}
+"""The console's types, fixed here: the system's mime.types (or Python's table, which
+says ``application/javascript`` before 3.12) would make them vary by machine, and a
+module script needs a JavaScript type under ``nosniff``. Anything else is
+``application/octet-stream``."""
+
+
 class StaticFiles(static.File):
     """The console's files from inside the package: no directory listings, no scripts."""
 
+    contentTypes = CONTENT_TYPES
+    contentEncodings: dict[str, str] = {}
     childNotFound = JsonNotFound()  # type: ignore[no-untyped-call,assignment]
     forbidden = JsonNotFound()  # type: ignore[no-untyped-call,assignment]
 
     def __init__(self, path: str | pathlib.Path = STATIC) -> None:
-        super().__init__(str(path))
+        super().__init__(str(path), defaultType="application/octet-stream")
         self.indexNames = ["index.html"]
         self.processors = {}
 
@@ -178,6 +200,11 @@ class StaticFiles(static.File):
                                       f"{request.method.decode('latin-1')}"},
                        {b"Allow": b"GET, HEAD"})
             return server.NOT_DONE_YET
+        # Kept by the browser but checked at every use (Last-Modified: a 304 when
+        # unchanged): a fresh tab then reads the files from its cache, compiled scripts
+        # included, and still never runs an old console after an upgrade. (API answers
+        # stay no-store: they hold the home's data.)
+        request.setHeader(b"Cache-Control", b"no-cache")
         return super().render(request)  # type: ignore[no-untyped-call]
 
     def render_GET(self, request: Request) -> Any:
@@ -191,7 +218,11 @@ class StaticFiles(static.File):
 
     def makeProducer(self, request: Request, fileForReading: Any) -> Any:
         # twisted.web's producers are pulled by the global cooperator, i.e. the global
-        # reactor; the console's files are small: written at once.
+        # reactor; the console's files are small: written at once. (The headers are set
+        # here, as twisted.web's own makeProducer does: without them every file went out
+        # as twisted.web's default, text/html, which browsers refuse for scripts and
+        # style sheets under nosniff.)
+        self._setContentHeaders(request)  # type: ignore[no-untyped-call]
         return _WholeFile(request, fileForReading)
 
     def directoryListing(self) -> resource.Resource:
@@ -273,6 +304,6 @@ class _Busy(protocol.Protocol):
         self.transport.loseConnection()
 
 
-__all__ = ["ApiResource", "ApiSite", "StaticFiles", "api_error_of"]
+__all__ = ["CONTENT_TYPES", "ApiResource", "ApiSite", "StaticFiles", "api_error_of"]
 
 

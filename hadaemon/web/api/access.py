@@ -41,7 +41,9 @@ def logout(web: WebPlugin, call: Call) -> Any:
     return {"ok": True}
 
 
-@routes.get("/api/session", "Who is asking: session or token, and the CSRF token", tag="auth")
+@routes.get("/api/session", "Who is asking: session or token, and the CSRF token; without "
+             "credentials a 401 login_required whose password_set says whether an admin "
+             "password is set yet (false: the console shows how to set one)", tag="auth")
 def session(web: WebPlugin, call: Call) -> Any:
     principal = call.principal
     return {"kind": principal.kind, "name": principal.name,

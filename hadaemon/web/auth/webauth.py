@@ -209,15 +209,19 @@ class WebAuth:
             return Principal("token", name, None)
         session_id = _cookie(request)
         if session_id is None:
-            raise AuthError(401, "login_required",
-                            "log in first (POST /api/login) or send 'Authorization: "
-                            "Bearer <token>'")
+            raise self._login_required("log in first (POST /api/login) or send "
+                                       "'Authorization: Bearer <token>'")
         session = self.sessions.get(session_id)
         if session is None:
-            raise AuthError(401, "login_required",
-                            "the session has ended (it expired, you logged out, or the "
-                            "daemon restarted): log in again")
+            raise self._login_required("the session has ended (it expired, you logged out, "
+                                       "or the daemon restarted): log in again")
         return Principal("session", "admin", session.csrf_token)
+
+    def _login_required(self, message: str) -> AuthError:
+        # password_set: so a login page can say at once that there is no password yet
+        # (a login would tell anyone as much: 403 no_password_set); nothing else.
+        return AuthError(401, "login_required", message,
+                         details={"password_set": self.password_set()})
 
     def _in_thread(self, f: Callable[[], T]) -> Deferred[T]:
         if self._run_in_thread is not None:
