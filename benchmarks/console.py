@@ -43,6 +43,7 @@ import pathlib
 import platform
 import secrets
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -599,6 +600,8 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=60.0,
                         help="seconds the daemon runs before the screenshots")
     args = parser.parse_args()
+    # SIGTERM (timeout, a CI's cancel) unwinds like Ctrl+C: the daemons are stopped.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
                                              headless=True)
