@@ -75,7 +75,10 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: Playwright's sync API keeps its asyncio loop running in
+# this thread while it is open, and the suite's reactor tests after tests/console must be
+# able to run their own loop.
+@pytest.fixture(scope="package")
 def playwright() -> Iterator[Any]:
     try:
         from playwright.sync_api import sync_playwright
@@ -91,7 +94,7 @@ def playwright() -> Iterator[Any]:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright: Any) -> Iterator[Any]:
     # (launch() gives the browser a fresh temporary profile of its own)
     chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
@@ -102,13 +105,13 @@ def browser(playwright: Any) -> Iterator[Any]:
         chromium.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def console_processes() -> Iterator[ChildProcesses]:
     with ChildProcesses() as children:
         yield children
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def console_daemon(tmp_path_factory: pytest.TempPathFactory,
                    console_processes: ChildProcesses) -> Iterator[ConsoleDaemon]:
     daemon = ConsoleDaemon(tmp_path_factory.mktemp("console-daemon"), console_processes)

@@ -6,6 +6,7 @@ import { h, replace, setText, formatTime, debounce, uid } from "../dom.js";
 
 const POLL_MS = 1000;
 const KEEP = 1000;          // lines kept on screen
+const SLICE = 60;           // lines drawn in one task
 const LEVELS = ["debug", "info", "warn", "error", "critical"];
 
 function key(line) {
@@ -49,6 +50,7 @@ export async function mount(root, params, ctx) {
   let newest = 0;            // the newest line's time
   let inFlight = false;
   let missed = 0;
+  let generation = 0;     // which first read a backfill belongs to
   const known = new Set();
 
   function follow() {
@@ -75,6 +77,24 @@ export async function mount(root, params, ctx) {
     if (added) replace(sources, [...known].sort().map((s) => h("option", { value: s })));
   }
 
+  function rows(lines) {
+    const fragment = document.createDocumentFragment();
+    lines.forEach((line) => fragment.append(row(line)));
+    return fragment;
+  }
+
+  function backfill(older, gen) {
+    if (stopped || gen !== generation || !older.length) return;
+    requestAnimationFrame(() => {
+      if (stopped || gen !== generation) return;
+      const atBottom = follow();
+      const from = Math.max(0, older.length - SLICE);
+      tbody.insertBefore(rows(older.slice(from)), tbody.firstChild);
+      if (atBottom) scroller.scrollTop = scroller.scrollHeight;
+      backfill(older.slice(0, from), gen);
+    });
+  }
+
   async function poll(reset) {
     if (inFlight) return;
     inFlight = true;
@@ -88,6 +108,7 @@ export async function mount(root, params, ctx) {
       if (reset) {
         seen = new Set();
         newest = 0;
+        generation += 1;   // a backfill of the previous read stops
         tbody.replaceChildren();
       }
       const atBottom = follow();
@@ -100,9 +121,11 @@ export async function mount(root, params, ctx) {
       }
       if (fresh.length) {
         newest = Math.max(newest, fresh[fresh.length - 1].time || 0);
-        const fragment = document.createDocumentFragment();
-        fresh.forEach((line) => fragment.append(row(line)));
-        tbody.append(fragment);
+        // The newest lines first, in one go; older ones of a first read (up to 500) go
+        // in above them a slice per frame, so no task blocks the page for long.
+        const now = reset ? fresh.slice(-SLICE) : fresh;
+        tbody.append(rows(now));
+        if (reset && fresh.length > SLICE) backfill(fresh.slice(0, -SLICE), generation);
         while (tbody.rows.length > KEEP) {
           const first = tbody.rows[0];
           seen.delete(first.dataset.key);
