@@ -133,3 +133,26 @@ export function uid(prefix = "id") {
   counter += 1;
   return `${prefix}-${counter}`;
 }
+
+/**
+ * An action asked for twice: `trigger` shows `box` (holding `yes` and `no`) in its place
+ * and moves focus to `focus`; No or Escape puts the trigger back and focuses it. Returns
+ * `close()`, which does the same, for the yes handler.
+ */
+export function confirmation(trigger, box, no, focus) {
+  const close = () => {
+    box.hidden = true;
+    trigger.hidden = false;
+    trigger.focus();
+  };
+  trigger.addEventListener("click", () => {
+    trigger.hidden = true;
+    box.hidden = false;
+    focus.focus();
+  });
+  no.addEventListener("click", close);
+  box.addEventListener("keydown", (e) => {
+    if (e.key === "Escape") { e.preventDefault(); close(); }
+  });
+  return close;
+}

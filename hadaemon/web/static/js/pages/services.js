@@ -3,7 +3,7 @@
 // and a restart button that asks first and shows what came of it. Read again when a
 // service's lifecycle or error events arrive, and every few seconds for new lines.
 
-import { h, replace, setText, formatTime, message } from "../dom.js";
+import { h, replace, setText, formatTime, message, confirmation } from "../dom.js";
 
 const REFRESH_MS = 5000;
 const LEVELS = new Set(["debug", "info", "warn", "error", "critical"]);
@@ -124,23 +124,9 @@ function serviceCard(info, api) {
   const no = h("button.btn", { type: "button" }, "Cancel");
   replace(confirmBox, h("span", `Restart ${info.name}? Its Stop runs, then its Start.`), yes, no);
 
-  restart.addEventListener("click", () => {
-    confirmBox.hidden = false;
-    restart.hidden = true;
-    yes.focus();
-  });
-  const cancel = () => {
-    confirmBox.hidden = true;
-    restart.hidden = false;
-    restart.focus();
-  };
-  no.addEventListener("click", cancel);
-  confirmBox.addEventListener("keydown", (e) => {
-    if (e.key === "Escape") { e.preventDefault(); cancel(); }
-  });
+  const close = confirmation(restart, confirmBox, no, yes);
   yes.addEventListener("click", async () => {
-    confirmBox.hidden = true;
-    restart.hidden = false;
+    close();
     restart.disabled = true;
     setText(restart, "Restarting…");
     result.className = "service-result pending";

@@ -4,7 +4,7 @@
 // arrive live as `variable` events from source "system"; a deletion has no event, so
 // the list is read again now and then (and after a reconnect).
 
-import { h, replace, setText, message, uid } from "../dom.js";
+import { h, replace, setText, message, uid, confirmation } from "../dom.js";
 
 const REFRESH_MS = 10000;
 
@@ -123,20 +123,7 @@ export async function mount(root, params, ctx) {
         tr.classList.remove("pending");
       }
     });
-    del.addEventListener("click", () => {
-      del.hidden = true;
-      confirmBox.hidden = false;
-      no.focus();
-    });
-    const cancel = () => {
-      confirmBox.hidden = true;
-      del.hidden = false;
-      del.focus();
-    };
-    no.addEventListener("click", cancel);
-    confirmBox.addEventListener("keydown", (e) => {
-      if (e.key === "Escape") { e.preventDefault(); cancel(); }
-    });
+    const cancel = confirmation(del, confirmBox, no, no);
     yes.addEventListener("click", async () => {
       yes.disabled = true;
       try {
