@@ -22,6 +22,7 @@ from typing import Any
 from hadaemon.config.core import CoreSettings
 from hadaemon.config.schema import Section
 from hadaemon.plugin.base import Plugin, PluginFactory
+from hadaemon.sourceloader import fresh_spec
 from hadaemon.usercode import pass_real_interrupt
 
 ENTRY_POINT_GROUP = "hadaemon.plugins"
@@ -205,9 +206,8 @@ def _directory_package(directory: pathlib.Path) -> types.ModuleType:
 
 
 def _import_file(module_name: str, path: pathlib.Path) -> types.ModuleType:
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {path}")
+    spec = fresh_spec(module_name, path)  # never a stale .pyc after a quick re-save
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     try:

@@ -37,6 +37,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hadaemon.services.errors import ServiceLoadError
+from hadaemon.sourceloader import FreshSourceLoader
 from hadaemon.usercode import UserCodeExit, contain
 
 SHIMS: Mapping[str, str] = {
@@ -165,8 +166,9 @@ class DirectoryNamespace:
         return importlib.import_module(f"{self.package}.{stem}")
 
 
-class _ServiceFileLoader(importlib.machinery.SourceFileLoader):
-    """A source loader that gives the module its namespace's ``__builtins__`` first."""
+class _ServiceFileLoader(FreshSourceLoader):
+    """A source loader that gives the module its namespace's ``__builtins__`` first (and
+    compiles the source afresh: a reload never runs a stale ``.pyc``)."""
 
     def __init__(self, fullname: str, path: str, namespace: DirectoryNamespace) -> None:
         super().__init__(fullname, path)
