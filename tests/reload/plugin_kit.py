@@ -12,6 +12,7 @@ import textwrap
 from typing import Any
 
 from hadaemon.app import prepare
+from hadaemon.bus import ErrorEvent, Event
 from hadaemon.daemon import Daemon
 from hadaemon.testing import write_config
 
@@ -159,3 +160,15 @@ class Kit:
         lines = self.lines()
         self.journal.write_text("")
         return lines
+
+
+def errors_of(daemon: Any) -> list[ErrorEvent]:
+    """The error events the daemon's bus publishes from now on, as they come."""
+    found: list[ErrorEvent] = []
+
+    def on_error(event: Event) -> None:
+        if isinstance(event, ErrorEvent):
+            found.append(event)
+
+    daemon.bus.subscribe("error/#", on_error)
+    return found

@@ -12,21 +12,9 @@ import subprocess
 import sys
 from typing import Any
 
-from hadaemon.bus import ErrorEvent, Event
 from hadaemon.testing import ChildProcesses, DaemonProcess, run_in_reactor, wait_until
 
-from .plugin_kit import PLUGINS, Kit
-
-
-def _errors(daemon: Any) -> list[ErrorEvent]:
-    found: list[ErrorEvent] = []
-
-    def on_error(event: Event) -> None:
-        if isinstance(event, ErrorEvent):
-            found.append(event)
-
-    daemon.bus.subscribe("error/#", on_error)
-    return found
+from .plugin_kit import PLUGINS, Kit, errors_of
 
 
 def test_added_removed_changed_and_untouched_plugins(tmp_path: pathlib.Path) -> None:
@@ -106,7 +94,7 @@ def test_a_config_check_refuses_is_refused_with_its_messages(tmp_path: pathlib.P
         daemon.startService()
         await daemon.started
         running = dict(daemon.plugins)
-        errors = _errors(daemon)
+        errors = errors_of(daemon)
         kit.take()
         for plugins, sections in bad_configs:
             kit.write_config(plugins, **sections)

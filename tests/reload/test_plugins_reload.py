@@ -8,21 +8,9 @@ import subprocess
 import sys
 from typing import Any
 
-from hadaemon.bus import ErrorEvent, Event
 from hadaemon.testing import ChildProcesses, run_in_reactor, wait_until
 
-from .plugin_kit import PLUGINS, Kit
-
-
-def _errors(daemon: Any) -> list[ErrorEvent]:
-    found: list[ErrorEvent] = []
-
-    def on_error(event: Event) -> None:
-        if isinstance(event, ErrorEvent):
-            found.append(event)
-
-    daemon.bus.subscribe("error/#", on_error)
-    return found
+from .plugin_kit import PLUGINS, Kit, errors_of
 
 
 def test_a_saved_plugin_restarts_with_those_that_require_it(tmp_path: pathlib.Path) -> None:
@@ -68,7 +56,7 @@ def test_broken_code_keeps_the_running_version(tmp_path: pathlib.Path) -> None:
 
     async def scenario(reactor: Any) -> None:
         daemon = kit.daemon(reactor)
-        errors = _errors(daemon)
+        errors = errors_of(daemon)
         daemon.startService()
         await daemon.started
         counter = daemon.plugin("counter")
@@ -131,7 +119,7 @@ def test_a_new_version_that_fails_to_start_is_retried(tmp_path: pathlib.Path) ->
 
     async def scenario(reactor: Any) -> None:
         daemon = kit.daemon(reactor)
-        errors = _errors(daemon)
+        errors = errors_of(daemon)
         daemon.startService()
         await daemon.started
         bystander = daemon.plugin("bystander")
