@@ -247,13 +247,18 @@ export class Chart {
     // The time axis.
     const { ticks, step } = timeTicks(this.start, this.end, Math.max(2, Math.floor((x1 - x0) / 90)));
     this.axes.append(s("line", { class: "axis", x1: x0, x2: x1, y1, y2: y1 }));
+    let previous = -Infinity;  // the previous label's centre
     for (const t of ticks) {
       const x = this.x(t).toFixed(1);
       if (this.kind === "line") this.axes.append(s("line", { class: "grid", x1: x, x2: x, y1: y0, y2: y1 }));
       this.axes.append(s("line", { class: "tick", x1: x, x2: x, y1, y2: y1 + 4 }));
-      // (a label at the right edge ends there rather than being cut in half)
+      // (a label at the right edge ends there rather than being cut in half, and is left
+      // out when it would then run into the previous one: labels are about 70 px wide)
+      const atEdge = Number(x) > W - 30;
+      if (atEdge && Number(x) - 70 < previous + 40) continue;
+      previous = Number(x);
       this.axes.append(s("text", { class: "tick-label time-label", x, y: y1 + 16,
-        "text-anchor": Number(x) > W - 30 ? "end" : "middle" }, timeLabel(t, step)));
+        "text-anchor": atEdge ? "end" : "middle" }, timeLabel(t, step)));
     }
 
     const first = Math.max(0, indexAt(this.series, this.start));
