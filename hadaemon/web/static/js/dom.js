@@ -156,3 +156,22 @@ export function confirmation(trigger, box, no, focus) {
   });
   return close;
 }
+
+/**
+ * A page's re-read: `read()` then `apply(result)`, never two at once (a call while one
+ * runs is dropped: the running one fetches the newest state anyway), nothing applied once
+ * `isClosed()`; a failure is left to the connection indicator and the next round.
+ */
+export function rereader(read, apply, isClosed) {
+  let reading = false;
+  return async () => {
+    if (reading || isClosed()) return;
+    reading = true;
+    try {
+      const fresh = await read();
+      if (!isClosed()) apply(fresh);
+    } catch { /* the connection indicator says it; the next round tries again */ } finally {
+      reading = false;
+    }
+  };
+}

@@ -3,7 +3,7 @@
 // /api/nodes, read again when a node's lifecycle changes), and a side panel that either
 // watches the messages on a wire (events.tap) or shows one node's details.
 
-import { h, replace, setText, formatTime, formatDuration, message } from "../dom.js";
+import { h, replace, setText, formatTime, formatDuration, message, rereader } from "../dom.js";
 import { layout, draw, wireLabel, nodeLabel } from "../graph.js";
 
 const MAX_MESSAGES = 50;
@@ -228,24 +228,13 @@ export async function mount(root, params, ctx) {
 
   // -- process state: read again on a node's lifecycle, and every few seconds ------------
 
-  let reading = false;
-  const reread = async () => {
-    if (reading || closed) return;
-    reading = true;
-    try {
-      const fresh = await api.get("/api/nodes");
-      if (closed) return;
-      for (const n of fresh.nodes) {
-        state.set(n.id, n);
-        drawn.setNode(n.id, { process: n });
-      }
-      if (panel && panel.kind === "node") panel.refresh();
-    } catch {
-      /* the connection indicator says it; the next round tries again */
-    } finally {
-      reading = false;
+  const reread = rereader(() => api.get("/api/nodes"), (fresh) => {
+    for (const n of fresh.nodes) {
+      state.set(n.id, n);
+      drawn.setNode(n.id, { process: n });
     }
-  };
+    if (panel && panel.kind === "node") panel.refresh();
+  }, () => closed);
   let soon = null;
   offs.push(events.on("lifecycle/#", (event) => {
     if (!String(event.component || event.topic).includes("node:")) return;

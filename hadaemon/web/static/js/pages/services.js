@@ -3,7 +3,7 @@
 // and a restart button that asks first and shows what came of it. Read again when a
 // service's lifecycle or error events arrive, and every few seconds for new lines.
 
-import { h, replace, setText, formatTime, message, confirmation } from "../dom.js";
+import { h, replace, setText, formatTime, message, confirmation, rereader } from "../dom.js";
 
 const REFRESH_MS = 5000;
 const LEVELS = new Set(["debug", "info", "warn", "error", "critical"]);
@@ -86,17 +86,7 @@ export async function mount(root, params, ctx) {
     if (part.startsWith("service:")) soon(part.slice("service:".length));
   };
   offs.push(events.on("lifecycle/#", onEvent), events.on("error/#", onEvent));
-  let reading = false;
-  const reread = async () => {
-    if (reading || closed) return;
-    reading = true;
-    try {
-      const fresh = await readAll();
-      if (!closed) render(fresh);
-    } catch { /* the connection indicator says it */ } finally {
-      reading = false;
-    }
-  };
+  const reread = rereader(readAll, render, () => closed);
   offs.push(events.onResync(reread));
   const timer = setInterval(reread, REFRESH_MS);
 

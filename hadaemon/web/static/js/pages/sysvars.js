@@ -4,7 +4,7 @@
 // arrive live as `variable` events from source "system"; a deletion has no event, so
 // the list is read again now and then (and after a reconnect).
 
-import { h, replace, setText, message, uid, confirmation } from "../dom.js";
+import { h, replace, setText, message, uid, confirmation, rereader } from "../dom.js";
 
 const REFRESH_MS = 10000;
 
@@ -254,17 +254,8 @@ export async function mount(root, params, ctx) {
     notice, table, empty, createForm);
   root.dataset.ready = "true";
 
-  let reading = false;
-  const reread = async () => {
-    if (reading || closed) return;
-    reading = true;
-    try {
-      const fresh = await api.get("/api/sysvars");
-      if (!closed) showAll(fresh.variables);
-    } catch { /* the connection indicator says it */ } finally {
-      reading = false;
-    }
-  };
+  const reread = rereader(() => api.get("/api/sysvars"), (fresh) => showAll(fresh.variables),
+    () => closed);
   offs.push(events.onResync(reread));
   const timer = setInterval(reread, REFRESH_MS);
 

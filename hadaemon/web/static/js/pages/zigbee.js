@@ -2,7 +2,7 @@
 // and when its devices change) and permit join for N seconds with a live countdown
 // (POST /api/zigbee/permit_join; 0 closes it).
 
-import { h, replace, setText, message, uid } from "../dom.js";
+import { h, replace, setText, message, uid, rereader } from "../dom.js";
 
 const REFRESH_MS = 3000;
 
@@ -126,17 +126,7 @@ export async function mount(root, params, ctx) {
       joinState, countdown, form, problem));
   root.dataset.ready = "true";
 
-  let reading = false;
-  const reread = async () => {
-    if (reading || closed) return;
-    reading = true;
-    try {
-      const b = await api.get("/api/zigbee");
-      if (!closed) show(b);
-    } catch { /* the connection indicator says it */ } finally {
-      reading = false;
-    }
-  };
+  const reread = rereader(() => api.get("/api/zigbee"), show, () => closed);
   let soon = null;
   const offs = [
     events.on("device/zigbee2mqtt/#", () => {
