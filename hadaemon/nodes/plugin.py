@@ -18,7 +18,7 @@ import contextlib
 import os
 import pathlib
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from twisted.internet.defer import Deferred, DeferredList
@@ -84,6 +84,7 @@ class NodesPlugin(Plugin):
         self._port: IListeningPort | None = None
         self._endpoints: dict[str, Registration] = {}
         self._subscriptions: list[Subscription] = []
+        self._unhook_drain: Callable[[], None] = lambda: None
         self._deadline: IDelayedCall | None = None
         self._daemon_started = False
         self._deadline_passed = False
@@ -143,6 +144,8 @@ class NodesPlugin(Plugin):
             Throttle(reactor),
             self._node_ready,
         )
+        # What a bus drain gives the nodes goes out at its end, in the same turn.
+        self._unhook_drain = self.bus.after_drain(self.dispatcher.flush_all)
         self._listen()
         for node_id in self.runtimes:
             self._register(node_id)
@@ -503,6 +506,7 @@ class NodesPlugin(Plugin):
         for subscription in self._subscriptions:
             subscription.cancel()
         self._subscriptions = []
+        self._unhook_drain()
         if self.dispatcher is not None:
             _dispatcher(self.dispatcher).router.stop()
         if self.supervisor is not None:

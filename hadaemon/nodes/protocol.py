@@ -253,7 +253,7 @@ class MsgpackNodeProtocol(NodeConnection):
     def _grant(self, credits: int) -> None:
         if self.state is State.CLOSED:
             return
-        if self._credits.earn(credits) and self._flush_call is None and not self._paused:
+        if self._credits.earn(credits) and not self._flush_due and not self._paused:
             self._schedule_flush()
 
     def _deferred_answer(self, result: Any, msgid: int) -> None:
@@ -371,8 +371,3 @@ class MsgpackNodeProtocol(NodeConnection):
         credit = self._credits.message(bool(self._backlog))
         if credit is not None:
             self._backlog.append(credit)
-        # As this wire has done since credits were batched (commit 274128d): every
-        # flush sets the batch back to one, so the quarter set at authentication holds
-        # only until the first flush (the answer to authenticate) and each turn's
-        # credits go at its end.
-        self._credits.batch = 1
