@@ -367,7 +367,8 @@ class MsgpackNodeProtocol(NodeConnection):
             self._send(encode_notification("nodeInfo", [info]))
 
     def _before_flush(self) -> None:
-        # Many credits, one message: granted at the end of the turn that earned them.
+        # Many credits, one message: with what else goes to the node in this write, or
+        # on its own once a batch (a quarter of the node's credits) is owed.
         credit = self._credits.message(bool(self._backlog))
         if credit is not None:
             self._backlog.append(credit)
