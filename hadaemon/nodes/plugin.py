@@ -48,6 +48,7 @@ from hadaemon.nodes.faults import Fault
 from hadaemon.nodes.flows import WIRE_BINRPC, FlowError, Flows, NodeSpec
 from hadaemon.nodes.flowsconfig import build_flows
 from hadaemon.nodes.link import OutgoingMessage
+from hadaemon.nodes.listening import listen_nodes
 from hadaemon.nodes.reaper import Reaper
 from hadaemon.nodes.routing import Router, as_message
 from hadaemon.nodes.rpc import RegistryMethods
@@ -213,7 +214,7 @@ class NodesPlugin(Plugin):
             self.reactor,
             self.log,
         )
-        self._port = self.reactor.listenUNIX(str(path), factory, mode=0o600)
+        self._port = listen_nodes(self.reactor, str(path), factory, 0o600)
         os.chmod(path, 0o600)
 
     # -- runtime events -------------------------------------------------------------------
