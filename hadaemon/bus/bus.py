@@ -61,6 +61,7 @@ from hadaemon.bus.message import BusMessage, Reply, tell
 from hadaemon.bus.stats import KindStats
 from hadaemon.bus.subscriptions import EventDispatch, Subscriber, Subscription
 from hadaemon.logs import get_logger
+from hadaemon.soon import call_soon_of
 from hadaemon.usercode import failure_of
 from hadaemon.watchdog import Watchdog
 
@@ -114,13 +115,10 @@ class Bus(EventDispatch):
         self._ready: deque[Endpoint] = deque()
         self._drain_scheduled = False
         self._draining: Endpoint | None = None
-        # One drain per reactor turn. On the asyncio reactor the loop's call_soon is far
-        # cheaper than callLater(0) (no DelayedCall, no timer heap): it matters for
-        # request/reply latency, where every message needs a drain of its own.
-        loop = getattr(reactor, "_asyncioEventloop", None)
-        self._call_soon: Callable[[Callable[[], None]], object] = (
-            loop.call_soon if loop is not None else partial(reactor.callLater, 0)
-        )
+        # One drain per reactor turn: it matters for request/reply latency, where every
+        # message needs a drain of its own.
+        self._call_soon = call_soon_of(reactor)
+        self._drain_hooks: list[Callable[[], object]] = []
         self._retired: dict[str, KindStats] = {}  # counters of unregistered endpoints
         self._unknown: dict[str, int] = {}  # messages to no endpoint, by kind
         self._gateway: Gateway | None = None
@@ -273,6 +271,23 @@ class Bus(EventDispatch):
             self._drain_scheduled = True
             self._call_soon(self._drain)
 
+    def flush(self) -> None:
+        """Deliver now what the drain scheduled for the next reactor turn would.
+
+        For adapters at the end of a read (``mqtt``, ``nodes``): what the read posted is
+        delivered in the same turn instead of the next, whose loop iteration (and the
+        drain hooks' writes) cost a message's latency ~10-30 us each time: see
+        ``benchmarks/nodes_vs_nodered.py`` (docs/nodes.md, "Performance").
+        """
+        if self._drain_scheduled and self._draining is None:
+            self._drain()
+
+    def after_drain(self, hook: Callable[[], object]) -> Callable[[], None]:
+        """Call ``hook()`` at the end of every drain (an adapter writes what the drain's
+        deliveries queued: one write for them all, in the same turn); returns a remover."""
+        self._drain_hooks.append(hook)
+        return lambda: self._drain_hooks.remove(hook) if hook in self._drain_hooks else None
+
     def _drain(self) -> None:
         self._drain_scheduled = False
         # Only what is ready now; endpoints that become ready meanwhile get a new turn,
@@ -292,6 +307,12 @@ class Bus(EventDispatch):
                 self._draining = None
             if ep.queue and not ep.closed and ep.in_flight < ep.concurrency and not ep.ready:
                 self._mark_ready(ep)
+        for hook in self._drain_hooks:
+            try:
+                hook()
+            except Exception:
+                self._log.failure("bus: after-drain hook {name} failed", failure=Failure(),
+                                  name=getattr(hook, "__qualname__", repr(hook)))
 
     def _deliver(self, ep: Endpoint, message: BusMessage) -> None:
         # The hot path: a plain result completes at once and a coroutine becomes a task

@@ -24,6 +24,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from hadaemon.aio import as_deferred
+from hadaemon.bus import Bus
 from hadaemon.bus.topics import matcher, validate_filter
 from hadaemon.watchdog import Watchdog
 
@@ -84,6 +85,7 @@ class MessageDispatch:
     _broker_filters: dict[str, int]
     _topic_cache: dict[str, list[MqttSubscription]]
     _read_hooks: list[Callable[[], object]]
+    bus: Bus | None
 
     if TYPE_CHECKING:
         @property
@@ -152,6 +154,9 @@ class MessageDispatch:
                 self.log.failure("{component}: after-read callback {name} failed",
                                  failure=Failure(), component=self.component,
                                  name=getattr(hook, "__qualname__", repr(hook)))
+        bus = self.bus
+        if bus is not None:
+            bus.flush()  # what the messages posted, delivered in this turn
 
     def _deliver(self, sub: MqttSubscription, message: Message) -> None:
         try:

@@ -124,14 +124,12 @@ class PahoSession:
         self._sock: Any = None
         self._fd = -1
         self._handed_over = False
-        self._wants_write = False
-        self._reading = False
-        self._writing = False
-        self._in_read = False
+        self._wants_write = self._reading = self._writing = self._in_read = False
         self._more_call: Any = None
         self._deferring_writer = False
         self._out = bytearray()  # PUBLISHes we framed, not yet written
         self._own: dict[int, None] = {}  # their packet ids, until their PUBACK
+        self._own0: list[int] = []  # the ids of our QoS 0 ones in _out, done when written
         self.closed = False
         self._close_reason = ""
         self._misc = LoopingCall(self._loop_misc)
@@ -318,8 +316,8 @@ class PahoSession:
 
     def publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> int | None:
         """Hand a publish to paho; its mid, or None if paho refused it (not connected)."""
-        if qos == 1 and len(payload) < _MAX_FRAMED and self._can_frame():
-            return self._publish_framed(topic, payload, retain)
+        if len(payload) < _MAX_FRAMED and self._can_frame(qos):
+            return self._publish_framed(topic, payload, qos, retain)
         self._deferring_writer = True  # kick() writes, or registers the writer
         try:
             info = self.client.publish(topic, payload, qos=qos, retain=retain)
@@ -330,41 +328,48 @@ class PahoSession:
             return None
         return int(info.mid)
 
-    def _can_frame(self) -> bool:
-        """Whether a QoS 1 PUBLISH may skip paho: connected, paho has nothing queued to
-        write nor waiting for its acknowledgement (so order is kept), and ours in flight
-        stay within ``max_inflight``."""
+    def _can_frame(self, qos: int) -> bool:
+        """Whether a PUBLISH may skip paho: connected, paho has nothing queued to write
+        nor waiting for its acknowledgement or a place in flight (so order is kept) and,
+        for QoS 1, ours in flight stay within ``max_inflight``."""
         client = self.client
         return (self._handed_over and not self.closed and client.is_connected()
                 and not client.want_write() and not client._out_messages
-                and len(self._own) < self._settings.max_inflight)
+                and (qos == 0 or len(self._own) < self._settings.max_inflight))
 
-    def _publish_framed(self, topic: str, payload: bytes, retain: bool) -> int:
-        """A QoS 1 PUBLISH framed by us (kick() writes it), and its PUBACK taken by us.
+    def _publish_framed(self, topic: str, payload: bytes, qos: int, retain: bool) -> int:
+        """A PUBLISH framed by us (kick() writes it); a QoS 1 one's PUBACK taken by us,
+        a QoS 0 one done once written.
 
         paho's publish, write and PUBACK (an MQTTMessage, its locks, a Properties and a
         ReasonCode per acknowledgement) were half of a reaction's CPU:
         ``benchmarks/zigbee_path.py`` reaction, least CPU per reaction, 3 runs taking
         turns: 102-111 us against 212-235 us through paho (docs/mqtt.md, "Measured").
+        QoS 0 likewise: ``benchmarks/nodes_vs_nodered.py``, MQTT in -> two nodes -> MQTT
+        out, the daemon's publish took ~88 us of its ~213 us per round trip through paho
+        (a py-spy profile), ~35 us of it the socket's send.
         """
-        mid = self.client._mid_generate()  # one id space with paho's SUBSCRIBEs
+        mid = self.client._mid_generate()  # one id space with paho's own
         while mid in self._own:
             mid = self.client._mid_generate()
         name = topic.encode()
         props = b"\x00" if self._mqtt5 else b""
-        length = 4 + len(name) + len(props) + len(payload)
+        length = 2 + len(name) + len(props) + len(payload) + (2 if qos else 0)
         out = self._out
-        out.append(0x33 if retain else 0x32)
+        out.append((0x32 if qos else 0x30) | (1 if retain else 0))
         while length > 0x7F:
             out.append((length & 0x7F) | 0x80)
             length >>= 7
         out.append(length)
         out += len(name).to_bytes(2, "big")
         out += name
-        out += mid.to_bytes(2, "big")
+        if qos:
+            out += mid.to_bytes(2, "big")
+            self._own[mid] = None
+        else:
+            self._own0.append(mid)
         out += props
         out += payload
-        self._own[mid] = None
         self._wants_write = True
         return mid
 
@@ -389,6 +394,10 @@ class PahoSession:
         if self._out:
             self._add_writer()
             return False
+        if self._own0:  # our QoS 0 PUBLISHes are written: done, as paho's would be
+            done, self._own0 = self._own0, []
+            for mid in done:
+                self._on_publish_cb(mid)
         return True
 
     def kick(self) -> None:

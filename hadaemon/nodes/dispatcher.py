@@ -31,6 +31,7 @@ from hadaemon.nodes.auth import Tokens
 from hadaemon.nodes.delivery import Throttle, suppressed
 from hadaemon.nodes.faults import Fault
 from hadaemon.nodes.flows import Flows
+from hadaemon.nodes.flushes import Flushes
 from hadaemon.nodes.link import EventMessage, NodeLink, OutgoingMessage
 from hadaemon.nodes.routing import Router
 from hadaemon.nodes.rpc import RegistryMethods
@@ -45,7 +46,7 @@ from hadaemon.nodes.scopes import (
 from hadaemon.sentinels import UNKNOWN
 
 if TYPE_CHECKING:
-    from hadaemon.nodes.connection import NodeConnection
+    pass
 
 CREDITS = 512
 """Calls a node may send without awaiting answers (nodeOutput...) before it must wait
@@ -64,7 +65,7 @@ def error_source(node_id: str) -> str:
     return f"node:{node_id}"
 
 
-class Dispatcher:
+class Dispatcher(Flushes):
     """Node methods and RPC methods for authenticated links (reactor thread only)."""
 
     def __init__(
@@ -92,9 +93,7 @@ class Dispatcher:
         self.log = log
         self._throttle = throttle
         self._on_ready = on_ready
-        # This plugin's node connections that have something to send: flushed together
-        # at the end of a read (see NodeConnection.end_of_read).
-        self.unflushed: dict[NodeConnection, None] = {}
+        Flushes.__init__(self)
         self.node_methods: dict[str, NodeMethod] = {
             "nodeOutput": self._node_output,
             "nodeLog": self._node_log,
@@ -110,6 +109,12 @@ class Dispatcher:
         }
         # hadaemon's extensions: about the calling node, without a node id on the wire.
         self.extensions: dict[str, NodeMethod] = {"setEventFilter": self._set_event_filter}
+
+    def read_done(self) -> None:
+        """The end of a read from a node: what it gave nodes goes out, and what it gave
+        the bus is delivered now (whose drain then writes what it gave nodes)."""
+        self.flush_all()
+        self.bus.flush()
 
     # -- connections ----------------------------------------------------------------------
 

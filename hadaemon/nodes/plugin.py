@@ -18,7 +18,7 @@ import contextlib
 import os
 import pathlib
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from twisted.internet.defer import Deferred, DeferredList
@@ -48,6 +48,7 @@ from hadaemon.nodes.faults import Fault
 from hadaemon.nodes.flows import WIRE_BINRPC, FlowError, Flows, NodeSpec
 from hadaemon.nodes.flowsconfig import build_flows
 from hadaemon.nodes.link import OutgoingMessage
+from hadaemon.nodes.listening import listen_nodes
 from hadaemon.nodes.reaper import Reaper
 from hadaemon.nodes.routing import Router, as_message
 from hadaemon.nodes.rpc import RegistryMethods
@@ -84,6 +85,7 @@ class NodesPlugin(Plugin):
         self._port: IListeningPort | None = None
         self._endpoints: dict[str, Registration] = {}
         self._subscriptions: list[Subscription] = []
+        self._unhook_drain: Callable[[], None] = lambda: None
         self._deadline: IDelayedCall | None = None
         self._daemon_started = False
         self._deadline_passed = False
@@ -143,6 +145,8 @@ class NodesPlugin(Plugin):
             Throttle(reactor),
             self._node_ready,
         )
+        # What a bus drain gives the nodes goes out at its end, in the same turn.
+        self._unhook_drain = self.bus.after_drain(self.dispatcher.flush_all)
         self._listen()
         for node_id in self.runtimes:
             self._register(node_id)
@@ -210,7 +214,7 @@ class NodesPlugin(Plugin):
             self.reactor,
             self.log,
         )
-        self._port = self.reactor.listenUNIX(str(path), factory, mode=0o600)
+        self._port = listen_nodes(self.reactor, str(path), factory, 0o600)
         os.chmod(path, 0o600)
 
     # -- runtime events -------------------------------------------------------------------
@@ -503,6 +507,7 @@ class NodesPlugin(Plugin):
         for subscription in self._subscriptions:
             subscription.cancel()
         self._subscriptions = []
+        self._unhook_drain()
         if self.dispatcher is not None:
             _dispatcher(self.dispatcher).router.stop()
         if self.supervisor is not None:

@@ -253,7 +253,7 @@ class MsgpackNodeProtocol(NodeConnection):
     def _grant(self, credits: int) -> None:
         if self.state is State.CLOSED:
             return
-        if self._credits.earn(credits) and self._flush_call is None and not self._paused:
+        if self._credits.earn(credits) and not self._flush_due and not self._paused:
             self._schedule_flush()
 
     def _deferred_answer(self, result: Any, msgid: int) -> None:
@@ -367,12 +367,8 @@ class MsgpackNodeProtocol(NodeConnection):
             self._send(encode_notification("nodeInfo", [info]))
 
     def _before_flush(self) -> None:
-        # Many credits, one message: granted at the end of the turn that earned them.
+        # Many credits, one message: with what else goes to the node in this write, or
+        # on its own once a batch (a quarter of the node's credits) is owed.
         credit = self._credits.message(bool(self._backlog))
         if credit is not None:
             self._backlog.append(credit)
-        # As this wire has done since credits were batched (commit 274128d): every
-        # flush sets the batch back to one, so the quarter set at authentication holds
-        # only until the first flush (the answer to authenticate) and each turn's
-        # credits go at its end.
-        self._credits.batch = 1

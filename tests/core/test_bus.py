@@ -82,6 +82,52 @@ def test_delivery_happens_in_a_later_turn_and_returns_the_result(bus: Bus, clock
     assert result_of(d) == "ok 1"
 
 
+def test_flush_delivers_now_what_waits_for_the_next_turn(bus: Bus, clock: Clock) -> None:
+    # What an adapter's read posted is delivered at the end of the read (Bus.flush), not
+    # a turn later; the drain's hooks run after it; a handler's own flush does nothing.
+    got: list[Any] = []
+    hooks: list[list[Any]] = []
+
+    def handler(address: Address, message: Any) -> None:
+        got.append(message)
+        bus.flush()  # inside the drain: no re-entrancy
+        if message == 1:
+            bus.post("service:echo_py/again", "nested")
+
+    bus.register("service:echo_py", handler)
+    remove = bus.after_drain(lambda: hooks.append(list(got)))
+    bus.flush()  # nothing waits: nothing happens
+    assert got == [] and hooks == []
+    bus.post("service:echo_py/act", 1)
+    bus.post("service:echo_py/act", 2)
+    assert got == []
+    bus.flush()
+    assert got == [1, 2] and hooks == [[1, 2]]  # the hook after the whole drain
+    clock.advance(0)  # the message posted meanwhile, in the next turn as before
+    assert got == [1, 2, "nested"] and hooks[-1] == [1, 2, "nested"]
+    remove()
+    bus.post("service:echo_py/act", 3)
+    clock.advance(0)
+    assert got[-1] == 3 and hooks[-1] == [1, 2, "nested"]
+
+
+def test_a_failing_drain_hook_is_logged_and_the_bus_goes_on(bus: Bus, clock: Clock) -> None:
+    got: list[Any] = []
+    bus.register("service:echo_py", lambda address, message: got.append(message))
+
+    def broken() -> None:
+        raise RuntimeError("hook broke")
+
+    bus.after_drain(broken)
+    with capture_logs() as logs:
+        bus.post("service:echo_py/act", 1)
+        clock.advance(0)
+        bus.post("service:echo_py/act", 2)
+        clock.advance(0)
+    assert got == [1, 2]
+    assert "after-drain hook" in logs.text() and "broken" in logs.text()
+
+
 def test_one_at_a_time_and_in_order(bus: Bus, clock: Clock) -> None:
     pending: list[Deferred[None]] = []
     seen: list[int] = []

@@ -315,6 +315,50 @@ def test_mqtt_5_publishes_and_receives(broker: Broker) -> None:
 
 
 @pytest.mark.parametrize("protocol", ["3.1.1", "5"])
+def test_qos0_publishes_framed_by_us_keep_their_order_and_fire_once_written(
+    broker: Broker, protocol: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A QoS 0 publish skips paho while paho has nothing queued or unacknowledged; mixed
+    with QoS 1 ones (paho's first: the online status is unacknowledged at connect), all
+    arrive in order, retained where asked, and every Deferred fires (QoS 0 once
+    written)."""
+    if protocol == "5" and not broker.mqtt5:
+        pytest.skip(f"{broker.impl} speaks MQTT 3.1.1 only")
+    from hadaemon.mqtt.transport import PahoSession
+
+    framed: list[int] = []
+    original = PahoSession._publish_framed
+
+    def spy(self: PahoSession, topic: str, payload: bytes, qos: int, retain: bool) -> int:
+        framed.append(qos)
+        return original(self, topic, payload, qos, retain)
+
+    monkeypatch.setattr(PahoSession, "_publish_framed", spy)
+    watcher = BlockingClient(broker).connect()
+    watcher.subscribe("zero/#")
+
+    async def scenario(reactor: Any) -> None:
+        conn = connection(reactor, broker, client_id=f"zero-{protocol}", protocol=protocol)
+        conn.start()
+        await conn.when_connected(5)
+        sent = [conn.publish("zero/t", str(i), qos=i % 3 == 0, retain=i == 40)
+                for i in range(60)]
+        for d in sent:
+            await d
+        assert framed.count(0) > 0
+        await conn.stop()
+
+    run_in_reactor(scenario, timeout=20)
+    got = [watcher.expect("zero/t").payload for _ in range(60)]
+    assert got == [str(i).encode() for i in range(60)]
+    late = BlockingClient(broker).connect()
+    late.subscribe("zero/t")
+    assert late.expect("zero/t").payload == b"40"  # retained
+    watcher.close()
+    late.close()
+
+
+@pytest.mark.parametrize("protocol", ["3.1.1", "5"])
 def test_qos1_publishes_framed_by_us_and_by_paho_keep_their_order(
     broker: Broker, protocol: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -328,9 +372,10 @@ def test_qos1_publishes_framed_by_us_and_by_paho_keep_their_order(
     framed: list[int] = []
     original = PahoSession._publish_framed
 
-    def spy(self: PahoSession, topic: str, payload: bytes, retain: bool) -> int:
-        mid = original(self, topic, payload, retain)
-        framed.append(mid)
+    def spy(self: PahoSession, topic: str, payload: bytes, qos: int, retain: bool) -> int:
+        mid = original(self, topic, payload, qos, retain)
+        if qos:
+            framed.append(mid)
         return mid
 
     monkeypatch.setattr(PahoSession, "_publish_framed", spy)

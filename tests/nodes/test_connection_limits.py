@@ -27,6 +27,7 @@ from twisted.python.failure import Failure
 
 from hadaemon import binrpc
 from hadaemon.nodes.connection import Limits, State
+from hadaemon.nodes.flushes import Flushes
 from hadaemon.nodes.protocol import MsgpackNodeProtocol
 from hadaemon.nodes.server import NodeServerFactory, WireSelector
 from hadaemon.testing import capture_logs, run_in_reactor, wait_until
@@ -248,11 +249,11 @@ def test_buffers_grow_with_what_a_connection_sends(tmp_path: pathlib.Path) -> No
 # -- before authenticating: a bounded time and a bounded number (task.Clock) -------------
 
 
-class NoNodes:
+class NoNodes(Flushes):
     """The dispatcher as the socket sees it before authentication: no process is a node."""
 
     def __init__(self) -> None:
-        self.unflushed: dict[Any, None] = {}  # connections to flush at the end of a read
+        Flushes.__init__(self)
 
     def node_for_pid(self, pid: int) -> str | None:
         return None

@@ -11,6 +11,7 @@ from twisted.internet.task import Clock
 
 from hadaemon.nodes.credits import Credits
 from hadaemon.nodes.delivery import NodeInputs, Throttle
+from hadaemon.nodes.flushes import Flushes
 from hadaemon.nodes.link import (
     EventMessage,
     InputDone,
@@ -224,7 +225,7 @@ def test_public_exports() -> None:
     assert hadaemon.nodes.NodesPlugin.name == "nodes"
 
 
-class BinaryDispatcher:
+class BinaryDispatcher(Flushes):
     """What BinaryNodeProtocol asks of the dispatcher, recorded (node "n" is pid 42)."""
 
     def __init__(self) -> None:
@@ -233,7 +234,7 @@ class BinaryDispatcher:
         self.reports: list[str] = []
         self.answers: dict[str, Any] = {}
         self.flows = self
-        self.unflushed: dict[Any, None] = {}  # connections to flush at the end of a read
+        Flushes.__init__(self)
 
     def node_info(self, node_id: str) -> dict[str, Any]:
         return {"id": node_id}

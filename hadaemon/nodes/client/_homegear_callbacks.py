@@ -86,10 +86,11 @@ class Callbacks:
         """Held while the connection's generation changes (before the outbox's lock)."""
         self.ack_batch = ACK_BATCH
 
-    # -- the connection thread hands over ------------------------------------------------
+    # -- the reading thread hands over ---------------------------------------------------
 
     def inputs(self, batch: list[tuple[int, Any, Any, Any]]) -> None:
-        self.pool.submit(self._input_lane, batch)
+        """On the reading thread, which runs them itself while it can (_homegear_pool)."""
+        self.pool.run_here(self._input_lane, batch)
 
     def events(self, batch: list[list[Any]]) -> None:
         if self._on_event is None:

@@ -4,8 +4,8 @@ One :class:`Outbox` per connection object, for every connection it makes in turn
 
 - whoever writes takes the write lock first and then the whole queue, so batches go out
   in the order they were queued;
-- the *writer* thread writes what the connection thread queued (that thread must never
-  wait for the socket) and batches of a callback's outputs; a callback's output on its
+- the *writer* thread writes what the reading thread queued (that thread never waits
+  for the socket) and batches of a callback's outputs; a callback's output on its
   own (a relay's answer to one input) is written by the callback's thread at once,
   without waking the writer (see ``_ALONE``);
 - notifications cost a credit each, which the daemon grants back as it handles them
@@ -18,13 +18,13 @@ Python 3.7+, standard library only.
 
 from __future__ import annotations
 
+import _socket
 import contextlib
 import threading
 import time
 
 TYPE_CHECKING = False  # typing is not imported at run time (a node's memory)
 if TYPE_CHECKING:
-    import _socket
     from collections.abc import Callable
     from typing import Any
 
@@ -39,6 +39,7 @@ _WRITE_BATCH = 64  # messages a posting thread queues before it writes them itse
 _ALONE = 0.0001
 _monotonic = time.monotonic
 _get_ident = threading.get_ident
+_DONTWAIT = _socket.MSG_DONTWAIT
 
 
 class Disconnected(Exception):
@@ -64,8 +65,6 @@ class Outbox:
         self._credits = 0
         self._credit_ready = threading.Condition(self.lock)
         self._posted = 0.0  # when a post last found nothing queued
-        self.reader = 0
-        """The connection thread's ident (it must never wait for the socket)."""
 
     # -- connections -----------------------------------------------------------------
 
@@ -109,8 +108,12 @@ class Outbox:
                 queued = len(out)
                 if queued == 1:
                     now = _monotonic()
-                    # (Never on the connection thread, which must not wait for the socket.)
-                    alone = now - self._posted > _ALONE and _get_ident() != self.reader
+                    # (Never on the reading thread outside a callback: it must not wait
+                    # for the socket. In a callback it writes without waiting, see write.)
+                    me = _get_ident()
+                    pool = self._pool
+                    alone = now - self._posted > _ALONE and (
+                        pool.reader != me or pool.inline == me)
                     self._posted = now
                     if alone:
                         queued = _WRITE_BATCH  # a message on its own: written below
@@ -159,7 +162,7 @@ class Outbox:
         """Queue ``data`` (raises :class:`Disconnected` when not connected).
 
         ``QUEUE``: the writer thread writes it, with whatever else was queued, once it
-        gets to run (the connection thread sends so: it must never wait for the
+        gets to run (the reading thread sends so: it must never wait for the
         socket). ``BATCH``: the calling thread writes itself once enough has piled up.
         ``NOW``: the calling thread writes at once (it is about to wait anyway). With
         ``generation``, data of an earlier connection is dropped instead.
@@ -180,19 +183,67 @@ class Outbox:
             self.write()
 
     def write(self) -> None:
-        """Write everything queued (any thread but the connection thread).
+        """Write everything queued.
 
-        A callback writing here waits for the daemon to read: its lane's clock stops.
+        A callback writing here waits for the daemon to read: its lane's clock stops. The
+        reading thread never waits for the socket: it writes what the socket takes at
+        once, and for the rest, when it runs a callback itself, gives reading up first
+        (``_homegear_pool``), else leaves it to the writer thread.
         """
-        lane = self._pool.pause()
+        me = _get_ident()
+        pool = self._pool
+        if pool.reader == me:
+            if not self._write_lock.acquire(False):  # another thread writes
+                if pool.inline != me:
+                    with self.lock:
+                        self._out_ready.notify()  # what is queued waits for the writer
+                    return
+            else:
+                try:
+                    self._write_at_once(pool.inline == me)
+                finally:
+                    self._write_lock.release()
+                return
+        lane = pool.pause()
         try:
             with self._write_lock:
                 with self.lock:
                     batch, self._out = self._out, []
                     sock = self._sock
                 if batch and sock is not None:
-                    with contextlib.suppress(OSError):  # the connection thread sees the loss
+                    with contextlib.suppress(OSError):  # the reading thread sees the loss
                         sock.sendall(b"".join(batch) if len(batch) > 1 else batch[0])
+        finally:
+            pool.resume(lane)
+
+    def _write_at_once(self, inline: bool) -> None:
+        """The reading thread's write (under the write lock): what the socket takes now;
+        the rest is left queued for the writer thread, or, ``inline`` (in a callback),
+        written once this thread gave reading up."""
+        with self.lock:
+            batch, self._out = self._out, []
+            sock = self._sock
+        if not batch or sock is None:
+            return
+        data = b"".join(batch) if len(batch) > 1 else batch[0]
+        try:
+            sent = sock.send(data, _DONTWAIT)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            return  # the reading thread sees the loss
+        if sent == len(data):
+            return
+        if not inline:
+            with self.lock:
+                if self._sock is sock:
+                    self._out.insert(0, data[sent:])  # first: nothing was written since
+                    self._out_ready.notify()
+            return
+        lane = self._pool.pause()  # gives reading up
+        try:
+            with contextlib.suppress(OSError):
+                sock.sendall(data[sent:])
         finally:
             self._pool.resume(lane)
 

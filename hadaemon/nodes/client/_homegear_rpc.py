@@ -2,19 +2,21 @@
 
 Threads (all daemon threads, so they never keep a finished node alive):
 
-- the *connection* thread (here) connects, authenticates with the node's token
+- the *reading* thread (here) connects, authenticates with the node's token
   (``_homegear_handover`` took it as the client was imported), reads every message and
-  hands it on; it never runs user code and never waits for a callback, so answers to
-  calls always get through, whatever the callbacks do. What it reads goes through the
-  shape checks the daemon uses too (``_homegear_wire``: one call of
-  :meth:`Connection.request`, :meth:`~Connection.response` or
-  :meth:`~Connection.notification` per message);
-- the *writer* thread (``_homegear_outbox``) writes what the connection thread queued
-  (it must never wait for the socket), and batches of a callback's outputs; a
-  callback's output on its own (a relay's answer to one input) is written by the
-  callback's thread at once, without waking the writer; the daemon's credits are kept
-  there too;
-- a pool of up to ten threads runs the callbacks (``_homegear_callbacks`` on
+  hands it on. What it reads goes through the shape checks the daemon uses too
+  (``_homegear_wire``: one call of :meth:`Connection.request`,
+  :meth:`~Connection.response` or :meth:`~Connection.notification` per message). It
+  runs an input's ``nodeInput`` itself while the inputs' lane is free (no thread
+  wakes up between an input and its callback), and gives reading up to another thread
+  before such a callback waits for the daemon or once it has run half a second
+  (``_homegear_pool``): answers to calls always get through, whatever the callbacks do,
+  and it never waits for the socket;
+- the *writer* thread (``_homegear_outbox``) writes what the reading thread queued, and
+  batches of a callback's outputs; a callback's output on its own (a relay's answer to
+  one input) is written by the callback's thread at once, without waking the writer;
+  the daemon's credits are kept there too;
+- a pool of up to ten threads runs the other callbacks (``_homegear_callbacks`` on
   ``_homegear_pool``): ``nodeInput`` and ``eventHandler`` each in arrival order, one at
   a time while they return promptly, overlapping only when one blocks; each
   ``nodeInput`` request is answered when its callback returned (the daemon's window of
@@ -112,7 +114,7 @@ class _Pending:
 
 
 class _Handshake:
-    """What the connection thread reads while it authenticates: the answer to
+    """What the reading thread reads while it authenticates: the answer to
     ``authenticate`` (msgid 0) counts, anything else is ignored."""
 
     answered = False
@@ -155,7 +157,7 @@ class Connection:
         self._closed = False
         self._node_info = values.copier(None)
         self._prefixes: dict[str, bytes] = {}
-        self._reader = 0  # the connection thread's ident
+        self._link: tuple[_socket.socket, values.Unpacker] | None = None  # while connected
         # The callbacks, on their pool of threads.
         self._callbacks = callbacks.Callbacks(on_input, on_event, self.node_info,
                                               self._log_error)
@@ -183,7 +185,7 @@ class Connection:
         if self._threads_started:
             return
         self._threads_started = True
-        threading.Thread(target=self._run, name="homegear-connection", daemon=True).start()
+        self._pool.start_reading(self._run)
         self._outbox.start()
 
     def wait_connected(self, timeout: float) -> bool:
@@ -277,35 +279,50 @@ class Connection:
         with self._pending_lock:
             self._pending.pop(msgid, None)
 
-    # -- the connection thread ------------------------------------------------------
+    # -- the reading thread ---------------------------------------------------------
 
     def _run(self) -> None:
-        self._reader = self._outbox.reader = threading.get_ident()
+        """The reading thread's work: connect, authenticate, read, reconnect. The thread
+        that reads may change (``_homegear_pool``: it gives reading up while it runs a
+        callback that must wait): this returns on the thread that gave it up, and runs
+        on in the one that took it over, on the same connection."""
         attempt = 0
         while not self._closed:
-            if self._daemon_gone():
-                self._fatal("the daemon that started this node is gone")
-                return
-            try:
-                sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
-                sock.connect(self.path)
-            except OSError:
-                sock.close()
-                time.sleep(_RECONNECT_DELAYS[min(attempt, len(_RECONNECT_DELAYS) - 1)])
-                attempt += 1
-                continue
-            try:
-                unpacker = values.Unpacker()
-                if not self._authenticate(sock, unpacker):
+            link = self._link
+            if link is None:
+                if self._daemon_gone():
+                    self._fatal("the daemon that started this node is gone")
                     return
-                attempt = 0
-                self._read(sock, unpacker)
+                try:
+                    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+                    sock.connect(self.path)
+                except OSError:
+                    sock.close()
+                    time.sleep(_RECONNECT_DELAYS[min(attempt, len(_RECONNECT_DELAYS) - 1)])
+                    attempt += 1
+                    continue
+                # Set before authenticating: the callbacks of what arrives with the
+                # answer may run on this thread, and another one then reads on.
+                link = self._link = (sock, values.Unpacker())
+                fresh = True
+            else:
+                fresh = False
+            sock, unpacker = link
+            try:
+                if fresh:
+                    if not self._authenticate(sock, unpacker):
+                        self._link = None
+                        self._disconnected(sock)
+                        return
+                    attempt = 0
+                if not self._read(sock, unpacker):
+                    return  # another thread reads on
             except OSError:
                 pass
             except Exception:
                 warn("connection failed:\n" + callbacks.traceback_text())
-            finally:
-                self._disconnected(sock)
+            self._link = None
+            self._disconnected(sock)
             if not self._closed:
                 time.sleep(_RECONNECT_DELAYS[0])
 
@@ -351,34 +368,38 @@ class Connection:
                     self._read_buffered(unpacker)
                     return True
 
-    def _read(self, sock: _socket.socket, unpacker: values.Unpacker) -> None:
+    def _read(self, sock: _socket.socket, unpacker: values.Unpacker) -> bool:
+        """Read until the connection ends (True) or this thread gave reading up (False)."""
         recv = sock.recv
         feed = unpacker.feed
         read_buffered = self._read_buffered
-        while True:
+        reading = self._pool.reading
+        while reading():
             data = recv(262144)
             if not data:
-                return
+                return True
             feed(data)
             read_buffered(unpacker)
+        return False
 
     def _read_buffered(self, unpacker: values.Unpacker) -> None:
         """Every complete message in ``unpacker``, one call of the methods below each
         (``_homegear_wire.dispatch``); what came in one read goes to the pool in one
-        hand-over."""
+        hand-over (events first: the inputs' callbacks may run on this thread, which may
+        give reading up meanwhile)."""
         for message in unpacker:
             try:
                 dispatch(message, self)
             except WireError as exc:
                 warn(f"ignoring a message that is not msgpack-rpc: {exc}")
-        if self._inputs:
-            inputs, self._inputs = self._inputs, []
-            self._callbacks.inputs(inputs)
         if self._events:
             events, self._events = self._events, []
             self._callbacks.events(events)
+        if self._inputs:
+            inputs, self._inputs = self._inputs, []
+            self._callbacks.inputs(inputs)
 
-    # -- the daemon's messages, on the connection thread ---------------------------------
+    # -- the daemon's messages, on the reading thread ------------------------------------
 
     def notification(self, method: str, params: list[Any]) -> None:
         # The most frequent message first: nodeInput as a notification (no answer wanted
