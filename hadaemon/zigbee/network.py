@@ -81,6 +81,7 @@ class Network(Incoming):
         self.devices = {}
         self.groups = {}
         self._by_name = {}
+        self._early = {}
         self._unbound = {}
         self._views = []
         self._observers = []
@@ -150,6 +151,7 @@ class Network(Incoming):
             self.devices.clear()
             self.groups.clear()
             self._by_name.clear()
+            self._early.clear()
 
         return waited.addBoth(forget)
 

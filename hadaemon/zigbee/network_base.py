@@ -18,7 +18,7 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 
 from hadaemon.bus import Bus, Subscription
-from hadaemon.mqtt import MqttClient
+from hadaemon.mqtt import Message, MqttClient
 from hadaemon.registry import KeyValueStore, Registry
 from hadaemon.values import same
 from hadaemon.zigbee.collation import Collator
@@ -57,6 +57,7 @@ class NetworkBase:
     devices: dict[str, LiveDevice]
     groups: dict[int, LiveGroup]
     _by_name: dict[str, LiveTarget]
+    _early: dict[str, Message]
     _unbound: dict[tuple[str, str], UnboundTarget]
     _views: list[DeviceView]
     _observers: list[Observer]
@@ -122,6 +123,9 @@ class NetworkBase:
         return self.mqtt.publish(topic, payload, qos=self.settings.qos)
 
     # -- warnings ---------------------------------------------------------------------------
+
+    def _apply_early(self) -> None:
+        """Apply what came before the device list (``Incoming`` does)."""
 
     def warn_once(self, message: str, *, key: Any = None) -> None:
         """Warn, but not about the same thing more than once per ``warn_interval``."""

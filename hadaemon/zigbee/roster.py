@@ -134,6 +134,8 @@ class Roster(Readiness):
         self._subscriptions.follow(self._by_name)
         for view in self._views:
             self._bind(view)
+        if self._early:
+            self._apply_early()
 
     # -- views (automations' device objects) --------------------------------------------------
 

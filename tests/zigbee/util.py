@@ -46,7 +46,9 @@ class Harness:
 
     def __init__(self, devices: list[Any] | None = None, groups: list[Any] | None = None,
                  *, connection: type[FakeConnection] = FakeConnection,
-                 **settings: Any) -> None:
+                 before: list[tuple[str, Any]] | None = None, **settings: Any) -> None:
+        """``before``: messages delivered before the device list (as retained ones can
+        come after a connect)."""
         self.clock = ReplayReactor()
         self.bus = Bus(self.clock)
         self.store = _MemoryStore()
@@ -59,6 +61,8 @@ class Harness:
         self.bus.subscribe("variable/#", self._event)
         self.network.start()
         self.connection.connect()
+        for topic, payload in before or []:
+            self.deliver(topic, payload)
         self.deliver("zigbee2mqtt/bridge/devices", devices if devices is not None else sample())
         if groups is not None:
             self.deliver("zigbee2mqtt/bridge/groups", groups)
