@@ -207,25 +207,30 @@ class Outbox:
         lane = pool.pause()
         try:
             with self._write_lock:
-                with self.lock:
-                    batch, self._out = self._out, []
-                    sock = self._sock
-                if batch and sock is not None:
+                data, sock = self._take()
+                if data and sock is not None:
                     with contextlib.suppress(OSError):  # the reading thread sees the loss
-                        sock.sendall(b"".join(batch) if len(batch) > 1 else batch[0])
+                        sock.sendall(data)
         finally:
             pool.resume(lane)
+
+    def _take(self) -> tuple[bytes, _socket.socket | None]:
+        """Everything queued, as one write, and the socket to write it to (under the
+        write lock: batches leave in the order they were taken)."""
+        with self.lock:
+            batch, self._out = self._out, []
+            sock = self._sock
+        if not batch:
+            return b"", sock
+        return (b"".join(batch) if len(batch) > 1 else batch[0]), sock
 
     def _write_at_once(self, inline: bool) -> None:
         """The reading thread's write (under the write lock): what the socket takes now;
         the rest is left queued for the writer thread, or, ``inline`` (in a callback),
         written once this thread gave reading up."""
-        with self.lock:
-            batch, self._out = self._out, []
-            sock = self._sock
-        if not batch or sock is None:
+        data, sock = self._take()
+        if not data or sock is None:
             return
-        data = b"".join(batch) if len(batch) > 1 else batch[0]
         try:
             sent = sock.send(data, _DONTWAIT)
         except BlockingIOError:

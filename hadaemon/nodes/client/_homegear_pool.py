@@ -138,24 +138,33 @@ class Pool:
             self._run(me, lane, jobs[0], inline=True)
 
     def _reading(self) -> None:
+        """A thread started to read (the first one, or one taking reading over)."""
         me = _get_ident()
         with self._lock:
             self.reader = me
-        while True:
+            if self._read_and_rejoin(me):
+                while self._work_locked(me):
+                    if not self._read_and_rejoin(me):
+                        return
+
+    def _read_and_rejoin(self, me: int) -> bool:
+        """Read until this thread hands reading over or the connection ends for good
+        (called and returns with the lock held); then join the pool if it has room
+        (True), else let the thread end (False)."""
+        self._lock.release()
+        try:
             read = self._read
             if read is not None:
                 read()
-            with self._lock:
-                if self.reader == me:  # the connection ended for good
-                    self.reader = 0
-                    return
-                if self._threads >= POOL_SIZE:
-                    return
-                self._threads += 1
-                self._idle += 1
-                if not self._work_locked(me):
-                    return  # an extra thread ends
-                # It took reading over again: go on reading.
+        finally:
+            self._lock.acquire()
+        if self.reader == me:  # the connection ended for good
+            self.reader = 0
+        if self._threads >= POOL_SIZE:
+            return False
+        self._threads += 1
+        self._idle += 1
+        return True
 
     def _hand_over(self) -> None:
         """Give reading up (the reader, in a callback): an idle thread takes it, or a
@@ -300,21 +309,9 @@ class Pool:
                 self._idle -= 1
                 self._run(me, *first)
                 self._idle += 1
-            while self._work_locked(me):
-                # It took reading over: read until it hands it over again.
-                self._lock.release()
-                try:
-                    read = self._read
-                    if read is not None:
-                        read()
-                finally:
-                    self._lock.acquire()
-                if self.reader == me:  # the connection ended for good
-                    self.reader = 0
-                if self._threads >= POOL_SIZE:
+            while self._work_locked(me):  # it took reading over
+                if not self._read_and_rejoin(me):
                     return
-                self._threads += 1
-                self._idle += 1
 
     def _work_locked(self, me: int) -> bool:
         """Run jobs until this thread takes reading over (True: it left the pool) or
