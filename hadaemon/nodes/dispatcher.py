@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
@@ -44,9 +44,6 @@ from hadaemon.nodes.scopes import (
     NodeCredentials,
 )
 from hadaemon.sentinels import UNKNOWN
-
-if TYPE_CHECKING:
-    pass
 
 CREDITS = 512
 """Calls a node may send without awaiting answers (nodeOutput...) before it must wait

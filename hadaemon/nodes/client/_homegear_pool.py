@@ -143,9 +143,7 @@ class Pool:
         with self._lock:
             self.reader = me
             if self._read_and_rejoin(me):
-                while self._work_locked(me):
-                    if not self._read_and_rejoin(me):
-                        return
+                self._serve(me)
 
     def _read_and_rejoin(self, me: int) -> bool:
         """Read until this thread hands reading over or the connection ends for good
@@ -309,9 +307,14 @@ class Pool:
                 self._idle -= 1
                 self._run(me, *first)
                 self._idle += 1
-            while self._work_locked(me):  # it took reading over
-                if not self._read_and_rejoin(me):
-                    return
+            self._serve(me)
+
+    def _serve(self, me: int) -> None:
+        """A pool thread's life (under the lock): jobs, and reading whenever it takes
+        reading over, until it ends."""
+        while self._work_locked(me):  # it took reading over
+            if not self._read_and_rejoin(me):
+                return
 
     def _work_locked(self, me: int) -> bool:
         """Run jobs until this thread takes reading over (True: it left the pool) or
